@@ -1,0 +1,26 @@
+/** The engine's public surface. Everything outside core reaches the engine through this file. */
+export {
+  type CancelTimer,
+  type Clock,
+  RealClock,
+  VirtualClock,
+  type VirtualClockOptions,
+} from './clock.js';
+export * from './errors.js';
+export * from './faces.js';
+export * from './model.js';
+export {
+  type BatchOptions,
+  backoffDelay,
+  type RetryPolicy,
+  type RunOptions,
+  resolveRetry,
+  type StopConditions,
+} from './options.js';
+export {
+  type RateLimit,
+  RateLimiter,
+  type RateLimiterOptions,
+  RateLimiterRegistry,
+} from './rate.js';
+export { Run, type TaskSource } from './run.js';

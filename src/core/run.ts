@@ -1,0 +1,1024 @@
+/**
+ * The run loop: the one scheduler every face of Stride runs on. It decides what starts and when
+ * (readiness, priority, concurrency, rate, retries, stop rules, pause); the Target decides how.
+ *
+ * Invariants this file keeps (each pinned by a test):
+ * - a slot is taken when an attempt starts and given back only when that attempt's promise
+ *   settles, even after a timeout: work that ignores its abort keeps its slot (a zombie);
+ * - every attempt takes a rate token synchronously right before it starts, retries included;
+ * - no attempt starts while paused or stopping, or with an aborted signal;
+ * - every wait (queued, backoff, rate token, batch gap) is cancelled by cancel;
+ * - every task ends in exactly one terminal state.
+ */
+
+import { type CancelTimer, type Clock, RealClock } from './clock.js';
+import {
+  CancelledError,
+  classifyError,
+  type ErrorInfo,
+  InvalidOptionError,
+  PausedError,
+  TimeoutError,
+  toErrorInfo,
+} from './errors.js';
+import { LatencyHistogram } from './histogram.js';
+import {
+  type AttemptContext,
+  type CancelReason,
+  isTerminal,
+  type RunEvents,
+  type RunExecutionResult,
+  type RunStatistics,
+  type RunStatus,
+  type StopInfo,
+  type Target,
+  type TaskResult,
+  type TaskSpec,
+  type TaskStatus,
+  type TaskTransition,
+  type TaskView,
+  type TerminalStatus,
+  type Usage,
+} from './model.js';
+import {
+  backoffDelay,
+  type ResolvedRetry,
+  type RunOptions,
+  resolveRetry,
+  validateConcurrency,
+  validateRunOptions,
+} from './options.js';
+import { Fifo, PriorityFifo } from './queue.js';
+import { type RateLimiter, RateLimiterRegistry } from './rate.js';
+
+/** Where tasks come from: an array, any iterable, or an async iterable (streamed, never all in memory). */
+export type TaskSource<I> = Iterable<TaskSpec<I>> | AsyncIterable<TaskSpec<I>>;
+
+type Listeners = { [K in keyof RunEvents]: RunEvents[K][] };
+
+/** A task's live record. It becomes the task's TaskResult when terminal (no copy). */
+class TaskRecord<I, O> implements TaskResult<I, O>, TaskView<I> {
+  status: TaskStatus = 'pending';
+  attempts: number;
+  output: O | undefined = undefined;
+  error: ErrorInfo | undefined = undefined;
+  reason: CancelReason | undefined = undefined;
+  usage: Usage = { tokens: 0, cost: 0 };
+  startedAt: number | undefined = undefined;
+  finishedAt: number | undefined = undefined;
+  executionTimeMs = 0;
+  /** Attempts aborted by pause; they do not spend the retry budget. */
+  interrupted = 0;
+  /** A retry is waiting in backoff or in the retry queue. */
+  retrying = false;
+  /** Admitted into the current batch (batch mode). */
+  batched = false;
+  backoffCancel: CancelTimer | undefined = undefined;
+
+  constructor(
+    readonly id: string,
+    readonly input: I,
+    readonly priority: number,
+    readonly timeoutMs: number | undefined,
+    readonly maxAttempts: number,
+    readonly bucket: RateLimiter | undefined,
+    readonly rateKey: string,
+    attemptsBefore: number,
+  ) {
+    this.attempts = attemptsBefore;
+  }
+}
+
+type AbortKind = 'timeout' | 'cancel' | 'pause';
+
+/** One attempt; it is also the AttemptContext the target receives. */
+class Attempt<I, O> implements AttemptContext {
+  private controller: AbortController | undefined = undefined;
+  abortReason: unknown = undefined;
+  abortKind: AbortKind | undefined = undefined;
+  /** The promise settled: the slot is free. */
+  settled = false;
+  /** The task's outcome for this attempt was applied (possibly before it settled, on timeout). */
+  decided = false;
+  zombie = false;
+  timeoutCancel: CancelTimer | undefined = undefined;
+  zombieCancel: CancelTimer | undefined = undefined;
+
+  constructor(
+    private readonly run: Run<I, O>,
+    readonly rec: TaskRecord<I, O>,
+    readonly attempt: number,
+    readonly startedAt: number,
+  ) {}
+
+  get taskId(): string {
+    return this.rec.id;
+  }
+
+  // Created on first read: most targets that never look at the signal pay nothing for it.
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.abortReason !== undefined) this.controller.abort(this.abortReason);
+    }
+    return this.controller.signal;
+  }
+
+  abort(kind: AbortKind, reason: unknown): void {
+    if (this.abortReason !== undefined) {
+      // A later, stronger abort (cancel after pause) re-labels what the settlement means.
+      if (kind === 'cancel') this.abortKind = 'cancel';
+      return;
+    }
+    this.abortKind = kind;
+    this.abortReason = reason;
+    this.controller?.abort(reason);
+  }
+
+  reportUsage(usage: Partial<Usage>): void {
+    this.run.addUsage(this, usage);
+  }
+}
+
+let runCounter = 0;
+
+function newRunId(): string {
+  const c = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto;
+  return c?.randomUUID?.() ?? `run-${Date.now().toString(36)}-${(runCounter++).toString(36)}`;
+}
+
+function isAsyncIterable<T>(x: unknown): x is AsyncIterable<T> {
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    typeof (x as AsyncIterable<T>)[Symbol.asyncIterator] === 'function'
+  );
+}
+
+/**
+ * One run of a set of tasks against a target: the engine.
+ *
+ * @example
+ * ```ts
+ * const run = new Run(
+ *   [{ id: 'a', input: 1 }, { id: 'b', input: 2 }],
+ *   { execute: async (task) => task.input * 2 },
+ *   { concurrency: 2, retry: { maxAttempts: 3 }, timeoutMs: 5_000 },
+ * );
+ * run.on('transition', (t) => console.log(t.taskId, t.from, '->', t.to));
+ * const result = await run.start();
+ * result.statistics.succeededTasks; // 2
+ * ```
+ */
+export class Run<I = unknown, O = unknown> {
+  readonly runId: string;
+  private readonly target: Target<I, O>;
+  private readonly clock: Clock;
+  private readonly random: () => number;
+  private readonly retry: ResolvedRetry;
+  private readonly options: RunOptions;
+  private readonly limiters: RateLimiterRegistry;
+  private readonly defaultKey: string;
+  private readonly zombieGraceMs: number;
+  private readonly retain: boolean;
+  private readonly lookahead: number;
+  private concurrencyLimit: number;
+
+  private statusValue: RunStatus = 'running';
+  private started = false;
+  private finished = false;
+  private readonly runController = new AbortController();
+  private readonly listeners: Listeners = {
+    transition: [],
+    rateLimited: [],
+    coolDown: [],
+    zombie: [],
+    usage: [],
+    paused: [],
+    resumed: [],
+    concurrency: [],
+    stopping: [],
+    done: [],
+  };
+  private waiters: { check: () => boolean; resolve: () => void }[] = [];
+
+  // Source
+  private syncIterator: Iterator<TaskSpec<I>> | undefined;
+  private asyncIterator: AsyncIterator<TaskSpec<I>> | undefined;
+  private sourceDone = false;
+  private filling = false;
+  private seq = 0;
+
+  // Queues and in-flight work
+  private readonly ready = new PriorityFifo<TaskRecord<I, O>>();
+  private readonly retryQueue = new Fifo<TaskRecord<I, O>>();
+  private readonly backingOff = new Set<TaskRecord<I, O>>();
+  private readonly inFlight = new Set<Attempt<I, O>>();
+  private running = 0;
+  private zombiesRunning = 0;
+  private live = 0;
+  private pumping = false;
+  private rateTimer: CancelTimer | undefined;
+  private rateTimerAt = Number.POSITIVE_INFINITY;
+  private deadlineTimer: CancelTimer | undefined;
+  private batchTimer: CancelTimer | undefined;
+  private batchAdmitted = 0;
+  private batchLive = 0;
+  private batchGapDone = true;
+
+  // Stop state
+  private stopReason: CancelReason | undefined;
+  private stopInfo: StopInfo | undefined;
+  private consecutiveAuth = 0;
+  private readonly signalListener: (() => void) | undefined;
+
+  // Statistics
+  private readonly counts: Record<TaskStatus, number> = {
+    pending: 0,
+    queued: 0,
+    running: 0,
+    succeeded: 0,
+    failed: 0,
+    timeout: 0,
+    cancelled: 0,
+    error: 0,
+  };
+  private total = 0;
+  private attemptsStarted = 0;
+  private retries = 0;
+  private interrupted = 0;
+  private zombies = 0;
+  private tokens = 0;
+  private cost = 0;
+  private startedAt = 0;
+  private readonly latency = new LatencyHistogram();
+  private readonly results: TaskRecord<I, O>[] = [];
+  private resultPromise: Promise<RunExecutionResult<I, O>> | undefined;
+  private resolveResult: ((r: RunExecutionResult<I, O>) => void) | undefined;
+
+  constructor(source: TaskSource<I>, target: Target<I, O>, options: RunOptions = {}) {
+    validateRunOptions(options);
+    if (typeof target !== 'object' || target === null || typeof target.execute !== 'function') {
+      throw new InvalidOptionError('target', target, 'an object with an execute(task, ctx) method');
+    }
+    this.options = options;
+    this.target = target;
+    this.clock = options.clock ?? new RealClock();
+    this.random = options.random ?? Math.random;
+    this.retry = resolveRetry(options.retry);
+    this.limiters = options.limiters ?? new RateLimiterRegistry(this.clock);
+    this.defaultKey = target.key ?? 'default';
+    this.zombieGraceMs = options.zombieGraceMs ?? 1000;
+    this.retain = options.retainResults ?? true;
+    this.concurrencyLimit = options.concurrency ?? 10;
+    this.lookahead = options.lookahead ?? Math.max(256, 4 * this.concurrencyLimit);
+    this.runId = options.runId ?? newRunId();
+    if (options.paused) this.statusValue = 'paused';
+
+    if (Array.isArray(source)) {
+      // An array is in memory already: admit it whole so priorities order the whole plan.
+      this.syncIterator = source[Symbol.iterator]();
+    } else if (isAsyncIterable<TaskSpec<I>>(source)) {
+      this.asyncIterator = source[Symbol.asyncIterator]();
+    } else if (
+      source != null &&
+      typeof (source as Iterable<TaskSpec<I>>)[Symbol.iterator] === 'function'
+    ) {
+      this.syncIterator = (source as Iterable<TaskSpec<I>>)[Symbol.iterator]();
+    } else {
+      throw new InvalidOptionError(
+        'tasks',
+        source,
+        'an array, an iterable or an async iterable of tasks',
+      );
+    }
+    this.arrayLike = Array.isArray(source);
+    if (options.signal !== undefined) {
+      const signal = options.signal;
+      this.signalListener = () =>
+        this.cancel({ message: String(signal.reason ?? 'aborted by signal') });
+    }
+  }
+
+  private readonly arrayLike: boolean;
+
+  // ---------------------------------------------------------------- public surface
+
+  /** Current run state. */
+  get status(): RunStatus {
+    return this.statusValue;
+  }
+
+  /** Current concurrency limit. */
+  get concurrency(): number {
+    return this.concurrencyLimit;
+  }
+
+  /** Aborted when the run stops (cancel, stop rule, deadline): the parent of every attempt's signal. */
+  get signal(): AbortSignal {
+    return this.runController.signal;
+  }
+
+  /** A live snapshot for progress displays and tests. */
+  get progress(): {
+    total: number;
+    byStatus: Readonly<Record<TaskStatus, number>>;
+    running: number;
+    zombiesRunning: number;
+    settled: number;
+    attempts: number;
+    tokens: number;
+    cost: number;
+  } {
+    const c = this.counts;
+    return {
+      total: this.total,
+      byStatus: { ...c },
+      running: this.running,
+      zombiesRunning: this.zombiesRunning,
+      settled: c.succeeded + c.failed + c.timeout + c.cancelled + c.error,
+      attempts: this.attemptsStarted,
+      tokens: this.tokens,
+      cost: this.cost,
+    };
+  }
+
+  /** Adds a listener; returns a function that removes it. Listeners run synchronously. */
+  on<K extends keyof RunEvents>(event: K, listener: RunEvents[K]): () => void {
+    const list = this.listeners[event] as RunEvents[K][];
+    list.push(listener);
+    return () => {
+      const i = list.indexOf(listener);
+      if (i >= 0) list.splice(i, 1);
+    };
+  }
+
+  /** Starts the run (once) and returns its result. Cancelling resolves it; it never rejects. */
+  start(): Promise<RunExecutionResult<I, O>> {
+    if (this.resultPromise !== undefined) return this.resultPromise;
+    this.resultPromise = new Promise((resolve) => {
+      this.resolveResult = resolve;
+    });
+    this.started = true;
+    this.startedAt = this.clock.now();
+    const stop = this.options.stop;
+    if (stop?.deadlineMs !== undefined) {
+      this.deadlineTimer = this.clock.schedule(stop.deadlineMs, () => {
+        this.deadlineTimer = undefined;
+        this.stop({ kind: 'deadline' }, 'abort', {
+          rule: 'deadline',
+          message: `run deadline of ${stop.deadlineMs} ms reached`,
+        });
+      });
+    }
+    if (this.options.signal !== undefined) {
+      if (this.options.signal.aborted) this.signalListener!();
+      else this.options.signal.addEventListener('abort', this.signalListener!, { once: true });
+    }
+    this.refill();
+    this.pump();
+    this.maybeFinish();
+    return this.resultPromise;
+  }
+
+  /** The run's result; starts the run if needed. */
+  get result(): Promise<RunExecutionResult<I, O>> {
+    return this.start();
+  }
+
+  /**
+   * Stops dispatch at once. In-flight attempts finish (default), or are aborted and their tasks
+   * re-queued with `abortInFlight` (those attempts do not spend the retry budget).
+   */
+  pause(options: { abortInFlight?: boolean } = {}): void {
+    if (this.statusValue !== 'running') {
+      if (
+        !(
+          options.abortInFlight &&
+          (this.statusValue === 'pausing' || this.statusValue === 'paused')
+        )
+      )
+        return;
+    }
+    this.statusValue = this.running - this.zombiesRunning > 0 ? 'pausing' : 'paused';
+    this.clearRateTimer();
+    const abortInFlight = options.abortInFlight ?? false;
+    if (abortInFlight) {
+      for (const att of this.inFlight) {
+        if (!att.decided) this.abortAttempt(att, 'pause', new PausedError());
+      }
+    }
+    this.emit('paused', { at: this.clock.now(), abortInFlight });
+    this.notify();
+  }
+
+  /** Resumes dispatch after either kind of pause. */
+  resume(): void {
+    if (this.statusValue !== 'paused' && this.statusValue !== 'pausing') return;
+    this.statusValue = 'running';
+    this.emit('resumed', { at: this.clock.now() });
+    this.refill();
+    this.pump();
+    this.maybeFinish();
+    this.notify();
+  }
+
+  /**
+   * Cancels the run: no attempt starts any more, in-flight attempts are aborted (or drained with
+   * `drain: true`), every other task ends `cancelled` (reason `user`). The result resolves with
+   * the partial results; cancelling is not an error.
+   */
+  cancel(options: { drain?: boolean; message?: string } = {}): void {
+    const reason: CancelReason =
+      options.message === undefined ? { kind: 'user' } : { kind: 'user', message: options.message };
+    this.stop(reason, options.drain ? 'drain' : 'abort', undefined);
+  }
+
+  /** Changes the concurrency limit; lowering it never interrupts running attempts. */
+  setConcurrency(n: number): void {
+    validateConcurrency(n);
+    const from = this.concurrencyLimit;
+    this.concurrencyLimit = n;
+    this.emit('concurrency', { from, to: n, at: this.clock.now() });
+    this.pump();
+  }
+
+  /** Resolves once `predicate` holds, checked after every state change. */
+  waitFor(predicate: () => boolean): Promise<void> {
+    if (predicate()) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ check: predicate, resolve }));
+  }
+
+  /** Resolves when no attempt is in flight (zombies aside). */
+  onIdle(): Promise<void> {
+    return this.waitFor(() => this.running - this.zombiesRunning === 0);
+  }
+
+  /** Resolves when the run is paused and its in-flight work has settled. */
+  onPaused(): Promise<void> {
+    return this.waitFor(() => this.statusValue === 'paused' || this.finished);
+  }
+
+  // ---------------------------------------------------------------- the loop
+
+  /** Starts every attempt that may start now. Re-entrant calls are ignored (the loop re-checks). */
+  private pump(): void {
+    if (this.pumping || !this.started || this.finished) return;
+    this.pumping = true;
+    try {
+      while (this.statusValue === 'running' && this.running < this.concurrencyLimit) {
+        if (this.ready.size + this.retryQueue.size < this.lookahead / 2) this.refill();
+        const fromRetry = this.retryQueue.size > 0;
+        const rec = fromRetry ? this.retryQueue.peek()! : this.ready.peek();
+        if (rec === undefined) break;
+        if (!fromRetry && this.options.batch !== undefined && !this.batchGateOpen()) break;
+        const bucket = rec.bucket;
+        if (bucket !== undefined && !bucket.tryAcquire()) {
+          this.armRateTimer(bucket, rec.rateKey);
+          break;
+        }
+        if (fromRetry) this.retryQueue.shift();
+        else this.ready.shift();
+        if (this.options.batch !== undefined && !rec.batched) {
+          rec.batched = true;
+          this.batchAdmitted++;
+          this.batchLive++;
+        }
+        this.startAttempt(rec);
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private startAttempt(rec: TaskRecord<I, O>): void {
+    const now = this.clock.now();
+    rec.attempts++;
+    this.attemptsStarted++;
+    if (rec.retrying) {
+      rec.retrying = false;
+      this.retries++;
+    }
+    if (rec.startedAt === undefined) rec.startedAt = now;
+    this.transition(rec, 'running', rec.attempts);
+    const att = new Attempt<I, O>(this, rec, rec.attempts, now);
+    this.inFlight.add(att);
+    this.running++;
+    const timeout = rec.timeoutMs ?? this.options.timeoutMs;
+    if (timeout !== undefined)
+      att.timeoutCancel = this.clock.schedule(timeout, () => this.onTimeout(att, timeout));
+    let promise: Promise<O>;
+    try {
+      promise = this.target.execute(rec, att);
+      if (promise === null || typeof (promise as Promise<O>)?.then !== 'function')
+        promise = Promise.resolve(promise);
+    } catch (err) {
+      promise = Promise.reject(err);
+    }
+    promise.then(
+      (value) => this.onSettled(att, true, value),
+      (err: unknown) => this.onSettled(att, false, err),
+    );
+  }
+
+  private onTimeout(att: Attempt<I, O>, timeoutMs: number): void {
+    att.timeoutCancel = undefined;
+    if (att.settled || att.decided) return;
+    const err = new TimeoutError(
+      `attempt ${att.attempt} of task ${att.rec.id} timed out after ${timeoutMs} ms`,
+    );
+    this.abortAttempt(att, 'timeout', err);
+    att.decided = true;
+    this.latency.record(this.clock.now() - att.startedAt);
+    this.attemptFailed(att.rec, err);
+    this.afterChange();
+  }
+
+  private onSettled(att: Attempt<I, O>, ok: boolean, value: unknown): void {
+    if (att.settled) return;
+    att.settled = true;
+    att.timeoutCancel?.();
+    att.zombieCancel?.();
+    this.inFlight.delete(att);
+    this.running--;
+    if (att.zombie) this.zombiesRunning--;
+    if (!att.decided) {
+      att.decided = true;
+      this.latency.record(this.clock.now() - att.startedAt);
+      const rec = att.rec;
+      if (ok) {
+        this.consecutiveAuth = 0;
+        rec.output = value as O;
+        this.finish(rec, 'succeeded');
+      } else if (att.abortKind === 'pause') {
+        this.requeueInterrupted(rec);
+      } else if (att.abortKind === 'cancel') {
+        this.finish(rec, 'cancelled', undefined, this.stopReason ?? { kind: 'user' });
+      } else {
+        this.attemptFailed(rec, value);
+      }
+    }
+    if (this.statusValue === 'pausing' && this.running - this.zombiesRunning === 0)
+      this.statusValue = 'paused';
+    this.afterChange();
+  }
+
+  private abortAttempt(att: Attempt<I, O>, kind: AbortKind, reason: unknown): void {
+    const first = att.abortReason === undefined;
+    att.abort(kind, reason);
+    if (first && !att.settled) {
+      att.zombieCancel = this.clock.schedule(this.zombieGraceMs, () => this.onZombie(att));
+    }
+  }
+
+  private onZombie(att: Attempt<I, O>): void {
+    att.zombieCancel = undefined;
+    if (att.settled) return;
+    att.zombie = true;
+    this.zombies++;
+    this.zombiesRunning++;
+    this.emit('zombie', { taskId: att.rec.id, attempt: att.attempt, at: this.clock.now() });
+    // The work ignores its abort; decide its task now so the run is not held hostage. The slot
+    // stays taken until the promise settles (maybe never).
+    if (!att.decided) {
+      att.decided = true;
+      if (att.abortKind === 'pause') this.requeueInterrupted(att.rec);
+      else this.finish(att.rec, 'cancelled', undefined, this.stopReason ?? { kind: 'user' });
+    }
+    if (this.statusValue === 'pausing' && this.running - this.zombiesRunning === 0)
+      this.statusValue = 'paused';
+    this.afterChange();
+  }
+
+  private requeueInterrupted(rec: TaskRecord<I, O>): void {
+    rec.interrupted++;
+    this.interrupted++;
+    if (this.stopReason !== undefined) {
+      this.finish(rec, 'cancelled', undefined, this.stopReason);
+      return;
+    }
+    this.transition(rec, 'queued', rec.attempts, true);
+    this.retryQueue.push(rec);
+  }
+
+  private attemptFailed(rec: TaskRecord<I, O>, err: unknown): void {
+    const cls = classifyError(err);
+    if (cls.auth) this.consecutiveAuth++;
+    else this.consecutiveAuth = 0;
+    const spent = rec.attempts - rec.interrupted;
+    const canRetry = cls.retryable && spent < rec.maxAttempts && this.stopReason === undefined;
+    const delay = cls.retryAfterMs ?? backoffDelay(this.retry, Math.max(1, spent), this.random);
+    if (cls.rateLimited && rec.bucket !== undefined) {
+      rec.bucket.coolDown(delay);
+      this.emit('coolDown', { key: rec.rateKey, ms: delay, at: this.clock.now() });
+    }
+    const info = toErrorInfo(err, cls.code);
+    if (!canRetry) {
+      this.finish(rec, cls.status, info);
+      return;
+    }
+    rec.retrying = true;
+    rec.error = info;
+    this.transition(rec, 'pending', rec.attempts, false, delay, info);
+    this.backingOff.add(rec);
+    rec.backoffCancel = this.clock.schedule(delay, () => {
+      rec.backoffCancel = undefined;
+      this.backingOff.delete(rec);
+      this.transition(rec, 'queued', rec.attempts, true);
+      this.retryQueue.push(rec);
+      this.afterChange();
+    });
+  }
+
+  private finish(
+    rec: TaskRecord<I, O>,
+    status: TerminalStatus,
+    error?: ErrorInfo,
+    reason?: CancelReason,
+  ): void {
+    if (isTerminal(rec.status)) return;
+    const now = this.clock.now();
+    rec.finishedAt = now;
+    rec.executionTimeMs = rec.startedAt === undefined ? 0 : now - rec.startedAt;
+    if (status === 'succeeded') rec.error = undefined;
+    else if (error !== undefined) rec.error = error;
+    if (status === 'cancelled') rec.reason = reason ?? { kind: 'user' };
+    this.live--;
+    if (rec.batched) this.batchLive--;
+    if (this.retain) this.results.push(rec);
+    this.transition(rec, status, rec.attempts);
+    if (this.stopReason === undefined) this.checkStopRules();
+  }
+
+  private checkStopRules(): void {
+    const s = this.options.stop;
+    const c = this.counts;
+    const failures = c.failed + c.timeout + c.error;
+    const authLimit = s?.maxConsecutiveAuthErrors ?? 3;
+    let info: StopInfo | undefined;
+    if (authLimit > 0 && this.consecutiveAuth >= authLimit) {
+      info = {
+        rule: 'auth_errors',
+        message: `${this.consecutiveAuth} authentication errors in a row`,
+      };
+    } else if (s === undefined) {
+      return;
+    } else if (s.maxFailures !== undefined && s.maxFailures >= 1 && failures >= s.maxFailures) {
+      info = {
+        rule: 'max_failures',
+        message: `${failures} failures reached max_failures ${s.maxFailures}`,
+      };
+    } else if (s.maxFailures !== undefined && s.maxFailures < 1) {
+      const settled = failures + c.succeeded;
+      if (settled >= (s.minSettled ?? 10) && failures / settled > s.maxFailures) {
+        info = {
+          rule: 'max_failures',
+          message: `${failures} of ${settled} settled tasks failed, more than ${s.maxFailures * 100}%`,
+        };
+      }
+    }
+    if (info === undefined && s !== undefined) {
+      if (s.maxCost !== undefined && this.cost >= s.maxCost) {
+        info = { rule: 'max_cost', message: `cost ${this.cost} reached max_cost ${s.maxCost}` };
+      } else if (s.maxTokens !== undefined && this.tokens >= s.maxTokens) {
+        info = {
+          rule: 'max_tokens',
+          message: `${this.tokens} tokens reached max_tokens ${s.maxTokens}`,
+        };
+      }
+    }
+    if (info !== undefined)
+      this.stop({ kind: 'stop_rule', rule: info.rule }, s?.inFlight ?? 'abort', info);
+  }
+
+  /** Stops the run: the shared path of cancel, stop rules and the deadline. */
+  private stop(reason: CancelReason, mode: 'abort' | 'drain', info: StopInfo | undefined): void {
+    if (this.stopReason !== undefined || this.finished) return;
+    this.stopReason = reason;
+    this.stopInfo = info;
+    this.statusValue = 'stopping';
+    this.emit('stopping', { at: this.clock.now(), reason });
+    this.clearRateTimer();
+    this.batchTimer?.();
+    this.batchTimer = undefined;
+    if (reason.kind !== 'deadline') {
+      this.deadlineTimer?.();
+      this.deadlineTimer = undefined;
+    }
+    const error =
+      reason.kind === 'user'
+        ? new CancelledError(reason.message ?? 'run cancelled')
+        : new CancelledError(info?.message ?? 'run stopped');
+    if (mode === 'abort') this.runController.abort(error);
+    for (const rec of this.backingOff) {
+      rec.backoffCancel?.();
+      rec.backoffCancel = undefined;
+      this.finish(rec, 'cancelled', undefined, reason);
+    }
+    this.backingOff.clear();
+    for (const rec of this.retryQueue.drain()) this.finish(rec, 'cancelled', undefined, reason);
+    for (const rec of this.ready.drain()) this.finish(rec, 'cancelled', undefined, reason);
+    if (mode === 'abort') {
+      for (const att of this.inFlight) {
+        if (!att.decided) this.abortAttempt(att, 'cancel', error);
+      }
+    }
+    // Every task of the plan gets its terminal state, also those never pulled from the source.
+    this.drainSourceCancelled();
+    this.afterChange();
+  }
+
+  private drainSourceCancelled(): void {
+    if (this.syncIterator !== undefined) {
+      while (!this.sourceDone) this.pullOneSync();
+    } else if (this.asyncIterator !== undefined) {
+      this.fillAsync();
+    }
+  }
+
+  // ---------------------------------------------------------------- source
+
+  /** Pulls tasks from the source into the ready queue, up to the lookahead. */
+  private refill(): void {
+    if (this.sourceDone || !this.started) return;
+    if (this.syncIterator !== undefined) {
+      const limit = this.arrayLike ? Number.POSITIVE_INFINITY : this.lookahead;
+      while (!this.sourceDone && this.ready.size < limit) this.pullOneSync();
+    } else {
+      this.fillAsync();
+    }
+  }
+
+  private pullOneSync(): void {
+    let step: IteratorResult<TaskSpec<I>>;
+    try {
+      step = this.syncIterator!.next();
+    } catch (err) {
+      this.sourceFailed(err);
+      return;
+    }
+    if (step.done) {
+      this.sourceDone = true;
+      return;
+    }
+    this.admit(step.value);
+  }
+
+  private fillAsync(): void {
+    if (this.filling || this.sourceDone) return;
+    this.filling = true;
+    const it = this.asyncIterator!;
+    const loop = async (): Promise<void> => {
+      try {
+        while (
+          !this.sourceDone &&
+          (this.stopReason !== undefined || this.ready.size < this.lookahead)
+        ) {
+          const step = await it.next();
+          if (step.done) {
+            this.sourceDone = true;
+            break;
+          }
+          this.admit(step.value);
+          if (this.stopReason === undefined) this.pump();
+        }
+      } catch (err) {
+        this.sourceFailed(err);
+      } finally {
+        this.filling = false;
+      }
+      this.afterChange();
+    };
+    void loop();
+  }
+
+  /** A source that throws ends the run: tasks already read run on; nothing more is read. */
+  private sourceFailed(err: unknown): void {
+    this.sourceDone = true;
+    this.sourceError = toErrorInfo(err, 'CASES_INVALID');
+    this.stop(
+      { kind: 'user', message: `task source failed: ${this.sourceError.message}` },
+      'drain',
+      undefined,
+    );
+  }
+
+  private sourceError: ErrorInfo | undefined;
+
+  /** The error that ended the task source early, if any. */
+  get sourceFailure(): ErrorInfo | undefined {
+    return this.sourceError;
+  }
+
+  private admit(spec: TaskSpec<I>): void {
+    const id = spec.id ?? `task-${this.seq + 1}`;
+    this.seq++;
+    const key = spec.rateKey ?? this.defaultKey;
+    const bucket =
+      this.options.rate !== undefined
+        ? this.limiters.get(key, this.options.rate)
+        : this.limiters.peek(key);
+    const rec = new TaskRecord<I, O>(
+      id,
+      spec.input,
+      spec.priority ?? 0,
+      spec.timeoutMs,
+      spec.maxAttempts ?? this.retry.maxAttempts,
+      bucket,
+      key,
+      spec.attemptsBefore ?? 0,
+    );
+    this.total++;
+    this.live++;
+    this.counts.pending++;
+    if (this.stopReason !== undefined) {
+      this.finish(rec, 'cancelled', undefined, this.stopReason);
+      return;
+    }
+    this.transition(rec, 'queued', rec.attempts, false);
+    this.ready.push(rec, rec.priority);
+  }
+
+  // ---------------------------------------------------------------- waits
+
+  private batchGateOpen(): boolean {
+    const batch = this.options.batch!;
+    if (this.batchAdmitted < batch.size) return this.batchGapDone;
+    if (this.batchLive > 0) return false;
+    // The batch is complete: start the gap, then open the next batch.
+    this.batchAdmitted = 0;
+    const gap = batch.backoffMs ?? 0;
+    if (gap === 0) return true;
+    this.batchGapDone = false;
+    this.batchTimer = this.clock.schedule(gap, () => {
+      this.batchTimer = undefined;
+      this.batchGapDone = true;
+      this.afterChange();
+    });
+    return false;
+  }
+
+  private armRateTimer(bucket: RateLimiter, key: string): void {
+    const wait = bucket.msUntilAvailable(1);
+    const at = this.clock.now() + wait;
+    if (this.rateTimer !== undefined && this.rateTimerAt <= at) return;
+    this.rateTimer?.();
+    this.rateTimerAt = at;
+    this.emit('rateLimited', { key, waitMs: wait, at: this.clock.now() });
+    this.rateTimer = this.clock.schedule(wait, () => {
+      this.rateTimer = undefined;
+      this.rateTimerAt = Number.POSITIVE_INFINITY;
+      this.afterChange();
+    });
+  }
+
+  private clearRateTimer(): void {
+    this.rateTimer?.();
+    this.rateTimer = undefined;
+    this.rateTimerAt = Number.POSITIVE_INFINITY;
+  }
+
+  // ---------------------------------------------------------------- bookkeeping
+
+  /** @internal Called by Attempt.reportUsage. */
+  addUsage(att: Attempt<I, O>, usage: Partial<Usage>): void {
+    const tokens = usage.tokens ?? 0;
+    const cost = usage.cost ?? 0;
+    if (!Number.isFinite(tokens) || tokens < 0)
+      throw new InvalidOptionError('usage.tokens', tokens, 'a number >= 0');
+    if (!Number.isFinite(cost) || cost < 0)
+      throw new InvalidOptionError('usage.cost', cost, 'a number >= 0');
+    att.rec.usage.tokens += tokens;
+    att.rec.usage.cost += cost;
+    this.tokens += tokens;
+    this.cost += cost;
+    this.emit('usage', { taskId: att.rec.id, attempt: att.attempt, tokens, cost });
+  }
+
+  private transition(
+    rec: TaskRecord<I, O>,
+    to: TaskStatus,
+    attempt: number,
+    retry = false,
+    retryInMs = 0,
+    error?: ErrorInfo,
+  ): void {
+    const from = rec.status;
+    this.counts[from]--;
+    this.counts[to]++;
+    rec.status = to;
+    const listeners = this.listeners.transition;
+    if (listeners.length === 0) return;
+    const base = { taskId: rec.id, from, at: this.clock.now(), attempt };
+    let event: TaskTransition;
+    switch (to) {
+      case 'queued':
+        event = { ...base, to, retry };
+        break;
+      case 'pending':
+        event = { ...base, to, retryInMs, error: error! };
+        break;
+      case 'running':
+        event = { ...base, to };
+        break;
+      case 'succeeded':
+        event = { ...base, to, result: rec };
+        break;
+      case 'cancelled':
+        event = { ...base, to, reason: rec.reason!, result: rec };
+        break;
+      default:
+        event = { ...base, to, error: rec.error!, result: rec };
+    }
+    this.dispatch(listeners, event);
+  }
+
+  private emit<K extends keyof RunEvents>(event: K, payload: Parameters<RunEvents[K]>[0]): void {
+    const list = this.listeners[event];
+    if (list.length > 0) this.dispatch(list as ((p: typeof payload) => void)[], payload);
+  }
+
+  private dispatch<P>(list: ((p: P) => void)[], payload: P): void {
+    for (const fn of list.length === 1 ? list : [...list]) {
+      try {
+        fn(payload);
+      } catch (err) {
+        // A throwing listener is a bug in the caller's code: surface it loudly, but never let it
+        // corrupt the scheduler's bookkeeping halfway through a transition.
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    }
+  }
+
+  private afterChange(): void {
+    this.pump();
+    this.maybeFinish();
+    this.notify();
+  }
+
+  private notify(): void {
+    if (this.waiters.length === 0) return;
+    const waiting = this.waiters;
+    this.waiters = [];
+    for (const w of waiting) {
+      if (w.check()) w.resolve();
+      else this.waiters.push(w);
+    }
+  }
+
+  private maybeFinish(): void {
+    if (this.finished || !this.started || !this.sourceDone || this.live > 0) return;
+    if (this.running - this.zombiesRunning > 0) return;
+    this.finished = true;
+    this.clearRateTimer();
+    this.deadlineTimer?.();
+    this.batchTimer?.();
+    if (this.options.signal !== undefined)
+      this.options.signal.removeEventListener('abort', this.signalListener!);
+    const status: 'completed' | 'cancelled' | 'stopped' =
+      this.stopReason === undefined
+        ? 'completed'
+        : this.stopReason.kind === 'user'
+          ? 'cancelled'
+          : 'stopped';
+    this.statusValue = status;
+    const result: RunExecutionResult<I, O> = {
+      runId: this.runId,
+      status,
+      stoppedBy: this.stopInfo,
+      tasks: this.results,
+      statistics: this.statistics(),
+      startedAt: this.startedAt,
+      finishedAt: this.clock.now(),
+    };
+    this.emit('done', result as RunExecutionResult);
+    this.resolveResult!(result);
+    this.notify();
+  }
+
+  /** Statistics so far (final once the run is done). */
+  statistics(): RunStatistics {
+    const c = this.counts;
+    const settled = c.succeeded + c.failed + c.timeout + c.error;
+    return {
+      totalTasks: this.total,
+      byStatus: { ...c },
+      succeededTasks: c.succeeded,
+      failedTasks: c.failed,
+      timeoutTasks: c.timeout,
+      errorTasks: c.error,
+      cancelledTasks: c.cancelled,
+      attempts: this.attemptsStarted,
+      retries: this.retries,
+      interrupted: this.interrupted,
+      zombies: this.zombies,
+      tokens: this.tokens,
+      cost: this.cost,
+      wallTimeMs: this.clock.now() - this.startedAt,
+      latencyMs: this.latency.summary(),
+      successRate: settled === 0 ? 0 : c.succeeded / settled,
+    };
+  }
+}
