@@ -40,7 +40,13 @@ export function isTerminal(status: TaskStatus): status is TerminalStatus {
 }
 
 /** The stop rules a run knows. */
-export type StopRule = 'max_failures' | 'deadline' | 'max_cost' | 'max_tokens' | 'auth_errors';
+export type StopRule =
+  | 'max_failures'
+  | 'deadline'
+  | 'max_cost'
+  | 'max_tokens'
+  | 'auth_errors'
+  | 'source_error';
 
 /** Why a task was cancelled. */
 export type CancelReason =

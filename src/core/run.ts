@@ -792,15 +792,13 @@ export class Run<I = unknown, O = unknown> {
     void loop();
   }
 
-  /** A source that throws ends the run: tasks already read run on; nothing more is read. */
+  /**
+   * A source that throws (a bad line deep in a case file) ends the plan there: every task read
+   * before it still runs, nothing after it exists, and the run ends `stopped` by `source_error`.
+   */
   private sourceFailed(err: unknown): void {
     this.sourceDone = true;
     this.sourceError = toErrorInfo(err, 'CASES_INVALID');
-    this.stop(
-      { kind: 'user', message: `task source failed: ${this.sourceError.message}` },
-      'drain',
-      undefined,
-    );
   }
 
   private sourceError: ErrorInfo | undefined;
@@ -977,12 +975,18 @@ export class Run<I = unknown, O = unknown> {
     this.batchTimer?.();
     if (this.options.signal !== undefined)
       this.options.signal.removeEventListener('abort', this.signalListener!);
+    if (this.stopReason === undefined && this.sourceError !== undefined) {
+      this.stopInfo = {
+        rule: 'source_error',
+        message: `task source failed: ${this.sourceError.message}`,
+      };
+    }
     const status: 'completed' | 'cancelled' | 'stopped' =
-      this.stopReason === undefined
-        ? 'completed'
-        : this.stopReason.kind === 'user'
-          ? 'cancelled'
-          : 'stopped';
+      this.stopReason?.kind === 'user'
+        ? 'cancelled'
+        : this.stopInfo !== undefined
+          ? 'stopped'
+          : 'completed';
     this.statusValue = status;
     const result: RunExecutionResult<I, O> = {
       runId: this.runId,
