@@ -113,8 +113,12 @@ export class PausedError extends StrideError {
  * ```
  */
 export class TaskFailedError extends StrideError {
-  constructor(message = 'task failed', options: StrideErrorOptions = {}) {
+  /** What the target answered, kept in the task's result although the verdict is "failed". */
+  readonly output: unknown;
+
+  constructor(message = 'task failed', options: StrideErrorOptions & { output?: unknown } = {}) {
     super('TASK_FAILED', message, options);
+    this.output = options.output;
   }
 }
 

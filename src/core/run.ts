@@ -15,6 +15,7 @@ import { type CancelTimer, type Clock, RealClock } from './clock.js';
 import {
   CancelledError,
   classifyError,
+  describeValue,
   type ErrorInfo,
   InvalidOptionError,
   PausedError,
@@ -23,7 +24,6 @@ import {
 } from './errors.js';
 import { LatencyHistogram } from './histogram.js';
 import {
-  type AttemptContext,
   type CancelReason,
   isTerminal,
   type RunEvents,
@@ -32,11 +32,9 @@ import {
   type RunStatus,
   type StopInfo,
   type Target,
-  type TaskResult,
   type TaskSpec,
   type TaskStatus,
   type TaskTransition,
-  type TaskView,
   type TerminalStatus,
   type Usage,
 } from './model.js';
@@ -50,95 +48,12 @@ import {
 } from './options.js';
 import { Fifo, PriorityFifo } from './queue.js';
 import { type RateLimiter, RateLimiterRegistry } from './rate.js';
+import { type AbortKind, Attempt, specProblem, TaskRecord } from './task.js';
 
 /** Where tasks come from: an array, any iterable, or an async iterable (streamed, never all in memory). */
 export type TaskSource<I> = Iterable<TaskSpec<I>> | AsyncIterable<TaskSpec<I>>;
 
 type Listeners = { [K in keyof RunEvents]: RunEvents[K][] };
-
-/** A task's live record. It becomes the task's TaskResult when terminal (no copy). */
-class TaskRecord<I, O> implements TaskResult<I, O>, TaskView<I> {
-  status: TaskStatus = 'pending';
-  attempts: number;
-  output: O | undefined = undefined;
-  error: ErrorInfo | undefined = undefined;
-  reason: CancelReason | undefined = undefined;
-  usage: Usage = { tokens: 0, cost: 0 };
-  startedAt: number | undefined = undefined;
-  finishedAt: number | undefined = undefined;
-  executionTimeMs = 0;
-  /** Attempts aborted by pause; they do not spend the retry budget. */
-  interrupted = 0;
-  /** A retry is waiting in backoff or in the retry queue. */
-  retrying = false;
-  /** Admitted into the current batch (batch mode). */
-  batched = false;
-  backoffCancel: CancelTimer | undefined = undefined;
-
-  constructor(
-    readonly id: string,
-    readonly input: I,
-    readonly priority: number,
-    readonly timeoutMs: number | undefined,
-    readonly maxAttempts: number,
-    readonly bucket: RateLimiter | undefined,
-    readonly rateKey: string,
-    attemptsBefore: number,
-  ) {
-    this.attempts = attemptsBefore;
-  }
-}
-
-type AbortKind = 'timeout' | 'cancel' | 'pause';
-
-/** One attempt; it is also the AttemptContext the target receives. */
-class Attempt<I, O> implements AttemptContext {
-  private controller: AbortController | undefined = undefined;
-  abortReason: unknown = undefined;
-  abortKind: AbortKind | undefined = undefined;
-  /** The promise settled: the slot is free. */
-  settled = false;
-  /** The task's outcome for this attempt was applied (possibly before it settled, on timeout). */
-  decided = false;
-  zombie = false;
-  timeoutCancel: CancelTimer | undefined = undefined;
-  zombieCancel: CancelTimer | undefined = undefined;
-
-  constructor(
-    private readonly run: Run<I, O>,
-    readonly rec: TaskRecord<I, O>,
-    readonly attempt: number,
-    readonly startedAt: number,
-  ) {}
-
-  get taskId(): string {
-    return this.rec.id;
-  }
-
-  // Created on first read: most targets that never look at the signal pay nothing for it.
-  get signal(): AbortSignal {
-    if (this.controller === undefined) {
-      this.controller = new AbortController();
-      if (this.abortReason !== undefined) this.controller.abort(this.abortReason);
-    }
-    return this.controller.signal;
-  }
-
-  abort(kind: AbortKind, reason: unknown): void {
-    if (this.abortReason !== undefined) {
-      // A later, stronger abort (cancel after pause) re-labels what the settlement means.
-      if (kind === 'cancel') this.abortKind = 'cancel';
-      return;
-    }
-    this.abortKind = kind;
-    this.abortReason = reason;
-    this.controller?.abort(reason);
-  }
-
-  reportUsage(usage: Partial<Usage>): void {
-    this.run.addUsage(this, usage);
-  }
-}
 
 let runCounter = 0;
 
@@ -614,6 +529,9 @@ export class Run<I = unknown, O = unknown> {
     }
     const info = toErrorInfo(err, cls.code);
     if (!canRetry) {
+      // A failed verdict may still carry what the target answered (TaskFailedError's output).
+      const output = (err as { output?: unknown } | null)?.output;
+      if (output !== undefined) rec.output = output as O;
       this.finish(rec, cls.status, info);
       return;
     }
@@ -809,28 +727,41 @@ export class Run<I = unknown, O = unknown> {
   }
 
   private admit(spec: TaskSpec<I>): void {
-    const id = spec.id ?? `task-${this.seq + 1}`;
     this.seq++;
-    const key = spec.rateKey ?? this.defaultKey;
+    const problem = specProblem(spec);
+    const id =
+      (problem === undefined || problem.field !== 'id' ? spec?.id : undefined) ??
+      `task-${this.seq}`;
+    const key = (problem === undefined ? spec.rateKey : undefined) ?? this.defaultKey;
     const bucket =
       this.options.rate !== undefined
         ? this.limiters.get(key, this.options.rate)
         : this.limiters.peek(key);
+    const valid = problem === undefined;
     const rec = new TaskRecord<I, O>(
       id,
-      spec.input,
-      spec.priority ?? 0,
-      spec.timeoutMs,
-      spec.maxAttempts ?? this.retry.maxAttempts,
+      spec?.input as I,
+      (valid ? spec.priority : undefined) ?? 0,
+      valid ? spec.timeoutMs : undefined,
+      (valid ? spec.maxAttempts : undefined) ?? this.retry.maxAttempts,
       bucket,
       key,
-      spec.attemptsBefore ?? 0,
+      (valid ? spec.attemptsBefore : undefined) ?? 0,
     );
     this.total++;
     this.live++;
     this.counts.pending++;
     if (this.stopReason !== undefined) {
       this.finish(rec, 'cancelled', undefined, this.stopReason);
+      return;
+    }
+    if (problem !== undefined) {
+      // A malformed task is that task's error, not the run's: the rest of the plan still runs.
+      this.finish(rec, 'error', {
+        code: 'VALIDATION_ERROR',
+        name: 'ValidationError',
+        message: `task ${id}: invalid ${problem.field}: ${describeValue(problem.value)} (expected ${problem.expected})`,
+      });
       return;
     }
     this.transition(rec, 'queued', rec.attempts, false);

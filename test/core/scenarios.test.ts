@@ -613,6 +613,34 @@ describe('results and statistics', () => {
     ]);
   });
 
+  it('ends a malformed task in error with the field and value, and runs the rest', async () => {
+    const t = target(async () => 'ok');
+    const specs = [
+      { id: 'good', input: 1 },
+      { id: 'bad', input: 2, timeoutMs: -5 },
+    ];
+    const result = await new Run(specs, t, { clock: new VirtualClock() }).start();
+    expect(statusOf(result)).toEqual({ bad: 'error', good: 'succeeded' });
+    expect(result.tasks.find((r) => r.id === 'bad')?.error).toEqual({
+      code: 'VALIDATION_ERROR',
+      name: 'ValidationError',
+      message: 'task bad: invalid timeoutMs: -5 (expected a number > 0)',
+    });
+    expect(t.starts.map((x) => x.id)).toEqual(['good']);
+  });
+
+  it('keeps the output of a failed verdict (what the model answered)', async () => {
+    const t = target(async () => {
+      throw new TaskFailedError('expected "refund"', { output: { answer: 'no idea' } });
+    });
+    const result = await virtualRun(1, t).run.start();
+    expect(result.tasks[0]).toMatchObject({
+      status: 'failed',
+      output: { answer: 'no idea' },
+      attempts: 1,
+    });
+  });
+
   it('rejects bad options with the field and the value', () => {
     const t = target(async () => 'ok');
     expect(() => new Run(tasks(1), t, { concurrency: -3 })).toThrow(
