@@ -16,6 +16,7 @@ export {
   type RunOptions,
   resolveRetry,
   type StopConditions,
+  type TokenBudget,
 } from './options.js';
 export {
   type RateLimit,

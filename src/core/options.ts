@@ -48,6 +48,19 @@ export interface StopConditions {
   readonly inFlight?: 'abort' | 'drain';
 }
 
+/**
+ * An LLM token budget per rate key: each attempt reserves an estimate before it starts, and the
+ * reservation is reconciled with what the target reports through `ctx.reportUsage`.
+ */
+export interface TokenBudget {
+  /** Tokens per minute. */
+  readonly perMinute: number;
+  /** Bucket capacity. @default perMinute */
+  readonly burst?: number;
+  /** Tokens reserved per attempt before any usage is known; then the running mean of reports. @default 500 */
+  readonly estimate?: number;
+}
+
 /** The seeds' batch mode: admit `size` tasks, wait for all of them, back off, go on. */
 export interface BatchOptions {
   readonly size: number;
@@ -76,6 +89,8 @@ export interface RunOptions {
   readonly timeoutMs?: number;
   /** Requests per minute and burst, per rate key. */
   readonly rate?: RateLimit;
+  /** Tokens per minute, reserved per attempt and reconciled with reported usage. */
+  readonly tokens?: TokenBudget;
   /** Shared buckets: pass the same registry to runs that share a provider budget. */
   readonly limiters?: RateLimiterRegistry;
   readonly retry?: RetryPolicy;
@@ -153,6 +168,11 @@ export function validateRunOptions(o: RunOptions): void {
     throw new InvalidOptionError('timeoutMs', o.timeoutMs, 'a number > 0');
   }
   if (o.rate !== undefined) validateRateLimit(o.rate, 'rate');
+  if (o.tokens !== undefined) {
+    validateRateLimit({ perMinute: o.tokens.perMinute }, 'tokens');
+    if (o.tokens.burst !== undefined) positiveInt(o.tokens.burst, 'tokens.burst');
+    if (o.tokens.estimate !== undefined) nonNegative(o.tokens.estimate, 'tokens.estimate');
+  }
   resolveRetry(o.retry);
   const s = o.stop;
   if (s !== undefined) {

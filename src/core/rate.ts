@@ -105,6 +105,15 @@ export class RateLimiter {
     }
   }
 
+  /**
+   * Takes `tokens` now even if the bucket goes negative: the reconciliation of a token budget
+   * whose estimate was too low. The debt delays later acquisitions.
+   */
+  forceTake(tokens: number): void {
+    this.refill(this.clock.now());
+    this.tokens -= tokens;
+  }
+
   /** Gives back tokens taken for a start that did not happen (never above capacity). */
   refund(tokens = 1): void {
     this.refill(this.clock.now());

@@ -389,7 +389,13 @@ export class Run<I = unknown, O = unknown> {
         if (!fromRetry && this.options.batch !== undefined && !this.batchGateOpen()) break;
         const bucket = rec.bucket;
         if (bucket !== undefined && !bucket.tryAcquire()) {
-          this.armRateTimer(bucket, rec.rateKey);
+          this.armRateTimer(bucket, rec.rateKey, 1);
+          break;
+        }
+        const reserve = rec.tokenBucket === undefined ? 0 : this.tokenEstimate(rec.tokenBucket);
+        if (reserve > 0 && !rec.tokenBucket!.tryAcquire(reserve)) {
+          bucket?.refund(1);
+          this.armRateTimer(rec.tokenBucket!, rec.rateKey, reserve);
           break;
         }
         if (fromRetry) this.retryQueue.shift();
@@ -399,14 +405,14 @@ export class Run<I = unknown, O = unknown> {
           this.batchAdmitted++;
           this.batchLive++;
         }
-        this.startAttempt(rec);
+        this.startAttempt(rec, reserve);
       }
     } finally {
       this.pumping = false;
     }
   }
 
-  private startAttempt(rec: TaskRecord<I, O>): void {
+  private startAttempt(rec: TaskRecord<I, O>, reservedTokens: number): void {
     const now = this.clock.now();
     rec.attempts++;
     this.attemptsStarted++;
@@ -417,6 +423,7 @@ export class Run<I = unknown, O = unknown> {
     if (rec.startedAt === undefined) rec.startedAt = now;
     this.transition(rec, 'running', rec.attempts);
     const att = new Attempt<I, O>(this, rec, rec.attempts, now);
+    att.reservedTokens = reservedTokens;
     this.inFlight.add(att);
     this.running++;
     const timeout = rec.timeoutMs ?? this.options.timeoutMs;
@@ -456,6 +463,7 @@ export class Run<I = unknown, O = unknown> {
     att.zombieCancel?.();
     this.inFlight.delete(att);
     this.running--;
+    this.reconcileTokens(att);
     if (att.zombie) this.zombiesRunning--;
     if (!att.decided) {
       att.decided = true;
@@ -737,6 +745,13 @@ export class Run<I = unknown, O = unknown> {
       this.options.rate !== undefined
         ? this.limiters.get(key, this.options.rate)
         : this.limiters.peek(key);
+    const tokenBucket =
+      this.options.tokens !== undefined
+        ? this.limiters.get(`tokens:${key}`, {
+            perMinute: this.options.tokens.perMinute,
+            burst: this.options.tokens.burst ?? this.options.tokens.perMinute,
+          })
+        : undefined;
     const valid = problem === undefined;
     const rec = new TaskRecord<I, O>(
       id,
@@ -745,6 +760,7 @@ export class Run<I = unknown, O = unknown> {
       valid ? spec.timeoutMs : undefined,
       (valid ? spec.maxAttempts : undefined) ?? this.retry.maxAttempts,
       bucket,
+      tokenBucket,
       key,
       (valid ? spec.attemptsBefore : undefined) ?? 0,
     );
@@ -787,8 +803,8 @@ export class Run<I = unknown, O = unknown> {
     return false;
   }
 
-  private armRateTimer(bucket: RateLimiter, key: string): void {
-    const wait = bucket.msUntilAvailable(1);
+  private armRateTimer(bucket: RateLimiter, key: string, tokens: number): void {
+    const wait = bucket.msUntilAvailable(tokens);
     const at = this.clock.now() + wait;
     if (this.rateTimer !== undefined && this.rateTimerAt <= at) return;
     this.rateTimer?.();
@@ -809,6 +825,33 @@ export class Run<I = unknown, O = unknown> {
 
   // ---------------------------------------------------------------- bookkeeping
 
+  /**
+   * Tokens to reserve for the next attempt: the configured estimate until usage is known, then
+   * the running mean of reported usage; never more than the bucket can ever hold.
+   */
+  private tokenEstimate(bucket: RateLimiter): number {
+    const budget = this.options.tokens!;
+    const mean =
+      this.reportedAttempts > 0 ? this.reportedTokenSum / this.reportedAttempts : undefined;
+    return Math.min(bucket.burst, Math.max(1, Math.round(mean ?? budget.estimate ?? 500)));
+  }
+
+  /** Settles a reservation: charge an underestimate (as debt), refund an overestimate. */
+  private reconcileTokens(att: Attempt<I, O>): void {
+    const bucket = att.rec.tokenBucket;
+    if (bucket === undefined || att.reservedTokens === 0) return;
+    // A target that reports nothing keeps its estimate charged: unknown is not free.
+    if (att.reportedTokens === undefined) return;
+    this.reportedTokenSum += att.reportedTokens;
+    this.reportedAttempts++;
+    const diff = att.reportedTokens - att.reservedTokens;
+    if (diff > 0) bucket.forceTake(diff);
+    else if (diff < 0) bucket.refund(-diff);
+  }
+
+  private reportedTokenSum = 0;
+  private reportedAttempts = 0;
+
   /** @internal Called by Attempt.reportUsage. */
   addUsage(att: Attempt<I, O>, usage: Partial<Usage>): void {
     const tokens = usage.tokens ?? 0;
@@ -817,6 +860,7 @@ export class Run<I = unknown, O = unknown> {
       throw new InvalidOptionError('usage.tokens', tokens, 'a number >= 0');
     if (!Number.isFinite(cost) || cost < 0)
       throw new InvalidOptionError('usage.cost', cost, 'a number >= 0');
+    att.reportedTokens = (att.reportedTokens ?? 0) + tokens;
     att.rec.usage.tokens += tokens;
     att.rec.usage.cost += cost;
     this.tokens += tokens;

@@ -47,6 +47,7 @@ export class TaskRecord<I, O> implements TaskResult<I, O>, TaskView<I> {
     readonly timeoutMs: number | undefined,
     readonly maxAttempts: number,
     readonly bucket: RateLimiter | undefined,
+    readonly tokenBucket: RateLimiter | undefined,
     readonly rateKey: string,
     attemptsBefore: number,
   ) {
@@ -66,6 +67,10 @@ export class Attempt<I, O> implements AttemptContext {
   /** The task's outcome for this attempt was applied (possibly before it settled, on timeout). */
   decided = false;
   zombie = false;
+  /** Tokens reserved from the token budget before the start. */
+  reservedTokens = 0;
+  /** Tokens the target reported for this attempt, or undefined if it reported none. */
+  reportedTokens: number | undefined = undefined;
   timeoutCancel: CancelTimer | undefined = undefined;
   zombieCancel: CancelTimer | undefined = undefined;
 

@@ -454,6 +454,44 @@ describe('stop rules', () => {
   });
 });
 
+describe('token budget (tokens per minute)', () => {
+  it('reserves the estimate, then charges the real usage as debt and learns the mean', async () => {
+    const clock = new VirtualClock();
+    const startTimes: number[] = [];
+    const t = target(async (_task, ctx) => {
+      startTimes.push(clock.now());
+      ctx.reportUsage({ tokens: 300 });
+      return 'ok';
+    });
+    await virtualRun(8, t, {
+      clock,
+      concurrency: 10,
+      tokens: { perMinute: 600, burst: 600, estimate: 100 },
+    }).run.start();
+    // 6 x 100 reserved at once; each really used 300, so the bucket owes 1200 and the next
+    // reservation (the learned mean, 300) waits (1200 + 300) / 10 per second = 150 s.
+    expect(startTimes).toEqual([0, 0, 0, 0, 0, 0, 150_000, 180_000]);
+  });
+
+  it('refunds an overestimate so the next attempts start sooner', async () => {
+    const clock = new VirtualClock();
+    const startTimes: number[] = [];
+    const t = target(async (_task, ctx) => {
+      startTimes.push(clock.now());
+      await clock.sleep(1);
+      ctx.reportUsage({ tokens: 60 });
+      return 'ok';
+    });
+    await virtualRun(4, t, {
+      clock,
+      concurrency: 1,
+      tokens: { perMinute: 600, burst: 600, estimate: 600 },
+    }).run.start();
+    // 600 reserved, 540 refunded after 1 ms; then 60 per attempt.
+    expect(startTimes).toEqual([0, 1, 2, 3]);
+  });
+});
+
 describe('concurrency, priority, batches, sources', () => {
   it('follows live concurrency changes up and down', async () => {
     const clock = new VirtualClock();
