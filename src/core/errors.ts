@@ -314,6 +314,18 @@ export interface ErrorInfo {
   status?: number;
 }
 
+/**
+ * A message for a thrown value that has none. Objects are described by their key names only:
+ * their values may hold a stack, a request with an Authorization header, an API key.
+ */
+function describeThrown(err: unknown): string {
+  if (typeof err === 'object' && err !== null) {
+    const keys = Object.keys(err).filter((k) => k !== 'stack');
+    return `a thrown ${Object.prototype.toString.call(err).slice(8, -1)} without a message${keys.length > 0 ? ` (keys: ${keys.slice(0, 8).join(', ')})` : ''}`;
+  }
+  return describeValue(err);
+}
+
 /** Reduces any thrown value to an ErrorInfo. */
 export function toErrorInfo(err: unknown, code?: string): ErrorInfo {
   const name = field(err, 'name');
@@ -324,7 +336,7 @@ export function toErrorInfo(err: unknown, code?: string): ErrorInfo {
       code ??
       (typeof field(err, 'code') === 'string' ? (field(err, 'code') as string) : 'UNKNOWN_ERROR'),
     name: typeof name === 'string' ? name : typeof err,
-    message: typeof message === 'string' ? message : describeValue(err),
+    message: typeof message === 'string' ? message : describeThrown(err),
   };
   if (typeof status === 'number') info.status = status;
   return info;

@@ -46,7 +46,8 @@ export type StopRule =
   | 'max_cost'
   | 'max_tokens'
   | 'auth_errors'
-  | 'source_error';
+  | 'source_error'
+  | 'zombies';
 
 /** Why a task was cancelled. */
 export type CancelReason =

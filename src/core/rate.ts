@@ -87,10 +87,11 @@ export class RateLimiter {
     if (tokens > this.burst) return Number.POSITIVE_INFINITY;
     const now = this.clock.now();
     this.refill(now);
-    const cooling = Math.max(0, this.coolUntil - now);
+    // During a cooldown the bucket refills only from the cooldown's end (updatedAt).
+    const from = Math.max(now, this.updatedAt, this.coolUntil);
     const missing = tokens - this.tokens;
     const refillWait = missing <= EPSILON ? 0 : missing / this.perMs;
-    return Math.max(cooling, refillWait);
+    return from - now + refillWait;
   }
 
   /** Waits until `tokens` are available, then takes them. Rejects if `signal` aborts first. */

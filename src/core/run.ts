@@ -422,6 +422,22 @@ export class Run<I = unknown, O = unknown> {
     }
     if (rec.startedAt === undefined) rec.startedAt = now;
     this.transition(rec, 'running', rec.attempts);
+    if (this.statusValue !== 'running' || isTerminal(rec.status)) {
+      // A listener paused or stopped the run between "chosen" and "started": nothing is sent.
+      // Give back the tokens and the attempt; the task waits at the head of the retry queue.
+      rec.bucket?.refund(1);
+      if (reservedTokens > 0) rec.tokenBucket?.refund(reservedTokens);
+      rec.attempts--;
+      this.attemptsStarted--;
+      if (isTerminal(rec.status)) return;
+      if (this.stopReason !== undefined) {
+        this.finish(rec, 'cancelled', undefined, this.stopReason);
+        return;
+      }
+      this.retryQueue.push(rec);
+      this.transition(rec, 'queued', rec.attempts, true);
+      return;
+    }
     const att = new Attempt<I, O>(this, rec, rec.attempts, now);
     att.reservedTokens = reservedTokens;
     this.inFlight.add(att);
@@ -446,6 +462,14 @@ export class Run<I = unknown, O = unknown> {
   private onTimeout(att: Attempt<I, O>, timeoutMs: number): void {
     att.timeoutCancel = undefined;
     if (att.settled || att.decided) return;
+    if (att.abortKind === 'pause') {
+      // Aborted by a pause and still running at its timeout: still the pause's interruption,
+      // not a failure of the task.
+      att.decided = true;
+      this.requeueInterrupted(att.rec);
+      this.afterChange();
+      return;
+    }
     const err = new TimeoutError(
       `attempt ${att.attempt} of task ${att.rec.id} timed out after ${timeoutMs} ms`,
     );
@@ -520,8 +544,8 @@ export class Run<I = unknown, O = unknown> {
       this.finish(rec, 'cancelled', undefined, this.stopReason);
       return;
     }
-    this.transition(rec, 'queued', rec.attempts, true);
     this.retryQueue.push(rec);
+    this.transition(rec, 'queued', rec.attempts, true);
   }
 
   private attemptFailed(rec: TaskRecord<I, O>, err: unknown): void {
@@ -545,15 +569,15 @@ export class Run<I = unknown, O = unknown> {
     }
     rec.retrying = true;
     rec.error = info;
-    this.transition(rec, 'pending', rec.attempts, false, delay, info);
     this.backingOff.add(rec);
     rec.backoffCancel = this.clock.schedule(delay, () => {
       rec.backoffCancel = undefined;
       this.backingOff.delete(rec);
-      this.transition(rec, 'queued', rec.attempts, true);
       this.retryQueue.push(rec);
+      this.transition(rec, 'queued', rec.attempts, true);
       this.afterChange();
     });
+    this.transition(rec, 'pending', rec.attempts, false, delay, info);
   }
 
   private finish(
@@ -780,8 +804,9 @@ export class Run<I = unknown, O = unknown> {
       });
       return;
     }
-    this.transition(rec, 'queued', rec.attempts, false);
+    // State first, event second: a listener that cancels must find the task in its queue.
     this.ready.push(rec, rec.priority);
+    this.transition(rec, 'queued', rec.attempts, false);
   }
 
   // ---------------------------------------------------------------- waits
@@ -911,7 +936,29 @@ export class Run<I = unknown, O = unknown> {
     if (list.length > 0) this.dispatch(list as ((p: typeof payload) => void)[], payload);
   }
 
+  /**
+   * Delivers events in the order they happened. A listener that changes the run (cancel, pause)
+   * causes new events while others still wait for the current one: those are queued, never
+   * delivered re-entrantly, so every listener sees a task's transitions in order.
+   */
   private dispatch<P>(list: ((p: P) => void)[], payload: P): void {
+    if (this.dispatching) {
+      this.eventQueue.push(() => this.deliver(list, payload));
+      return;
+    }
+    this.dispatching = true;
+    try {
+      this.deliver(list, payload);
+      while (this.eventQueue.length > 0) this.eventQueue.shift()!();
+    } finally {
+      this.dispatching = false;
+    }
+  }
+
+  private dispatching = false;
+  private readonly eventQueue: (() => void)[] = [];
+
+  private deliver<P>(list: ((p: P) => void)[], payload: P): void {
     for (const fn of list.length === 1 ? list : [...list]) {
       try {
         fn(payload);
@@ -926,9 +973,26 @@ export class Run<I = unknown, O = unknown> {
   }
 
   private afterChange(): void {
+    this.checkZombieStall();
     this.pump();
     this.maybeFinish();
     this.notify();
+  }
+
+  /**
+   * Every slot is held by work that ignores its abort: nothing can ever start again, so the run
+   * stops (rule `zombies`) instead of hanging.
+   */
+  private checkZombieStall(): void {
+    if (this.stopReason !== undefined || this.finished || !this.started) return;
+    if (this.zombiesRunning < this.concurrencyLimit || this.running !== this.zombiesRunning) return;
+    const waiting =
+      this.ready.size + this.retryQueue.size + this.backingOff.size > 0 || !this.sourceDone;
+    if (!waiting) return;
+    this.stop({ kind: 'stop_rule', rule: 'zombies' }, 'abort', {
+      rule: 'zombies',
+      message: `all ${this.concurrencyLimit} slots are held by attempts that ignore their abort`,
+    });
   }
 
   private notify(): void {
