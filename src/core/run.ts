@@ -12,6 +12,7 @@
  */
 
 import { type CancelTimer, type Clock, RealClock } from './clock.js';
+import { DeadlineQueue } from './deadlines.js';
 import {
   CancelledError,
   classifyError,
@@ -167,6 +168,7 @@ export class Run<I = unknown, O = unknown> {
   private cost = 0;
   private startedAt = 0;
   private readonly latency = new LatencyHistogram();
+  private readonly deadlines: DeadlineQueue<Attempt<I, O>>;
   private readonly results: TaskRecord<I, O>[] = [];
   private resultPromise: Promise<RunExecutionResult<I, O>> | undefined;
   private resolveResult: ((r: RunExecutionResult<I, O>) => void) | undefined;
@@ -179,6 +181,7 @@ export class Run<I = unknown, O = unknown> {
     this.options = options;
     this.target = target;
     this.clock = options.clock ?? new RealClock();
+    this.deadlines = new DeadlineQueue(this.clock, (att) => this.onTimeout(att));
     this.random = options.random ?? Math.random;
     this.retry = resolveRetry(options.retry);
     this.limiters = options.limiters ?? new RateLimiterRegistry(this.clock);
@@ -191,7 +194,6 @@ export class Run<I = unknown, O = unknown> {
     if (options.paused) this.statusValue = 'paused';
 
     if (Array.isArray(source)) {
-      // An array is in memory already: admit it whole so priorities order the whole plan.
       this.syncIterator = source[Symbol.iterator]();
     } else if (isAsyncIterable<TaskSpec<I>>(source)) {
       this.asyncIterator = source[Symbol.asyncIterator]();
@@ -207,7 +209,15 @@ export class Run<I = unknown, O = unknown> {
         'an array, an iterable or an async iterable of tasks',
       );
     }
-    this.arrayLike = Array.isArray(source);
+    // An array with priorities is admitted whole so they order the whole plan; without them it
+    // is pulled like any iterator: records are created just in time, which keeps them in cache
+    // and memory flat (bench S1/S4). Its length still gives progress a known total.
+    if (Array.isArray(source)) {
+      this.plannedTotal = source.length;
+      this.admitWhole = source.some(
+        (t: TaskSpec<I> | undefined) => t?.priority !== undefined && t.priority !== 0,
+      );
+    }
     if (options.signal !== undefined) {
       const signal = options.signal;
       this.signalListener = () =>
@@ -215,7 +225,8 @@ export class Run<I = unknown, O = unknown> {
     }
   }
 
-  private readonly arrayLike: boolean;
+  private admitWhole = false;
+  private plannedTotal = 0;
 
   // ---------------------------------------------------------------- public surface
 
@@ -247,7 +258,7 @@ export class Run<I = unknown, O = unknown> {
   } {
     const c = this.counts;
     return {
-      total: this.total,
+      total: Math.max(this.total, this.plannedTotal),
       byStatus: { ...c },
       running: this.running,
       zombiesRunning: this.zombiesRunning,
@@ -443,8 +454,10 @@ export class Run<I = unknown, O = unknown> {
     this.inFlight.add(att);
     this.running++;
     const timeout = rec.timeoutMs ?? this.options.timeoutMs;
-    if (timeout !== undefined)
-      att.timeoutCancel = this.clock.schedule(timeout, () => this.onTimeout(att, timeout));
+    if (timeout !== undefined) {
+      att.timeoutMs = timeout;
+      this.deadlines.add(att, timeout);
+    }
     let promise: Promise<O>;
     try {
       promise = this.target.execute(rec, att);
@@ -459,8 +472,8 @@ export class Run<I = unknown, O = unknown> {
     );
   }
 
-  private onTimeout(att: Attempt<I, O>, timeoutMs: number): void {
-    att.timeoutCancel = undefined;
+  private onTimeout(att: Attempt<I, O>): void {
+    const timeoutMs = att.timeoutMs;
     if (att.settled || att.decided) return;
     if (att.abortKind === 'pause') {
       // Aborted by a pause and still running at its timeout: still the pause's interruption,
@@ -483,7 +496,7 @@ export class Run<I = unknown, O = unknown> {
   private onSettled(att: Attempt<I, O>, ok: boolean, value: unknown): void {
     if (att.settled) return;
     att.settled = true;
-    att.timeoutCancel?.();
+    if (att.timeoutMs !== undefined) this.deadlines.remove(att);
     att.zombieCancel?.();
     this.inFlight.delete(att);
     this.running--;
@@ -692,7 +705,7 @@ export class Run<I = unknown, O = unknown> {
   private refill(): void {
     if (this.sourceDone || !this.started) return;
     if (this.syncIterator !== undefined) {
-      const limit = this.arrayLike ? Number.POSITIVE_INFINITY : this.lookahead;
+      const limit = this.admitWhole ? Number.POSITIVE_INFINITY : this.lookahead;
       while (!this.sourceDone && this.ready.size < limit) this.pullOneSync();
     } else {
       this.fillAsync();
@@ -907,26 +920,29 @@ export class Run<I = unknown, O = unknown> {
     rec.status = to;
     const listeners = this.listeners.transition;
     if (listeners.length === 0) return;
-    const base = { taskId: rec.id, from, at: this.clock.now(), attempt };
+    // Every literal is written out in full: a spread (`{ ...base, to }`) takes V8 off its
+    // fast path and cost more than the rest of a task's bookkeeping (bench S1).
+    const taskId = rec.id;
+    const at = this.clock.now();
     let event: TaskTransition;
     switch (to) {
       case 'queued':
-        event = { ...base, to, retry };
+        event = { taskId, from, at, attempt, to, retry };
         break;
       case 'pending':
-        event = { ...base, to, retryInMs, error: error! };
+        event = { taskId, from, at, attempt, to, retryInMs, error: error! };
         break;
       case 'running':
-        event = { ...base, to };
+        event = { taskId, from, at, attempt, to };
         break;
       case 'succeeded':
-        event = { ...base, to, result: rec };
+        event = { taskId, from, at, attempt, to, result: rec };
         break;
       case 'cancelled':
-        event = { ...base, to, reason: rec.reason!, result: rec };
+        event = { taskId, from, at, attempt, to, reason: rec.reason!, result: rec };
         break;
       default:
-        event = { ...base, to, error: rec.error!, result: rec };
+        event = { taskId, from, at, attempt, to, error: rec.error!, result: rec };
     }
     this.dispatch(listeners, event);
   }
@@ -1010,6 +1026,7 @@ export class Run<I = unknown, O = unknown> {
     if (this.running - this.zombiesRunning > 0) return;
     this.finished = true;
     this.clearRateTimer();
+    this.deadlines.clear();
     this.deadlineTimer?.();
     this.batchTimer?.();
     if (this.options.signal !== undefined)

@@ -4,6 +4,7 @@
  */
 
 import type { CancelTimer } from './clock.js';
+import type { DeadlineEntry, DeadlineList } from './deadlines.js';
 import type { ErrorInfo } from './errors.js';
 import type {
   AttemptContext,
@@ -58,7 +59,7 @@ export class TaskRecord<I, O> implements TaskResult<I, O>, TaskView<I> {
 export type AbortKind = 'timeout' | 'cancel' | 'pause';
 
 /** One attempt; it is also the AttemptContext the target receives. */
-export class Attempt<I, O> implements AttemptContext {
+export class Attempt<I, O> implements AttemptContext, DeadlineEntry {
   private controller: AbortController | undefined = undefined;
   abortReason: unknown = undefined;
   abortKind: AbortKind | undefined = undefined;
@@ -71,7 +72,12 @@ export class Attempt<I, O> implements AttemptContext {
   reservedTokens = 0;
   /** Tokens the target reported for this attempt, or undefined if it reported none. */
   reportedTokens: number | undefined = undefined;
-  timeoutCancel: CancelTimer | undefined = undefined;
+  /** This attempt's timeout, if it has one; its countdown lives in the run's DeadlineQueue. */
+  timeoutMs: number | undefined = undefined;
+  deadline = 0;
+  prevDeadline: DeadlineEntry | undefined = undefined;
+  nextDeadline: DeadlineEntry | undefined = undefined;
+  deadlineList: DeadlineList | undefined = undefined;
   zombieCancel: CancelTimer | undefined = undefined;
 
   constructor(
