@@ -55,7 +55,7 @@ export async function runDemo(options: DemoOptions): Promise<RunExecutionResult>
     concurrency: options.concurrency,
     timeoutMs: 1_000,
     rate: { perMinute: options.perMinute, burst: 20 },
-    retry: { maxAttempts: 3, backoffMs: 200, multiplier: 2, jitter: 'equal' },
+    retry: { maxAttempts: 3, backoffMs: 200, backoffMultiplier: 2, jitter: 'equal' },
     random: seededRandom(options.seed + 1),
     stop: { maxFailures: 0.5, minSettled: 50 },
     ...(options.signal === undefined ? {} : { signal: options.signal }),

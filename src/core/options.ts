@@ -9,11 +9,11 @@ import { type RateLimit, type RateLimiterRegistry, validateRateLimit } from './r
 
 /**
  * The seeds' `RetryPolicy`. Delay before retry n (n = 1 for the first retry) is
- * `min(maxBackoffMs, backoffMs * multiplier^(n-1))`, then jitter; a Retry-After wins.
+ * `min(maxBackoffMs, backoffMs * backoffMultiplier^(n-1))`, then jitter; a Retry-After wins.
  *
  * @example
  * ```ts
- * const retry: RetryPolicy = { maxAttempts: 3, backoffMs: 2000, multiplier: 1.5 };
+ * const retry: RetryPolicy = { maxAttempts: 3, backoffMs: 2000, backoffMultiplier: 1.5 };
  * // waits 2000 ms, then 3000 ms
  * ```
  */
@@ -23,7 +23,7 @@ export interface RetryPolicy {
   /** @default 1000 */
   readonly backoffMs?: number;
   /** @default 2 */
-  readonly multiplier?: number;
+  readonly backoffMultiplier?: number;
   /** @default 60_000 */
   readonly maxBackoffMs?: number;
   /** 'full': uniform in [0, d]; 'equal': d/2 + uniform in [0, d/2]. @default 'none' */
@@ -77,7 +77,7 @@ export interface BatchOptions {
  *   concurrency: 20,
  *   timeoutMs: 60_000,
  *   rate: { perMinute: 600, burst: 10 },
- *   retry: { maxAttempts: 3, backoffMs: 2000, multiplier: 1.5 },
+ *   retry: { maxAttempts: 3, backoffMs: 2000, backoffMultiplier: 1.5 },
  *   stop: { maxFailures: 50, deadlineMs: 2 * 3600_000 },
  * };
  * ```
@@ -119,7 +119,7 @@ export interface RunOptions {
 export interface ResolvedRetry {
   maxAttempts: number;
   backoffMs: number;
-  multiplier: number;
+  backoffMultiplier: number;
   maxBackoffMs: number;
   jitter: 'none' | 'full' | 'equal';
 }
@@ -148,14 +148,18 @@ export function resolveRetry(retry: RetryPolicy | undefined, field = 'retry'): R
   if (jitter !== 'none' && jitter !== 'full' && jitter !== 'equal') {
     throw new InvalidOptionError(`${field}.jitter`, jitter, "'none', 'full' or 'equal'");
   }
-  const multiplier = r.multiplier ?? 2;
-  if (typeof multiplier !== 'number' || !Number.isFinite(multiplier) || multiplier < 1) {
-    throw new InvalidOptionError(`${field}.multiplier`, multiplier, 'a number >= 1');
+  const backoffMultiplier = r.backoffMultiplier ?? 2;
+  if (
+    typeof backoffMultiplier !== 'number' ||
+    !Number.isFinite(backoffMultiplier) ||
+    backoffMultiplier < 1
+  ) {
+    throw new InvalidOptionError(`${field}.backoffMultiplier`, backoffMultiplier, 'a number >= 1');
   }
   return {
     maxAttempts: positiveInt(r.maxAttempts ?? 3, `${field}.maxAttempts`),
     backoffMs: nonNegative(r.backoffMs ?? 1000, `${field}.backoffMs`),
-    multiplier,
+    backoffMultiplier,
     maxBackoffMs: nonNegative(r.maxBackoffMs ?? 60_000, `${field}.maxBackoffMs`),
     jitter,
   };
@@ -209,7 +213,7 @@ export function validateRunOptions(o: RunOptions): void {
 
 /** Delay before retry number `retry` (1 for the first retry), before any Retry-After. */
 export function backoffDelay(policy: ResolvedRetry, retry: number, random: () => number): number {
-  const raw = policy.backoffMs * policy.multiplier ** (retry - 1);
+  const raw = policy.backoffMs * policy.backoffMultiplier ** (retry - 1);
   const capped = Math.min(policy.maxBackoffMs, raw);
   switch (policy.jitter) {
     case 'full':

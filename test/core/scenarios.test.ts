@@ -29,7 +29,7 @@ describe('retries', () => {
     });
     const { run, log } = virtualRun(1, t, {
       clock,
-      retry: { maxAttempts: 4, backoffMs: 2000, multiplier: 1.5 },
+      retry: { maxAttempts: 4, backoffMs: 2000, backoffMultiplier: 1.5 },
     });
     const result = await run.start();
     expect(startTimes).toEqual([0, 2000, 5000, 9500]);
@@ -53,7 +53,7 @@ describe('retries', () => {
     });
     await virtualRun(1, t, {
       clock,
-      retry: { maxAttempts: 4, backoffMs: 1000, multiplier: 10, maxBackoffMs: 5000 },
+      retry: { maxAttempts: 4, backoffMs: 1000, backoffMultiplier: 10, maxBackoffMs: 5000 },
     }).run.start();
     expect(startTimes).toEqual([0, 1000, 6000, 11000]);
   });
@@ -98,7 +98,7 @@ describe('retries', () => {
       {
         clock,
         random: () => draws.shift() ?? 0,
-        retry: { maxAttempts: 3, backoffMs: 1000, multiplier: 2, jitter: 'full' },
+        retry: { maxAttempts: 3, backoffMs: 1000, backoffMultiplier: 2, jitter: 'full' },
       },
     );
     await run.start();

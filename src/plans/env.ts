@@ -1,0 +1,201 @@
+/**
+ * `${VAR}` interpolation. It runs on the parsed YAML tree, one string scalar at a time, never on
+ * the text: a variable's value can only ever become a string value, never YAML structure.
+ *
+ * - `${VAR}`: the variable's value; an error if it is unset.
+ * - `${VAR:-default}`: the default when the variable is unset or empty.
+ * - `$${`: a literal `${`.
+ *
+ * Case data (an inline `cases:` list) is not interpolated: it is test data, not configuration.
+ * Errors name the variable, never a value.
+ */
+
+import { type Document, isMap, isScalar, isSeq, type LineCounter, type Node } from 'yaml';
+import type { PlanIssue } from './errors.js';
+import type { RunManifest } from './schema.js';
+
+const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** The outcome of interpolating one string. */
+export interface Interpolation {
+  readonly value: string;
+  /** Variables referenced, in order. */
+  readonly vars: readonly string[];
+  /** Referenced variables that were unset (and had no default). */
+  readonly missing: readonly string[];
+  /** A malformed reference (`${`, `${1X}`), if any. */
+  readonly error?: string;
+}
+
+/**
+ * Replaces `${VAR}` and `${VAR:-default}` in one string.
+ *
+ * @example
+ * ```ts
+ * interpolate('${HOST:-localhost}:${PORT}', { PORT: '80' }).value; // 'localhost:80'
+ * ```
+ */
+export function interpolate(text: string, env: Env): Interpolation {
+  let out = '';
+  const vars: string[] = [];
+  const missing: string[] = [];
+  let i = 0;
+  while (i < text.length) {
+    if (text.startsWith('$${', i)) {
+      out += '${';
+      i += 3;
+      continue;
+    }
+    if (!text.startsWith('${', i)) {
+      out += text[i];
+      i++;
+      continue;
+    }
+    const close = text.indexOf('}', i + 2);
+    if (close < 0) {
+      return { value: text, vars, missing, error: `unterminated \${ at offset ${i}` };
+    }
+    const body = text.slice(i + 2, close);
+    const sep = body.indexOf(':-');
+    const name = sep < 0 ? body : body.slice(0, sep);
+    if (!NAME.test(name)) {
+      return {
+        value: text,
+        vars,
+        missing,
+        error: `invalid variable reference \${${body}} (write $\${ for a literal \${)`,
+      };
+    }
+    vars.push(name);
+    const set = env[name];
+    if (sep >= 0) out += set === undefined || set === '' ? body.slice(sep + 2) : set;
+    else if (set === undefined) missing.push(name);
+    else out += set;
+    i = close + 1;
+  }
+  return { value: out, vars, missing };
+}
+
+/** Escapes a literal string so that interpolation gives it back unchanged. */
+export function escapeReferences(text: string): string {
+  // A function, not a string: in a replacement string `$$` means one `$`.
+  return text.replaceAll('${', () => '$${');
+}
+
+/** A string value that came from `${...}`, with its template (the text as written). */
+export interface InterpolatedValue {
+  readonly path: readonly (string | number)[];
+  readonly template: string;
+}
+
+export interface DocumentInterpolation {
+  readonly issues: PlanIssue[];
+  /** Keyed by `JSON.stringify(path)`. */
+  readonly values: Map<string, InterpolatedValue>;
+}
+
+export function pathKey(path: readonly (string | number)[]): string {
+  return JSON.stringify(path);
+}
+
+/** Renders a key path as users write it: `execution_policy.concurrency`, `cases[3].id`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else {
+      const s = String(seg);
+      out += /^[A-Za-z0-9_\-.$]+$/.test(s) ? (out === '' ? s : `.${s}`) : `[${JSON.stringify(s)}]`;
+    }
+  }
+  return out;
+}
+
+/** True for the inline case lists, which are data and are not interpolated. */
+function isCaseData(path: readonly (string | number)[], node: unknown): boolean {
+  if (!isSeq(node)) return false;
+  return (
+    (path.length === 1 && path[0] === 'cases') ||
+    (path.length === 3 && path[0] === 'datasets' && path[2] === 'cases')
+  );
+}
+
+/**
+ * Interpolates every string scalar of a parsed plan in place (keys are left alone). Unset
+ * variables and malformed references become issues at the scalar's position.
+ */
+export function interpolateDocument(
+  doc: Document,
+  options: { env: Env; file: string; lineCounter: LineCounter },
+): DocumentInterpolation {
+  const issues: PlanIssue[] = [];
+  const values = new Map<string, InterpolatedValue>();
+  const seen = new Set<Node>();
+  const walk = (node: unknown, path: (string | number)[]): void => {
+    if (node === null || typeof node !== 'object' || seen.has(node as Node)) return;
+    seen.add(node as Node);
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+        const childPath = [...path, key];
+        if (!isCaseData(childPath, pair.value)) walk(pair.value, childPath);
+      }
+    } else if (isSeq(node)) {
+      for (const [index, item] of node.items.entries()) walk(item, [...path, index]);
+    } else if (isScalar(node) && typeof node.value === 'string' && node.value.includes('${')) {
+      const template = node.value;
+      const result = interpolate(template, options.env);
+      const pos = options.lineCounter.linePos(node.range?.[0] ?? 0);
+      const base = {
+        file: options.file,
+        line: pos.line,
+        column: pos.col,
+        path: formatPath(path),
+        value: template,
+      };
+      if (result.error !== undefined) issues.push({ ...base, message: result.error });
+      for (const name of result.missing) {
+        issues.push({ ...base, message: `environment variable ${name} is not set` });
+      }
+      if (result.vars.length > 0) values.set(pathKey(path), { path, template });
+      node.value = result.value;
+    }
+  };
+  walk(doc.contents, []);
+  return { issues, values };
+}
+
+const SENSITIVE_HEADER = /authorization|api[-_]?key|token|secret|cookie|password|credential/i;
+
+/** True for header names whose values are credentials even when written literally. */
+export function isSensitiveHeader(name: string): boolean {
+  return SENSITIVE_HEADER.test(name);
+}
+
+/** Shown instead of a secret's value. */
+export const REDACTED = '[redacted]';
+
+function setIn(value: unknown, path: readonly string[], replacement: unknown): unknown {
+  const [head, ...rest] = path;
+  if (head === undefined) return replacement;
+  if (value === null || typeof value !== 'object' || !Object.hasOwn(value, head)) return value;
+  const obj = value as Record<string, unknown>;
+  return { ...obj, [head]: setIn(obj[head], rest, replacement) };
+}
+
+/**
+ * A copy of the manifest with every secret (`RunManifest.secrets`: the API key, credential
+ * headers, headers from `${...}`) replaced by `'[redacted]'`: safe to log, store or report.
+ *
+ * @example
+ * ```ts
+ * JSON.stringify(redact(manifest).target); // ... "apiKey":"[redacted]" ...
+ * ```
+ */
+export function redact(manifest: RunManifest): RunManifest {
+  let out: unknown = manifest;
+  for (const secret of manifest.secrets) out = setIn(out, secret.path, REDACTED);
+  return out as RunManifest;
+}
