@@ -1,17 +1,120 @@
 /**
  * Stride: runs plans reliably, at the pace the target allows.
  *
- * This file is the curated public API: what users need, nothing internal.
+ * This file is the curated public API: what users need, nothing internal. Names from the
+ * original Python module (the seeds) are kept: `RunManifest`, `ExecutionPolicy`, `RetryPolicy`,
+ * `RateLimit`, `TestCase`, `TaskStatus`, `TaskResult`, `CancellationToken`, `RunExecutionResult`,
+ * `ConcurrentExecutor`, `TaskScheduler`, `StubExecutor`, `RateLimiter`, `ResultConverter`,
+ * `ExecutorService`, `TestResult`, `TestStatus`.
  *
  * @example
  * ```ts
- * import { Run, StubExecutor } from 'stride';
+ * import { ExecutorService, loadPlan } from 'stride';
  *
- * const stub = new StubExecutor({ simulatedDelay: 20, failureRate: 0.05, seed: 1 });
- * const tasks = Array.from({ length: 100 }, (_, i) => ({ id: `case-${i}`, input: { query: `q${i}` } }));
- * const result = await new Run(tasks, stub, { concurrency: 10, rate: { perMinute: 600, burst: 10 } }).start();
- * console.log(result.statistics);
+ * const service = new ExecutorService({ functions: { bot: async (testCase) => askMyBot(testCase.inputs) } });
+ * const results = await service.executeTestPlan(await loadPlan('plan.yaml'));
+ * console.log(results.filter((r) => r.status !== 'success').length, 'not passed');
  * ```
  */
 
-export * from './core/index.js';
+export { type Clock, RealClock, VirtualClock, type VirtualClockOptions } from './core/clock.js';
+// Errors (see docs/errors.md)
+export {
+  CancelledError,
+  classifyError,
+  type ErrorClassification,
+  type ErrorCode,
+  type ErrorInfo,
+  HttpError,
+  InvalidOptionError,
+  isStrideError,
+  NonRetryableError,
+  PausedError,
+  RateLimitedError,
+  RetryableError,
+  StrideError,
+  TaskFailedError,
+  TimeoutError,
+  ValidationError,
+} from './core/errors.js';
+// The seeds' faces over the engine
+export {
+  CancellationToken,
+  ConcurrentExecutor,
+  type ExecutorOptions,
+  type StubBehavior,
+  StubExecutor,
+  type StubExecutorOptions,
+  type StubOutput,
+  seededRandom,
+  type TaskExecutionFunc,
+  TaskScheduler,
+} from './core/faces.js';
+// The engine
+export {
+  type AttemptContext,
+  type CancelReason,
+  isTerminal,
+  type LatencySummary,
+  type RunEvents,
+  type RunExecutionResult,
+  type RunStatistics,
+  type RunStatus,
+  type StopInfo,
+  type StopRule,
+  type Target,
+  type TaskResult,
+  type TaskSpec,
+  TaskStatus,
+  type TaskTransition,
+  type TaskView,
+  type TerminalStatus,
+  type Usage,
+} from './core/model.js';
+export type {
+  BatchOptions,
+  RetryPolicy,
+  RunOptions,
+  StopConditions,
+  TokenBudget,
+} from './core/options.js';
+export { type RateLimit, RateLimiter, RateLimiterRegistry } from './core/rate.js';
+export { Run, type TaskSource } from './core/run.js';
+
+// Test plans (see docs/plans.md)
+export {
+  type Assertion,
+  type AssertionOutcome,
+  customAssertion,
+  type DatasetSpec,
+  type ExecutionPolicy,
+  evaluateAssertions,
+  evaluateAssertionsAsync,
+  iterateCases,
+  loadPlan,
+  PlanError,
+  type PlanIssue,
+  parseDuration,
+  parsePlan,
+  printPlan,
+  type RunManifest,
+  readCases,
+  redact,
+  type TargetConfig,
+  type TestCase,
+} from './plans/index.js';
+export {
+  type CaseOutcome,
+  type ConvertContext,
+  ResultConverter,
+  type TestResult,
+  TestStatus,
+} from './report/convert.js';
+export {
+  type CaseFunction,
+  ExecutorService,
+  type ExecutorServiceOptions,
+  type PreparedTestRun,
+  runOptionsFor,
+  type TargetFactory,
+} from './runner/executor-service.js';

@@ -1,0 +1,338 @@
+/**
+ * The seeds' `ExecutorService`: a test plan (RunManifest) in, TestResults out, on the one engine.
+ * It maps the manifest's policy to run options, streams the plan's cases into the engine as
+ * tasks, wraps the target so every answer is checked against the case's assertions, and converts
+ * results with ResultConverter.
+ */
+
+import {
+  type AttemptContext,
+  type CancellationToken,
+  type Clock,
+  InvalidOptionError,
+  type RateLimiterRegistry,
+  RealClock,
+  Run,
+  type RunExecutionResult,
+  type RunOptions,
+  StrideError,
+  StubExecutor,
+  type Target,
+  TaskFailedError,
+  type TaskSpec,
+  type TaskView,
+} from '../core/index.js';
+import {
+  evaluateAssertionsAsync,
+  iterateCases,
+  type RunManifest,
+  type TargetConfig,
+  type TestCase,
+} from '../plans/index.js';
+import { type CaseOutcome, ResultConverter, type TestResult } from '../report/convert.js';
+
+/** A plain async function that executes one case; the seeds' `task_execution_func`. */
+export type CaseFunction = (testCase: TestCase, ctx: AttemptContext) => Promise<unknown>;
+
+/** Builds a Target for a plan's `target:` section (dify, openai, http); supplied by the targets layer. */
+export type TargetFactory = (
+  config: TargetConfig,
+  context: { concurrency: number },
+) => Target<TestCase, unknown>;
+
+export interface ExecutorServiceOptions {
+  /** Executes every case, whatever the plan's `target:` says. */
+  target?: Target<TestCase, unknown> | CaseFunction;
+  /** Functions a plan can name with `target: { type: function, name }`. */
+  functions?: Readonly<Record<string, CaseFunction>>;
+  /** Builds targets of type dify / openai / http. */
+  targetFactory?: TargetFactory;
+  /** @default new RealClock() */
+  clock?: Clock;
+  /** Share rate buckets with other runs against the same provider. */
+  limiters?: RateLimiterRegistry;
+  /** Extra engine options (events aside), merged over the manifest's. */
+  runOptions?: RunOptions;
+}
+
+/** One prepared run of a plan: attach listeners to `run`, then `start()` it. */
+export interface PreparedTestRun {
+  readonly run: Run<TestCase, CaseOutcome>;
+  readonly manifest: RunManifest;
+  /** Converts one of this run's task results. */
+  toTestResult(result: Parameters<typeof ResultConverter.convert>[0]): TestResult;
+  /** The error that ended the case stream, if any (a PlanError from a bad case file). */
+  readonly sourceError: () => unknown;
+}
+
+function missing(what: string): StrideError {
+  return new StrideError('MISSING_ARGUMENT', `${what} is required`);
+}
+
+/** The engine options a manifest's `execution_policy` means. */
+export function runOptionsFor(manifest: RunManifest): RunOptions {
+  const p = manifest.executionPolicy;
+  return {
+    concurrency: p.concurrency,
+    retry: p.retryPolicy,
+    stop: p.stopConditions,
+    ...(p.timeoutMs === undefined ? {} : { timeoutMs: p.timeoutMs }),
+    ...(p.rateControl === undefined ? {} : { rate: p.rateControl }),
+    ...(p.tokensPerMinute === undefined ? {} : { tokens: { perMinute: p.tokensPerMinute } }),
+    ...(p.batchSize === undefined ? {} : { batch: { size: p.batchSize, backoffMs: p.backoffMs } }),
+  };
+}
+
+/** A TestCase as an engine task: its id, priority and timeout become the task's. */
+export function taskFor(testCase: TestCase): TaskSpec<TestCase> {
+  return {
+    id: testCase.id,
+    input: testCase,
+    ...(testCase.priority === 0 ? {} : { priority: testCase.priority }),
+    ...(testCase.timeoutMs === undefined ? {} : { timeoutMs: testCase.timeoutMs }),
+  };
+}
+
+/**
+ * Wraps a target so each answer is judged: every assertion passes -> the task succeeds with a
+ * CaseOutcome; one fails -> TaskFailedError (state `failed`, not retried) carrying the outcome,
+ * so reports still show what the target answered.
+ */
+export function judgedTarget(
+  inner: Target<TestCase, unknown>,
+  clock: Clock,
+): Target<TestCase, CaseOutcome> {
+  return {
+    ...(inner.key === undefined ? {} : { key: inner.key }),
+    async execute(task: TaskView<TestCase>, ctx: AttemptContext): Promise<CaseOutcome> {
+      let tokens = 0;
+      let cost = 0;
+      const counted: AttemptContext = {
+        get signal() {
+          return ctx.signal;
+        },
+        attempt: ctx.attempt,
+        taskId: ctx.taskId,
+        reportUsage(usage) {
+          tokens += usage.tokens ?? 0;
+          cost += usage.cost ?? 0;
+          ctx.reportUsage(usage);
+        },
+      };
+      const started = clock.now();
+      const output = await inner.execute(task, counted);
+      const latencyMs = clock.now() - started;
+      const testCase = task.input;
+      const assertions =
+        testCase.expected.length === 0
+          ? []
+          : await evaluateAssertionsAsync(testCase.expected, {
+              output,
+              latencyMs,
+              tokens,
+              cost,
+              testCase,
+            });
+      const outcome: CaseOutcome = { output, assertions, latencyMs };
+      const failed = assertions.filter((a) => !a.passed);
+      if (failed.length > 0) {
+        throw new TaskFailedError(failed.map((a) => a.message).join('; '), { output: outcome });
+      }
+      return outcome;
+    },
+  };
+}
+
+/**
+ * Runs test plans.
+ *
+ * @example
+ * ```ts
+ * const service = new ExecutorService({ functions: { echo: async (c) => c.inputs } });
+ * const manifest = await loadPlan('examples/chat-app/plan.yaml');
+ * const results = await service.executeTestPlan(manifest);
+ * results.filter((r) => r.status !== 'success').forEach((r) => console.log(r.executionId, r.errorMessage));
+ *
+ * for await (const result of service.streamTestPlan(manifest)) write(result); // large plans
+ * ```
+ */
+export class ExecutorService {
+  private readonly options: ExecutorServiceOptions;
+  private readonly clock: Clock;
+
+  constructor(options: ExecutorServiceOptions = {}) {
+    const t = options.target;
+    if (t !== undefined && typeof t !== 'function' && typeof (t as Target).execute !== 'function') {
+      throw new InvalidOptionError('target', t, 'a Target or an async function (testCase, ctx)');
+    }
+    this.options = options;
+    this.clock = options.clock ?? new RealClock();
+  }
+
+  /** The target the manifest's cases run against. */
+  resolveTarget(manifest: RunManifest): Target<TestCase, unknown> {
+    const given = this.options.target;
+    if (typeof given === 'function') return { execute: (task, ctx) => given(task.input, ctx) };
+    if (given !== undefined) return given;
+    const config = manifest.target;
+    // The seeds defaulted to a stub execution when no function was given.
+    if (config === undefined) return new StubExecutor<TestCase>({ clock: this.clock });
+    if (config.type === 'function') {
+      const fn = this.options.functions?.[config.name];
+      if (fn === undefined) {
+        const known = Object.keys(this.options.functions ?? {});
+        throw new StrideError(
+          'INVALID_OPTION',
+          `target function ${JSON.stringify(config.name)} is not registered (registered: ${known.length === 0 ? 'none' : known.join(', ')})`,
+        );
+      }
+      return { key: `function:${config.name}`, execute: (task, ctx) => fn(task.input, ctx) };
+    }
+    if (this.options.targetFactory === undefined) {
+      throw new StrideError(
+        'INVALID_OPTION',
+        `target type ${config.type} needs a targetFactory (the CLI passes the built-in one)`,
+      );
+    }
+    return this.options.targetFactory(config, {
+      concurrency: manifest.executionPolicy.concurrency,
+    });
+  }
+
+  /**
+   * Prepares a run of the plan without starting it, so progress listeners can be attached first.
+   * Cases stream from the plan's files with a bounded lookahead.
+   */
+  prepare(
+    manifest: RunManifest | null | undefined,
+    token?: CancellationToken,
+    extra: RunOptions = {},
+  ): PreparedTestRun {
+    if (manifest == null) throw missing('manifest');
+    if (
+      manifest.datasets.length === 0 ||
+      manifest.datasets.every((d) => d.cases.kind === 'inline' && d.cases.cases.length === 0)
+    ) {
+      throw new StrideError('EMPTY_PLAN', 'RunManifest.cases cannot be empty');
+    }
+    const target = judgedTarget(this.resolveTarget(manifest), this.clock);
+    let sourceError: unknown;
+    async function* tasks(): AsyncGenerator<TaskSpec<TestCase>> {
+      try {
+        for await (const testCase of iterateCases(manifest!)) yield taskFor(testCase);
+      } catch (err) {
+        sourceError = err;
+        throw err;
+      }
+    }
+    const options: RunOptions = {
+      ...runOptionsFor(manifest),
+      clock: this.clock,
+      ...(this.options.limiters === undefined ? {} : { limiters: this.options.limiters }),
+      ...(token === undefined ? {} : { signal: token.signal }),
+      ...this.options.runOptions,
+      ...extra,
+    };
+    const run = new Run<TestCase, CaseOutcome>(tasks(), target, options);
+    const context = {
+      workflowId: manifest.workflowId,
+      epochOffsetMs: this.clock.wallTime() - this.clock.now(),
+    };
+    return {
+      run,
+      manifest,
+      toTestResult: (result) => ResultConverter.convert(result, context),
+      sourceError: () => sourceError,
+    };
+  }
+
+  /**
+   * The seeds' `execute_test_plan`: runs every case and resolves with every TestResult, in
+   * completion order. Cancelling the token resolves with what finished plus the cancelled cases.
+   * A case file that turns out broken before any case ran rejects with its PlanError.
+   */
+  async executeTestPlan(
+    manifest: RunManifest | null | undefined,
+    token?: CancellationToken,
+  ): Promise<TestResult[]> {
+    const { results } = await this.runTestPlan(manifest, token);
+    return results;
+  }
+
+  /** Like `executeTestPlan`, with the engine's RunExecutionResult (statistics, stop rule) too. */
+  async runTestPlan(
+    manifest: RunManifest | null | undefined,
+    token?: CancellationToken,
+  ): Promise<{ results: TestResult[]; run: RunExecutionResult<TestCase, CaseOutcome> }> {
+    const prepared = this.prepare(manifest, token);
+    const run = await prepared.run.start();
+    const failure = prepared.sourceError();
+    if (failure !== undefined && run.statistics.totalTasks === 0) throw failure;
+    return { results: run.tasks.map((r) => prepared.toTestResult(r)), run };
+  }
+
+  /**
+   * Streams TestResults as cases finish, for plans too large to hold: results are not retained,
+   * and the run pauses while the consumer lags `highWaterMark` results behind.
+   */
+  async *streamTestPlan(
+    manifest: RunManifest | null | undefined,
+    token?: CancellationToken,
+    options: { highWaterMark?: number } = {},
+  ): AsyncGenerator<TestResult, RunExecutionResult<TestCase, CaseOutcome>> {
+    const prepared = this.prepare(manifest, token, { retainResults: false });
+    const { run } = prepared;
+    const high = options.highWaterMark ?? 1024;
+    const buffer: TestResult[] = [];
+    let wake: (() => void) | undefined;
+    let pausedForConsumer = false;
+    run.on('transition', (e) => {
+      if (
+        e.to !== 'succeeded' &&
+        e.to !== 'failed' &&
+        e.to !== 'timeout' &&
+        e.to !== 'error' &&
+        e.to !== 'cancelled'
+      )
+        return;
+      buffer.push(prepared.toTestResult(e.result));
+      if (buffer.length >= high && run.status === 'running') {
+        pausedForConsumer = true;
+        run.pause();
+      }
+      wake?.();
+    });
+    let done = false;
+    const finished = run.start().then((r) => {
+      done = true;
+      wake?.();
+      return r;
+    });
+    try {
+      for (;;) {
+        while (buffer.length > 0) {
+          yield buffer.shift()!;
+          if (pausedForConsumer && buffer.length <= high / 2) {
+            pausedForConsumer = false;
+            run.resume();
+          }
+        }
+        if (done) break;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        wake = undefined;
+      }
+    } finally {
+      // The consumer stopped early (break / throw): cancel the rest, never leave a run behind.
+      if (!done) {
+        run.cancel();
+        await finished;
+      }
+    }
+    const result = await finished;
+    const failure = prepared.sourceError();
+    if (failure !== undefined && result.statistics.totalTasks === 0) throw failure;
+    return result;
+  }
+}
