@@ -15,7 +15,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { ensureCasesFile } from './cases-file.mjs';
+import { ensureCasesFile, ensurePlanFile } from './cases-file.mjs';
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
 const SCENARIO_SCRIPT = here('./scenario.mjs');
@@ -121,11 +121,19 @@ const SCENARIOS = [
   },
   {
     id: 'S5',
-    title: 'plan streaming: 200,000 cases from a JSONL file, no-op target, concurrency 64',
-    variants: ['stride readCases', 'readCases only', 'p-limit readFile'],
+    title: 'plan streaming: 1,000,000 cases from a JSONL file, no-op target, concurrency 64',
+    variants: [
+      'stride plan',
+      'stride plan (CLI flags)',
+      'stride plan, no pre-check',
+      'readCases only',
+      'p-limit readFile',
+    ],
     ratios: [
-      ['stride readCases', 'p-limit readFile'],
-      ['stride readCases', 'readCases only'],
+      ['stride plan', 'p-limit readFile'],
+      ['stride plan (CLI flags)', 'p-limit readFile'],
+      ['stride plan, no pre-check', 'p-limit readFile'],
+      ['stride plan, no pre-check', 'readCases only'],
     ],
     metrics: [tasksPerSec, cpuPerTask, peakRss, events],
     /** S5 needs the plan reader (src/plans), which a build may not have yet. */
@@ -134,7 +142,7 @@ const SCENARIOS = [
         const plans = await import('../dist/plans/cases.js');
         if (typeof plans.readCases === 'function') {
           // Written here, once, so no measured process pays for it.
-          await ensureCasesFile(200_000);
+          await ensurePlanFile(await ensureCasesFile(1_000_000));
           return undefined;
         }
         return 'dist/plans/cases.js has no readCases export';
@@ -207,12 +215,21 @@ function parseArgs(argv) {
   return args;
 }
 
+/** The flags in the shebang of src/cli/main.ts (kept equal by test/cli/flags.test.ts). */
+export const CLI_NODE_FLAGS = ['--max-semi-space-size=1'];
+
 /** Runs one measurement in its own process and returns its JSON line. */
 function measure(scenario, variant) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', SCENARIO_SCRIPT, scenario, variant], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    // A "(CLI flags)" variant runs with the V8 flags the stride command sets for itself.
+    const flags = variant.endsWith('(CLI flags)') ? CLI_NODE_FLAGS : [];
+    const child = spawn(
+      process.execPath,
+      [...flags, '--expose-gc', SCENARIO_SCRIPT, scenario, variant],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     let out = '';
     child.stdout.on('data', (chunk) => {
       out += chunk;

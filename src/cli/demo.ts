@@ -5,6 +5,7 @@
  */
 
 import {
+  type Clock,
   RealClock,
   Run,
   type RunExecutionResult,
@@ -23,6 +24,8 @@ export interface DemoOptions {
   out: NodeJS.WritableStream;
   /** Ctrl-C: cancels the run, which still resolves with partial results. */
   signal?: AbortSignal;
+  /** @default new RealClock(); tests pass a VirtualClock. */
+  clock?: Clock;
 }
 
 /** Faults assigned by position, so every demo run shows each kind of outcome. */
@@ -35,7 +38,7 @@ function behaviorFor(i: number): StubBehavior | undefined {
 }
 
 export async function runDemo(options: DemoOptions): Promise<RunExecutionResult> {
-  const clock = new RealClock();
+  const clock = options.clock ?? new RealClock();
   const stub = new StubExecutor<{ query: string }>({
     simulatedDelay: 40,
     failureRate: 0.03,

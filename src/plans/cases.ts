@@ -14,6 +14,7 @@ import { isAbsolute, join } from 'node:path';
 import { CsvParser, type CsvRecord, CsvSyntaxError } from './csv.js';
 import { formatPath } from './env.js';
 import { invalidValueMessage, PlanError, type PlanErrorCode, type PlanIssue } from './errors.js';
+import { IdSet } from './idset.js';
 import { type IssuePath, locatorForText, toPlanIssues } from './issues.js';
 import { findJsonSyntaxError, lineIndex } from './json.js';
 import { mulberry32 } from './random.js';
@@ -78,6 +79,53 @@ const noPosition = (file: string, path = ''): Location => ({ file, line: 0, colu
 // ---------------------------------------------------------------------------------------------
 
 /** Validates one parsed case; `locate` maps a path inside the case to a position. */
+function isMapping(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+const nonEmpty = (v: unknown): boolean => typeof v === 'string' && v !== '';
+
+/**
+ * The common case line (id, inputs, dataset, scenario, tags, priority, metadata, all well
+ * formed) checked by hand: a strict subset of what `caseSchema` accepts, for which zod would
+ * change nothing. Validating a million such lines through zod was the reader's largest cost in
+ * time and garbage (bench S5); anything else still goes through zod and its messages.
+ */
+function isPlainCase(data: unknown): data is Record<string, unknown> {
+  if (!isMapping(data)) return false;
+  for (const key in data) {
+    const v = data[key];
+    switch (key) {
+      case 'id':
+        if (
+          !(
+            (nonEmpty(v) && !(v as string).includes('#')) ||
+            (typeof v === 'number' && Number.isSafeInteger(v))
+          )
+        )
+          return false;
+        break;
+      case 'inputs':
+      case 'metadata':
+        if (!isMapping(v)) return false;
+        break;
+      case 'dataset':
+      case 'scenario':
+        if (!nonEmpty(v)) return false;
+        break;
+      case 'tags':
+        if (!Array.isArray(v) || !v.every(nonEmpty)) return false;
+        break;
+      case 'priority':
+        if (!Number.isInteger(v)) return false;
+        break;
+      default:
+        return false;
+    }
+  }
+  return true;
+}
+
 function toEntry(
   data: unknown,
   where: Location,
@@ -87,6 +135,7 @@ function toEntry(
     renderPath?: (path: IssuePath) => string;
   },
 ): Item {
+  if (isPlainCase(data)) return { testCase: normaliseCase(data, defaults), where };
   const parsed = caseSchema.safeParse(data);
   if (!parsed.success) {
     const ctx = issueContext();
@@ -125,8 +174,12 @@ async function openCaseFile(
   }
 }
 
-/** Lines of a stream, split by hand so the stream's own backpressure applies. */
-async function* linesOf(handle: FileHandle): AsyncGenerator<string> {
+/**
+ * Lines of a stream, split by hand so the stream's own backpressure applies, handed out one
+ * chunk's worth at a time: a yield per line through an async generator costs a promise per line,
+ * and at a million lines that churn alone dominated the reader's memory and time (bench S5).
+ */
+async function* lineBatchesOf(handle: FileHandle): AsyncGenerator<string[]> {
   const stream = handle.createReadStream({ encoding: 'utf8', highWaterMark: 256 * 1024 });
   let rest = '';
   let first = true;
@@ -137,15 +190,17 @@ async function* linesOf(handle: FileHandle): AsyncGenerator<string> {
         first = false;
         if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
       }
+      const lines: string[] = [];
       let start = 0;
       for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
         const end = nl > start && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
-        yield text.slice(start, end);
+        lines.push(text.slice(start, end));
         start = nl + 1;
       }
       rest = text.slice(start);
+      if (lines.length > 0) yield lines;
     }
-    if (rest !== '') yield rest.endsWith('\r') ? rest.slice(0, -1) : rest;
+    if (rest !== '') yield [rest.endsWith('\r') ? rest.slice(0, -1) : rest];
   } finally {
     stream.destroy();
   }
@@ -157,27 +212,30 @@ async function* jsonlItems(
   defaults: CaseDefaults,
 ): AsyncGenerator<Item> {
   let lineNo = 0;
-  for await (const line of linesOf(handle)) {
-    lineNo++;
-    if (line.trim() === '') continue;
-    const where: Location = { file: display, line: lineNo, column: 1, path: '' };
-    let data: unknown;
-    try {
-      data = JSON.parse(line);
-    } catch {
-      const err = findJsonSyntaxError(line);
-      yield {
-        fatal: false,
-        issues: [
-          issueAt(
-            { ...where, column: (err?.offset ?? 0) + 1 },
-            `invalid JSON: ${err?.message ?? 'not valid JSON'}`,
-          ),
-        ],
-      };
-      continue;
+  for await (const batch of lineBatchesOf(handle)) {
+    for (const line of batch) {
+      lineNo++;
+      if (line.trim() === '') continue;
+      const where: Location = { file: display, line: lineNo, column: 1, path: '' };
+      let data: unknown;
+      try {
+        data = JSON.parse(line);
+      } catch {
+        const err = findJsonSyntaxError(line);
+        yield {
+          fatal: false,
+          issues: [
+            issueAt(
+              { ...where, column: (err?.offset ?? 0) + 1 },
+              `invalid JSON: ${err?.message ?? 'not valid JSON'}`,
+            ),
+          ],
+        };
+        continue;
+      }
+      const at = lineNo - 1;
+      yield toEntry(data, where, defaults, () => ({ locate: locatorForText(line, at) }));
     }
-    yield toEntry(data, where, defaults, () => ({ locate: locatorForText(line, lineNo - 1) }));
   }
 }
 
@@ -663,16 +721,22 @@ export async function* readCases(
     Array.isArray(resolved)
       ? rawListItems(resolved, ctx)
       : sourceItems(resolved as CasesSource, ctx);
-  const seen = new Set<string>();
+  const seen = new IdSet();
   for await (const item of items()) {
     if (isProblem(item)) fail(item);
-    if (seen.has(item.testCase.id)) {
+    if (!seen.add(item.testCase.id)) {
       const first = await findFirst([items], item.testCase.id);
-      fail({ fatal: true, issues: [duplicateIssue(item.testCase, item.where, first)] });
+      if (!sameLocation(first, item.where)) {
+        fail({ fatal: true, issues: [duplicateIssue(item.testCase, item.where, first)] });
+      }
     }
-    seen.add(item.testCase.id);
     yield item.testCase;
   }
+}
+
+/** True when two locations name the same place (a confirmed first occurrence is not a duplicate). */
+function sameLocation(a: Location | undefined, b: Location): boolean {
+  return a !== undefined && a.file === b.file && a.line === b.line && a.path === b.path;
 }
 
 /** Re-reads sources to find where an id first appeared (only on the duplicate-id error path). */
@@ -809,7 +873,7 @@ export async function* iterateCases(
   options: IterateCasesOptions = {},
 ): AsyncGenerator<TestCase> {
   const { range, sample, repeat } = manifest.select;
-  const seen = new Set<string>();
+  const seen = new IdSet();
   let read = 0;
   let position = 0;
   let emitted = 0;
@@ -818,11 +882,12 @@ export async function* iterateCases(
   for await (const item of allItems(manifest)) {
     if (isProblem(item)) fail(item);
     const { testCase, where } = item;
-    if (seen.has(testCase.id)) {
+    if (!seen.add(testCase.id)) {
       const first = await firstInManifest(manifest, testCase.id);
-      fail({ fatal: true, issues: [duplicateIssue(testCase, where, first)] });
+      if (!sameLocation(first, where)) {
+        fail({ fatal: true, issues: [duplicateIssue(testCase, where, first)] });
+      }
     }
-    seen.add(testCase.id);
     read++;
     if (!tagged(testCase, manifest)) continue;
     position++;
@@ -879,7 +944,7 @@ export async function checkCases(
   const issues: PlanIssue[] = [];
   let code: PlanErrorCode | undefined;
   const byDataset: Record<string, number> = {};
-  const seen = new Set<string>();
+  const seen = new IdSet();
   const duplicates: Entry[] = [];
   let total = 0;
   let kept = 0;
@@ -895,13 +960,15 @@ export async function checkCases(
     const key = item.testCase.dataset ?? '';
     byDataset[key] = (byDataset[key] ?? 0) + 1;
     if (tagged(item.testCase, manifest)) kept++;
-    if (seen.has(item.testCase.id)) {
+    if (!seen.add(item.testCase.id)) {
       duplicates.push(item);
       if (issues.length + duplicates.length >= maxIssues) break;
-    } else seen.add(item.testCase.id);
+    }
   }
   for (const dup of duplicates) {
     const first = await firstInManifest(manifest, dup.testCase.id);
+    // A hash collision of two distinct ids, not a duplicate: the first occurrence is itself.
+    if (sameLocation(first, dup.where)) continue;
     issues.push(duplicateIssue(dup.testCase, dup.where, first));
     code = 'CASES_INVALID';
   }
