@@ -221,8 +221,13 @@ execution_policy:
 describe('ExecutorService.streamTestPlan', () => {
   it('yields every result as it finishes, pausing the run while the consumer lags', async () => {
     const clock = new VirtualClock();
-    const cases = Array.from({ length: 50 }, (_, i) => `  - { id: c${i}, inputs: { i: ${i} } }`).join('\n');
-    const manifest = parsePlan(`workflow_id: w\ncases:\n${cases}\nexecution_policy: { concurrency: 8 }`);
+    const cases = Array.from(
+      { length: 50 },
+      (_, i) => `  - { id: c${i}, inputs: { i: ${i} } }`,
+    ).join('\n');
+    const manifest = parsePlan(
+      `workflow_id: w\ncases:\n${cases}\nexecution_policy: { concurrency: 8 }`,
+    );
     let started = 0;
     const service = new ExecutorService({
       clock,
