@@ -1,0 +1,212 @@
+/**
+ * `stride mock`: starts the mock server until interrupted.
+ *
+ *   stride mock [--port 5001] [--host 127.0.0.1] [--latency 50 | 20-80 | 50~10 | exp:50]
+ *               [--error-rate 429:0.1,500:0.05] [--max-concurrency N] [--rate-limit PER_MINUTE]
+ *               [--burst N] [--retry-after SECONDS] [--api-key KEY]... [--output echo|upper|lower|
+ *               reverse|template:TEXT] [--tokens N] [--ping-interval MS] [--chunk-delay MS]
+ *               [--seed N] [--quiet]
+ */
+
+import { parseArgs } from 'node:util';
+import type { LatencySpec, MockFault, MockOptions, MockOutputRule } from './options.js';
+import { MOCK_FAULTS } from './options.js';
+import { startMock } from './server.js';
+
+export const MOCK_USAGE = `usage: stride mock [--port N] [--host H] [--latency MS|MIN-MAX|MEAN~SD|exp:MEAN]
+                   [--error-rate FAULT:SHARE,...] [--max-concurrency N] [--rate-limit PER_MINUTE]
+                   [--burst N] [--retry-after SECONDS] [--api-key KEY]... [--output RULE]
+                   [--tokens N] [--ping-interval MS] [--chunk-delay MS] [--seed N] [--quiet]
+
+  A Dify- and OpenAI-compatible mock server with fault injection.
+  Faults: ${MOCK_FAULTS.join(', ')}
+  Output rules: echo, upper, lower, reverse, template:TEXT (with {{text}} or {{input-name}})`;
+
+/** Where the command writes, and what stops it (SIGINT/SIGTERM by default). */
+export interface MockCommandIo {
+  readonly stdout?: { write(s: string): unknown };
+  readonly stderr?: { write(s: string): unknown };
+  /** Stops the server when aborted; without it, SIGINT or SIGTERM does. */
+  readonly signal?: AbortSignal;
+  /** Called once the server listens, with its URL. */
+  readonly onListening?: (url: string) => void;
+}
+
+class MockUsageError extends Error {}
+
+function num(flag: string, raw: string, min: number, integer = false): number {
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(n) || n < min || (integer && !Number.isInteger(n)))
+    throw new MockUsageError(
+      `--${flag}: ${JSON.stringify(raw)} is not ${integer ? 'an integer' : 'a number'} >= ${min}`,
+    );
+  return n;
+}
+
+/** Parses `50`, `20-80` (uniform), `50~10` (normal), `exp:50` (exponential). */
+export function parseLatency(raw: string): LatencySpec {
+  const s = raw.trim();
+  if (s.startsWith('exp:')) return { exponential: num('latency', s.slice(4), 0) };
+  const normal = /^([\d.]+)~([\d.]+)$/.exec(s);
+  if (normal !== null)
+    return { mean: num('latency', normal[1]!, 0), stddev: num('latency', normal[2]!, 0) };
+  const range = /^([\d.]+)-([\d.]+)$/.exec(s);
+  if (range !== null) {
+    const min = num('latency', range[1]!, 0);
+    const max = num('latency', range[2]!, min);
+    return { min, max };
+  }
+  return num('latency', s, 0);
+}
+
+/** Parses `429:0.1,500:0.05` into error rates. */
+export function parseErrorRates(raw: string): Partial<Record<MockFault, number>> {
+  const out: Partial<Record<MockFault, number>> = {};
+  for (const part of raw.split(',')) {
+    if (part.trim() === '') continue;
+    const i = part.lastIndexOf(':');
+    const fault = part.slice(0, i).trim();
+    if (i < 0 || !MOCK_FAULTS.includes(fault as MockFault))
+      throw new MockUsageError(
+        `--error-rate: ${JSON.stringify(part)} is not FAULT:SHARE (faults: ${MOCK_FAULTS.join(', ')})`,
+      );
+    const share = num('error-rate', part.slice(i + 1), 0);
+    if (share > 1) throw new MockUsageError(`--error-rate: share ${share} is above 1`);
+    out[fault as MockFault] = share;
+  }
+  return out;
+}
+
+function parseOutput(raw: string): MockOutputRule {
+  if (raw === 'echo' || raw === 'upper' || raw === 'lower' || raw === 'reverse') return raw;
+  if (raw.startsWith('template:')) return { template: raw.slice('template:'.length) };
+  throw new MockUsageError(
+    `--output: ${JSON.stringify(raw)} is not echo, upper, lower, reverse or template:TEXT`,
+  );
+}
+
+/** Turns command-line arguments into mock options. Throws on bad input. */
+export function parseMockArgs(argv: readonly string[]): MockOptions & { quiet: boolean } {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      port: { type: 'string', default: '5001' },
+      host: { type: 'string', default: '127.0.0.1' },
+      latency: { type: 'string' },
+      'error-rate': { type: 'string' },
+      'max-concurrency': { type: 'string' },
+      'rate-limit': { type: 'string' },
+      burst: { type: 'string' },
+      'retry-after': { type: 'string' },
+      'api-key': { type: 'string', multiple: true },
+      output: { type: 'string' },
+      tokens: { type: 'string' },
+      'ping-interval': { type: 'string' },
+      'chunk-delay': { type: 'string' },
+      seed: { type: 'string' },
+      quiet: { type: 'boolean', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  const options: {
+    -readonly [K in keyof MockOptions]: MockOptions[K];
+  } & { quiet: boolean } = {
+    port: num('port', values.port, 0, true),
+    host: values.host,
+    quiet: values.quiet,
+  };
+  if (options.port! > 65535) throw new MockUsageError('--port: must be at most 65535');
+  if (values.latency !== undefined) options.latencyMs = parseLatency(values.latency);
+  if (values['error-rate'] !== undefined)
+    options.errorRates = parseErrorRates(values['error-rate']);
+  if (values['max-concurrency'] !== undefined)
+    options.maxConcurrency = num('max-concurrency', values['max-concurrency'], 1, true);
+  if (values['rate-limit'] !== undefined) {
+    options.rateLimit = {
+      perMinute: num('rate-limit', values['rate-limit'].replace(/\/min$/, ''), 0.001),
+      burst: values.burst === undefined ? 1 : num('burst', values.burst, 1, true),
+    };
+  }
+  if (values['retry-after'] !== undefined)
+    options.retryAfterSeconds = num('retry-after', values['retry-after'], 0);
+  if (values['api-key'] !== undefined) options.apiKeys = values['api-key'];
+  if (values.output !== undefined) options.output = parseOutput(values.output);
+  if (values.tokens !== undefined) options.tokens = num('tokens', values.tokens, 1, true);
+  if (values['ping-interval'] !== undefined)
+    options.pingIntervalMs = num('ping-interval', values['ping-interval'], 1, true);
+  if (values['chunk-delay'] !== undefined)
+    options.streamChunkDelayMs = num('chunk-delay', values['chunk-delay'], 0);
+  if (values.seed !== undefined) options.seed = num('seed', values.seed, 0, true);
+  return options;
+}
+
+/**
+ * Runs `stride mock`: starts the server, prints its URL, waits for SIGINT/SIGTERM (or
+ * `io.signal`), closes it and prints what it saw. Resolves with the exit code: 0 after a clean
+ * stop, 2 for bad arguments, 1 if the server could not start (a port in use).
+ */
+export async function mockCommand(
+  argv: readonly string[],
+  io: MockCommandIo = {},
+): Promise<number> {
+  const out = io.stdout ?? process.stdout;
+  const err = io.stderr ?? process.stderr;
+  if (argv.includes('--help') || argv.includes('-h')) {
+    out.write(`${MOCK_USAGE}\n`);
+    return 0;
+  }
+  let options: MockOptions & { quiet: boolean };
+  try {
+    options = parseMockArgs(argv);
+  } catch (e) {
+    const bad =
+      e instanceof MockUsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+    err.write(
+      `stride mock: ${e instanceof Error ? e.message : String(e)}\n${bad ? MOCK_USAGE : ''}\n`,
+    );
+    return bad ? 2 : 1;
+  }
+  const { quiet, ...mockOptions } = options;
+  let mock: Awaited<ReturnType<typeof startMock>>;
+  try {
+    mock = await startMock(mockOptions);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    err.write(
+      `stride mock: ${code === 'INVALID_OPTION' ? '' : 'could not start: '}${e instanceof Error ? e.message : String(e)}\n`,
+    );
+    return code === 'INVALID_OPTION' ? 2 : 1;
+  }
+  if (!quiet) {
+    out.write(`stride mock listening on ${mock.url}\n`);
+    out.write(
+      `  Dify base URL:   ${mock.baseUrl}  (any "Bearer app-..." key${mockOptions.apiKeys ? ' listed with --api-key' : ''})\n`,
+    );
+    out.write(`  OpenAI base URL: ${mock.baseUrl}\n`);
+    out.write(`  stats:           GET ${mock.url}/__stats\n`);
+  }
+  io.onListening?.(mock.url);
+  await new Promise<void>((resolve) => {
+    if (io.signal !== undefined) {
+      if (io.signal.aborted) return resolve();
+      io.signal.addEventListener('abort', () => resolve(), { once: true });
+      return;
+    }
+    const stop = (): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  const stats = mock.stats();
+  await mock.close();
+  if (!quiet) {
+    out.write(
+      `stride mock stopped: ${stats.requests} requests, ${stats.runs} runs, peak in flight ${stats.peakInFlight}, ${stats.stops} stop calls\n`,
+    );
+  }
+  return 0;
+}

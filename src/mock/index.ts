@@ -1,0 +1,21 @@
+/** The mock server: a Dify- and OpenAI-compatible HTTP server with fault injection. */
+
+export {
+  MOCK_USAGE,
+  type MockCommandIo,
+  mockCommand,
+  parseErrorRates,
+  parseLatency,
+  parseMockArgs,
+} from './cli.js';
+export {
+  type LatencySpec,
+  MOCK_FAULTS,
+  type MockFault,
+  type MockOptions,
+  type MockOutputRule,
+  type MockServer,
+  type MockStats,
+  type RecordedRequest,
+  startMock,
+} from './server.js';

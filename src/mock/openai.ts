@@ -1,0 +1,322 @@
+/**
+ * OpenAI's `POST /v1/chat/completions` as the mock answers it: blocking and streaming (with
+ * `stream_options.include_usage`), `x-ratelimit-*` headers on every answer, OpenAI's error
+ * envelope. Per-request control values go in the body's `metadata` (or the `x-mock-*` headers).
+ */
+
+import { randomUUID } from 'node:crypto';
+import { chunk, deriveOutput, tokenSplit } from './options.js';
+import type { Exchange, MockCore } from './server.js';
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function error(
+  ex: Exchange,
+  status: number,
+  message: string,
+  type: string,
+  code: string | null,
+  headers: Record<string, string> = {},
+): void {
+  ex.json(status, { error: { message, type, param: null, code } }, headers);
+}
+
+function fmtDuration(ms: number): string {
+  if (ms < 1000) return `${Math.ceil(ms)}ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${Number(s.toFixed(3))}s`;
+  return `${Math.floor(s / 60)}m${Number((s % 60).toFixed(3))}s`;
+}
+
+/** The last user message's text. */
+function lastUserText(messages: unknown[]): string {
+  for (let i = messages.length - 1; i >= 0; i--) {
+    const m = messages[i];
+    if (!isRecord(m) || m.role !== 'user') continue;
+    if (typeof m.content === 'string') return m.content;
+    if (Array.isArray(m.content)) {
+      return m.content
+        .map((p) => (isRecord(p) && typeof p.text === 'string' ? p.text : ''))
+        .join('');
+    }
+  }
+  return '';
+}
+
+export function handleOpenAI(core: MockCore, ex: Exchange, text: string | undefined): void {
+  const auth = ex.req.headers.authorization;
+  const token = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
+  const keys = core.options.apiKeys;
+  if (token === undefined || token === '' || (keys !== undefined && !keys.has(token))) {
+    const shown =
+      token === undefined
+        ? ''
+        : core.options.leakKeyInErrors
+          ? token
+          : `${token.slice(0, 3)}***${token.slice(-4)}`;
+    error(
+      ex,
+      401,
+      token === undefined
+        ? "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+        : `Incorrect API key provided: ${shown}. You can find your API key at https://platform.openai.com/account/api-keys.`,
+      'invalid_request_error',
+      token === undefined ? null : 'invalid_api_key',
+    );
+    return;
+  }
+  let body: unknown;
+  try {
+    body = text === undefined || text === '' ? undefined : JSON.parse(text);
+  } catch {}
+  if (!isRecord(body)) {
+    error(
+      ex,
+      400,
+      'We could not parse the JSON body of your request.',
+      'invalid_request_error',
+      null,
+    );
+    return;
+  }
+  if (!Array.isArray(body.messages) || body.messages.length === 0) {
+    error(
+      ex,
+      400,
+      "Missing required parameter: 'messages'.",
+      'invalid_request_error',
+      'missing_required_parameter',
+    );
+    return;
+  }
+  if (typeof body.model !== 'string' || body.model === '') {
+    error(ex, 400, 'you must provide a model parameter', 'invalid_request_error', null);
+    return;
+  }
+  const metadata = isRecord(body.metadata) ? body.metadata : {};
+  const src = lastUserText(body.messages);
+  const ctl = core.control(ex, metadata, src);
+  core.record(ex, 'openai', ctl.caseKey, body);
+  const rateHeaders = (): Record<string, string> => {
+    const rs = core.rateState();
+    return {
+      'x-ratelimit-limit-requests': String(rs?.limit ?? 10_000),
+      'x-ratelimit-remaining-requests': String(rs?.remaining ?? 9_999),
+      'x-ratelimit-reset-requests': fmtDuration(rs?.resetMs ?? 6),
+      'x-ratelimit-limit-tokens': '2000000',
+      'x-ratelimit-remaining-tokens': String(Math.max(0, 2_000_000 - (ctl.tokens ?? 0))),
+      'x-ratelimit-reset-tokens': '0s',
+    };
+  };
+  const limit = core.admit();
+  if (limit !== undefined) {
+    const waitMs = limit.kind === 'rate' ? limit.waitMs : 1000;
+    error(
+      ex,
+      429,
+      `Rate limit reached for ${body.model} on requests per min (RPM): Limit ${core.options.rateLimit?.perMinute ?? 0}. Please try again in ${fmtDuration(waitMs)}.`,
+      'requests',
+      'rate_limit_exceeded',
+      {
+        ...rateHeaders(),
+        'x-ratelimit-remaining-requests': '0',
+        'x-ratelimit-reset-requests': fmtDuration(waitMs),
+      },
+    );
+    return;
+  }
+  ex.onFinish(() => core.release());
+  const inputs: Record<string, unknown> = { ...metadata };
+  const out = deriveOutput(core.options.output, src, src, inputs);
+  const tokens = tokenSplit(ctl.tokens, src, out);
+  const id = `chatcmpl-${randomUUID().replace(/-/g, '').slice(0, 24)}`;
+  const created = Math.floor(Date.now() / 1000);
+  const model = body.model;
+  const fault = ctl.fault;
+  const streaming = body.stream === true;
+  const includeUsage = isRecord(body.stream_options) && body.stream_options.include_usage === true;
+  if (fault === 'reset') {
+    ex.destroy();
+    return;
+  }
+  if (fault === 'hang' && !streaming) return;
+  const httpFault = (): boolean => {
+    switch (fault) {
+      case '429':
+        error(
+          ex,
+          429,
+          `Rate limit reached for ${model} on requests per min (RPM). Please try again in 1s.`,
+          'requests',
+          'rate_limit_exceeded',
+          {
+            ...rateHeaders(),
+            'x-ratelimit-remaining-requests': '0',
+            'x-ratelimit-reset-requests': '1s',
+          },
+        );
+        return true;
+      case '429-retry-after':
+        error(ex, 429, `Rate limit reached for ${model}.`, 'requests', 'rate_limit_exceeded', {
+          ...rateHeaders(),
+          'retry-after': String(core.options.retryAfterSeconds),
+        });
+        return true;
+      case '429-quota':
+        error(
+          ex,
+          429,
+          'You exceeded your current quota, please check your plan and billing details.',
+          'insufficient_quota',
+          'insufficient_quota',
+        );
+        return true;
+      case '400':
+      case 'failed':
+        error(ex, 400, "Invalid value for 'messages'.", 'invalid_request_error', 'invalid_value');
+        return true;
+      case '401':
+        error(ex, 401, 'Incorrect API key provided.', 'invalid_request_error', 'invalid_api_key');
+        return true;
+      case '403':
+        error(
+          ex,
+          403,
+          'You are not allowed to sample from this model',
+          'invalid_request_error',
+          'model_not_allowed',
+        );
+        return true;
+      case '404':
+        error(
+          ex,
+          404,
+          `The model \`${model}\` does not exist or you do not have access to it.`,
+          'invalid_request_error',
+          'model_not_found',
+        );
+        return true;
+      case '500':
+      case '502':
+      case '503':
+      case '504':
+        error(
+          ex,
+          Number(fault),
+          'The server had an error while processing your request. Sorry about that!',
+          'server_error',
+          null,
+        );
+        return true;
+      default:
+        return false;
+    }
+  };
+  const usage = {
+    prompt_tokens: tokens.prompt,
+    completion_tokens: tokens.completion,
+    total_tokens: tokens.total,
+  };
+  if (!streaming) {
+    ex.later(ctl.latencyMs, () => {
+      if (httpFault()) return;
+      if (fault === 'break') {
+        ex.destroy();
+        return;
+      }
+      if (fault === 'stream-error' || fault === 'stream-error-400') {
+        error(
+          ex,
+          fault === 'stream-error' ? 500 : 400,
+          'The server had an error while processing your request.',
+          'server_error',
+          null,
+        );
+        return;
+      }
+      core.charge(tokens.total);
+      ex.json(
+        200,
+        {
+          id,
+          object: 'chat.completion',
+          created,
+          model,
+          choices: [
+            {
+              index: 0,
+              message: { role: 'assistant', content: out, refusal: null },
+              logprobs: null,
+              finish_reason: 'stop',
+            },
+          ],
+          usage,
+          system_fingerprint: 'fp_stride_mock',
+        },
+        rateHeaders(),
+      );
+    });
+    return;
+  }
+  if (fault !== undefined && /^\d{3}/.test(fault)) {
+    ex.later(ctl.latencyMs, () => httpFault());
+    return;
+  }
+  ex.openStream(rateHeaders(), false);
+  const base = {
+    id,
+    object: 'chat.completion.chunk',
+    created,
+    model,
+    system_fingerprint: 'fp_stride_mock',
+  };
+  ex.event({
+    ...base,
+    choices: [
+      { index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null },
+    ],
+  });
+  if (fault === 'hang') return;
+  const pieces = chunk(out, core.options.chunks);
+  const half = Math.ceil(pieces.length / 2);
+  const delay = fault === 'slow' ? core.options.slowChunkDelayMs : core.options.streamChunkDelayMs;
+  const send = (i: number): void => {
+    if (fault === 'break' && i === half) {
+      ex.destroy();
+      return;
+    }
+    if (i >= pieces.length) {
+      core.charge(tokens.total);
+      ex.event({
+        ...base,
+        choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }],
+      });
+      if (includeUsage) ex.event({ ...base, choices: [], usage });
+      ex.event('[DONE]');
+      ex.endStream();
+      return;
+    }
+    ex.event({
+      ...base,
+      choices: [{ index: 0, delta: { content: pieces[i] }, logprobs: null, finish_reason: null }],
+    });
+    ex.later(delay, () => send(i + 1));
+  };
+  ex.later(ctl.latencyMs, () => {
+    if (fault === 'stream-error' || fault === 'stream-error-400') {
+      ex.event({
+        error: {
+          message: 'The server had an error while processing your request.',
+          type: 'server_error',
+          param: null,
+          code: null,
+        },
+      });
+      ex.endStream();
+      return;
+    }
+    send(0);
+  });
+}
