@@ -56,6 +56,7 @@ export {
   type CancelReason,
   isTerminal,
   type LatencySummary,
+  type RateLimitSnapshot,
   type RunEvents,
   type RunExecutionResult,
   type RunStatistics,

@@ -10,9 +10,12 @@ export interface Io {
   stderr: NodeJS.WritableStream;
 }
 
-const USAGE = `usage: stride demo [--tasks N] [--concurrency N] [--rate PER_MINUTE] [--seed N] [--no-progress]
+const USAGE = `usage: stride <command> [options]
 
-  demo   run a stub plan with injected faults (429s, 503s, hangs, errors) and print a summary`;
+  demo   run a stub plan with injected faults (429s, 503s, hangs, errors) and print a summary
+         stride demo [--tasks N] [--concurrency N] [--rate PER_MINUTE] [--seed N] [--no-progress]
+  mock   serve the Dify- and OpenAI-compatible mock with fault injection (stride mock --help)
+         stride mock --port 5001 --latency 50 --error-rate 429:0.05,503:0.02`;
 
 /**
  * Runs the `stride` command and resolves with its exit code: 0 all passed, 1 failures or
@@ -36,6 +39,11 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
   if (command === undefined || command === '--help' || command === '-h') {
     io.stdout.write(`${USAGE}\n`);
     return command === undefined ? 2 : 0;
+  }
+  if (command === 'mock') {
+    // Loaded on demand: the mock (and undici) cost nothing to the other commands.
+    const { mockCommand } = await import('../mock/cli.js');
+    return mockCommand(rest, { stdout: io.stdout, stderr: io.stderr });
   }
   if (command !== 'demo') {
     io.stderr.write(`stride: unknown command ${JSON.stringify(command)}\n${USAGE}\n`);

@@ -88,6 +88,20 @@ export interface TaskView<I = unknown> {
   readonly rateKey: string;
 }
 
+/**
+ * What a provider said about its limits (OpenAI's `x-ratelimit-*`, Retry-After), as a target
+ * parsed it from a response. Every field is optional.
+ */
+export interface RateLimitSnapshot {
+  readonly limitRequests?: number;
+  readonly remainingRequests?: number;
+  readonly resetRequestsMs?: number;
+  readonly limitTokens?: number;
+  readonly remainingTokens?: number;
+  readonly resetTokensMs?: number;
+  readonly retryAfterMs?: number;
+}
+
 /** What a target gets with every attempt. */
 export interface AttemptContext {
   /** Aborted on this attempt's timeout, on cancel, on a stop rule, on pause with abort. */
@@ -97,6 +111,11 @@ export interface AttemptContext {
   readonly taskId: string;
   /** Adds usage to this task (summed over attempts: every attempt is paid for). */
   reportUsage(usage: Partial<Usage>): void;
+  /**
+   * Re-syncs the task's rate buckets from what the provider reported: its figures include other
+   * clients of the same key, so they can only lower what the buckets hand out, never raise it.
+   */
+  reportLimits(limits: RateLimitSnapshot): void;
 }
 
 /**

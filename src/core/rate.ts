@@ -115,6 +115,16 @@ export class RateLimiter {
     this.tokens -= tokens;
   }
 
+  /**
+   * Lowers the tokens available now to at most `n` (a provider's "remaining" figure, which counts
+   * other clients of the same key too). Never raises them.
+   */
+  clampAvailable(n: number): void {
+    if (!Number.isFinite(n) || n < 0) return;
+    this.refill(this.clock.now());
+    if (this.tokens > n) this.tokens = n;
+  }
+
   /** Gives back tokens taken for a start that did not happen (never above capacity). */
   refund(tokens = 1): void {
     this.refill(this.clock.now());

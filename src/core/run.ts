@@ -27,6 +27,7 @@ import { LatencyHistogram } from './histogram.js';
 import {
   type CancelReason,
   isTerminal,
+  type RateLimitSnapshot,
   type RunEvents,
   type RunExecutionResult,
   type RunStatistics,
@@ -889,6 +890,25 @@ export class Run<I = unknown, O = unknown> {
 
   private reportedTokenSum = 0;
   private reportedAttempts = 0;
+
+  /** @internal Called by Attempt.reportLimits. */
+  syncLimits(att: Attempt<I, O>, limits: RateLimitSnapshot): void {
+    const rec = att.rec;
+    const key = rec.rateKey;
+    const cool = (bucket: RateLimiter | undefined, ms: number | undefined, name: string) => {
+      if (bucket === undefined || ms === undefined || !(ms > 0)) return;
+      bucket.coolDown(ms);
+      this.emit('coolDown', { key: name, ms, at: this.clock.now() });
+    };
+    if (limits.remainingRequests !== undefined)
+      rec.bucket?.clampAvailable(limits.remainingRequests);
+    if (limits.remainingRequests === 0) cool(rec.bucket, limits.resetRequestsMs, key);
+    if (limits.remainingTokens !== undefined) {
+      rec.tokenBucket?.clampAvailable(limits.remainingTokens);
+      if (limits.remainingTokens === 0)
+        cool(rec.tokenBucket, limits.resetTokensMs, `tokens:${key}`);
+    }
+  }
 
   /** @internal Called by Attempt.reportUsage. */
   addUsage(att: Attempt<I, O>, usage: Partial<Usage>): void {

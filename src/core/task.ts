@@ -9,6 +9,7 @@ import type { ErrorInfo } from './errors.js';
 import type {
   AttemptContext,
   CancelReason,
+  RateLimitSnapshot,
   TaskResult,
   TaskSpec,
   TaskStatus,
@@ -20,6 +21,7 @@ import type { RateLimiter } from './rate.js';
 /** Receives usage reported through an attempt's context. */
 export interface UsageSink<I, O> {
   addUsage(att: Attempt<I, O>, usage: Partial<Usage>): void;
+  syncLimits(att: Attempt<I, O>, limits: RateLimitSnapshot): void;
 }
 
 /** A task's live record. It becomes the task's TaskResult when terminal (no copy). */
@@ -113,6 +115,10 @@ export class Attempt<I, O> implements AttemptContext, DeadlineEntry {
 
   reportUsage(usage: Partial<Usage>): void {
     this.run.addUsage(this, usage);
+  }
+
+  reportLimits(limits: RateLimitSnapshot): void {
+    this.run.syncLimits(this, limits);
   }
 }
 

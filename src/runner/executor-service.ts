@@ -45,7 +45,7 @@ export interface ExecutorServiceOptions {
   target?: Target<TestCase, unknown> | CaseFunction;
   /** Functions a plan can name with `target: { type: function, name }`. */
   functions?: Readonly<Record<string, CaseFunction>>;
-  /** Builds targets of type dify / openai / http. */
+  /** Builds targets of type dify / openai / http. @default the built-in targets (undici) */
   targetFactory?: TargetFactory;
   /** @default new RealClock() */
   clock?: Clock;
@@ -63,6 +63,8 @@ export interface PreparedTestRun {
   toTestResult(result: Parameters<typeof ResultConverter.convert>[0]): TestResult;
   /** The error that ended the case stream, if any (a PlanError from a bad case file). */
   readonly sourceError: () => unknown;
+  /** Releases what the service built for this run (the target's connection pool). */
+  close(): Promise<void>;
 }
 
 function missing(what: string): StrideError {
@@ -118,6 +120,7 @@ export function judgedTarget(
           cost += usage.cost ?? 0;
           ctx.reportUsage(usage);
         },
+        reportLimits: (limits) => ctx.reportLimits(limits),
       };
       const started = clock.now();
       const output = await inner.execute(task, counted);
@@ -170,7 +173,7 @@ export class ExecutorService {
   }
 
   /** The target the manifest's cases run against. */
-  resolveTarget(manifest: RunManifest): Target<TestCase, unknown> {
+  async resolveTarget(manifest: RunManifest): Promise<Target<TestCase, unknown>> {
     const given = this.options.target;
     if (typeof given === 'function') return { execute: (task, ctx) => given(task.input, ctx) };
     if (given !== undefined) return given;
@@ -188,26 +191,23 @@ export class ExecutorService {
       }
       return { key: `function:${config.name}`, execute: (task, ctx) => fn(task.input, ctx) };
     }
-    if (this.options.targetFactory === undefined) {
-      throw new StrideError(
-        'INVALID_OPTION',
-        `target type ${config.type} needs a targetFactory (the CLI passes the built-in one)`,
-      );
+    const concurrency = manifest.executionPolicy.concurrency;
+    if (this.options.targetFactory !== undefined) {
+      return this.options.targetFactory(config, { concurrency });
     }
-    return this.options.targetFactory(config, {
-      concurrency: manifest.executionPolicy.concurrency,
-    });
+    const { builtInTarget } = await import('./targets.js');
+    return builtInTarget(config, concurrency);
   }
 
   /**
    * Prepares a run of the plan without starting it, so progress listeners can be attached first.
    * Cases stream from the plan's files with a bounded lookahead.
    */
-  prepare(
+  async prepare(
     manifest: RunManifest | null | undefined,
     token?: CancellationToken,
     extra: RunOptions = {},
-  ): PreparedTestRun {
+  ): Promise<PreparedTestRun> {
     if (manifest == null) throw missing('manifest');
     if (
       manifest.datasets.length === 0 ||
@@ -215,7 +215,8 @@ export class ExecutorService {
     ) {
       throw new StrideError('EMPTY_PLAN', 'RunManifest.cases cannot be empty');
     }
-    const target = judgedTarget(this.resolveTarget(manifest), this.clock);
+    const inner = await this.resolveTarget(manifest);
+    const target = judgedTarget(inner, this.clock);
     let sourceError: unknown;
     async function* tasks(): AsyncGenerator<TaskSpec<TestCase>> {
       try {
@@ -243,6 +244,11 @@ export class ExecutorService {
       manifest,
       toTestResult: (result) => ResultConverter.convert(result, context),
       sourceError: () => sourceError,
+      close: async () => {
+        // Only what this service built: a target the caller passed in is the caller's to close.
+        if (inner !== this.options.target)
+          await (inner as { close?: () => Promise<void> }).close?.();
+      },
     };
   }
 
@@ -264,11 +270,15 @@ export class ExecutorService {
     manifest: RunManifest | null | undefined,
     token?: CancellationToken,
   ): Promise<{ results: TestResult[]; run: RunExecutionResult<TestCase, CaseOutcome> }> {
-    const prepared = this.prepare(manifest, token);
-    const run = await prepared.run.start();
-    const failure = prepared.sourceError();
-    if (failure !== undefined && run.statistics.totalTasks === 0) throw failure;
-    return { results: run.tasks.map((r) => prepared.toTestResult(r)), run };
+    const prepared = await this.prepare(manifest, token);
+    try {
+      const run = await prepared.run.start();
+      const failure = prepared.sourceError();
+      if (failure !== undefined && run.statistics.totalTasks === 0) throw failure;
+      return { results: run.tasks.map((r) => prepared.toTestResult(r)), run };
+    } finally {
+      await prepared.close();
+    }
   }
 
   /**
@@ -280,7 +290,7 @@ export class ExecutorService {
     token?: CancellationToken,
     options: { highWaterMark?: number } = {},
   ): AsyncGenerator<TestResult, RunExecutionResult<TestCase, CaseOutcome>> {
-    const prepared = this.prepare(manifest, token, { retainResults: false });
+    const prepared = await this.prepare(manifest, token, { retainResults: false });
     const { run } = prepared;
     const high = options.highWaterMark ?? 1024;
     const buffer: TestResult[] = [];
@@ -329,6 +339,7 @@ export class ExecutorService {
         run.cancel();
         await finished;
       }
+      await prepared.close();
     }
     const result = await finished;
     const failure = prepared.sourceError();

@@ -71,6 +71,39 @@ describe('stride demo', () => {
   });
 });
 
+describe('stride mock', () => {
+  it('serves Dify requests on a free port until its signal aborts, then exits 0', async () => {
+    const { io: streams, text } = io();
+    const controller = new AbortController();
+    const { mockCommand } = await import('../../src/mock/cli.js');
+    let url = '';
+    const done = mockCommand(['--port', '0', '--quiet'], {
+      ...streams,
+      signal: controller.signal,
+      onListening: (u) => {
+        url = u;
+      },
+    });
+    await expect.poll(() => url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const res = await fetch(`${url}/v1/workflows/run`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer app-x', 'content-type': 'application/json' },
+      body: JSON.stringify({ inputs: { query: 'hello' }, response_mode: 'blocking', user: 'u' }),
+    });
+    expect(res.status).toBe(200);
+    controller.abort();
+    expect(await done).toBe(0);
+    expect(text.err).toBe('');
+  });
+
+  it('rejects a bad flag through `stride mock` with exit code 2', async () => {
+    const { io: streams, text } = io();
+    expect(await main(['mock', '--port', 'abc'], streams)).toBe(2);
+    expect(text.err).toContain('--port');
+    expect(text.err).toContain('abc');
+  });
+});
+
 describe('the bin', () => {
   it('sets the same V8 flags the benchmark measures with', async () => {
     const bin = await readFile(new URL('../../src/cli/main.ts', import.meta.url), 'utf8');

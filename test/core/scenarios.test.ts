@@ -492,6 +492,50 @@ describe('token budget (tokens per minute)', () => {
   });
 });
 
+describe('provider-reported limits (x-ratelimit-*)', () => {
+  it('cools the request bucket when the provider says none remain, until its reset', async () => {
+    const clock = new VirtualClock();
+    const startTimes: number[] = [];
+    const t = target(async (task, ctx) => {
+      startTimes.push(clock.now());
+      if (task.id === 't0') ctx.reportLimits({ remainingRequests: 0, resetRequestsMs: 5000 });
+      return 'ok';
+    });
+    const { run } = virtualRun(3, t, {
+      clock,
+      concurrency: 1,
+      rate: { perMinute: 6000, burst: 10 },
+    });
+    const cooled: number[] = [];
+    run.on('coolDown', (e) => cooled.push(e.ms));
+    await run.start();
+    expect(cooled).toEqual([5000]);
+    // restart from an empty bucket: one refill interval (10 ms) after the reset
+    expect(startTimes).toEqual([0, 5010, 5020]);
+  });
+
+  it('only ever lowers the token bucket to what the provider says remains', async () => {
+    const clock = new VirtualClock();
+    const startTimes: number[] = [];
+    const t = target(async (task, ctx) => {
+      startTimes.push(clock.now());
+      // other clients used the budget: 100 of 6000 tokens remain, and later a generous figure
+      ctx.reportLimits({ remainingTokens: task.id === 't0' ? 100 : 1_000_000 });
+      ctx.reportUsage({ tokens: 100 });
+      return 'ok';
+    });
+    await virtualRun(3, t, {
+      clock,
+      concurrency: 1,
+      tokens: { perMinute: 6000, burst: 6000, estimate: 100 },
+    }).run.start();
+    // after t0: clamped to 100, the reservation of 100 is reconciled exactly, so t1 starts at
+    // once with the 100 left; t2 must wait for 100 tokens at 100/s: 1 s. The generous figure
+    // reported by t1 never raised the bucket.
+    expect(startTimes).toEqual([0, 0, 1000]);
+  });
+});
+
 describe('concurrency, priority, batches, sources', () => {
   it('follows live concurrency changes up and down', async () => {
     const clock = new VirtualClock();
