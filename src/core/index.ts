@@ -8,6 +8,12 @@ export {
 } from './clock.js';
 export * from './errors.js';
 export * from './faces.js';
+export {
+  evalJsonPath,
+  type JsonPathResult,
+  type JsonPathSegment,
+  parseJsonPath,
+} from './jsonpath.js';
 export * from './model.js';
 export {
   type BatchOptions,

@@ -3,7 +3,7 @@
  */
 
 import { describeValue } from '../core/errors.js';
-import { evalJsonPath, parseJsonPath } from './jsonpath.js';
+import { evalJsonPath, parseJsonPath } from '../core/index.js';
 import type {
   Assertion,
   AssertionContext,

@@ -11,13 +11,13 @@
 import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
+import { seededRandom } from '../core/index.js';
 import { CsvParser, type CsvRecord, CsvSyntaxError } from './csv.js';
 import { formatPath } from './env.js';
 import { invalidValueMessage, PlanError, type PlanErrorCode, type PlanIssue } from './errors.js';
 import { IdSet } from './idset.js';
 import { type IssuePath, locatorForText, toPlanIssues } from './issues.js';
 import { findJsonSyntaxError, lineIndex } from './json.js';
-import { mulberry32 } from './random.js';
 import {
   ASSERTION_KEYS,
   type CaseDefaults,
@@ -877,7 +877,7 @@ export async function* iterateCases(
   let read = 0;
   let position = 0;
   let emitted = 0;
-  const random = sample === undefined ? undefined : mulberry32(sample.seed);
+  const random = sample === undefined ? undefined : seededRandom(sample.seed);
   const reservoir: { position: number; testCase: TestCase }[] = [];
   for await (const item of allItems(manifest)) {
     if (isProblem(item)) fail(item);

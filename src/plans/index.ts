@@ -15,6 +15,12 @@
  */
 
 export {
+  evalJsonPath,
+  type JsonPathResult,
+  type JsonPathSegment,
+  parseJsonPath,
+} from '../core/index.js';
+export {
   type AssertionInput,
   type AssertionOutcome,
   customAssertion,
@@ -33,15 +39,8 @@ export {
 export { DURATION_EXPECTED, formatDuration, parseDuration, tryParseDuration } from './duration.js';
 export { type Env, type Interpolation, interpolate, REDACTED, redact } from './env.js';
 export { formatIssue, PlanError, type PlanErrorCode, type PlanIssue } from './errors.js';
-export {
-  evalJsonPath,
-  type JsonPathResult,
-  type JsonPathSegment,
-  parseJsonPath,
-} from './jsonpath.js';
 export { type LoadPlanOptions, loadPlan, type ParsePlanOptions, parsePlan } from './load.js';
 export { type PrintPlanOptions, printPlan } from './print.js';
-export { mulberry32 } from './random.js';
 export {
   type Assertion,
   type AssertionContext,

@@ -10,8 +10,8 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { RateLimit, RetryPolicy, StopConditions } from '../core/index.js';
+import { parseJsonPath } from '../core/index.js';
 import { DURATION_EXPECTED, DURATION_HINT, tryParseDuration } from './duration.js';
-import { parseJsonPath } from './jsonpath.js';
 
 // ---------------------------------------------------------------------------------------------
 // The normalised types

@@ -7,7 +7,10 @@
 import type { Dispatcher } from 'undici';
 import {
   type AttemptContext,
+  evalJsonPath,
   InvalidOptionError,
+  type JsonPathSegment,
+  parseJsonPath,
   type Target,
   TaskFailedError,
   type TaskView,
@@ -27,7 +30,28 @@ import {
   transportError,
 } from '../internal/http.js';
 import { parseRateLimitHeaders, type RateLimitInfo } from '../internal/ratelimit.js';
-import { getPath, type PathSegment, parsePath } from './jsonpath.js';
+
+type PathSegment = JsonPathSegment;
+
+/** Parses an option's JSON path; a bad one is an InvalidOptionError naming the option. */
+function parsePath(path: string, field: string): PathSegment[] {
+  try {
+    return parseJsonPath(path);
+  } catch (e) {
+    throw new InvalidOptionError(
+      field,
+      path,
+      `a JSON path such as $.data.outputs.text (${e instanceof Error ? e.message : String(e)})`,
+    );
+  }
+}
+
+/** The value at `segments`, or undefined if any step is missing. */
+function getPath(value: unknown, segments: readonly PathSegment[]): unknown {
+  const r = evalJsonPath(value, segments);
+  return r.found ? r.value : undefined;
+}
+
 import { renderString, renderValue, type TemplateVars } from './template.js';
 
 /**

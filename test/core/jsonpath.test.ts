@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { evalJsonPath, parseJsonPath } from '../../src/plans/index.js';
+import { evalJsonPath, parseJsonPath } from '../../src/core/index.js';
 
 describe('JSON paths', () => {
   test.each([

@@ -1,5 +1,6 @@
 /**
- * A small JSONPath subset, enough for assertions: `$`, `.name`, `['name']`, `["name"]`, `[0]`,
+ * A small JSONPath subset, shared by plan assertions and the HTTP target (pure, so it lives in
+ * the core that both may import): `$`, `.name`, `['name']`, `["name"]`, `[0]`,
  * `[-1]` (from the end). No wildcards, filters or recursive descent: a path names one value.
  */
 
