@@ -24,6 +24,7 @@ import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { CLI_NODE_FLAGS } from './cli-flags.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
 
@@ -38,7 +39,7 @@ const { values } = parseArgs({
     reps: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '0' },
     floor: { type: 'boolean', default: false },
-    variants: { type: 'string', default: 'cold,cold-liftoff,warm,floor' },
+    variants: { type: 'string', default: 'cold,cli,warm,floor' },
   },
 });
 
@@ -179,6 +180,8 @@ async function firstLine(proc) {
 const VARIANTS = {
   cold: { flags: [], warmup: 0 },
   'cold-liftoff': { flags: ['--liftoff-only'], warmup: 0 },
+  // What the stride bin runs with (bench/cli-flags.mjs).
+  cli: { flags: CLI_NODE_FLAGS, warmup: 0 },
   warm: { flags: [], warmup: 40 },
   floor: { flags: [], warmup: 0, floor: true },
 };

@@ -16,6 +16,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { ensureCasesFile, ensurePlanFile } from './cases-file.mjs';
+import { CLI_NODE_FLAGS } from './cli-flags.mjs';
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
 const SCENARIO_SCRIPT = here('./scenario.mjs');
@@ -214,9 +215,6 @@ function parseArgs(argv) {
   if (!Number.isInteger(args.reps) || args.reps < 1) throw new Error('--reps needs an integer ≥ 1');
   return args;
 }
-
-/** The flags in the shebang of src/cli/main.ts (kept equal by test/cli/flags.test.ts). */
-export const CLI_NODE_FLAGS = ['--max-semi-space-size=1'];
 
 /** Runs one measurement in its own process and returns its JSON line. */
 function measure(scenario, variant) {

@@ -1,7 +1,7 @@
-#!/usr/bin/env -S node --max-semi-space-size=1
-// The shebang's flag keeps V8's young generation at 1 MB: a million-case plan streams with a
-// flat ~11 MB live heap, and the default 16 MB semi-spaces only inflated peak RSS (bench S5:
-// ~190 MB -> ~145 MB) at no throughput cost. bench/run.mjs measures with the same flag.
+#!/usr/bin/env -S node --max-semi-space-size=1 --liftoff-only
+// The shebang's flags (bench/cli-flags.mjs says why, with the figures): a 1 MB young generation,
+// so a million-case plan's flat ~11 MB live heap is not inflated to ~200 MB of RSS by 16 MB
+// semi-spaces (bench S5), and Liftoff-only Wasm, so undici's HTTP parser costs ~30 MB less.
 
 /**
  * The `stride` bin: runs src/cli/app.ts's `main` and sets the exit code.
