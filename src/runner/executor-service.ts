@@ -296,7 +296,7 @@ export class ExecutorService {
     const buffer: TestResult[] = [];
     let wake: (() => void) | undefined;
     let pausedForConsumer = false;
-    run.on('transition', (e) => {
+    const unsubscribe = run.on('transition', (e) => {
       if (
         e.to !== 'succeeded' &&
         e.to !== 'failed' &&
@@ -336,6 +336,9 @@ export class ExecutorService {
     } finally {
       // The consumer stopped early (break / throw): cancel the rest, never leave a run behind.
       if (!done) {
+        // Nobody reads the rest: stop collecting before the cancel turns every unread case of
+        // a large file into a buffered result.
+        unsubscribe();
         run.cancel();
         await finished;
       }
