@@ -119,3 +119,4 @@ export {
   runOptionsFor,
   type TargetFactory,
 } from './runner/executor-service.js';
+export { snapshotPlan } from './runner/snapshot.js';

@@ -30,6 +30,12 @@ export type ErrorCode =
   | 'PLAN_NOT_FOUND'
   | 'CASES_INVALID'
   | 'ENV_MISSING'
+  | 'STORE_CORRUPT'
+  | 'STORE_LOCKED'
+  | 'STORE_VERSION'
+  | 'STORE_IO'
+  | 'RUN_NOT_FOUND'
+  | 'RUN_EXISTS'
   | 'UNKNOWN_ERROR';
 
 export interface StrideErrorOptions {

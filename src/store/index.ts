@@ -1,0 +1,42 @@
+/**
+ * The run journal behind one Store port: memory and SQLite. See docs/store.md.
+ *
+ * @example
+ * ```ts
+ * import { snapshotPlan } from 'stride';
+ * import { attachJournal, SqliteStore } from 'stride/store';
+ *
+ * const store = new SqliteStore(); // .stride/stride.db
+ * const journal = await attachJournal(run, store, { plan: snapshotPlan(manifest) });
+ * await run.start();
+ * await journal.closed;
+ * console.log(await store.listRuns({ limit: 5 }));
+ * ```
+ */
+
+export { StoreError, type StoreFailure } from './errors.js';
+export { attachJournal, type Journal, type JournalOptions } from './journal.js';
+export { MemoryStore } from './memory.js';
+export { MIGRATIONS, type Migration, SCHEMA_VERSION } from './migrations.js';
+export type { PlanSnapshot } from './plan.js';
+export type {
+  AttemptRecord,
+  AttemptState,
+  JournalBatch,
+  ListRunsOptions,
+  NewRun,
+  PlanKind,
+  ResultsOptions,
+  ResumeState,
+  Retention,
+  RunCounts,
+  RunEnd,
+  RunRecord,
+  RunSummary,
+  Store,
+  StoredRunStatus,
+  StoredTransition,
+  UnfinishedCase,
+  UpstreamIds,
+} from './port.js';
+export { DEFAULT_DB_PATH, SqliteStore, type SqliteStoreOptions } from './sqlite.js';

@@ -1,0 +1,322 @@
+/**
+ * The run journal: it listens to a Run and writes every transition, every ended attempt and the
+ * run's end through a Store, so that the run can be listed, shown and resumed.
+ *
+ * Its listeners only push onto arrays: the batch of a tick is handed to the store on
+ * `setImmediate`, and the store writes it later still (SQLite: one transaction per tick). The
+ * scheduler never waits for a disk. On `done` the journal hands over what is left, records the
+ * run's end and flushes; `journal.closed` resolves when all of it is durable.
+ *
+ * Nothing secret is written: the plan only as a redacted snapshot (`snapshotPlan`), errors only
+ * as the engine's ErrorInfo (code, name, message; never a stack), options only as their plain
+ * JSON fields.
+ */
+
+import { type Clock, RealClock } from '../core/clock.js';
+import type { RunExecutionResult, TaskTransition } from '../core/model.js';
+import type { Run } from '../core/run.js';
+import { attemptStateOf, upstreamIds } from './codec.js';
+import type { PlanSnapshot } from './plan.js';
+import type { AttemptRecord, JournalBatch, Store } from './port.js';
+
+/** Options of `attachJournal`. */
+export interface JournalOptions {
+  /** The stored run's id. @default run.runId */
+  readonly runId?: string;
+  /** The plan, redacted (`snapshotPlan(manifest)`). @default an unnamed test plan */
+  readonly plan?: PlanSnapshot;
+  /**
+   * The run's options, as recorded: only plain JSON fields are kept (functions, signals, clocks
+   * and other class instances are dropped). @default {}
+   */
+  readonly options?: unknown;
+  /** The run this one re-runs cases of. */
+  readonly parentId?: string;
+  /** Continue the journal of an existing run (resume) instead of creating one. @default false */
+  readonly resume?: boolean;
+  /** The run's clock, to date the run in epoch milliseconds. @default new RealClock() */
+  readonly clock?: Clock;
+  /**
+   * Called once when the store fails (disk full, locked database). The journal stops writing;
+   * the run stays `running` in the store, resumable from what was written. @default cancels the
+   * run, so no more money is spent on results that would not be kept
+   */
+  readonly onError?: (error: unknown) => void;
+}
+
+/** A journal attached to a run. */
+export interface Journal {
+  readonly runId: string;
+  /**
+   * Resolves once the run's end and everything before it are durable; rejects with the store's
+   * error if writing failed. Await it after `run.start()`.
+   */
+  readonly closed: Promise<void>;
+  /** The store's error, once one happened. */
+  readonly error: unknown;
+  /** Hands over what is buffered and waits until the store made it durable. */
+  flush(): Promise<void>;
+  /** Stops journaling without recording an end (what is buffered is still handed over). */
+  detach(): Promise<void>;
+}
+
+/**
+ * Transitions per batch at most: a run that never yields to the event loop (no-op targets) hands
+ * its journal over every this many, so memory stays bounded.
+ */
+const MAX_BATCH = 512;
+
+/** An attempt in flight: filled in as it goes, handed to the store as its AttemptRecord. */
+interface LiveAttempt {
+  caseId: string;
+  number: number;
+  startedAt: number;
+  endedAt: number;
+  state: AttemptRecord['state'];
+  error: AttemptRecord['error'];
+  usage: { tokens: number; cost: number };
+  upstream: AttemptRecord['upstream'];
+}
+
+/** Plain JSON fields only: functions, signals, clocks and other class instances are dropped. */
+function plainReplacer(_key: string, value: unknown): unknown {
+  if (typeof value === 'function' || typeof value === 'symbol') return undefined;
+  if (typeof value === 'bigint') return value.toString();
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    const proto = Object.getPrototypeOf(value);
+    if (proto !== Object.prototype && proto !== null) return undefined;
+  }
+  return value;
+}
+
+function optionsJson(options: unknown): string {
+  if (options === undefined) return '{}';
+  try {
+    return JSON.stringify(options, plainReplacer) ?? '{}';
+  } catch {
+    return '{}';
+  }
+}
+
+class RunJournal implements Journal {
+  readonly runId: string;
+  readonly closed: Promise<void>;
+  error: unknown;
+
+  private transitions: TaskTransition[] = [];
+  private attempts: AttemptRecord[] = [];
+  private scheduled: NodeJS.Immediate | undefined;
+  private readonly live = new Map<string, LiveAttempt>();
+  private readonly unsubscribe: (() => void)[];
+  private attached = true;
+  private failed = false;
+  private settle!: { resolve: () => void; reject: (err: unknown) => void };
+
+  constructor(
+    private readonly run: Run<unknown, unknown>,
+    private readonly store: Store,
+    runId: string,
+    private readonly epochOffset: number,
+    private readonly onError: ((error: unknown) => void) | undefined,
+  ) {
+    this.runId = runId;
+    this.closed = new Promise<void>((resolve, reject) => {
+      this.settle = { resolve, reject };
+    });
+    // Awaiting it is the caller's choice: an unobserved failure must not crash the process.
+    this.closed.catch(() => {});
+    this.unsubscribe = [
+      run.on('transition', (t) => this.onTransition(t)),
+      run.on('usage', (u) => {
+        const live = this.live.get(u.taskId);
+        if (live !== undefined && live.number === u.attempt) {
+          live.usage.tokens += u.tokens;
+          live.usage.cost += u.cost;
+        }
+      }),
+      run.on('done', (result) => this.onDone(result)),
+    ];
+  }
+
+  private onTransition(t: TaskTransition): void {
+    this.transitions.push(t);
+    switch (t.to) {
+      case 'queued':
+        // A lower count means the start was withdrawn before anything was sent (a pause
+        // between "chosen" and "started"): not an attempt. Otherwise a pause aborted it.
+        if (t.from === 'running') {
+          const live = this.live.get(t.taskId);
+          if (live !== undefined && t.attempt < live.number) this.live.delete(t.taskId);
+          else this.endAttempt(t.taskId, t.at, 'interrupted', undefined, undefined);
+        }
+        break;
+      case 'running':
+        this.live.set(t.taskId, {
+          caseId: t.taskId,
+          number: t.attempt,
+          startedAt: t.at,
+          endedAt: t.at,
+          state: 'interrupted',
+          error: undefined,
+          usage: { tokens: 0, cost: 0 },
+          upstream: undefined,
+        });
+        break;
+      case 'pending':
+        this.endAttempt(t.taskId, t.at, attemptStateOf(t.error), t.error, undefined);
+        break;
+      case 'succeeded':
+        if (t.from === 'running') {
+          this.endAttempt(t.taskId, t.at, 'succeeded', undefined, t.result.output);
+        }
+        break;
+      case 'cancelled':
+        if (t.from === 'running')
+          this.endAttempt(t.taskId, t.at, 'cancelled', undefined, undefined);
+        break;
+      default:
+        if (t.from === 'running') this.endAttempt(t.taskId, t.at, t.to, t.error, t.result.output);
+    }
+    if (this.transitions.length >= MAX_BATCH) this.handoff();
+    else this.scheduled ??= setImmediate(this.handoffSoon);
+  }
+
+  private endAttempt(
+    caseId: string,
+    at: number,
+    state: AttemptRecord['state'],
+    error: AttemptRecord['error'],
+    output: unknown,
+  ): void {
+    const live = this.live.get(caseId);
+    if (live === undefined) return; // attached after it started: its start is unknown
+    this.live.delete(caseId);
+    live.endedAt = at;
+    live.state = state;
+    live.error = error;
+    if (output !== undefined) live.upstream = upstreamIds(output);
+    this.attempts.push(live);
+  }
+
+  private readonly handoffSoon = (): void => {
+    this.scheduled = undefined;
+    this.handoff();
+  };
+
+  /** Gives the tick's batch to the store. Returns false if the store refused it. */
+  private handoff(): boolean {
+    if (this.scheduled !== undefined) {
+      clearImmediate(this.scheduled);
+      this.scheduled = undefined;
+    }
+    if (!this.attached) return !this.failed;
+    if (this.transitions.length === 0 && this.attempts.length === 0) return true;
+    const batch: JournalBatch = { transitions: this.transitions, attempts: this.attempts };
+    this.transitions = [];
+    this.attempts = [];
+    try {
+      this.store.append(this.runId, batch);
+      return true;
+    } catch (err) {
+      this.fail(err);
+      return false;
+    }
+  }
+
+  private onDone(result: RunExecutionResult): void {
+    if (!this.handoff()) return;
+    this.stopListening();
+    this.store
+      .finishRun(this.runId, {
+        status: result.status,
+        finishedAt: result.finishedAt + this.epochOffset,
+        stoppedBy: result.stoppedBy,
+        statistics: result.statistics,
+      })
+      .then(
+        () => this.settle.resolve(),
+        (err: unknown) => this.fail(err),
+      );
+  }
+
+  private fail(err: unknown): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.error = err;
+    this.stopListening();
+    this.transitions = [];
+    this.attempts = [];
+    this.settle.reject(err);
+    if (this.onError !== undefined) {
+      this.onError(err);
+    } else {
+      const message = err instanceof Error ? err.message : String(err);
+      this.run.cancel({ message: `the run journal failed: ${message}` });
+    }
+  }
+
+  private stopListening(): void {
+    if (!this.attached) return;
+    this.attached = false;
+    for (const off of this.unsubscribe) off();
+  }
+
+  async flush(): Promise<void> {
+    if (!this.handoff()) throw this.error;
+    try {
+      await this.store.flush();
+    } catch (err) {
+      this.fail(err);
+      throw err;
+    }
+  }
+
+  async detach(): Promise<void> {
+    const ok = this.handoff();
+    this.stopListening();
+    if (!ok) throw this.error;
+    await this.store.flush();
+    this.settle.resolve();
+  }
+}
+
+/**
+ * Journals a run into a store: creates the stored run (or re-opens it with `resume`), then
+ * writes every transition, every ended attempt and the run's end. Attach it before
+ * `run.start()`.
+ *
+ * @example
+ * ```ts
+ * const store = new SqliteStore();
+ * const prepared = await service.prepare(manifest);
+ * const journal = await attachJournal(prepared.run, store, { plan: snapshotPlan(manifest) });
+ * const result = await prepared.run.start();
+ * await journal.closed; // the results and the run's end are on disk
+ * ```
+ */
+export async function attachJournal<I, O>(
+  run: Run<I, O>,
+  store: Store,
+  options: JournalOptions = {},
+): Promise<Journal> {
+  const runId = options.runId ?? run.runId;
+  const clock = options.clock ?? new RealClock();
+  const epochOffset = clock.wallTime() - clock.now();
+  if (options.resume === true) {
+    await store.reopenRun(runId);
+  } else {
+    const plan = options.plan;
+    await store.createRun({
+      id: runId,
+      kind: plan?.kind ?? 'test',
+      plan: plan?.name ?? '',
+      planHash: plan?.hash ?? '',
+      planJson: plan?.json ?? 'null',
+      optionsJson: optionsJson(options.options),
+      startedAt: clock.wallTime(),
+      clockOffsetMs: epochOffset,
+      ...(options.parentId === undefined ? {} : { parentId: options.parentId }),
+    });
+  }
+  return new RunJournal(run as Run<unknown, unknown>, store, runId, epochOffset, options.onError);
+}

@@ -1,0 +1,255 @@
+/**
+ * The Store in memory: for tests, `simulate`, and library users who want run history without a
+ * file. It keeps exactly what the SQLite store keeps (the same rows, through the same codec), so
+ * the one contract suite holds for both. Nothing survives the process.
+ */
+
+import type { TaskResult, TerminalStatus } from '../core/model.js';
+import {
+  type AttemptRow,
+  compareAttempts,
+  decodeTransitions,
+  emptyTally,
+  encodeBatch,
+  finalAttemptOf,
+  foldBatch,
+  fromAttemptRow,
+  fromResultRow,
+  type ResultRow,
+  type Tally,
+  tallyAttempt,
+  tallyResult,
+  toAttemptRow,
+  toResultRow,
+  toRunCounts,
+  UnfinishedTracker,
+  validateLimit,
+  validateNewRun,
+  validateRetention,
+  validateRunEnd,
+} from './codec.js';
+import { StoreError } from './errors.js';
+import type {
+  AttemptRecord,
+  JournalBatch,
+  ListRunsOptions,
+  NewRun,
+  ResultsOptions,
+  ResumeState,
+  Retention,
+  RunEnd,
+  RunRecord,
+  RunSummary,
+  Store,
+  StoredRunStatus,
+  StoredTransition,
+} from './port.js';
+
+const FILE = 'memory';
+
+interface MemoryRun {
+  readonly key: number;
+  readonly run: NewRun;
+  status: StoredRunStatus;
+  end: RunEnd | undefined;
+  resumes: number;
+  readonly tally: Tally;
+  /** One encoded row per append, as the SQLite journal table holds them. */
+  readonly journal: { baseAt: number; entries: string }[];
+  readonly results: ResultRow[];
+  readonly attempts: AttemptRow[];
+}
+
+/**
+ * A Store held in memory.
+ *
+ * @example
+ * ```ts
+ * const store = new MemoryStore();
+ * const journal = await attachJournal(run, store);
+ * await run.start();
+ * await journal.closed;
+ * console.log((await store.getRun(run.runId))?.counts);
+ * ```
+ */
+export class MemoryStore implements Store {
+  private readonly runs = new Map<string, MemoryRun>();
+  private nextKey = 1;
+  private closed = false;
+
+  async createRun(run: NewRun): Promise<void> {
+    this.open();
+    validateNewRun(run);
+    if (this.runs.has(run.id)) {
+      throw new StoreError('duplicate_run', FILE, `run ${run.id} already exists in the store`);
+    }
+    this.runs.set(run.id, {
+      key: this.nextKey++,
+      run: { ...run },
+      status: 'running',
+      end: undefined,
+      resumes: 0,
+      tally: emptyTally(),
+      journal: [],
+      results: [],
+      attempts: [],
+    });
+  }
+
+  async reopenRun(runId: string): Promise<void> {
+    const r = this.get(runId);
+    r.status = 'running';
+    r.end = undefined;
+    r.resumes++;
+  }
+
+  append(runId: string, batch: JournalBatch): void {
+    const r = this.get(runId);
+    if (batch.transitions.length > 0) r.journal.push(encodeBatch(batch.transitions));
+    foldBatch(
+      batch,
+      (result, final) => {
+        r.results.push(toResultRow(result, final));
+        tallyResult(r.tally, result.status as TerminalStatus);
+        if (final !== undefined) tallyAttempt(r.tally, final);
+      },
+      (attempt) => {
+        r.attempts.push(toAttemptRow(attempt));
+        tallyAttempt(r.tally, attempt);
+      },
+    );
+  }
+
+  async finishRun(runId: string, end: RunEnd): Promise<void> {
+    const r = this.get(runId);
+    validateRunEnd(end);
+    r.status = end.status;
+    r.end = { ...end };
+  }
+
+  async loadRun(runId: string): Promise<ResumeState | undefined> {
+    this.open();
+    const r = this.runs.get(runId);
+    if (r === undefined) return undefined;
+    const tracker = new UnfinishedTracker();
+    for (const row of r.journal) {
+      for (const t of decodeTransitions(row.entries, row.baseAt)) tracker.add(t);
+    }
+    return { run: this.record(r), unfinished: tracker.result() };
+  }
+
+  async listRuns(options: ListRunsOptions = {}): Promise<RunSummary[]> {
+    this.open();
+    validateLimit(options.limit);
+    const list = this.newestFirst().map((r) => this.summary(r));
+    return options.limit === undefined ? list : list.slice(0, options.limit);
+  }
+
+  async getRun(runId: string): Promise<RunRecord | undefined> {
+    this.open();
+    const r = this.runs.get(runId);
+    return r === undefined ? undefined : this.record(r);
+  }
+
+  async *results(runId: string, options: ResultsOptions = {}): AsyncIterableIterator<TaskResult> {
+    const r = this.get(runId);
+    const wanted = options.status === undefined ? undefined : new Set<string>(options.status);
+    // A snapshot as of the first read, as a database read transaction gives.
+    const end = r.results.length;
+    for (let i = 0; i < end; i++) {
+      const row = r.results[i]!;
+      if (wanted === undefined || wanted.has(row.status)) yield fromResultRow(row);
+    }
+  }
+
+  async *attempts(runId: string, caseId?: string): AsyncIterableIterator<AttemptRecord> {
+    const r = this.get(runId);
+    const all: AttemptRecord[] = [];
+    for (const row of r.attempts) {
+      if (caseId === undefined || row.case_id === caseId) all.push(fromAttemptRow(row));
+    }
+    for (const row of r.results) {
+      if (caseId !== undefined && row.case_id !== caseId) continue;
+      const final = finalAttemptOf(row);
+      if (final !== undefined) all.push(final);
+    }
+    all.sort(compareAttempts);
+    yield* all;
+  }
+
+  async *transitions(runId: string): AsyncIterableIterator<StoredTransition> {
+    const r = this.get(runId);
+    const end = r.journal.length;
+    for (let i = 0; i < end; i++) {
+      const row = r.journal[i]!;
+      yield* decodeTransitions(row.entries, row.baseAt);
+    }
+  }
+
+  async prune(retention: Retention): Promise<number> {
+    this.open();
+    validateRetention(retention);
+    const now = retention.now ?? Date.now();
+    const doomed = this.newestFirst().filter(
+      (r, index) =>
+        (retention.maxAgeMs !== undefined && r.run.startedAt < now - retention.maxAgeMs) ||
+        (retention.maxRuns !== undefined && index >= retention.maxRuns),
+    );
+    for (const r of doomed) this.runs.delete(r.run.id);
+    return doomed.length;
+  }
+
+  async flush(): Promise<void> {
+    this.open();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  private open(): void {
+    if (this.closed) throw new StoreError('closed', FILE, 'the memory store is closed');
+  }
+
+  private get(runId: string): MemoryRun {
+    this.open();
+    const r = this.runs.get(runId);
+    if (r === undefined) {
+      throw new StoreError('unknown_run', FILE, `no run ${JSON.stringify(runId)} in the store`);
+    }
+    return r;
+  }
+
+  private newestFirst(): MemoryRun[] {
+    return [...this.runs.values()].sort(
+      (a, b) => b.run.startedAt - a.run.startedAt || b.key - a.key,
+    );
+  }
+
+  private summary(r: MemoryRun): RunSummary {
+    return {
+      id: r.run.id,
+      parentId: r.run.parentId,
+      kind: r.run.kind,
+      plan: r.run.plan,
+      planHash: r.run.planHash,
+      status: r.status,
+      startedAt: r.run.startedAt,
+      finishedAt: r.end?.finishedAt,
+      stoppedBy: r.end?.stoppedBy === undefined ? undefined : { ...r.end.stoppedBy },
+      resumes: r.resumes,
+      counts: toRunCounts(r.tally),
+    };
+  }
+
+  private record(r: MemoryRun): RunRecord {
+    return {
+      ...this.summary(r),
+      planJson: r.run.planJson,
+      optionsJson: r.run.optionsJson,
+      clockOffsetMs: r.run.clockOffsetMs ?? 0,
+      // A copy, as a database would give: the caller cannot change what is stored.
+      statistics: r.end?.statistics === undefined ? undefined : structuredClone(r.end.statistics),
+    };
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * The SQLite schema, as the list of migrations that builds it. A database records every version
+ * applied in `schema_version`; opening it applies the missing ones in one transaction, and a
+ * database whose version is newer than the last one here is refused (an older Stride must not
+ * write into a schema it does not know).
+ *
+ * Rules for adding one: append, never edit a released migration; each must be valid on a
+ * database of the previous version with data in it.
+ */
+
+export interface Migration {
+  readonly version: number;
+  readonly description: string;
+  readonly sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'runs, journal, results, attempts',
+    sql: `
+      CREATE TABLE runs (
+        key             INTEGER PRIMARY KEY,
+        id              TEXT    NOT NULL UNIQUE,
+        kind            TEXT    NOT NULL,
+        plan            TEXT    NOT NULL,
+        plan_hash       TEXT    NOT NULL,
+        plan_json       TEXT    NOT NULL,
+        options_json    TEXT    NOT NULL,
+        status          TEXT    NOT NULL,
+        started_at      INTEGER NOT NULL,
+        clock_offset_ms REAL    NOT NULL DEFAULT 0,
+        finished_at     INTEGER,
+        stop_rule       TEXT,
+        stop_message    TEXT,
+        statistics      TEXT,
+        resumes         INTEGER NOT NULL DEFAULT 0,
+        succeeded       INTEGER NOT NULL DEFAULT 0,
+        failed          INTEGER NOT NULL DEFAULT 0,
+        timeout         INTEGER NOT NULL DEFAULT 0,
+        cancelled       INTEGER NOT NULL DEFAULT 0,
+        error           INTEGER NOT NULL DEFAULT 0,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        tokens          REAL    NOT NULL DEFAULT 0,
+        cost            REAL    NOT NULL DEFAULT 0
+      );
+      CREATE INDEX runs_by_start ON runs (started_at, key);
+
+      -- The three tables below are keyed by id = run_key * 2^32 + n (n counts from 1 in each
+      -- run): rows of one run are one range of the rowid b-tree, appended at its end, with no
+      -- second index to maintain. Read a run's rows in order with
+      -- WHERE id BETWEEN run_key * 4294967296 AND run_key * 4294967296 + 4294967295 ORDER BY id.
+
+      -- One row per flush. entries: a JSON array of [case_id, from, to, at, attempt, detail?]
+      -- where at is microseconds after base_at (clock milliseconds).
+      CREATE TABLE journal (
+        id      INTEGER PRIMARY KEY,
+        run_key INTEGER NOT NULL,
+        base_at REAL    NOT NULL,
+        entries TEXT    NOT NULL
+      );
+
+      -- One row per terminal case, in completion order, with the attempt that ended it.
+      CREATE TABLE results (
+        id                 INTEGER PRIMARY KEY,
+        run_key            INTEGER NOT NULL,
+        case_id            TEXT    NOT NULL,
+        repeat_index       INTEGER,
+        status             TEXT    NOT NULL,
+        attempts           INTEGER NOT NULL,
+        priority           REAL    NOT NULL,
+        started_at         REAL,
+        finished_at        REAL,
+        execution_ms       REAL    NOT NULL,
+        error_code         TEXT,
+        error_name         TEXT,
+        error_message      TEXT,
+        error_status       INTEGER,
+        reason             TEXT,
+        tokens             REAL    NOT NULL,
+        cost               REAL    NOT NULL,
+        input              TEXT,
+        output             TEXT,
+        attempt_started_at REAL,
+        attempt_tokens     REAL,
+        attempt_cost       REAL,
+        upstream           TEXT
+      );
+
+      -- Every attempt that did not end its case (retried, interrupted, maybe sent).
+      CREATE TABLE attempts (
+        id            INTEGER PRIMARY KEY,
+        run_key       INTEGER NOT NULL,
+        case_id       TEXT    NOT NULL,
+        number        INTEGER NOT NULL,
+        started_at    REAL    NOT NULL,
+        ended_at      REAL    NOT NULL,
+        state         TEXT    NOT NULL,
+        error_code    TEXT,
+        error_name    TEXT,
+        error_message TEXT,
+        error_status  INTEGER,
+        tokens        REAL    NOT NULL,
+        cost          REAL    NOT NULL,
+        upstream      TEXT
+      );
+    `,
+  },
+  {
+    version: 2,
+    description: 'run lineage (parent_id) and the read views transitions, all_attempts',
+    sql: `
+      ALTER TABLE runs ADD COLUMN parent_id TEXT;
+
+      CREATE VIEW transitions AS
+        SELECT r.id AS run_id, j.id & 4294967295 AS batch, CAST(e.key AS INTEGER) AS position,
+               e.value ->> 0 AS case_id, e.value ->> 1 AS from_state, e.value ->> 2 AS to_state,
+               j.base_at + (e.value ->> 3) / 1000.0 AS at, e.value ->> 4 AS attempt,
+               e.value ->> 5 AS detail
+        FROM journal j JOIN runs r ON r.key = j.run_key, json_each(j.entries) e;
+
+      CREATE VIEW all_attempts AS
+        SELECT r.id AS run_id, a.case_id, a.number, a.started_at, a.ended_at, a.state,
+               a.error_code, a.error_message, a.tokens, a.cost, a.upstream
+        FROM attempts a JOIN runs r ON r.key = a.run_key
+        UNION ALL
+        SELECT r.id, s.case_id, s.attempts, s.attempt_started_at, s.finished_at, s.status,
+               s.error_code, s.error_message, s.attempt_tokens, s.attempt_cost, s.upstream
+        FROM results s JOIN runs r ON r.key = s.run_key
+        WHERE s.attempt_started_at IS NOT NULL;
+    `,
+  },
+];
+
+/** The schema version this code writes. */
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

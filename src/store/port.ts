@@ -1,0 +1,260 @@
+/**
+ * The Store port: where runs, their journal of transitions, their attempts and their results are
+ * kept, so that a run can be listed, shown, streamed and resumed after the process died.
+ *
+ * The port is small on purpose. A store persists what it is given and answers reads; it decides
+ * nothing about scheduling (the engine does) and derives nothing about attempts (the journal,
+ * `attachJournal`, does). Every implementation passes the same contract suite
+ * (`test/store/contract.ts`).
+ *
+ * Times: `startedAt` / `finishedAt` of a run are epoch milliseconds (for listing); every time
+ * inside the journal, the attempts and the results is the run's own clock time, as the engine
+ * reported it, so a stored TaskResult equals the engine's. `RunRecord.clockOffsetMs` converts the
+ * second into the first.
+ */
+
+import type { ErrorInfo } from '../core/errors.js';
+import type {
+  RunStatistics,
+  StopInfo,
+  TaskResult,
+  TaskStatus,
+  TaskTransition,
+  TerminalStatus,
+  Usage,
+} from '../core/model.js';
+
+/** What kind of plan a run executes. */
+export type PlanKind = 'test' | 'action';
+
+/**
+ * A stored run's status. `running` is also what a run left behind by a crash looks like: nothing
+ * marks it finished. `interrupted` is for a graceful stop that leaves the run resumable.
+ */
+export type StoredRunStatus = 'running' | 'completed' | 'cancelled' | 'stopped' | 'interrupted';
+
+/** What `createRun` needs. Nothing in it may hold a secret: the plan is redacted beforehand. */
+export interface NewRun {
+  /** Unique in the store. */
+  readonly id: string;
+  readonly kind: PlanKind;
+  /** The plan's name (a test plan's `workflow_id`). */
+  readonly plan: string;
+  /** Identifies the plan's content; resume refuses a changed plan unless forced. */
+  readonly planHash: string;
+  /** The plan with its secrets redacted, as JSON text. */
+  readonly planJson: string;
+  /** The run's options (JSON-able fields only), as JSON text. */
+  readonly optionsJson: string;
+  /** Epoch milliseconds. */
+  readonly startedAt: number;
+  /** Added to a clock time of this run, gives epoch milliseconds. @default 0 */
+  readonly clockOffsetMs?: number;
+  /** The run this one re-runs cases of. */
+  readonly parentId?: string;
+}
+
+/** Per-run tallies, kept up to date as the journal is appended. */
+export interface RunCounts {
+  /** Cases with a stored terminal result: the sum of the five statuses. */
+  readonly total: number;
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly timeout: number;
+  readonly cancelled: number;
+  readonly error: number;
+  /** Attempts that ended (every one of them was sent, and is paid for). */
+  readonly attempts: number;
+  /** Usage summed over ended attempts. */
+  readonly tokens: number;
+  readonly cost: number;
+}
+
+/** One run as `listRuns` shows it. */
+export interface RunSummary {
+  readonly id: string;
+  readonly parentId: string | undefined;
+  readonly kind: PlanKind;
+  /** The plan's name. */
+  readonly plan: string;
+  readonly planHash: string;
+  readonly status: StoredRunStatus;
+  /** Epoch milliseconds. */
+  readonly startedAt: number;
+  /** Epoch milliseconds; undefined until `finishRun`. */
+  readonly finishedAt: number | undefined;
+  /** Set when a stop rule ended the run. */
+  readonly stoppedBy: StopInfo | undefined;
+  /** How many times the run was re-opened to resume it. */
+  readonly resumes: number;
+  readonly counts: RunCounts;
+}
+
+/** One run with everything stored about it (`getRun`). */
+export interface RunRecord extends RunSummary {
+  /** The plan, secrets redacted, as JSON text. */
+  readonly planJson: string;
+  readonly optionsJson: string;
+  readonly clockOffsetMs: number;
+  /** The engine's statistics of the last session that finished the run. */
+  readonly statistics: RunStatistics | undefined;
+}
+
+/** How a run ended, for `finishRun`. */
+export interface RunEnd {
+  readonly status: Exclude<StoredRunStatus, 'running'>;
+  /** Epoch milliseconds. */
+  readonly finishedAt: number;
+  readonly stoppedBy?: StopInfo | undefined;
+  readonly statistics?: RunStatistics | undefined;
+}
+
+/**
+ * How one attempt ended. `interrupted`: aborted by a pause and re-queued (not counted against
+ * the retry budget). `maybe_sent`: the process died while it ran, so the target may have
+ * received it; recorded when a run is resumed.
+ */
+export type AttemptState = TerminalStatus | 'interrupted' | 'maybe_sent';
+
+/** Ids the target gave a request (Dify's `workflow_run_id`, `task_id`, `message_id`, ...). */
+export type UpstreamIds = Readonly<Record<string, string>>;
+
+/** One attempt of one case. */
+export interface AttemptRecord {
+  readonly caseId: string;
+  /** 1 for the first attempt; counts on across resumes. */
+  readonly number: number;
+  /** Clock time the attempt started. */
+  readonly startedAt: number;
+  /** Clock time its outcome was decided. */
+  readonly endedAt: number;
+  readonly state: AttemptState;
+  /** The error that ended it (code and message; never a stack). */
+  readonly error: ErrorInfo | undefined;
+  /** Usage the target reported during this attempt. */
+  readonly usage: Usage;
+  readonly upstream: UpstreamIds | undefined;
+}
+
+/** A transition as stored: the event without the TaskResult (kept once, as the case's result). */
+export type StoredTransition = TaskTransition extends infer T
+  ? T extends TaskTransition
+    ? Omit<T, 'result'>
+    : never
+  : never;
+
+/** What one `append` adds to a run's journal. */
+export interface JournalBatch {
+  /**
+   * Transitions in the order they happened. A terminal one carries the case's TaskResult, which
+   * the store keeps as the case's result.
+   */
+  readonly transitions: readonly TaskTransition[];
+  /** Attempts that ended, in the order they ended. */
+  readonly attempts: readonly AttemptRecord[];
+}
+
+/** A case that was not terminal when the run's journal ends. */
+export interface UnfinishedCase {
+  readonly caseId: string;
+  /** Its last journaled state (never a terminal one). */
+  readonly status: TaskStatus;
+  /** Attempts started so far: a resumed run passes it on as `TaskSpec.attemptsBefore`. */
+  readonly attempts: number;
+  /** It was running when the journal ends: the target may have received that attempt. */
+  readonly maybeSent: boolean;
+}
+
+/** What resuming a run needs to know. Terminal results stay in the store: see `results()`. */
+export interface ResumeState {
+  readonly run: RunRecord;
+  /** Cases seen in the journal without a terminal result, in the order they were first seen. */
+  readonly unfinished: readonly UnfinishedCase[];
+}
+
+/** Options of `listRuns`. */
+export interface ListRunsOptions {
+  /** At most this many runs (the newest). @default all */
+  readonly limit?: number;
+}
+
+/** Options of `results`. */
+export interface ResultsOptions {
+  /** Only results with one of these statuses. @default all */
+  readonly status?: readonly TerminalStatus[];
+}
+
+/** What `prune` removes. Runs matching either rule go. */
+export interface Retention {
+  /** Runs that started more than this many milliseconds before `now`. */
+  readonly maxAgeMs?: number;
+  /** Keep only this many runs, the newest. */
+  readonly maxRuns?: number;
+  /** Epoch milliseconds to count the age from. @default Date.now() */
+  readonly now?: number;
+}
+
+/**
+ * Where runs are kept. Writes are appended in order; a store may buffer them (`SqliteStore`
+ * writes one transaction per tick) and they are durable once `flush()` resolved. Every read
+ * sees every write made before it.
+ *
+ * @example
+ * ```ts
+ * const store = new SqliteStore(); // .stride/stride.db
+ * for (const run of await store.listRuns({ limit: 10 })) console.log(run.id, run.status, run.counts);
+ * for await (const r of store.results(runId, { status: ['error'] })) console.log(r.id, r.error?.message);
+ * await store.close();
+ * ```
+ */
+export interface Store {
+  /** Records a new run with status `running`. Throws if a run with that id exists. */
+  createRun(run: NewRun): Promise<void>;
+
+  /**
+   * Re-opens an unfinished run to resume it: status back to `running`, `resumes` counted up, its
+   * end cleared. Throws if the run does not exist.
+   */
+  reopenRun(runId: string): Promise<void>;
+
+  /**
+   * Appends to a run's journal: transitions (terminal ones become the cases' results) and ended
+   * attempts. Returns at once; the batch is durable once `flush()` resolved. Throws if the run
+   * does not exist, or if an earlier buffered write failed (the store keeps that data and
+   * retries it on the next `flush()`).
+   */
+  append(runId: string, batch: JournalBatch): void;
+
+  /** Marks a run finished (after writing everything appended before). */
+  finishRun(runId: string, end: RunEnd): Promise<void>;
+
+  /** Everything a resume needs, or undefined if there is no such run. */
+  loadRun(runId: string): Promise<ResumeState | undefined>;
+
+  /** Runs, newest first. */
+  listRuns(options?: ListRunsOptions): Promise<RunSummary[]>;
+
+  /** One run, or undefined. */
+  getRun(runId: string): Promise<RunRecord | undefined>;
+
+  /**
+   * A run's terminal results in completion order, read as they are consumed (memory stays flat
+   * however large the run). Break out of the loop to stop early.
+   */
+  results(runId: string, options?: ResultsOptions): AsyncIterableIterator<TaskResult>;
+
+  /** A run's attempts (or one case's), ordered by case id, then attempt number. */
+  attempts(runId: string, caseId?: string): AsyncIterableIterator<AttemptRecord>;
+
+  /** A run's journal, in the order it was appended. */
+  transitions(runId: string): AsyncIterableIterator<StoredTransition>;
+
+  /** Deletes runs outside the retention; resolves with how many were deleted. */
+  prune(retention: Retention): Promise<number>;
+
+  /** Writes everything buffered; resolves once it is durable. */
+  flush(): Promise<void>;
+
+  /** Flushes and releases the store. Further calls throw. */
+  close(): Promise<void>;
+}

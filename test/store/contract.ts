@@ -1,0 +1,358 @@
+/**
+ * The Store contract: one suite, run against every implementation (test/store/memory.test.ts,
+ * test/store/sqlite.test.ts), as undici runs one suite against each of its cache stores.
+ */
+
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { InvalidOptionError, type RunStatistics } from '../../src/core/index.js';
+import { type NewRun, type Store, StoreError } from '../../src/store/index.js';
+import {
+  cancelledQueued,
+  collect,
+  fails,
+  join,
+  queued,
+  retriesThenSucceeds,
+  startsRunning,
+  stored,
+  succeeds,
+} from './fixtures.js';
+
+export function newRun(id: string, over: Partial<NewRun> = {}): NewRun {
+  return {
+    id,
+    kind: 'test',
+    plan: 'support-bot',
+    planHash: 'abc123',
+    planJson: '{"workflowId":"support-bot"}',
+    optionsJson: '{"concurrency":4}',
+    startedAt: 1_700_000_000_000,
+    clockOffsetMs: 1_699_999_000_000,
+    ...over,
+  };
+}
+
+const STATISTICS: RunStatistics = {
+  totalTasks: 3,
+  byStatus: {
+    pending: 0,
+    queued: 0,
+    running: 0,
+    succeeded: 2,
+    failed: 1,
+    timeout: 0,
+    cancelled: 0,
+    error: 0,
+  },
+  succeededTasks: 2,
+  failedTasks: 1,
+  timeoutTasks: 0,
+  errorTasks: 0,
+  cancelledTasks: 0,
+  attempts: 4,
+  retries: 1,
+  interrupted: 0,
+  zombies: 0,
+  tokens: 12,
+  cost: 0.5,
+  wallTimeMs: 40,
+  latencyMs: { count: 4, mean: 8, p50: 8, p90: 12, p95: 12, p99: 12, max: 14 },
+  successRate: 2 / 3,
+};
+
+/**
+ * Runs the contract against a store implementation. `open` gives a fresh, empty store for each
+ * test; the suite closes it.
+ */
+export function storeContract(name: string, open: () => Store | Promise<Store>): void {
+  describe(`Store contract: ${name}`, () => {
+    let store: Store;
+    beforeEach(async () => {
+      store = await open();
+    });
+    afterEach(async () => {
+      await store.close();
+    });
+
+    test('a created run is listed and shown, running, with zero counts', async () => {
+      await store.createRun(newRun('r1', { parentId: 'r0' }));
+      const run = await store.getRun('r1');
+      expect(run).toEqual({
+        id: 'r1',
+        parentId: 'r0',
+        kind: 'test',
+        plan: 'support-bot',
+        planHash: 'abc123',
+        status: 'running',
+        startedAt: 1_700_000_000_000,
+        finishedAt: undefined,
+        stoppedBy: undefined,
+        resumes: 0,
+        counts: {
+          total: 0,
+          succeeded: 0,
+          failed: 0,
+          timeout: 0,
+          cancelled: 0,
+          error: 0,
+          attempts: 0,
+          tokens: 0,
+          cost: 0,
+        },
+        planJson: '{"workflowId":"support-bot"}',
+        optionsJson: '{"concurrency":4}',
+        clockOffsetMs: 1_699_999_000_000,
+        statistics: undefined,
+      });
+      const { planJson: _p, optionsJson: _o, clockOffsetMs: _c, statistics: _s, ...summary } = run!;
+      expect(await store.listRuns()).toEqual([summary]);
+      expect(await store.getRun('nope')).toBeUndefined();
+      expect(await store.loadRun('nope')).toBeUndefined();
+    });
+
+    test('a duplicate run id is refused; a malformed run names its bad field', async () => {
+      await store.createRun(newRun('r1'));
+      const dup = await store.createRun(newRun('r1')).catch((e: unknown) => e);
+      expect(dup).toBeInstanceOf(StoreError);
+      expect(dup).toMatchObject({ failure: 'duplicate_run' });
+      expect((dup as Error).message).toContain('r1');
+      await expect(store.createRun(newRun(''))).rejects.toThrow(InvalidOptionError);
+      await expect(store.createRun(newRun('x', { kind: 'other' as 'test' }))).rejects.toThrow(
+        /run\.kind/,
+      );
+      expect(await store.listRuns()).toHaveLength(1);
+    });
+
+    test('appending to an unknown run throws unknown_run', async () => {
+      expect(() => store.append('ghost', succeeds('a', 0))).toThrow(
+        expect.objectContaining({ failure: 'unknown_run' }),
+      );
+      await expect(collect(store.results('ghost'))).rejects.toMatchObject({
+        failure: 'unknown_run',
+      });
+    });
+
+    test('results come back equal to what was appended, in completion order across batches', async () => {
+      await store.createRun(newRun('r1'));
+      const a = succeeds('a', 0, { input: { query: 'héllo ✓ 𝄞', n: [1, 2.5, null] } });
+      const b = retriesThenSucceeds('b', 100);
+      const c = fails('c', 200);
+      const d = cancelledQueued('d', 300);
+      store.append('r1', a);
+      store.append('r1', join(b, c));
+      store.append('r1', d);
+      const expected = [a, b, c, d].flatMap((x) =>
+        x.transitions.flatMap((t) => ('result' in t ? [t.result] : [])),
+      );
+      expect(await collect(store.results('r1'))).toEqual(expected);
+      expect(await collect(store.results('r1', { status: ['failed', 'cancelled'] }))).toEqual([
+        expected[2],
+        expected[3],
+      ]);
+      expect(await collect(store.results('r1', { status: [] }))).toEqual([]);
+    });
+
+    test('undefined and null stay apart; error status, cancel reasons and odd ids survive', async () => {
+      await store.createRun(newRun('r1'));
+      const weird = 'case "1"\t#2 🚀';
+      store.append(
+        'r1',
+        join(
+          succeeds(weird, 0, { input: null, output: undefined }),
+          succeeds('n', 50, { input: undefined, output: null, priority: -3 }),
+          cancelledQueued('u', 60),
+        ),
+      );
+      const got = await collect(store.results('r1'));
+      expect(got[0]).toMatchObject({ id: weird, input: null, output: undefined });
+      expect(got[1]).toMatchObject({ id: 'n', input: undefined, output: null, priority: -3 });
+      expect(got[2]?.reason).toEqual({ kind: 'stop_rule', rule: 'max_failures' });
+      expect(got[2]?.startedAt).toBeUndefined();
+    });
+
+    test('every transition is kept, in order, without its result', async () => {
+      await store.createRun(newRun('r1'));
+      const batches = [succeeds('a', 0), retriesThenSucceeds('b', 100), cancelledQueued('c', 5)];
+      for (const b of batches) store.append('r1', b);
+      const all = batches.flatMap((b) => b.transitions);
+      expect(await collect(store.transitions('r1'))).toEqual(stored(all));
+    });
+
+    test('attempts: every attempt, by case then number, with errors, usage and upstream ids', async () => {
+      await store.createRun(newRun('r1'));
+      store.append(
+        'r1',
+        join(retriesThenSucceeds('b', 100), fails('a', 0), cancelledQueued('c', 5)),
+      );
+      const attempts = await collect(store.attempts('r1'));
+      expect(attempts.map((a) => [a.caseId, a.number, a.state])).toEqual([
+        ['a', 1, 'failed'],
+        ['b', 1, 'error'],
+        ['b', 2, 'succeeded'],
+      ]);
+      const [a1, b1, b2] = attempts;
+      expect(a1).toEqual(fails('a', 0).attempts[0]);
+      expect(b1).toEqual(retriesThenSucceeds('b', 100).attempts[0]);
+      expect(b2).toEqual(retriesThenSucceeds('b', 100).attempts[1]);
+      expect(await collect(store.attempts('r1', 'b'))).toEqual([b1, b2]);
+      expect(await collect(store.attempts('r1', 'c'))).toEqual([]);
+    });
+
+    test('counts follow the results and the ended attempts', async () => {
+      await store.createRun(newRun('r1'));
+      store.append('r1', join(succeeds('a', 0), retriesThenSucceeds('b', 100)));
+      store.append('r1', join(fails('c', 200), cancelledQueued('d', 300), queued('e', 400)));
+      const run = await store.getRun('r1');
+      expect(run?.counts).toEqual({
+        total: 4,
+        succeeded: 2,
+        failed: 1,
+        timeout: 0,
+        cancelled: 1,
+        error: 0,
+        attempts: 4,
+        tokens: 12,
+        cost: 0.5,
+      });
+    });
+
+    test('finishRun records the end; listRuns shows runs newest first', async () => {
+      await store.createRun(newRun('old', { startedAt: 1000 }));
+      await store.createRun(newRun('new', { startedAt: 3000 }));
+      await store.createRun(newRun('mid', { startedAt: 2000 }));
+      await store.createRun(newRun('mid2', { startedAt: 2000 }));
+      await store.finishRun('mid', {
+        status: 'stopped',
+        finishedAt: 2500,
+        stoppedBy: { rule: 'max_failures', message: '1 failures reached max_failures 1' },
+        statistics: STATISTICS,
+      });
+      expect((await store.listRuns()).map((r) => r.id)).toEqual(['new', 'mid2', 'mid', 'old']);
+      expect((await store.listRuns({ limit: 2 })).map((r) => r.id)).toEqual(['new', 'mid2']);
+      await expect(store.listRuns({ limit: 1.5 })).rejects.toThrow(/invalid option limit: 1.5/);
+      const mid = await store.getRun('mid');
+      expect(mid).toMatchObject({
+        status: 'stopped',
+        finishedAt: 2500,
+        stoppedBy: { rule: 'max_failures', message: '1 failures reached max_failures 1' },
+        statistics: STATISTICS,
+      });
+      await expect(
+        store.finishRun('ghost', { status: 'completed', finishedAt: 1 }),
+      ).rejects.toThrow(StoreError);
+      await expect(
+        store.finishRun('old', { status: 'running' as 'completed', finishedAt: 1 }),
+      ).rejects.toThrow(InvalidOptionError);
+    });
+
+    test('loadRun lists the cases that are not terminal, with attempts and maybe-sent', async () => {
+      await store.createRun(newRun('r1'));
+      store.append('r1', join(succeeds('done', 0), queued('q', 1), queued('r', 2), queued('p', 3)));
+      store.append(
+        'r1',
+        join(startsRunning('r', 10, 1), startsRunning('p', 11, 1), {
+          transitions: [
+            {
+              taskId: 'p',
+              from: 'running',
+              to: 'pending',
+              at: 12,
+              attempt: 1,
+              retryInMs: 100,
+              error: { code: 'NETWORK_ERROR', name: 'Error', message: 'socket hang up' },
+            },
+            // A start withdrawn by a pause before anything was sent gives its attempt back.
+            { taskId: 'w', from: 'pending', to: 'queued', at: 13, attempt: 0, retry: false },
+            { taskId: 'w', from: 'queued', to: 'running', at: 14, attempt: 1 },
+            { taskId: 'w', from: 'running', to: 'queued', at: 14, attempt: 0, retry: true },
+          ],
+          attempts: [],
+        }),
+      );
+      const state = await store.loadRun('r1');
+      expect(state?.run.id).toBe('r1');
+      expect(state?.unfinished).toEqual([
+        { caseId: 'q', status: 'queued', attempts: 0, maybeSent: false },
+        { caseId: 'r', status: 'running', attempts: 1, maybeSent: true },
+        { caseId: 'p', status: 'pending', attempts: 1, maybeSent: false },
+        { caseId: 'w', status: 'queued', attempts: 0, maybeSent: false },
+      ]);
+    });
+
+    test('a reopened run continues: resumes counted, end cleared, results appended after', async () => {
+      await store.createRun(newRun('r1'));
+      store.append('r1', join(succeeds('a', 0), queued('b', 1)));
+      await store.finishRun('r1', { status: 'cancelled', finishedAt: 5 });
+      await store.reopenRun('r1');
+      let run = await store.getRun('r1');
+      expect(run).toMatchObject({ status: 'running', resumes: 1, finishedAt: undefined });
+      store.append('r1', succeeds('b', 100));
+      await store.finishRun('r1', { status: 'completed', finishedAt: 200 });
+      await store.reopenRun('r1');
+      await store.finishRun('r1', { status: 'completed', finishedAt: 300 });
+      run = await store.getRun('r1');
+      expect(run).toMatchObject({ status: 'completed', resumes: 2, finishedAt: 300 });
+      expect(run?.counts.succeeded).toBe(2);
+      expect((await collect(store.results('r1'))).map((r) => r.id)).toEqual(['a', 'b']);
+      expect((await store.loadRun('r1'))?.unfinished).toEqual([]);
+      await expect(store.reopenRun('ghost')).rejects.toMatchObject({ failure: 'unknown_run' });
+    });
+
+    test('results stream: stopping early is clean, and appends during a read are not blocked', async () => {
+      await store.createRun(newRun('r1'));
+      for (let i = 0; i < 50; i++) store.append('r1', succeeds(`c${i}`, i * 20));
+      const seen: string[] = [];
+      for await (const r of store.results('r1')) {
+        seen.push(r.id);
+        if (seen.length === 3) {
+          store.append('r1', succeeds('late', 5000));
+          await store.flush();
+        }
+        if (seen.length === 10) break;
+      }
+      expect(seen).toHaveLength(10);
+      const all = await collect(store.results('r1'));
+      expect(all).toHaveLength(51);
+      expect(all.at(-1)?.id).toBe('late');
+    });
+
+    test('prune deletes runs by age and by count, and nothing else', async () => {
+      for (let i = 0; i < 5; i++) {
+        await store.createRun(newRun(`r${i}`, { startedAt: 1000 * i }));
+        store.append(`r${i}`, succeeds('a', 0));
+      }
+      expect(await store.prune({ maxAgeMs: 2500, now: 5000 })).toBe(3); // r0 r1 r2
+      expect((await store.listRuns()).map((r) => r.id)).toEqual(['r4', 'r3']);
+      expect(await store.prune({ maxRuns: 1 })).toBe(1);
+      expect((await store.listRuns()).map((r) => r.id)).toEqual(['r4']);
+      expect(await collect(store.results('r4'))).toHaveLength(1);
+      await expect(collect(store.results('r3'))).rejects.toMatchObject({
+        failure: 'unknown_run',
+      });
+      expect(await store.prune({})).toBe(0);
+      await expect(store.prune({ maxRuns: -1 })).rejects.toThrow(/retention\.maxRuns/);
+      // A pruned id can be used again.
+      await store.createRun(newRun('r0'));
+    });
+
+    test('a closed store refuses every call', async () => {
+      await store.createRun(newRun('r1'));
+      await store.close();
+      await expect(store.getRun('r1')).rejects.toMatchObject({ failure: 'closed' });
+      expect(() => store.append('r1', succeeds('a', 0))).toThrow(StoreError);
+      await store.close(); // twice is fine
+      store = await open(); // for afterEach
+    });
+
+    test('the journal of a run is independent of other runs', async () => {
+      await store.createRun(newRun('x'));
+      await store.createRun(newRun('y'));
+      store.append('x', succeeds('a', 0));
+      store.append('y', join(succeeds('a', 0), succeeds('b', 1)));
+      expect((await collect(store.results('x'))).map((r) => r.id)).toEqual(['a']);
+      expect((await collect(store.results('y'))).map((r) => r.id)).toEqual(['a', 'b']);
+      expect((await store.getRun('x'))?.counts.total).toBe(1);
+      expect(await collect(store.transitions('x'))).toEqual(stored(succeeds('a', 0).transitions));
+    });
+  });
+}
