@@ -8,7 +8,10 @@
  * the entry point for profiling a single case, e.g. `node --cpu-prof bench/scenario.mjs S1 stride`.
  */
 
+import { rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import os from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pLimit from 'p-limit';
 import PQueue from 'p-queue';
@@ -132,6 +135,28 @@ async function runPlan({ loadPlan, ExecutorService, plan }, checkCases) {
 }
 
 /**
+ * The same plan with the SQLite journal on (issue 6's figure): every transition and result goes
+ * to a fresh database file in the temp directory, removed afterwards.
+ */
+async function runPlanJournaled({ loadPlan, ExecutorService, snapshotPlan, plan }) {
+  const { attachJournal, SqliteStore } = await import('../dist/store/index.js');
+  const db = join(os.tmpdir(), `stride-bench-journal-${process.pid}.db`);
+  const manifest = await loadPlan(plan);
+  const service = new ExecutorService({ target: noop });
+  const prepared = await service.prepare(manifest, undefined, { retainResults: false });
+  const store = new SqliteStore({ path: db });
+  try {
+    const journal = await attachJournal(prepared.run, store, { plan: snapshotPlan(manifest) });
+    const result = await prepared.run.start();
+    await journal.closed;
+    return { completed: result.statistics.succeededTasks, events: result.statistics.totalTasks };
+  } finally {
+    await store.close();
+    for (const suffix of ['', '-wal', '-shm']) rmSync(`${db}${suffix}`, { force: true });
+  }
+}
+
+/**
  * Each entry: the expected task count, an optional `prepare` whose result every variant gets,
  * and the functions that do the measured work.
  */
@@ -194,6 +219,8 @@ const scenarios = {
       // The same run with the V8 flags of the stride command (a 1 MB young generation): the
       // live heap stays ~11 MB either way; the default 16 MB semi-spaces only let RSS balloon.
       'stride plan (CLI flags)': (ctx) => runPlan(ctx, true),
+      // With the SQLite journal on (issue 6: under 200 MB for a million cases).
+      'stride plan + journal (CLI flags)': (ctx) => runPlanJournaled(ctx),
       // The same without loadPlan's up-front read of the whole case file.
       'stride plan, no pre-check': (ctx) => runPlan(ctx, false),
       // The reader alone: the floor under the row above, to separate reading from running.

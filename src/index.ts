@@ -86,6 +86,7 @@ export { Run, type TaskSource } from './core/run.js';
 export {
   type Assertion,
   type AssertionOutcome,
+  checkCases,
   customAssertion,
   type DatasetSpec,
   type ExecutionPolicy,
