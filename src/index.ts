@@ -112,6 +112,7 @@ export {
   type TestResult,
   TestStatus,
 } from './report/convert.js';
+export { rerun, resume, runDurable } from './runner/durable.js';
 export {
   type CaseFunction,
   ExecutorService,

@@ -201,12 +201,14 @@ export class ExecutorService {
 
   /**
    * Prepares a run of the plan without starting it, so progress listeners can be attached first.
-   * Cases stream from the plan's files with a bounded lookahead.
+   * Cases stream from the plan's files with a bounded lookahead. `select` maps each case to its
+   * task (default `taskFor`), or to undefined to leave it out (resume and re-run use it).
    */
   async prepare(
     manifest: RunManifest | null | undefined,
     token?: CancellationToken,
     extra: RunOptions = {},
+    select?: (testCase: TestCase) => TaskSpec<TestCase> | undefined,
   ): Promise<PreparedTestRun> {
     if (manifest == null) throw missing('manifest');
     if (
@@ -220,7 +222,11 @@ export class ExecutorService {
     let sourceError: unknown;
     async function* tasks(): AsyncGenerator<TaskSpec<TestCase>> {
       try {
-        for await (const testCase of iterateCases(manifest!)) yield taskFor(testCase);
+        for await (const testCase of iterateCases(manifest!)) {
+          // `select` (resume, re-run) skips a case with undefined, or adjusts its task.
+          const task = select === undefined ? taskFor(testCase) : select(testCase);
+          if (task !== undefined) yield task;
+        }
       } catch (err) {
         sourceError = err;
         throw err;

@@ -1,0 +1,300 @@
+/**
+ * Durable test runs: a test plan run journaled into a Store, resumed after the process died, and
+ * re-run for the cases of chosen statuses. See docs/store.md, "Resume and rerun".
+ *
+ * Resume keeps every stored verdict (succeeded, failed, timeout, error): those cases are never
+ * executed again. Every other case of the plan goes back into the queue: cases the journal saw
+ * unfinished keep their attempt count (`TaskSpec.attemptsBefore`), and the ones that were
+ * running when the process died are recorded as a `maybe_sent` attempt first (the target may
+ * have received them: at-least-once for unfinished cases, never for stored verdicts). Cases with
+ * a stored `cancelled` result (a cancelled or stopped session) are run again too.
+ */
+
+import type { CancellationToken, Clock, RunExecutionResult, TaskResult } from '../core/index.js';
+import { StrideError } from '../core/index.js';
+import type { RunManifest, TestCase } from '../plans/index.js';
+import { type CaseOutcome, ResultConverter, type TestResult } from '../report/convert.js';
+import { attachJournal } from '../store/journal.js';
+import type { AttemptRecord, Store, UnfinishedCase } from '../store/port.js';
+import { type ExecutorService, taskFor } from './executor-service.js';
+import { snapshotPlan } from './snapshot.js';
+
+/** What a durable run, a resume or a re-run resolves with. */
+export interface DurableRunResult {
+  /** The stored run's id. */
+  readonly runId: string;
+  /**
+   * One TestResult per case of the run: for a resume, the stored verdicts and the new results
+   * together (a case's latest result only).
+   */
+  readonly results: TestResult[];
+  /** The engine's result of this session (only the cases executed in it). */
+  readonly run: RunExecutionResult<TestCase, CaseOutcome>;
+}
+
+/** Options of `runDurable`. */
+export interface DurableRunOptions {
+  /** The stored run's id. @default the engine's generated run id */
+  readonly runId?: string;
+  readonly token?: CancellationToken;
+  /** The service's clock, to date the stored run in epoch ms. @default a RealClock */
+  readonly clock?: Clock;
+  /** The run whose cases this one re-runs. */
+  readonly parentId?: string;
+}
+
+/** Options of `resume`. */
+export interface ResumeOptions {
+  /** Resume even if the plan's hash differs from the stored run's. @default false */
+  readonly force?: boolean;
+  readonly token?: CancellationToken;
+  readonly clock?: Clock;
+}
+
+/** Options of `rerun`. */
+export interface RerunOptions {
+  /** Re-run the cases whose stored result has one of these statuses. */
+  readonly statuses: readonly TaskResult['status'][];
+  /** The new run's id. @default a generated one */
+  readonly runId?: string;
+  /** Re-run even if the plan's hash differs from the stored run's. @default false */
+  readonly force?: boolean;
+  readonly token?: CancellationToken;
+  readonly clock?: Clock;
+}
+
+/** Statuses a resume keeps: a verdict. `cancelled` is not one (the case never got an answer). */
+const KEPT = new Set<string>(['succeeded', 'failed', 'timeout', 'error']);
+
+async function execute(
+  service: ExecutorService,
+  manifest: RunManifest,
+  store: Store,
+  journalOptions: {
+    runId?: string | undefined;
+    resume: boolean;
+    parentId?: string | undefined;
+    clock?: Clock | undefined;
+  },
+  token: CancellationToken | undefined,
+  select: ((testCase: TestCase) => ReturnType<typeof taskFor> | undefined) | undefined,
+): Promise<{ runId: string; run: RunExecutionResult<TestCase, CaseOutcome>; fresh: TestResult[] }> {
+  const extra = journalOptions.runId === undefined ? {} : { runId: journalOptions.runId };
+  const prepared = await service.prepare(manifest, token, extra, select);
+  try {
+    const journal = await attachJournal(prepared.run, store, {
+      runId: prepared.run.runId,
+      plan: snapshotPlan(manifest),
+      options: manifest.executionPolicy,
+      resume: journalOptions.resume,
+      ...(journalOptions.parentId === undefined ? {} : { parentId: journalOptions.parentId }),
+      ...(journalOptions.clock === undefined ? {} : { clock: journalOptions.clock }),
+    });
+    const run = await prepared.run.start();
+    await journal.closed;
+    const failure = prepared.sourceError();
+    if (failure !== undefined && run.statistics.totalTasks === 0 && !journalOptions.resume) {
+      throw failure;
+    }
+    return {
+      runId: journal.runId,
+      run,
+      fresh: run.tasks.map((r) => prepared.toTestResult(r)),
+    };
+  } finally {
+    await prepared.close();
+  }
+}
+
+/**
+ * Runs a test plan journaled into `store`: the run, every transition, attempt and result are
+ * kept, so it can be resumed (`resume`) or re-run (`rerun`).
+ *
+ * @example
+ * ```ts
+ * const store = new SqliteStore();
+ * const { runId, results } = await runDurable(new ExecutorService(), manifest, store);
+ * // after a crash: await resume(new ExecutorService(), manifest, store, runId);
+ * ```
+ */
+export async function runDurable(
+  service: ExecutorService,
+  manifest: RunManifest,
+  store: Store,
+  options: DurableRunOptions = {},
+): Promise<DurableRunResult> {
+  const { runId, run, fresh } = await execute(
+    service,
+    manifest,
+    store,
+    {
+      runId: options.runId,
+      resume: false,
+      parentId: options.parentId,
+      clock: options.clock,
+    },
+    options.token,
+    undefined,
+  );
+  return { runId, results: fresh, run };
+}
+
+/** The latest stored result of every case of a run (a resumed case may have a cancelled one first). */
+async function latestResults(store: Store, runId: string): Promise<Map<string, TaskResult>> {
+  const latest = new Map<string, TaskResult>();
+  for await (const r of store.results(runId)) {
+    latest.delete(r.id); // keep completion order: the latest one goes to the end
+    latest.set(r.id, r);
+  }
+  return latest;
+}
+
+function checkHash(
+  manifest: RunManifest,
+  storedHash: string,
+  runId: string,
+  force: boolean | undefined,
+): void {
+  const hash = snapshotPlan(manifest).hash;
+  if (hash !== storedHash && force !== true) {
+    throw new StrideError(
+      'INVALID_STATE',
+      `the plan changed since run "${runId}" started (plan hash ${storedHash.slice(0, 12)}, now ${hash.slice(0, 12)}): ` +
+        'resuming it would mix results of two plans; run the original plan, or pass force to resume anyway',
+    );
+  }
+}
+
+async function loadOrThrow(store: Store, runId: string) {
+  const state = await store.loadRun(runId);
+  if (state === undefined) {
+    throw new StrideError('INVALID_STATE', `no run "${runId}" in the store: nothing to resume`);
+  }
+  return state;
+}
+
+/**
+ * Resumes a stored run of `manifest` into the same run id: stored verdicts are kept and never
+ * executed again; every other case runs, with the attempts it already spent. A run can be
+ * resumed more than once. Refuses a plan whose hash changed unless `force`.
+ */
+export async function resume(
+  service: ExecutorService,
+  manifest: RunManifest,
+  store: Store,
+  runId: string,
+  options: ResumeOptions = {},
+): Promise<DurableRunResult> {
+  const state = await loadOrThrow(store, runId);
+  checkHash(manifest, state.run.planHash, runId, options.force);
+
+  const kept = await latestResults(store, runId);
+  const attemptsBefore = new Map<string, number>();
+  for (const [id, r] of kept) {
+    if (!KEPT.has(r.status)) {
+      kept.delete(id);
+      attemptsBefore.set(id, r.attempts);
+    }
+  }
+  const maybeSent: UnfinishedCase[] = [];
+  for (const u of state.unfinished) {
+    attemptsBefore.set(u.caseId, u.attempts);
+    if (u.maybeSent) maybeSent.push(u);
+  }
+  if (maybeSent.length > 0) await recordMaybeSent(store, runId, maybeSent);
+
+  const select = (testCase: TestCase) => {
+    if (kept.has(testCase.id)) return undefined;
+    const task = taskFor(testCase);
+    const before = attemptsBefore.get(testCase.id);
+    return before === undefined || before === 0 ? task : { ...task, attemptsBefore: before };
+  };
+  const { run, fresh } = await execute(
+    service,
+    manifest,
+    store,
+    { runId, resume: true, clock: options.clock },
+    options.token,
+    select,
+  );
+  const offset = state.run.clockOffsetMs;
+  const results: TestResult[] = [];
+  for (const r of kept.values()) {
+    results.push(
+      ResultConverter.convert(r as TaskResult<TestCase, CaseOutcome>, {
+        workflowId: manifest.workflowId,
+        epochOffsetMs: offset,
+      }),
+    );
+  }
+  results.push(...fresh);
+  return { runId, results, run };
+}
+
+/**
+ * Records, for each case that was running when the journal ends, a `maybe_sent` attempt: the
+ * target may have received it. Its start is the journal's last `running` transition of the case.
+ */
+async function recordMaybeSent(
+  store: Store,
+  runId: string,
+  cases: readonly UnfinishedCase[],
+): Promise<void> {
+  const started = new Map<string, number>();
+  const wanted = new Set(cases.map((c) => c.caseId));
+  for await (const t of store.transitions(runId)) {
+    if (t.to === 'running' && wanted.has(t.taskId)) started.set(t.taskId, t.at);
+  }
+  const attempts: AttemptRecord[] = cases.map((c) => {
+    const at = started.get(c.caseId) ?? 0;
+    return {
+      caseId: c.caseId,
+      number: c.attempts,
+      startedAt: at,
+      endedAt: at,
+      state: 'maybe_sent',
+      error: undefined,
+      usage: { tokens: 0, cost: 0 },
+      upstream: undefined,
+    };
+  });
+  store.append(runId, { transitions: [], attempts });
+  await store.flush();
+}
+
+/**
+ * Re-runs the cases of a stored run whose latest result has one of `statuses`, as a new run
+ * whose parent is `runId`.
+ */
+export async function rerun(
+  service: ExecutorService,
+  manifest: RunManifest,
+  store: Store,
+  runId: string,
+  options: RerunOptions,
+): Promise<DurableRunResult> {
+  const state = await loadOrThrow(store, runId);
+  checkHash(manifest, state.run.planHash, runId, options.force);
+  const wanted = new Set<string>(options.statuses);
+  const ids = new Set<string>();
+  for (const [id, r] of await latestResults(store, runId)) if (wanted.has(r.status)) ids.add(id);
+  if (ids.size === 0) {
+    throw new StrideError(
+      'EMPTY_PLAN',
+      `run "${runId}" has no case with status ${options.statuses.join(' or ')}: nothing to re-run`,
+    );
+  }
+  const {
+    runId: id,
+    run,
+    fresh,
+  } = await execute(
+    service,
+    manifest,
+    store,
+    { runId: options.runId, resume: false, parentId: runId, clock: options.clock },
+    options.token,
+    (testCase) => (ids.has(testCase.id) ? taskFor(testCase) : undefined),
+  );
+  return { runId: id, results: fresh, run };
+}
