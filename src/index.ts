@@ -121,4 +121,5 @@ export {
   runOptionsFor,
   type TargetFactory,
 } from './runner/executor-service.js';
+export { gracefulStop } from './runner/graceful.js';
 export { snapshotPlan } from './runner/snapshot.js';

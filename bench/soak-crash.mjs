@@ -1,0 +1,204 @@
+/**
+ * The crash soak: the longer run of test/runner/durable-crash.test.ts. Each trial spawns
+ * test/runner/crash-child.mjs, which runs an N-case JSONL plan (Dify workflow target against the
+ * mock, concurrency 16) into a fresh SQLite file; at a random moment (between 2% and 80% of the
+ * cases stored) the child gets `kill -9`; the run is then resumed in this process and checked:
+ * one terminal result per case, all succeeded, no stored verdict sent to the mock again, one
+ * `maybe_sent` attempt per case running at the kill, the run `completed` with `resumes = 1`.
+ *
+ *   npm run build && node bench/soak-crash.mjs                  # 50 trials of 5,000 cases
+ *   node bench/soak-crash.mjs --trials 20 --cases 2000 --seed 7
+ *
+ * Prints one line per trial and a final table; exits 1 if any trial failed a check.
+ */
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { ExecutorService, loadPlan } from '../dist/index.js';
+import { startMock } from '../dist/mock/index.js';
+import { resume } from '../dist/runner/durable.js';
+import { SqliteStore } from '../dist/store/index.js';
+
+function arg(name, fallback) {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return fallback;
+  const n = Number(process.argv[i + 1]);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} needs a whole number`);
+  return n;
+}
+
+const TRIALS = arg('trials', 50);
+const CASES = arg('cases', 5_000);
+const SEED = arg('seed', Date.now() % 1_000_000);
+const CHILD = fileURLToPath(new URL('../test/runner/crash-child.mjs', import.meta.url));
+const KEY = 'app-soak';
+
+/** mulberry32: a small seeded generator, so a failing trial can be replayed with --seed. */
+function seeded(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Cases with a stored terminal result, read from the file as another process would. */
+function storedTotal(db, runId) {
+  let conn;
+  try {
+    conn = new Database(db, { readonly: true, fileMustExist: true });
+    const row = conn
+      .prepare(
+        'SELECT succeeded + failed + timeout + cancelled + error AS n FROM runs WHERE id = ?',
+      )
+      .get(runId);
+    return row?.n ?? 0;
+  } catch {
+    return 0;
+  } finally {
+    conn?.close();
+  }
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function trial(n, random, mock, planPath, manifest, dir) {
+  mock.reset();
+  const db = join(dir, `soak-${n}.db`);
+  const runId = `soak-${n}`;
+  const killAt = Math.floor(CASES * (0.02 + random() * 0.78));
+  const child = spawn(process.execPath, [CHILD, db, planPath, 'run', runId], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => {
+    stderr += String(d);
+  });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const deadline = Date.now() + 60_000;
+  while (storedTotal(db, runId) < killAt && child.exitCode === null) {
+    if (Date.now() > deadline) throw new Error(`trial ${n}: the child made no progress: ${stderr}`);
+    await sleep(2);
+  }
+  const problems = [];
+  if (child.exitCode !== null) problems.push(`the child ended before the kill: ${stderr.trim()}`);
+  child.kill('SIGKILL');
+  await exited;
+  const before = { ...mock.stats().byCase };
+
+  const store = new SqliteStore({ path: db });
+  try {
+    const stored = new Set();
+    for await (const r of store.results(runId)) {
+      if (r.status !== 'succeeded') problems.push(`${r.id} stored ${r.status} before the resume`);
+      stored.add(r.id);
+    }
+    const state = await store.loadRun(runId);
+    const maybeSent = state?.unfinished.filter((u) => u.maybeSent).length ?? 0;
+    const started = performance.now();
+    const resumed = await resume(new ExecutorService(), manifest, store, runId);
+    const resumeMs = performance.now() - started;
+    const after = mock.stats().byCase;
+
+    if (resumed.results.length !== CASES) problems.push(`${resumed.results.length} results`);
+    if (!resumed.results.every((r) => r.status === 'success'))
+      problems.push('a result not success');
+    const perCase = new Map();
+    for await (const r of store.results(runId)) perCase.set(r.id, (perCase.get(r.id) ?? 0) + 1);
+    if (perCase.size !== CASES) problems.push(`${perCase.size} cases stored`);
+    const twice = [...perCase.values()].filter((c) => c !== 1).length;
+    if (twice > 0) problems.push(`${twice} cases with more than one result`);
+    const verdictsResent = [...stored].filter((id) => after[id] !== before[id]).length;
+    if (verdictsResent > 0) problems.push(`${verdictsResent} stored verdicts sent again`);
+    let neverSent = 0;
+    for (let i = 0; i < CASES; i++) if ((after[`k${i}`] ?? 0) < 1) neverSent++;
+    if (neverSent > 0) problems.push(`${neverSent} cases never sent`);
+    let maybeSentStored = 0;
+    for await (const a of store.attempts(runId)) if (a.state === 'maybe_sent') maybeSentStored++;
+    if (maybeSentStored !== maybeSent)
+      problems.push(`${maybeSentStored} maybe_sent attempts stored, ${maybeSent} expected`);
+    const run = await store.getRun(runId);
+    if (run?.status !== 'completed') problems.push(`run ${run?.status}`);
+    if (run?.resumes !== 1) problems.push(`resumes ${run?.resumes}`);
+    const resent = [...perCase.keys()].filter((id) => !stored.has(id) && (before[id] ?? 0) > 0);
+    return {
+      killAt,
+      stored: stored.size,
+      maybeSent,
+      resent: resent.length,
+      verdictsResent,
+      resumeMs,
+      problems,
+    };
+  } finally {
+    await store.close();
+    rmSync(db, { force: true });
+    rmSync(`${db}-wal`, { force: true });
+    rmSync(`${db}-shm`, { force: true });
+  }
+}
+
+const dir = mkdtempSync(join(os.tmpdir(), 'stride-soak-'));
+const mock = await startMock({ apiKeys: [KEY], latencyMs: { min: 5, max: 20 } });
+try {
+  const lines = Array.from({ length: CASES }, (_, i) =>
+    JSON.stringify({ id: `k${i}`, inputs: { query: `k${i}` } }),
+  );
+  writeFileSync(join(dir, 'cases.jsonl'), `${lines.join('\n')}\n`);
+  const planPath = join(dir, 'plan.yaml');
+  writeFileSync(
+    planPath,
+    [
+      'workflow_id: crash-soak',
+      'target:',
+      '  type: dify',
+      `  base_url: ${mock.baseUrl}`,
+      `  api_key: ${KEY}`,
+      '  app: workflow',
+      '  response_mode: blocking',
+      'cases: cases.jsonl',
+      'execution_policy:',
+      '  concurrency: 16',
+      '  retry_policy: { max_attempts: 3, backoff_seconds: 0.05 }',
+      '',
+    ].join('\n'),
+  );
+  const manifest = await loadPlan(planPath);
+  const random = seeded(SEED);
+  console.log(`crash soak: ${TRIALS} trials of ${CASES} cases, seed ${SEED}`);
+  const all = [];
+  const t0 = performance.now();
+  for (let n = 0; n < TRIALS; n++) {
+    const f = await trial(n, random, mock, planPath, manifest, dir);
+    all.push(f);
+    console.log(
+      `trial ${String(n + 1).padStart(3)}: killed at ${f.stored}/${CASES} stored; maybe-sent ${f.maybeSent}; ` +
+        `re-sent ${f.resent}; stored verdicts re-sent ${f.verdictsResent}; resume ${Math.round(f.resumeMs)} ms; ` +
+        (f.problems.length === 0 ? 'ok' : `FAILED: ${f.problems.join('; ')}`),
+    );
+  }
+  const sum = (k) => all.reduce((s, f) => s + f[k], 0);
+  const failures = all.filter((f) => f.problems.length > 0).length;
+  console.log('');
+  console.log(
+    '| trials | cases per trial | stored at the kill (min-max) | stored verdicts re-sent | maybe-sent re-sends | other re-sends | failures | wall s |',
+  );
+  console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  const storedAt = all.map((f) => f.stored);
+  console.log(
+    `| ${TRIALS} | ${CASES} | ${Math.min(...storedAt)}-${Math.max(...storedAt)} | ${sum('verdictsResent')} | ` +
+      `${sum('maybeSent')} | ${sum('resent') - sum('maybeSent')} | ${failures} | ${((performance.now() - t0) / 1000).toFixed(0)} |`,
+  );
+  process.exitCode = failures > 0 ? 1 : 0;
+} finally {
+  await mock.close();
+  rmSync(dir, { recursive: true, force: true });
+}
