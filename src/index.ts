@@ -112,7 +112,13 @@ export {
   type TestResult,
   TestStatus,
 } from './report/convert.js';
-export { rerun, resume, runDurable } from './runner/durable.js';
+export {
+  type DurableRunOptions,
+  type DurableRunResult,
+  rerun,
+  resume,
+  runDurable,
+} from './runner/durable.js';
 export {
   type CaseFunction,
   ExecutorService,
@@ -122,4 +128,11 @@ export {
   type TargetFactory,
 } from './runner/executor-service.js';
 export { gracefulStop } from './runner/graceful.js';
+export {
+  type HistoryRerunOptions,
+  type HistoryResumeOptions,
+  type RerunFilter,
+  RunHistory,
+  type RunHistoryOptions,
+} from './runner/history.js';
 export { snapshotPlan } from './runner/snapshot.js';

@@ -1,91 +1,567 @@
-/** The `stride` command's dispatch, separate from the bin file so tests run it in process. */
+/**
+ * The `stride` command: commander 14 over `RunHistory`, the report writers and the mock. Kept
+ * apart from the bin file so tests can run it in process; `main` resolves with the exit code and
+ * never calls `process.exit`.
+ *
+ * Exit codes: 0 all passed (or the pass rate reached `--fail-under`), 1 failures or errors,
+ * 2 bad input or usage (the message names the flag or file and the bad value), 130 interrupted
+ * and resumable.
+ */
 
-import { parseArgs } from 'node:util';
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
 import { isStrideError } from '../core/index.js';
+import { checkCases, loadPlan, type RunManifest } from '../plans/index.js';
+import {
+  parseReportFormats,
+  type ReportFormat,
+  summarize,
+  writeReport,
+  writeReports,
+} from '../report/index.js';
+import { RunHistory } from '../runner/history.js';
+import { DEFAULT_DB_PATH, SqliteStore } from '../store/sqlite.js';
 import { runDemo } from './demo.js';
+import {
+  durationArg,
+  intArg,
+  listArg,
+  maxFailuresArg,
+  rangeArg,
+  rateArg,
+  shareArg,
+} from './flags.js';
+import { type Io, processIo } from './io.js';
+import { EXIT, newRunId, runSession } from './session.js';
+import { formatRun, formatRuns } from './summary.js';
 
-/** Where the command writes; tests pass their own. */
-export interface Io {
-  stdout: NodeJS.WritableStream & { isTTY?: boolean };
-  stderr: NodeJS.WritableStream;
+/** A usage error found after parsing (flags that do not go together): exit 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
 }
 
-const USAGE = `usage: stride <command> [options]
+/** Error codes that mean bad input (exit 2) rather than a failed run (exit 1). */
+const BAD_INPUT = new Set([
+  'INVALID_OPTION',
+  'MISSING_ARGUMENT',
+  'EMPTY_PLAN',
+  'PLAN_INVALID',
+  'PLAN_NOT_FOUND',
+  'CASES_INVALID',
+  'ENV_MISSING',
+  'PLAN_CHANGED',
+  'RUN_NOT_FOUND',
+  'STORE_CORRUPT',
+  'STORE_VERSION',
+]);
 
-  demo   run a stub plan with injected faults (429s, 503s, hangs, errors) and print a summary
-         stride demo [--tasks N] [--concurrency N] [--rate PER_MINUTE] [--seed N] [--no-progress]
-  mock   serve the Dify- and OpenAI-compatible mock with fault injection (stride mock --help)
-         stride mock --port 5001 --latency 50 --error-rate 429:0.05,503:0.02`;
+interface OutputFlags {
+  db: string;
+  out: string;
+  report: string;
+  progress: boolean;
+  quiet?: boolean;
+  json?: boolean;
+  failUnder?: number;
+}
+
+interface RunFlags extends OutputFlags {
+  concurrency?: number;
+  rate?: number;
+  burst?: number;
+  timeout?: number;
+  maxFailures?: number;
+  tag?: string[];
+  excludeTag?: string[];
+  range?: { from: number; to?: number };
+  sample?: number;
+  seed?: number;
+  repeat?: number;
+  runId?: string;
+}
+
+const ALL_FORMATS = 'jsonl,json,csv,junit,html';
+
+function outputOptions(cmd: Command, defaults: { out: string }): Command {
+  return cmd
+    .option('--db <path>', 'the run journal (SQLite)', DEFAULT_DB_PATH)
+    .option('--out <dir>', 'where reports are written', defaults.out)
+    .option('--report <formats>', `reports to write: ${ALL_FORMATS}`, ALL_FORMATS)
+    .option('--fail-under <share>', 'exit 0 if at least this share passed (0.95 or 95%)', shareArg)
+    .option('--no-progress', 'no live progress line')
+    .option('-q, --quiet', 'no progress, a one-line summary')
+    .option('--json', 'print a machine-readable summary on stdout (progress stays on stderr)');
+}
+
+function example(cmd: Command, ...lines: string[]): Command {
+  return cmd.addHelpText('after', `\nExamples:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`);
+}
+
+function openHistory(db: string, mustExist: boolean): RunHistory {
+  if (mustExist && db !== ':memory:' && !existsSync(db)) {
+    throw new UsageError(`--db ${db}: no such run journal (start a run first, or pass --db)`);
+  }
+  return new RunHistory({ store: new SqliteStore({ path: db }) });
+}
+
+function formatsOf(flags: OutputFlags): ReportFormat[] {
+  try {
+    return parseReportFormats(flags.report);
+  } catch (err) {
+    throw new UsageError(`--report: ${(err as Error).message}`);
+  }
+}
+
+/** Applies the `run` flags over the plan: its execution policy and its case selection. */
+export function applyOverrides(manifest: RunManifest, flags: RunFlags): RunManifest {
+  const p = manifest.executionPolicy;
+  const sel = manifest.select;
+  if (flags.seed !== undefined && flags.sample === undefined && sel.sample === undefined) {
+    throw new UsageError(
+      `--seed ${flags.seed}: it seeds --sample, and neither it nor the plan samples`,
+    );
+  }
+  if (flags.burst !== undefined && flags.rate === undefined && p.rateControl === undefined) {
+    throw new UsageError(`--burst ${flags.burst}: it needs --rate (the plan has no rate_control)`);
+  }
+  const rate =
+    flags.rate === undefined && flags.burst === undefined
+      ? p.rateControl
+      : {
+          perMinute: flags.rate ?? p.rateControl?.perMinute ?? 60,
+          burst: flags.burst ?? p.rateControl?.burst ?? 1,
+        };
+  const sampleSize = flags.sample ?? sel.sample?.size;
+  return {
+    ...manifest,
+    executionPolicy: {
+      ...p,
+      ...(flags.concurrency === undefined ? {} : { concurrency: flags.concurrency }),
+      ...(flags.timeout === undefined ? {} : { timeoutMs: flags.timeout }),
+      ...(rate === undefined ? {} : { rateControl: rate }),
+      stopConditions: {
+        ...p.stopConditions,
+        ...(flags.maxFailures === undefined ? {} : { maxFailures: flags.maxFailures }),
+      },
+    },
+    select: {
+      ...sel,
+      ...(flags.tag === undefined ? {} : { tags: flags.tag }),
+      ...(flags.excludeTag === undefined ? {} : { excludeTags: flags.excludeTag }),
+      ...(flags.range === undefined ? {} : { range: flags.range }),
+      ...(sampleSize === undefined
+        ? {}
+        : { sample: { size: sampleSize, seed: flags.seed ?? sel.sample?.seed ?? 1 } }),
+      ...(flags.repeat === undefined ? {} : { repeat: flags.repeat }),
+    },
+  };
+}
+
+function dbFlag(db: string): string {
+  return db === DEFAULT_DB_PATH ? '' : ` --db ${db}`;
+}
+
+function sessionOptions(
+  flags: OutputFlags,
+  io: Io,
+  history: RunHistory,
+  extra: { resumeCommand: string; command: string },
+) {
+  return {
+    history,
+    io,
+    out: flags.out,
+    formats: formatsOf(flags),
+    progress: flags.progress && flags.quiet !== true,
+    quiet: flags.quiet === true,
+    json: flags.json === true,
+    failUnder: flags.failUnder,
+    ...extra,
+  };
+}
+
+/** Builds the program; `setCode` receives each action's exit code. */
+function program(io: Io, argv: readonly string[], setCode: (code: number) => void): Command {
+  const root = new Command('stride')
+    .description('Runs test plans against LLM apps reliably, at the pace the target allows.')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+    })
+    .showHelpAfterError('(add --help for usage and examples)')
+    .showSuggestionAfterError(true);
+
+  const run = outputOptions(
+    root
+      .command('run')
+      .description('run a test plan, journaled, with live progress and reports')
+      .argument('<plan>', 'the plan file (YAML or JSON)')
+      .option('-j, --concurrency <n>', 'attempts at once', intArg(1))
+      .option('--rate <rate>', 'starts per minute (600, 600/min, 10/s)', rateArg)
+      .option('--burst <n>', 'starts allowed at once above the rate', intArg(1))
+      .option('--timeout <duration>', 'per-attempt timeout (30s, 1500ms)', durationArg)
+      .option(
+        '--max-failures <n|share>',
+        'stop after this many failures (10) or this share (20%)',
+        maxFailuresArg,
+      )
+      .option('--tag <tags>', 'only cases with one of these tags (repeatable, comma list)', listArg)
+      .option('--exclude-tag <tags>', 'leave out cases with any of these tags', listArg)
+      .option('--range <from-to>', 'only cases at these 1-based positions (1-100, 50-)', rangeArg)
+      .option('--sample <n>', 'a seeded random sample of n cases', intArg(1))
+      .option('--seed <n>', 'the sample seed', intArg(0))
+      .option('--repeat <n>', 'run every selected case n times', intArg(1))
+      .option('--run-id <id>', 'the new run id (default: generated)'),
+    { out: 'stride-out' },
+  );
+  example(
+    run,
+    'stride run plan.yaml',
+    'stride run plan.yaml -j 20 --rate 600/min --timeout 60s --report junit,html --out reports',
+    'stride run plan.yaml --tag smoke --fail-under 95% --json',
+  ).action(async (planPath: string, flags: RunFlags) => {
+    // An absolute baseDir is stored with the run, so `stride resume` finds the plan from anywhere.
+    const loaded = await loadPlan(planPath, {
+      checkCases: false,
+      env: io.env,
+      baseDir: resolve(dirname(planPath)),
+    });
+    const manifest = applyOverrides(loaded, flags);
+    const stats = await checkCases(manifest); // with the flags' selection, before anything runs
+    const history = openHistory(flags.db, false);
+    try {
+      const code = await runSession(
+        ({ onStart, retainResults }) =>
+          history.run(manifest, {
+            onStart,
+            retainResults,
+            runId: flags.runId ?? newRunId(),
+          }),
+        {
+          ...sessionOptions(flags, io, history, {
+            resumeCommand: `stride resume {id}${dbFlag(flags.db)}`,
+            command: `stride ${argv.join(' ')}`,
+          }),
+          total: stats.selected,
+        },
+      );
+      setCode(code);
+    } finally {
+      await history.store.close();
+    }
+  });
+
+  const resumeCmd = outputOptions(
+    root
+      .command('resume')
+      .description('resume an interrupted or crashed run: verdicts kept, the rest runs')
+      .argument('<run-id>', 'the run to resume (see stride runs)')
+      .option('--force', 'resume even if the plan file changed since the run started'),
+    { out: 'stride-out' },
+  );
+  example(
+    resumeCmd,
+    'stride resume 20261124-213005-ab12',
+    'stride resume 20261124-213005-ab12 --db ci/stride.db --force',
+  ).action(async (runId: string, flags: OutputFlags & { force?: boolean }) => {
+    const history = openHistory(flags.db, true);
+    try {
+      const manifest = await history.planOf(runId, { checkCases: false, env: io.env });
+      const stats = await checkCases(manifest);
+      const before = await history.getRun(runId);
+      const code = await runSession(
+        ({ onStart, retainResults }) =>
+          history.resume(runId, { manifest, onStart, retainResults, force: flags.force === true }),
+        {
+          ...sessionOptions(flags, io, history, {
+            resumeCommand: `stride resume {id}${dbFlag(flags.db)}`,
+            command: `stride resume ${runId}${dbFlag(flags.db)}`,
+          }),
+          total: stats.selected,
+          doneBefore: before.counts.total - before.counts.cancelled,
+          rewriteJsonl: true,
+        },
+      );
+      setCode(code);
+    } finally {
+      await history.store.close();
+    }
+  });
+
+  const rerunCmd = outputOptions(
+    root
+      .command('rerun')
+      .description("re-run a run's errors or failures as a new run linked to it")
+      .argument('<run-id>', 'the run whose cases to re-run')
+      .option('--errors', 're-run the cases that ended error or timeout')
+      .option('--failures', 're-run the cases whose assertions failed')
+      .option('--force', 're-run even if the plan file changed since the run started'),
+    { out: 'stride-out' },
+  );
+  example(
+    rerunCmd,
+    'stride rerun 20261124-213005-ab12 --errors',
+    'stride rerun 20261124-213005-ab12 --errors --failures',
+  ).action(
+    async (
+      runId: string,
+      flags: OutputFlags & { errors?: boolean; failures?: boolean; force?: boolean },
+    ) => {
+      if (flags.errors !== true && flags.failures !== true) {
+        throw new UsageError('rerun needs --errors, --failures or both');
+      }
+      const statuses = [
+        ...(flags.errors === true ? (['error', 'timeout'] as const) : []),
+        ...(flags.failures === true ? (['failed'] as const) : []),
+      ];
+      const history = openHistory(flags.db, true);
+      try {
+        const manifest = await history.planOf(runId, { env: io.env });
+        const code = await runSession(
+          ({ onStart, retainResults }) =>
+            history.rerun(
+              runId,
+              { statuses },
+              { manifest, onStart, retainResults, force: flags.force === true, runId: newRunId() },
+            ),
+          sessionOptions(flags, io, history, {
+            resumeCommand: `stride resume {id}${dbFlag(flags.db)}`,
+            command: `stride rerun ${runId}${flags.errors === true ? ' --errors' : ''}${flags.failures === true ? ' --failures' : ''}`,
+          }),
+        );
+        setCode(code);
+      } finally {
+        await history.store.close();
+      }
+    },
+  );
+
+  example(
+    root
+      .command('runs')
+      .description('list the runs in the journal, newest first')
+      .option('--db <path>', 'the run journal (SQLite)', DEFAULT_DB_PATH)
+      .option('-n, --limit <n>', 'at most this many', intArg(1), 20)
+      .option('--json', 'print JSON'),
+    'stride runs',
+    'stride runs -n 5 --json',
+  ).action(async (flags: { db: string; limit: number; json?: boolean }) => {
+    if (!existsSync(flags.db)) {
+      io.stdout.write(flags.json === true ? '[]\n' : `no runs yet (no journal at ${flags.db})\n`);
+      return;
+    }
+    const history = openHistory(flags.db, true);
+    try {
+      const runs = await history.listRuns({ limit: flags.limit });
+      io.stdout.write(flags.json === true ? `${JSON.stringify(runs)}\n` : `${formatRuns(runs)}\n`);
+    } finally {
+      await history.store.close();
+    }
+  });
+
+  example(
+    root
+      .command('show')
+      .description('show one run: status, counts, timings')
+      .argument('<run-id>')
+      .option('--db <path>', 'the run journal (SQLite)', DEFAULT_DB_PATH)
+      .option('--json', 'print JSON'),
+    'stride show 20261124-213005-ab12',
+  ).action(async (runId: string, flags: { db: string; json?: boolean }) => {
+    const history = openHistory(flags.db, true);
+    try {
+      const run = await history.getRun(runId);
+      if (flags.json === true) {
+        const { planJson, optionsJson, ...rest } = run;
+        io.stdout.write(
+          `${JSON.stringify({ ...rest, plan: JSON.parse(planJson), options: JSON.parse(optionsJson) })}\n`,
+        );
+      } else io.stdout.write(`${formatRun(run)}\n`);
+    } finally {
+      await history.store.close();
+    }
+  });
+
+  example(
+    root
+      .command('report')
+      .description('write reports of any stored run from the journal')
+      .argument('<run-id>')
+      .option('--db <path>', 'the run journal (SQLite)', DEFAULT_DB_PATH)
+      .option('-f, --format <formats>', `one or more of ${ALL_FORMATS}`, 'html')
+      .option('-o, --output <path>', 'the file (one format), or the directory (several)'),
+    'stride report 20261124-213005-ab12 --format junit -o junit.xml',
+    'stride report 20261124-213005-ab12 --format html,csv -o reports/',
+  ).action(async (runId: string, flags: { db: string; format: string; output?: string }) => {
+    const formats = formatsOf({ report: flags.format } as OutputFlags);
+    const history = openHistory(flags.db, true);
+    try {
+      const record = await history.getRun(runId);
+      const source = () => history.results(runId);
+      const summary = await summarize(source, {
+        runId,
+        plan: record.plan,
+        startedAt: record.startedAt,
+        finishedAt: record.finishedAt,
+        ...(record.parentId === undefined ? {} : { parentId: record.parentId }),
+        ...(record.stoppedBy === undefined
+          ? {}
+          : { stoppedBy: `${record.stoppedBy.rule}: ${record.stoppedBy.message}` }),
+      });
+      const file =
+        formats.length === 1 && flags.output !== undefined && !flags.output.endsWith('/');
+      const written = file
+        ? { [formats[0]!]: await writeReport(formats[0]!, flags.output!, summary, source) }
+        : await writeReports(flags.output ?? 'stride-out', formats, summary, source);
+      for (const [format, path] of Object.entries(written))
+        io.stdout.write(`${format.padEnd(6)} ${path}\n`);
+    } finally {
+      await history.store.close();
+    }
+  });
+
+  example(
+    root
+      .command('validate')
+      .description('check a plan and every case file without running anything')
+      .argument('<plan>')
+      .option('--json', 'print JSON'),
+    'stride validate plan.yaml',
+  ).action(async (planPath: string, flags: { json?: boolean }) => {
+    const manifest = await loadPlan(planPath, { checkCases: false, env: io.env });
+    const stats = await checkCases(manifest);
+    if (flags.json === true) {
+      io.stdout.write(`${JSON.stringify({ plan: manifest.workflowId, valid: true, ...stats })}\n`);
+      return;
+    }
+    const datasets = Object.entries(stats.byDataset)
+      .map(([name, n]) => `${name === '' ? '(cases)' : name}: ${n}`)
+      .join(', ');
+    io.stdout.write(
+      `${planPath}: valid. ${manifest.workflowId}: ${stats.total} case(s) (${datasets}); ${stats.selected} selected to run; ` +
+        `target ${manifest.target?.type ?? '(none)'}, concurrency ${manifest.executionPolicy.concurrency}\n`,
+    );
+  });
+
+  example(
+    root
+      .command('prune')
+      .description('delete old runs from the journal (retention)')
+      .option('--db <path>', 'the run journal (SQLite)', DEFAULT_DB_PATH)
+      .option('--keep <n>', 'keep only the n newest runs', intArg(0))
+      .option(
+        '--older-than <duration>',
+        'delete runs that started longer ago (30d, 12h)',
+        durationArg,
+      ),
+    'stride prune --keep 50',
+    'stride prune --older-than 720h',
+  ).action(async (flags: { db: string; keep?: number; olderThan?: number }) => {
+    if (flags.keep === undefined && flags.olderThan === undefined) {
+      throw new UsageError('prune needs --keep, --older-than or both');
+    }
+    const history = openHistory(flags.db, true);
+    try {
+      const n = await history.prune({
+        ...(flags.keep === undefined ? {} : { maxRuns: flags.keep }),
+        ...(flags.olderThan === undefined ? {} : { maxAgeMs: flags.olderThan }),
+      });
+      io.stdout.write(`pruned ${n} run(s)\n`);
+    } finally {
+      await history.store.close();
+    }
+  });
+
+  // `stride mock` parses its own flags (see src/mock/cli.ts); listed here for --help.
+  root
+    .command('mock')
+    .description(
+      'serve the Dify- and OpenAI-compatible mock with fault injection (stride mock --help)',
+    );
+
+  const demo = outputOptions(
+    root
+      .command('demo')
+      .description(
+        'the whole product in 30 s: the mock with faults, a 500-case plan, progress and reports',
+      )
+      .option('--cases <n>', 'cases to run (from the bundled 500)', intArg(1), 500)
+      .option('-j, --concurrency <n>', 'attempts at once', intArg(1))
+      .option('--seed <n>', "the mock's fault seed", intArg(0), 7)
+      .option('--resume <run-id>', 'resume an interrupted demo run'),
+    { out: 'stride-out' },
+  );
+  demo.addOption(
+    new Option('--latency <ms>', 'mean mock latency in ms').argParser(intArg(0)).default(120),
+  );
+  example(demo, 'stride demo', 'stride demo --cases 100 -j 10 --no-progress').action(
+    async (
+      flags: OutputFlags & {
+        cases: number;
+        concurrency?: number;
+        seed: number;
+        latency: number;
+        resume?: string;
+      },
+    ) => {
+      const history = openHistory(flags.db, false);
+      try {
+        setCode(
+          await runDemo({
+            history,
+            cases: flags.cases,
+            seed: flags.seed,
+            latencyMs: flags.latency,
+            ...(flags.concurrency === undefined ? {} : { concurrency: flags.concurrency }),
+            ...(flags.resume === undefined ? {} : { resume: flags.resume }),
+            session: sessionOptions(flags, io, history, {
+              resumeCommand: `stride demo --resume {id}${dbFlag(flags.db)}`,
+              command: 'stride demo',
+            }),
+          }),
+        );
+      } finally {
+        await history.store.close();
+      }
+    },
+  );
+  return root;
+}
 
 /**
- * Runs the `stride` command and resolves with its exit code: 0 all passed, 1 failures or
- * errors, 2 bad input (the message names the flag and the bad value), 130 interrupted.
+ * Runs the `stride` command line and resolves with its exit code.
+ *
+ * @example
+ * ```ts
+ * const code = await main(['run', 'plan.yaml', '--no-progress']);
+ * ```
  */
-export async function main(argv: readonly string[], io: Io = process): Promise<number> {
-  try {
-    return await dispatch(argv, io);
-  } catch (err) {
-    const bad =
-      err instanceof UsageError ||
-      (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true ||
-      (isStrideError(err) && err.code === 'INVALID_OPTION');
-    io.stderr.write(`stride: ${err instanceof Error ? err.message : String(err)}\n`);
-    return bad ? 2 : 1;
-  }
-}
-
-async function dispatch(argv: readonly string[], io: Io): Promise<number> {
-  const [command, ...rest] = argv;
-  if (command === undefined || command === '--help' || command === '-h') {
-    io.stdout.write(`${USAGE}\n`);
-    return command === undefined ? 2 : 0;
-  }
-  if (command === 'mock') {
-    // Loaded on demand: the mock (and undici) cost nothing to the other commands.
+export async function main(argv: readonly string[], io: Io = processIo()): Promise<number> {
+  if (argv[0] === 'mock') {
+    // Loaded on demand: the mock server costs nothing to the other commands.
     const { mockCommand } = await import('../mock/cli.js');
-    return mockCommand(rest, { stdout: io.stdout, stderr: io.stderr });
+    return mockCommand(argv.slice(1), { stdout: io.stdout, stderr: io.stderr });
   }
-  if (command !== 'demo') {
-    io.stderr.write(`stride: unknown command ${JSON.stringify(command)}\n${USAGE}\n`);
-    return 2;
-  }
-  const { values } = parseArgs({
-    args: [...rest],
-    options: {
-      tasks: { type: 'string', default: '300' },
-      concurrency: { type: 'string', default: '20' },
-      rate: { type: 'string', default: '6000' },
-      seed: { type: 'string', default: '1' },
-      'no-progress': { type: 'boolean', default: false },
-    },
-    strict: true,
+  let code: number = EXIT.ok;
+  const root = program(io, argv, (c) => {
+    code = c;
   });
-  const int = (flag: string, raw: string, min: number): number => {
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < min) {
-      throw new UsageError(`--${flag}: ${JSON.stringify(raw)} is not an integer >= ${min}`);
-    }
-    return n;
-  };
-  const options = {
-    tasks: int('tasks', values.tasks, 1),
-    concurrency: int('concurrency', values.concurrency, 1),
-    perMinute: int('rate', values.rate, 1),
-    seed: int('seed', values.seed, 0),
-    progress: !values['no-progress'],
-    out: io.stdout,
-  };
-  const controller = new AbortController();
-  const onInterrupt = () => controller.abort('interrupted (SIGINT)');
-  process.once('SIGINT', onInterrupt);
+  if (argv.length === 0) {
+    root.outputHelp();
+    return EXIT.usage;
+  }
   try {
-    const result = await runDemo({ ...options, signal: controller.signal });
-    // The demo injects faults on purpose: failed cases are its expected output, not a failure
-    // of the command. Only an interrupt changes the exit code.
-    return result.status === 'cancelled' ? 130 : 0;
-  } finally {
-    process.off('SIGINT', onInterrupt);
+    await root.parseAsync([...argv], { from: 'user' });
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end with code 0; every other parse error is bad usage.
+      return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    io.stderr.write(`stride: ${err instanceof Error ? err.message : String(err)}\n`);
+    const bad = err instanceof UsageError || (isStrideError(err) && BAD_INPUT.has(err.code));
+    return bad ? EXIT.usage : EXIT.failures;
   }
 }
-
-class UsageError extends Error {}

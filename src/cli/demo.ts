@@ -1,72 +1,100 @@
 /**
- * `stride demo`: a stub plan of a few hundred tasks with injected faults, run through the real
- * engine with real time, so a newcomer sees concurrency, rate limiting, retries, timeouts and
- * the summary in a few seconds without any service.
+ * `stride demo` (= `npm start`): the whole product with no service to set up. Starts the built-in
+ * mock on a free loopback port with realistic latency and a few random faults, runs the bundled
+ * 500-case plan (examples/demo/) against it with live progress, the journal and every report,
+ * and exits with the run's code. The plan also assigns faults by case (hangs, persistent 5xx, a
+ * 400, retries that pay off) and some assertions fail on purpose, so each outcome shows.
  */
 
-import {
-  type Clock,
-  RealClock,
-  Run,
-  type RunExecutionResult,
-  type StubBehavior,
-  StubExecutor,
-  seededRandom,
-} from '../core/index.js';
-import { formatSummary, ProgressPrinter } from './render.js';
+import { fileURLToPath } from 'node:url';
+import { checkCases, loadPlan, type RunManifest } from '../plans/index.js';
+import type { RunHistory } from '../runner/history.js';
+import type { Io } from './io.js';
+import { newRunId, runSession, type SessionOptions } from './session.js';
+
+/** The bundled demo plan (examples/demo/plan.yaml, shipped in the package). */
+export const DEMO_PLAN = fileURLToPath(new URL('../../examples/demo/plan.yaml', import.meta.url));
+
+/** The pass rate the demo's exit code is judged by (some of its cases fail on purpose). */
+export const DEMO_FAIL_UNDER = 0.9;
 
 export interface DemoOptions {
-  tasks: number;
-  concurrency: number;
-  seed: number;
-  perMinute: number;
-  progress: boolean;
-  out: NodeJS.WritableStream;
-  /** Ctrl-C: cancels the run, which still resolves with partial results. */
-  signal?: AbortSignal;
-  /** @default new RealClock(); tests pass a VirtualClock. */
-  clock?: Clock;
+  readonly history: RunHistory;
+  /** Run the first N of the 500 cases. */
+  readonly cases: number;
+  /** The mock's fault seed. */
+  readonly seed: number;
+  /** The mock's mean latency in ms. */
+  readonly latencyMs: number;
+  readonly concurrency?: number;
+  /** Resume this interrupted demo run instead of starting one. */
+  readonly resume?: string;
+  readonly session: Omit<SessionOptions, 'total' | 'doneBefore'> & { readonly io: Io };
 }
 
-/** Faults assigned by position, so every demo run shows each kind of outcome. */
-function behaviorFor(i: number): StubBehavior | undefined {
-  if (i % 50 === 7) return 'flaky'; // 503 once, then fine: a retry that pays off
-  if (i === 11) return 'rate_limited'; // 429 + Retry-After 1 s on every attempt: cools the shared bucket
-  if (i % 100 === 23) return 'hang'; // ignores nothing, but never answers: the timeout aborts it
-  if (i % 120 === 31) return 'error'; // a persistent unknown error: retried, then error
-  return undefined;
-}
-
-export async function runDemo(options: DemoOptions): Promise<RunExecutionResult> {
-  const clock = options.clock ?? new RealClock();
-  const stub = new StubExecutor<{ query: string }>({
-    simulatedDelay: 40,
-    failureRate: 0.03,
+/** Runs the demo and resolves with its exit code. */
+export async function runDemo(options: DemoOptions): Promise<number> {
+  const { history, session } = options;
+  const { startMock } = await import('../mock/server.js');
+  const mock = await startMock({
+    host: '127.0.0.1',
+    port: 0,
+    latencyMs: { mean: options.latencyMs, stddev: options.latencyMs / 3 },
+    // A Retry-After cools the shared bucket down for everyone, as a real provider's does: kept
+    // rare so the demo stays short.
+    errorRates: { '429': 0.01, '429-retry-after': 0.004, '503': 0.01 },
+    retryAfterSeconds: 1,
     seed: options.seed,
-    clock,
+    tokens: 60,
   });
-  for (let i = 0; i < options.tasks; i++) {
-    const b = behaviorFor(i);
-    if (b !== undefined) stub.setTaskBehavior(`case-${i}`, b);
+  try {
+    // The mock's URL reaches the plan through its ${STRIDE_DEMO_URL}: values from the
+    // environment are kept out of the plan's hash, so a resume on a new port is the same plan.
+    const env = { ...session.io.env, STRIDE_DEMO_URL: mock.baseUrl };
+    const failUnder = session.failUnder ?? DEMO_FAIL_UNDER;
+    let manifest: RunManifest;
+    let doneBefore = 0;
+    if (options.resume === undefined) {
+      const loaded = await loadPlan(DEMO_PLAN, { env, checkCases: false });
+      manifest = {
+        ...loaded,
+        executionPolicy: {
+          ...loaded.executionPolicy,
+          ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+        },
+        select:
+          options.cases >= 500
+            ? loaded.select
+            : { ...loaded.select, range: { from: 1, to: options.cases } },
+      };
+    } else {
+      manifest = await history.planOf(options.resume, { env, checkCases: false });
+      const before = await history.getRun(options.resume);
+      doneBefore = before.counts.total - before.counts.cancelled;
+    }
+    const stats = await checkCases(manifest);
+    if (!session.json) {
+      session.io.stderr.write(
+        `Stride demo: ${stats.selected} cases of ${manifest.workflowId} against the built-in mock at ${mock.baseUrl}\n` +
+          `  (latency ~${options.latencyMs} ms, random 429s and 503s, hangs and 5xx on some cases, ` +
+          `some assertions failing on purpose; exit code 0 if at least ${Math.round(failUnder * 100)}% pass)\n`,
+      );
+    }
+    const resumeId = options.resume;
+    return await runSession(
+      ({ onStart, retainResults }) =>
+        resumeId === undefined
+          ? history.run(manifest, { onStart, retainResults, runId: newRunId() })
+          : history.resume(resumeId, { manifest, onStart, retainResults }),
+      {
+        ...session,
+        failUnder,
+        total: stats.selected,
+        doneBefore,
+        rewriteJsonl: resumeId !== undefined,
+      },
+    );
+  } finally {
+    await mock.close();
   }
-  const tasks = Array.from({ length: options.tasks }, (_, i) => ({
-    id: `case-${i}`,
-    input: { query: `demo question ${i}` },
-  }));
-  const run = new Run(tasks, stub, {
-    clock,
-    concurrency: options.concurrency,
-    timeoutMs: 1_000,
-    rate: { perMinute: options.perMinute, burst: 20 },
-    retry: { maxAttempts: 3, backoffMs: 200, backoffMultiplier: 2, jitter: 'equal' },
-    random: seededRandom(options.seed + 1),
-    stop: { maxFailures: 0.5, minSettled: 50 },
-    ...(options.signal === undefined ? {} : { signal: options.signal }),
-  });
-  const printer = options.progress ? new ProgressPrinter(run, options.out) : undefined;
-  printer?.start();
-  const result = await run.start();
-  printer?.stop();
-  options.out.write(`${formatSummary(result)}\n`);
-  return result;
 }

@@ -36,6 +36,7 @@ export type ErrorCode =
   | 'STORE_IO'
   | 'RUN_NOT_FOUND'
   | 'RUN_EXISTS'
+  | 'PLAN_CHANGED'
   | 'UNKNOWN_ERROR';
 
 export interface StrideErrorOptions {

@@ -12,9 +12,10 @@
 
 import type { CancellationToken, Clock, RunExecutionResult, TaskResult } from '../core/index.js';
 import { StrideError } from '../core/index.js';
+import type { Run } from '../core/run.js';
 import type { RunManifest, TestCase } from '../plans/index.js';
 import { type CaseOutcome, ResultConverter, type TestResult } from '../report/convert.js';
-import { attachJournal } from '../store/journal.js';
+import { attachJournal, type Journal } from '../store/journal.js';
 import type { AttemptRecord, Store, UnfinishedCase } from '../store/port.js';
 import { type ExecutorService, taskFor } from './executor-service.js';
 import { snapshotPlan } from './snapshot.js';
@@ -32,8 +33,31 @@ export interface DurableRunResult {
   readonly run: RunExecutionResult<TestCase, CaseOutcome>;
 }
 
+/** A durable session about to start: attach progress, result streaming and signal handling. */
+export interface DurableSession {
+  /** The stored run's id. */
+  readonly runId: string;
+  /** The engine's run, not started yet. */
+  readonly run: Run<TestCase, CaseOutcome>;
+  /** The journal writing the run into the store (for `gracefulStop`). */
+  readonly journal: Journal;
+  /** Converts one of this session's task results. */
+  toTestResult(result: TaskResult<TestCase, CaseOutcome>): TestResult;
+}
+
+/** What every durable call accepts. */
+interface SessionOptions {
+  /** Called once the journal is attached, right before the run starts. */
+  readonly onStart?: (session: DurableSession) => void;
+  /**
+   * Keep every result in memory and resolve with them (`results`, `run.tasks`). Turn it off for
+   * runs too large to hold: read the results from the store instead. @default true
+   */
+  readonly retainResults?: boolean;
+}
+
 /** Options of `runDurable`. */
-export interface DurableRunOptions {
+export interface DurableRunOptions extends SessionOptions {
   /** The stored run's id. @default the engine's generated run id */
   readonly runId?: string;
   readonly token?: CancellationToken;
@@ -44,7 +68,7 @@ export interface DurableRunOptions {
 }
 
 /** Options of `resume`. */
-export interface ResumeOptions {
+export interface ResumeOptions extends SessionOptions {
   /** Resume even if the plan's hash differs from the stored run's. @default false */
   readonly force?: boolean;
   readonly token?: CancellationToken;
@@ -52,7 +76,7 @@ export interface ResumeOptions {
 }
 
 /** Options of `rerun`. */
-export interface RerunOptions {
+export interface RerunOptions extends SessionOptions {
   /** Re-run the cases whose stored result has one of these statuses. */
   readonly statuses: readonly TaskResult['status'][];
   /** The new run's id. @default a generated one */
@@ -78,8 +102,13 @@ async function execute(
   },
   token: CancellationToken | undefined,
   select: ((testCase: TestCase) => ReturnType<typeof taskFor> | undefined) | undefined,
+  session: SessionOptions,
 ): Promise<{ runId: string; run: RunExecutionResult<TestCase, CaseOutcome>; fresh: TestResult[] }> {
-  const extra = journalOptions.runId === undefined ? {} : { runId: journalOptions.runId };
+  const retain = session.retainResults ?? true;
+  const extra = {
+    ...(journalOptions.runId === undefined ? {} : { runId: journalOptions.runId }),
+    ...(retain ? {} : { retainResults: false }),
+  };
   const prepared = await service.prepare(manifest, token, extra, select);
   try {
     const journal = await attachJournal(prepared.run, store, {
@@ -89,6 +118,12 @@ async function execute(
       resume: journalOptions.resume,
       ...(journalOptions.parentId === undefined ? {} : { parentId: journalOptions.parentId }),
       ...(journalOptions.clock === undefined ? {} : { clock: journalOptions.clock }),
+    });
+    session.onStart?.({
+      runId: journal.runId,
+      run: prepared.run,
+      journal,
+      toTestResult: (r) => prepared.toTestResult(r),
     });
     const run = await prepared.run.start();
     await journal.closed;
@@ -135,17 +170,15 @@ export async function runDurable(
     },
     options.token,
     undefined,
+    options,
   );
   return { runId, results: fresh, run };
 }
 
-/** The latest stored result of every case of a run (a resumed case may have a cancelled one first). */
-async function latestResults(store: Store, runId: string): Promise<Map<string, TaskResult>> {
-  const latest = new Map<string, TaskResult>();
-  for await (const r of store.results(runId)) {
-    latest.delete(r.id); // keep completion order: the latest one goes to the end
-    latest.set(r.id, r);
-  }
+/** The status of every case's latest stored result (a resumed case may have a cancelled one first). */
+async function latestStatuses(store: Store, runId: string): Promise<Map<string, string>> {
+  const latest = new Map<string, string>();
+  for await (const r of store.results(runId)) latest.set(r.id, r.status);
   return latest;
 }
 
@@ -158,7 +191,7 @@ function checkHash(
   const hash = snapshotPlan(manifest).hash;
   if (hash !== storedHash && force !== true) {
     throw new StrideError(
-      'INVALID_STATE',
+      'PLAN_CHANGED',
       `the plan changed since run "${runId}" started (plan hash ${storedHash.slice(0, 12)}, now ${hash.slice(0, 12)}): ` +
         'resuming it would mix results of two plans; run the original plan, or pass force to resume anyway',
     );
@@ -168,7 +201,7 @@ function checkHash(
 async function loadOrThrow(store: Store, runId: string) {
   const state = await store.loadRun(runId);
   if (state === undefined) {
-    throw new StrideError('INVALID_STATE', `no run "${runId}" in the store: nothing to resume`);
+    throw new StrideError('RUN_NOT_FOUND', `no run "${runId}" in the store: nothing to resume`);
   }
   return state;
 }
@@ -188,12 +221,23 @@ export async function resume(
   const state = await loadOrThrow(store, runId);
   checkHash(manifest, state.run.planHash, runId, options.force);
 
-  const kept = await latestResults(store, runId);
+  const retain = options.retainResults ?? true;
+  // The cases with a stored verdict: skipped. Their results are only held when asked for.
+  const keptIds = new Set<string>();
+  const kept = new Map<string, TaskResult>();
   const attemptsBefore = new Map<string, number>();
-  for (const [id, r] of kept) {
-    if (!KEPT.has(r.status)) {
-      kept.delete(id);
-      attemptsBefore.set(id, r.attempts);
+  for await (const r of store.results(runId)) {
+    if (KEPT.has(r.status)) {
+      keptIds.add(r.id);
+      attemptsBefore.delete(r.id);
+      if (retain) {
+        kept.delete(r.id); // keep completion order: the latest one goes to the end
+        kept.set(r.id, r);
+      }
+    } else {
+      keptIds.delete(r.id);
+      kept.delete(r.id);
+      attemptsBefore.set(r.id, r.attempts);
     }
   }
   const maybeSent: UnfinishedCase[] = [];
@@ -204,7 +248,7 @@ export async function resume(
   if (maybeSent.length > 0) await recordMaybeSent(store, runId, maybeSent);
 
   const select = (testCase: TestCase) => {
-    if (kept.has(testCase.id)) return undefined;
+    if (keptIds.has(testCase.id)) return undefined;
     const task = taskFor(testCase);
     const before = attemptsBefore.get(testCase.id);
     return before === undefined || before === 0 ? task : { ...task, attemptsBefore: before };
@@ -216,6 +260,7 @@ export async function resume(
     { runId, resume: true, clock: options.clock },
     options.token,
     select,
+    options,
   );
   const offset = state.run.clockOffsetMs;
   const results: TestResult[] = [];
@@ -277,7 +322,8 @@ export async function rerun(
   checkHash(manifest, state.run.planHash, runId, options.force);
   const wanted = new Set<string>(options.statuses);
   const ids = new Set<string>();
-  for (const [id, r] of await latestResults(store, runId)) if (wanted.has(r.status)) ids.add(id);
+  for (const [id, status] of await latestStatuses(store, runId))
+    if (wanted.has(status)) ids.add(id);
   if (ids.size === 0) {
     throw new StrideError(
       'EMPTY_PLAN',
@@ -295,6 +341,7 @@ export async function rerun(
     { runId: options.runId, resume: false, parentId: runId, clock: options.clock },
     options.token,
     (testCase) => (ids.has(testCase.id) ? taskFor(testCase) : undefined),
+    options,
   );
   return { runId: id, results: fresh, run };
 }

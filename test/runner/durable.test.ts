@@ -249,7 +249,7 @@ describe.each(STORES)('resume and rerun (%s store)', (_name, makeStore) => {
       await runDurable(service, manifestOf(), store, { clock, token: bot.session(10), runId: 'r' });
       const changed = manifestOf(5);
       await expect(resume(service, changed, store, 'r', { clock })).rejects.toMatchObject({
-        code: 'INVALID_STATE',
+        code: 'PLAN_CHANGED',
         message: expect.stringContaining('the plan changed since run "r" started'),
       });
       expect((await store.getRun('r'))?.resumes).toBe(0);
@@ -257,7 +257,7 @@ describe.each(STORES)('resume and rerun (%s store)', (_name, makeStore) => {
       expect(forced.results).toHaveLength(CASES);
       expect((await store.getRun('r'))?.status).toBe('completed');
       await expect(resume(service, manifestOf(), store, 'nope', { clock })).rejects.toMatchObject({
-        code: 'INVALID_STATE',
+        code: 'RUN_NOT_FOUND',
       });
     } finally {
       await store.close();

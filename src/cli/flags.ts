@@ -1,0 +1,92 @@
+/**
+ * Flag value parsers for commander. Each throws commander's InvalidArgumentError, which commander
+ * turns into `error: option '--concurrency <n>' argument 'abc' is invalid. <why>`: the flag, the
+ * bad value and what was expected, then exit code 2 (see app.ts).
+ */
+
+import { InvalidArgumentError } from 'commander';
+import { tryParseDuration } from '../plans/duration.js';
+
+/** An integer >= `min`. */
+export function intArg(min: number): (raw: string) => number {
+  return (raw) => {
+    const n = Number(raw);
+    if (raw.trim() === '' || !Number.isInteger(n) || n < min) {
+      throw new InvalidArgumentError(`expected an integer >= ${min}`);
+    }
+    return n;
+  };
+}
+
+/** A rate: `600` or `600/min` per minute, `10/s` per second, `36000/h` per hour. Returns per minute. */
+export function rateArg(raw: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(?:\/\s*(s|sec|m|min|h|hour))?\s*$/.exec(raw);
+  const unit = m?.[2] ?? 'min';
+  const value = m === null ? Number.NaN : Number(m[1]);
+  const perMinute =
+    unit === 's' || unit === 'sec'
+      ? value * 60
+      : unit === 'h' || unit === 'hour'
+        ? value / 60
+        : value;
+  if (!Number.isFinite(perMinute) || perMinute <= 0) {
+    throw new InvalidArgumentError('expected a rate such as 600 (per minute), 600/min or 10/s');
+  }
+  return perMinute;
+}
+
+/** A duration: `30s`, `1500ms`, `2m`, or a number of seconds. Returns milliseconds (> 0). */
+export function durationArg(raw: string): number {
+  const ms = tryParseDuration(/^\s*\d+(\.\d+)?\s*$/.test(raw) ? Number(raw) : raw);
+  if (ms === undefined || ms <= 0) {
+    throw new InvalidArgumentError('expected a duration such as 30s, 1500ms, 2m or 45 (seconds)');
+  }
+  return ms;
+}
+
+/** A share: `0.95`, `95%`. Returns a number in [0, 1]. */
+export function shareArg(raw: string): number {
+  const s = raw.trim();
+  const n = s.endsWith('%') ? Number(s.slice(0, -1)) / 100 : Number(s);
+  if (s === '' || s === '%' || !Number.isFinite(n) || n < 0 || n > 1) {
+    throw new InvalidArgumentError('expected a share between 0 and 1, or a percentage such as 95%');
+  }
+  return n;
+}
+
+/**
+ * `--max-failures`: a count (`10`), or a share of the settled cases (`0.2`, `20%`), as the plan's
+ * `stop_conditions.max_failures`.
+ */
+export function maxFailuresArg(raw: string): number {
+  const s = raw.trim();
+  if (s.endsWith('%') || s.includes('.')) {
+    const share = shareArg(s);
+    if (share === 0 || share >= 1) {
+      throw new InvalidArgumentError('expected a count (10) or a share between 0 and 1 (0.2, 20%)');
+    }
+    return share;
+  }
+  return intArg(1)(s);
+}
+
+/** `--range FROM-TO`, `FROM-` or `N` (1-based, inclusive). */
+export function rangeArg(raw: string): { from: number; to?: number } {
+  const m = /^\s*(\d+)\s*(?:(-)\s*(\d+)?)?\s*$/.exec(raw);
+  const from = m === null ? 0 : Number(m[1]);
+  const to = m?.[3] === undefined ? (m?.[2] === undefined ? from : undefined) : Number(m[3]);
+  if (m === null || from < 1 || (to !== undefined && to < from)) {
+    throw new InvalidArgumentError('expected FROM-TO, FROM- or N, 1-based (e.g. 1-100)');
+  }
+  return to === undefined ? { from } : { from, to };
+}
+
+/** A repeatable, comma-separable list flag (`--tag a --tag b,c`). */
+export function listArg(raw: string, previous: string[] | undefined): string[] {
+  const items = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  if (items.length === 0) throw new InvalidArgumentError('expected a non-empty value');
+  return [...(previous ?? []), ...items];
+}

@@ -1,0 +1,248 @@
+/**
+ * One CLI session of a durable run (`run`, `resume`, `rerun`, `demo`): live progress, results
+ * streamed to JSONL as they settle, Ctrl-C handling, then the summary, the reports and the exit
+ * code. Everything durable goes through `RunHistory`; this file only faces the terminal.
+ */
+
+import { randomBytes } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isTerminal, type TaskResult } from '../core/index.js';
+import type { TestResult } from '../report/convert.js';
+import {
+  JsonlStreamWriter,
+  type ReportFormat,
+  type ReportSummary,
+  summarize,
+  writeReports,
+} from '../report/index.js';
+import type { DurableRunResult, DurableSession } from '../runner/durable.js';
+import { gracefulStop } from '../runner/graceful.js';
+import type { RunHistory } from '../runner/history.js';
+import type { RunRecord } from '../store/port.js';
+import type { Io } from './io.js';
+import { isLiveTerminal, Progress } from './progress.js';
+import { formatRunSummary } from './summary.js';
+
+/** How a session reports. */
+export interface SessionOptions {
+  readonly history: RunHistory;
+  readonly io: Io;
+  /** Report directory. */
+  readonly out: string;
+  readonly formats: readonly ReportFormat[];
+  /** `--no-progress` / `--quiet`. */
+  readonly progress: boolean;
+  /** `--quiet`: the summary is one line. */
+  readonly quiet: boolean;
+  /** `--json`: stdout gets one JSON object (the summary), nothing else. */
+  readonly json: boolean;
+  /** `--fail-under`: the pass rate at which the exit code is still 0. @default 1 */
+  readonly failUnder: number | undefined;
+  /** The command that resumes this run, printed on Ctrl-C (`{id}` is replaced). */
+  readonly resumeCommand: string;
+  /** The command shown in the HTML report. */
+  readonly command: string;
+  /** How long in-flight work may settle after the first Ctrl-C. @default 10_000 */
+  readonly graceMs?: number;
+  /** Cases that already had a verdict before this session (a resume), for the progress line. */
+  readonly doneBefore?: number;
+  /** The run's case count, when known up front. */
+  readonly total?: number;
+  /** True for a resume: the JSONL file is re-written from the store at the end, every case in it. */
+  readonly rewriteJsonl?: boolean;
+}
+
+/** What the session starts: a RunHistory call given the hooks. */
+export type SessionStart = (hooks: {
+  onStart: (session: DurableSession) => void;
+  retainResults: false;
+}) => Promise<DurableRunResult>;
+
+/** Exit codes (README, "Exit codes"). */
+export const EXIT = { ok: 0, failures: 1, usage: 2, interrupted: 130 } as const;
+
+/** Results waiting for the JSONL file before the run is paused for it (backpressure). */
+const JSONL_HIGH_WATER = 2_000;
+
+/**
+ * A run id a person can read and type: the local start time and 4 random hex digits, e.g.
+ * `20261124-213605-3f9a`. Sorted by time, unique enough for one journal (the store refuses a
+ * duplicate with RUN_EXISTS rather than mixing two runs).
+ */
+export function newRunId(now = new Date()): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  const day = `${now.getFullYear()}${p(now.getMonth() + 1)}${p(now.getDate())}`;
+  const time = `${p(now.getHours())}${p(now.getMinutes())}${p(now.getSeconds())}`;
+  return `${day}-${time}-${randomBytes(2).toString('hex')}`;
+}
+
+/** Runs one session and resolves with the process's exit code. */
+export async function runSession(start: SessionStart, options: SessionOptions): Promise<number> {
+  const { io, history } = options;
+  const jsonlPath = join(options.out, 'results.jsonl');
+  const streamJsonl = options.formats.includes('jsonl');
+  await mkdir(options.out, { recursive: true });
+  const jsonl = streamJsonl ? await JsonlStreamWriter.open(jsonlPath) : undefined;
+
+  let progress: Progress | undefined;
+  let interrupted: { runId: string; resumable: boolean; aborted: boolean } | undefined;
+  let disposeSignals: () => void = () => {};
+  let writing: Promise<void> = Promise.resolve();
+  let pending = 0;
+  let writeError: unknown;
+  // Set on the first SIGINT/SIGTERM: from then on only gracefulStop pauses or resumes the run.
+  let stopping = false;
+  const markStopping = (): void => {
+    stopping = true;
+  };
+  process.on('SIGINT', markStopping);
+  process.on('SIGTERM', markStopping);
+  let pausedForJsonl = false;
+
+  const onStart = (session: DurableSession): void => {
+    const { run } = session;
+    if (options.progress) {
+      progress = new Progress(run as never, io.stderr, {
+        tty: isLiveTerminal(io.stderr, io.env),
+        ...(options.doneBefore === undefined ? {} : { doneBefore: options.doneBefore }),
+        ...(options.total === undefined ? {} : { total: options.total }),
+      });
+      progress.start();
+    }
+    if (jsonl !== undefined) {
+      run.on('transition', (t) => {
+        if (!isTerminal(t.to) || !('result' in t)) return;
+        const result = session.toTestResult(t.result as TaskResult<never, never>);
+        pending++;
+        if (pending === JSONL_HIGH_WATER && run.status === 'running' && !stopping) {
+          pausedForJsonl = true;
+          run.pause();
+        }
+        writing = writing.then(async () => {
+          try {
+            if (writeError === undefined) await jsonl.write(result);
+          } catch (err) {
+            writeError = err;
+          }
+          pending--;
+          if (pausedForJsonl && pending <= JSONL_HIGH_WATER / 2) {
+            pausedForJsonl = false;
+            if (!stopping) run.resume();
+          }
+        });
+      });
+    }
+    disposeSignals = gracefulStop(run, session.journal, {
+      store: history.store,
+      graceMs: options.graceMs ?? 10_000,
+      onStop: (info) => {
+        interrupted = { runId: info.runId, resumable: info.resumable, aborted: info.aborted };
+        progress?.stop();
+        io.stderr.write(
+          info.resumable
+            ? `\nInterrupted (${info.signal}${info.aborted ? ', in-flight work aborted' : ''}); the journal is flushed.\n`
+            : `\nInterrupted (${info.signal}), but the run had already finished.\n`,
+        );
+      },
+    });
+  };
+
+  let result: DurableRunResult;
+  try {
+    result = await start({ onStart, retainResults: false });
+  } finally {
+    process.off('SIGINT', markStopping);
+    process.off('SIGTERM', markStopping);
+    disposeSignals();
+    progress?.stop();
+    await writing;
+    await jsonl?.close();
+  }
+  if (writeError !== undefined) throw writeError;
+  const runId = result.runId;
+
+  const record = await history.getRun(runId);
+  if (interrupted?.resumable === true) {
+    const done = record.counts.total - record.counts.cancelled;
+    io.stderr.write(
+      `${done} case(s) have a verdict; nothing else was recorded as done.\n` +
+        `Resume with: ${options.resumeCommand.replace('{id}', runId)}\n`,
+    );
+    if (options.json) io.stdout.write(`${JSON.stringify({ runId, status: 'interrupted' })}\n`);
+    return EXIT.interrupted;
+  }
+
+  const source = () => history.results(result.runId);
+  const summary = await summarize(source, {
+    runId: record.id,
+    plan: record.plan,
+    startedAt: record.startedAt,
+    finishedAt: record.finishedAt,
+    ...(record.parentId === undefined ? {} : { parentId: record.parentId }),
+    ...(record.stoppedBy === undefined
+      ? {}
+      : { stoppedBy: `${record.stoppedBy.rule}: ${record.stoppedBy.message}` }),
+    command: options.command,
+  });
+  const formats =
+    options.rewriteJsonl === true ? options.formats : options.formats.filter((f) => f !== 'jsonl');
+  const written = await writeReports(options.out, formats, summary, source);
+  const paths: Partial<Record<ReportFormat, string>> = { ...written };
+  if (streamJsonl) paths.jsonl = jsonlPath;
+
+  const code = exitCodeFor(summary, record, options.failUnder);
+  if (options.json) {
+    io.stdout.write(`${JSON.stringify(jsonSummary(summary, record, paths, code))}\n`);
+  } else {
+    io.stdout.write(
+      `${formatRunSummary(summary, record, paths, { quiet: options.quiet, failUnder: options.failUnder })}\n`,
+    );
+  }
+  return code;
+}
+
+/** 0 if every case passed, or the pass rate reached `--fail-under`; 1 otherwise. */
+export function exitCodeFor(
+  summary: ReportSummary,
+  record: RunRecord,
+  failUnder: number | undefined,
+): number {
+  if (summary.total === 0) return EXIT.failures;
+  // A run a stop rule ended did not run everything: never a pass.
+  if (record.status === 'stopped' || record.status === 'cancelled') return EXIT.failures;
+  if (failUnder !== undefined) return summary.passRate >= failUnder ? EXIT.ok : EXIT.failures;
+  return summary.counts.success === summary.total ? EXIT.ok : EXIT.failures;
+}
+
+/** The `--json` summary: stable keys for scripts. */
+export function jsonSummary(
+  summary: ReportSummary,
+  record: RunRecord,
+  paths: Partial<Record<ReportFormat, string>>,
+  exitCode: number,
+): Record<string, unknown> {
+  return {
+    runId: record.id,
+    parentId: record.parentId ?? null,
+    plan: record.plan,
+    status: record.status,
+    stoppedBy: record.stoppedBy ?? null,
+    exitCode,
+    total: summary.total,
+    passed: summary.counts.success,
+    failed: summary.counts.failed,
+    timeout: summary.counts.timeout,
+    error: summary.counts.error,
+    cancelled: summary.cancelled,
+    passRate: summary.passRate,
+    attempts: record.counts.attempts,
+    tokens: summary.tokens,
+    cost: summary.cost,
+    durationSeconds: summary.durationSeconds ?? null,
+    latencySeconds: summary.latency,
+    reports: paths,
+  };
+}
+
+export type { TestResult };

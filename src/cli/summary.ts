@@ -1,0 +1,130 @@
+/** The human summaries the CLI prints: a finished run, a run's record, the runs list. */
+
+import type { ReportFormat, ReportSummary } from '../report/index.js';
+import type { RunRecord, RunSummary } from '../store/port.js';
+
+function secs(s: number | undefined): string {
+  if (s === undefined || !Number.isFinite(s)) return '-';
+  if (s < 1) return `${Math.round(s * 1000)} ms`;
+  if (s < 120) return `${s.toFixed(s < 10 ? 2 : 1)} s`;
+  const m = Math.floor(s / 60);
+  return m < 120
+    ? `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s`
+    : `${(m / 60).toFixed(1)} h`;
+}
+
+function pct(x: number): string {
+  return `${(x * 100).toFixed(1)}%`;
+}
+
+/** Epoch ms as `2026-11-24 21:30:05` (local time). */
+export function when(ms: number | undefined): string {
+  if (ms === undefined) return '-';
+  const d = new Date(ms);
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+/** The summary printed after `run`, `resume`, `rerun` and `demo`. */
+export function formatRunSummary(
+  summary: ReportSummary,
+  record: RunRecord,
+  paths: Partial<Record<ReportFormat, string>>,
+  options: { quiet: boolean; failUnder: number | undefined },
+): string {
+  const c = summary.counts;
+  const verdict =
+    `${summary.total} cases: ${c.success} passed, ${c.failed} failed, ${c.error - summary.cancelled} error, ` +
+    `${c.timeout} timeout${summary.cancelled > 0 ? `, ${summary.cancelled} cancelled` : ''} (pass rate ${pct(summary.passRate)}` +
+    `${options.failUnder === undefined ? '' : `, --fail-under ${pct(options.failUnder)}`})`;
+  if (options.quiet) return `${record.id} ${record.status}: ${verdict}`;
+  const l = summary.latency;
+  const lines = [
+    '',
+    `Run ${record.id} (${record.plan}): ${record.status}${record.stoppedBy === undefined ? '' : `, stopped by ${record.stoppedBy.rule}: ${record.stoppedBy.message}`}`,
+    `  ${verdict}`,
+    `  attempts   ${record.counts.attempts} (${summary.retried} case(s) retried)`,
+    `  latency    p50 ${secs(l.p50)} · p90 ${secs(l.p90)} · p99 ${secs(l.p99)} · max ${secs(l.max)}`,
+    `  usage      ${summary.tokens} tokens · cost ${summary.cost.toFixed(4)}`,
+    `  wall time  ${secs(summary.durationSeconds)}`,
+  ];
+  if (summary.errors.length > 0) {
+    lines.push('  not passed, by code:');
+    for (const e of summary.errors.slice(0, 8)) {
+      lines.push(
+        `    ${e.code.padEnd(16)} ${String(e.count).padStart(6)}  ${e.example ?? ''}`.trimEnd(),
+      );
+    }
+  }
+  const files = Object.entries(paths);
+  if (files.length > 0) {
+    lines.push('  reports:');
+    for (const [format, path] of files) lines.push(`    ${format.padEnd(6)} ${path}`);
+    if (paths.html !== undefined)
+      lines.push(`  open the HTML report in a browser: file://${absolute(paths.html)}`);
+  }
+  return lines.join('\n');
+}
+
+function absolute(path: string): string {
+  return path.startsWith('/') ? path : `${process.cwd()}/${path}`;
+}
+
+/** `stride runs`: one line per run, newest first. */
+export function formatRuns(runs: readonly RunSummary[]): string {
+  if (runs.length === 0) return 'no runs yet';
+  const header = [
+    'RUN',
+    'PLAN',
+    'STATUS',
+    'STARTED',
+    'CASES',
+    'PASSED',
+    'FAILED',
+    'ERROR',
+    'PARENT',
+  ];
+  const rows = runs.map((r) => [
+    r.id,
+    r.plan,
+    r.status + (r.resumes > 0 ? ` (${r.resumes} resume${r.resumes > 1 ? 's' : ''})` : ''),
+    when(r.startedAt),
+    String(r.counts.total),
+    String(r.counts.succeeded),
+    String(r.counts.failed),
+    String(r.counts.error + r.counts.timeout),
+    r.parentId ?? '',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  return [header, ...rows]
+    .map((row) =>
+      row
+        .map((cell, i) => cell.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+/** `stride show`: one run's record. */
+export function formatRun(run: RunRecord): string {
+  const c = run.counts;
+  const s = run.statistics;
+  const lines = [
+    `run        ${run.id}${run.parentId === undefined ? '' : ` (re-run of ${run.parentId})`}`,
+    `plan       ${run.plan} (${run.kind}, hash ${run.planHash.slice(0, 12)})`,
+    `status     ${run.status}${run.stoppedBy === undefined ? '' : `, stopped by ${run.stoppedBy.rule}: ${run.stoppedBy.message}`}`,
+    `started    ${when(run.startedAt)}`,
+    `finished   ${when(run.finishedAt)}${run.finishedAt === undefined ? '' : ` (${secs((run.finishedAt - run.startedAt) / 1000)})`}`,
+    `resumes    ${run.resumes}`,
+    `cases      ${c.total}: ${c.succeeded} succeeded, ${c.failed} failed, ${c.timeout} timeout, ${c.error} error, ${c.cancelled} cancelled`,
+    `attempts   ${c.attempts}`,
+    `usage      ${c.tokens} tokens · cost ${c.cost.toFixed(4)}`,
+  ];
+  if (s !== undefined) {
+    lines.push(
+      `latency    p50 ${secs(s.latencyMs.p50 / 1000)} · p90 ${secs(s.latencyMs.p90 / 1000)} · p99 ${secs(s.latencyMs.p99 / 1000)} (last session)`,
+    );
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,114 @@
+/**
+ * Writing a report file as a stream: small writes are gathered into chunks, the stream's
+ * backpressure is honoured (a full buffer waits for 'drain'), and a finished file appears under
+ * its name in one rename, so a reader (or a crash) never sees half a report.
+ */
+
+import { once } from 'node:events';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import { finished } from 'node:stream/promises';
+import type { TestResult } from './convert.js';
+
+/**
+ * Where a writer reads results from: a function that returns a fresh iterable on every call
+ * (an array, `() => store.results(runId)`, a generator function).
+ *
+ * A function rather than an iterable because some formats read the results more than once: the
+ * JUnit writer reads them once per dataset (a `<testsuite>`'s counts come before its cases, and
+ * grouping a million cases in memory is what bounded memory rules out).
+ */
+export type ResultSource = () => Iterable<TestResult> | AsyncIterable<TestResult>;
+
+/** Bytes gathered before a chunk is handed to the stream: fewer, larger writes. */
+const CHUNK = 64 * 1024;
+
+/**
+ * A text file written through a stream. `write` resolves once the text is accepted; when the
+ * stream's buffer is full it waits for 'drain', so a fast producer cannot grow memory.
+ */
+export class FileSink {
+  private pending: string[] = [];
+  private pendingLength = 0;
+  private failure: Error | undefined;
+
+  private constructor(
+    private readonly stream: WriteStream,
+    private readonly chunk: number,
+  ) {
+    // Kept rather than thrown from an event handler: the next write or close rethrows it.
+    stream.on('error', (e) => {
+      this.failure ??= e;
+    });
+  }
+
+  /**
+   * Opens (creates or truncates) `path`. Rejects if the file cannot be opened.
+   * `chunk` is how many characters to gather before writing; 0 writes through at once.
+   */
+  static async open(path: string, chunk = CHUNK): Promise<FileSink> {
+    const stream = createWriteStream(path, { encoding: 'utf8' });
+    await once(stream, 'ready');
+    return new FileSink(stream, chunk);
+  }
+
+  /** Appends `text`. Await it: it waits while the stream is over its high-water mark. */
+  async write(text: string): Promise<void> {
+    if (this.failure !== undefined) throw this.failure;
+    this.pending.push(text);
+    this.pendingLength += text.length;
+    if (this.pendingLength >= this.chunk) await this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    if (this.pendingLength === 0) return;
+    const text = this.pending.length === 1 ? this.pending[0]! : this.pending.join('');
+    this.pending = [];
+    this.pendingLength = 0;
+    // `once` rejects if 'error' is emitted while we wait, so a full disk cannot hang us here.
+    if (!this.stream.write(text)) await once(this.stream, 'drain');
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  /** Writes what is gathered and closes the file. No fsync: a report can be written again. */
+  async close(): Promise<void> {
+    try {
+      await this.flush();
+    } finally {
+      this.stream.end();
+      await finished(this.stream).catch((e: unknown) => {
+        this.failure ??= e as Error;
+      });
+    }
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  /** Closes the file after a failure, without flushing; never throws. */
+  async abort(): Promise<void> {
+    this.pending = [];
+    this.pendingLength = 0;
+    this.stream.destroy();
+    await finished(this.stream).catch(() => undefined);
+  }
+}
+
+/**
+ * Writes `path` with `fill`: into `path.<pid>.tmp` first, renamed over `path` when complete;
+ * on failure the temporary file is removed and the old `path`, if any, is left as it was.
+ */
+export async function writeFileStreamed(
+  path: string,
+  fill: (sink: FileSink) => Promise<void>,
+): Promise<void> {
+  const temp = `${path}.${process.pid}.tmp`;
+  const sink = await FileSink.open(temp);
+  try {
+    await fill(sink);
+    await sink.close();
+  } catch (e) {
+    await sink.abort();
+    await rm(temp, { force: true });
+    throw e;
+  }
+  await rename(temp, path);
+}

@@ -1,0 +1,141 @@
+/**
+ * The `stride` bin in child processes: exit codes, files, Ctrl-C (a real SIGINT) then
+ * `stride resume`, a second Ctrl-C, and the demo. The mock runs in this process on port 0.
+ */
+
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type MockServer, startMock } from '../../src/mock/index.js';
+import { makePlan, spawnStride } from './helpers.js';
+
+let mock: MockServer;
+beforeAll(async () => {
+  mock = await startMock({ port: 0, latencyMs: 5 });
+});
+afterAll(async () => {
+  await mock.close();
+});
+
+describe('the stride bin', () => {
+  it('exit codes: 1 with failures, 0 when all pass, 2 for a bad flag or plan', async () => {
+    const { dir, plan } = makePlan({ cases: ['ok', 'fail', 'ok'] });
+    const env = { MOCK_URL: mock.baseUrl };
+    const failing = spawnStride(['run', plan, '--no-progress', '--db', 'j.db'], { cwd: dir, env });
+    expect(await failing.exited).toBe(1);
+    expect(failing.stdout()).toContain('3 cases: 2 passed, 1 failed');
+    for (const f of ['results.jsonl', 'results.json', 'results.csv', 'junit.xml', 'report.html']) {
+      expect(existsSync(join(dir, 'stride-out', f))).toBe(true);
+    }
+    const passing = spawnStride(['run', plan, '--range', '1', '--quiet', '--db', 'j.db'], {
+      cwd: dir,
+      env,
+    });
+    expect(await passing.exited).toBe(0);
+    expect(passing.stderr()).toBe(''); // --quiet: no progress
+
+    const badFlag = spawnStride(['run', plan, '--timeout', 'forever'], { cwd: dir, env });
+    expect(await badFlag.exited).toBe(2);
+    expect(badFlag.stderr()).toContain(
+      "option '--timeout <duration>' argument 'forever' is invalid",
+    );
+    const noEnv = spawnStride(['run', plan, '--db', 'j.db'], { cwd: dir, env: {} });
+    expect(await noEnv.exited).toBe(2);
+    expect(noEnv.stderr()).toContain('MOCK_URL');
+  });
+
+  it('Ctrl-C pauses, flushes, prints the resume command and exits 130; resume finishes without re-sending a verdict', async () => {
+    const slow = await startMock({ port: 0, latencyMs: 100 });
+    try {
+      const cases = Array.from({ length: 120 }, (_, i): 'fail' | 'ok' =>
+        i % 10 === 3 ? 'fail' : 'ok',
+      );
+      const { dir, plan } = makePlan({ cases, concurrency: 4 });
+      const env = { MOCK_URL: slow.baseUrl, CI: '1' };
+      const child = spawnStride(['run', plan, '--db', 'j.db'], { cwd: dir, env });
+      // Interrupt once some cases have a verdict (results.jsonl is streamed as they settle).
+      const jsonl = join(dir, 'stride-out', 'results.jsonl');
+      await expect
+        .poll(() => (existsSync(jsonl) ? readFileSync(jsonl, 'utf8').split('\n').length : 0), {
+          timeout: 10_000,
+          interval: 20,
+        })
+        .toBeGreaterThan(12);
+      child.kill('SIGINT');
+      expect(await child.exited).toBe(130);
+      const resumeLine = /Resume with: (stride resume (\S+) --db j\.db)/.exec(child.stderr());
+      expect(resumeLine, child.stderr()).not.toBeNull();
+      const runId = resumeLine![2]!;
+      const sentBefore = { ...slow.stats().byCase };
+      const verdictsBefore = readFileSync(jsonl, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { executionId: string; metadata: { taskStatus: string } });
+      const decided = verdictsBefore
+        .filter((r) => r.metadata.taskStatus !== 'cancelled')
+        .map((r) => r.executionId);
+      expect(decided.length).toBeGreaterThan(0);
+      expect(decided.length).toBeLessThan(120);
+
+      const resumed = spawnStride(['resume', runId, '--db', 'j.db', '--json'], { cwd: dir, env });
+      expect(await resumed.exited).toBe(1); // 12 cases fail on purpose
+      const summary = JSON.parse(resumed.stdout()) as Record<string, unknown>;
+      expect(summary).toMatchObject({
+        runId,
+        status: 'completed',
+        total: 120,
+        passed: 108,
+        failed: 12,
+      });
+      // No case with a verdict before the interrupt reached the mock again.
+      const sentAfter = slow.stats().byCase;
+      for (const id of decided) expect(sentAfter[id], id).toBe(sentBefore[id]);
+      // Every case reached the mock; the final JSONL has each case once.
+      const final = readFileSync(jsonl, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { executionId: string }).executionId);
+      expect(new Set(final).size).toBe(120);
+      expect(final).toHaveLength(120);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('a second Ctrl-C aborts in-flight work at once and still leaves the run resumable', async () => {
+    const { dir, plan } = makePlan({
+      cases: Array.from({ length: 30 }, () => 'hang' as const),
+      concurrency: 3,
+      extra: '  stop_conditions: { timeout: 1h }',
+    });
+    const env = { MOCK_URL: mock.baseUrl, CI: '1' };
+    const child = spawnStride(['run', plan, '--db', 'j.db', '--timeout', '60s'], { cwd: dir, env });
+    await expect
+      .poll(() => mock.stats().inFlight, { timeout: 10_000, interval: 20 })
+      .toBeGreaterThanOrEqual(3);
+    child.kill('SIGINT');
+    await new Promise((r) => setTimeout(r, 200));
+    child.kill('SIGINT');
+    expect(await child.exited).toBe(130);
+    expect(child.stderr()).toContain('in-flight work aborted');
+    expect(child.stderr()).toMatch(/Resume with: stride resume \S+ --db j\.db/);
+  });
+
+  it('stride demo: the mock, the bundled plan, progress, summary and reports, exit 0', async () => {
+    const { dir } = makePlan({ cases: ['ok'] });
+    const child = spawnStride(['demo', '--cases', '60', '--latency', '20'], {
+      cwd: dir,
+      env: { CI: '1' },
+    });
+    expect(await child.exited).toBe(0);
+    expect(child.stderr()).toContain(
+      'Stride demo: 60 cases of support-bot-demo against the built-in mock',
+    );
+    expect(child.stdout()).toMatch(/60 cases: \d+ passed/);
+    expect(child.stdout()).toContain('open the HTML report in a browser: file://');
+    for (const f of ['results.jsonl', 'results.json', 'results.csv', 'junit.xml', 'report.html']) {
+      expect(existsSync(join(dir, 'stride-out', f)), f).toBe(true);
+    }
+    expect(existsSync(join(dir, '.stride', 'stride.db'))).toBe(true);
+  });
+});

@@ -1,0 +1,110 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: `${VAR}` here is plan syntax, not a template literal.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import type { Io } from '../../src/cli/io.js';
+
+/** An in-process Io that records what a command writes. */
+export function captureIo(env: NodeJS.ProcessEnv = {}): {
+  io: Io;
+  text: { out: string; err: string };
+} {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  const text = { out: '', err: '' };
+  stdout.on('data', (c) => {
+    text.out += c;
+  });
+  stderr.on('data', (c) => {
+    text.err += c;
+  });
+  return { io: { stdout, stderr, env }, text };
+}
+
+export interface PlanOptions {
+  /** Cases: `ok` passes, `fail` fails its assertion, `error` gets a 500 on every attempt. */
+  readonly cases: readonly ('ok' | 'fail' | 'error' | 'hang')[];
+  readonly concurrency?: number;
+  readonly extra?: string;
+}
+
+/**
+ * A temporary folder with a plan against the mock at `${MOCK_URL}` and its JSONL case file.
+ * Case `c<i>` asks "question <i>"; the mock echoes it, so `contains: question` passes.
+ */
+export function makePlan(options: PlanOptions): { dir: string; plan: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'stride-cli-'));
+  const lines = options.cases.map((kind, i) => {
+    const inputs: Record<string, unknown> = { query: `question ${i}`, __case: `c${i}` };
+    if (kind === 'error') inputs.__fault = '500';
+    if (kind === 'hang') inputs.__fault = 'hang';
+    const expected =
+      kind === 'fail'
+        ? { field: 'text', contains: 'never said' }
+        : { field: 'text', contains: 'question' };
+    return JSON.stringify({ id: `c${i}`, dataset: i % 2 === 0 ? 'even' : 'odd', inputs, expected });
+  });
+  writeFileSync(join(dir, 'cases.jsonl'), `${lines.join('\n')}\n`);
+  const plan = join(dir, 'plan.yaml');
+  writeFileSync(
+    plan,
+    [
+      'workflow_id: cli-test',
+      'target:',
+      '  type: dify',
+      '  base_url: ${MOCK_URL}',
+      '  api_key: ${TEST_API_KEY:-app-cli-secret-123}',
+      '  app: workflow',
+      '  response_mode: blocking',
+      'cases: cases.jsonl',
+      'execution_policy:',
+      `  concurrency: ${options.concurrency ?? 4}`,
+      '  timeout: 2s',
+      '  retry_policy: { max_attempts: 2, backoff_seconds: 0.01 }',
+      ...(options.extra === undefined ? [] : [options.extra]),
+      '',
+    ].join('\n'),
+  );
+  return { dir, plan };
+}
+
+/** The built bin (npm ci builds it; `npm test` builds before running). */
+export const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;
+
+export interface Child {
+  readonly stdout: () => string;
+  readonly stderr: () => string;
+  readonly exited: Promise<number | null>;
+  kill(signal: NodeJS.Signals): void;
+}
+
+/** Runs `stride <args>` in a child process (the bin's own node flags). */
+export function spawnStride(
+  args: readonly string[],
+  options: { cwd: string; env: NodeJS.ProcessEnv },
+): Child {
+  const child = spawn(process.execPath, ['--max-semi-space-size=1', BIN, ...args], {
+    cwd: options.cwd,
+    env: { PATH: process.env.PATH, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c) => {
+    out += c;
+  });
+  child.stderr.on('data', (c) => {
+    err += c;
+  });
+  const exited = new Promise<number | null>((resolve) => {
+    child.on('close', (code, signal) => resolve(code ?? (signal === null ? null : 128)));
+  });
+  return {
+    stdout: () => out,
+    stderr: () => err,
+    exited,
+    kill: (signal) => child.kill(signal),
+  };
+}
