@@ -3,8 +3,11 @@
  * test/runner/crash-child.mjs, which runs an N-case JSONL plan (Dify workflow target against the
  * mock, concurrency 16) into a fresh SQLite file; at a random moment (between 2% and 80% of the
  * cases stored) the child gets `kill -9`; the run is then resumed in this process and checked:
- * one terminal result per case, all succeeded, no stored verdict sent to the mock again, one
- * `maybe_sent` attempt per case running at the kill, the run `completed` with `resumes = 1`.
+ * one terminal result per case, no stored verdict sent to the mock again, one `maybe_sent`
+ * attempt per case running at the kill, the run `completed` with `resumes = 1`, and the final
+ * report equal to that of an uninterrupted run of the same plan (run once first), timings aside.
+ * The cases are the test's: verdicts fixed per case (passing and failing assertions, HTTP 400,
+ * failed workflows, a 500 on the first request of flaky cases), so both runs must agree.
  *
  *   npm run build && node bench/soak-crash.mjs                  # 50 trials of 5,000 cases
  *   node bench/soak-crash.mjs --trials 20 --cases 2000 --seed 7
@@ -21,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { ExecutorService, loadPlan } from '../dist/index.js';
 import { startMock } from '../dist/mock/index.js';
-import { resume } from '../dist/runner/durable.js';
+import { resume, runDurable } from '../dist/runner/durable.js';
 import { SqliteStore } from '../dist/store/index.js';
 
 function arg(name, fallback) {
@@ -68,9 +71,50 @@ function storedTotal(db, runId) {
   }
 }
 
+/** Case `k<i>`, as in test/runner/durable-crash.test.ts: its verdict is fixed by its content. */
+function caseLine(i) {
+  const id = `k${i}`;
+  const inputs = { query: id };
+  let expected;
+  switch (i % 20) {
+    case 3:
+      expected = { field: 'text', contains: 'never-in-the-answer' }; // failed
+      break;
+    case 7:
+      expected = { field: 'text', contains: id }; // success, with an assertion
+      break;
+    case 11:
+      inputs.__fault = '400'; // error, not retried
+      break;
+    case 13:
+      inputs.__fault = 'failed'; // a workflow that ends failed with HTTP 200: failed
+      break;
+    case 17:
+      inputs.__fault = '500'; // flaky: a 500 on the first request, then success
+      inputs.__fault_times = 1;
+      break;
+  }
+  return JSON.stringify(expected === undefined ? { id, inputs } : { id, inputs, expected });
+}
+
+/**
+ * A case's report minus what legitimately differs between two runs: timestamp, executionTime,
+ * the attempt count (compared apart), and the Dify output's per-request ids and elapsed time.
+ */
+function reportView(r) {
+  let outputs = r.outputs;
+  if (typeof outputs === 'object' && outputs !== null) {
+    const { workflowRunId: _r, taskId: _t, messageId: _m, elapsedTime: _e, ...rest } = outputs;
+    outputs = rest;
+  }
+  const { timestamp: _at, executionTime: _time, metadata, ...fields } = r;
+  const { attemptCount: _attempts, ...meta } = metadata;
+  return JSON.stringify({ ...fields, outputs, metadata: meta });
+}
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function trial(n, random, mock, planPath, manifest, dir) {
+async function trial(n, random, mock, planPath, manifest, dir, baseline) {
   mock.reset();
   const db = join(dir, `soak-${n}.db`);
   const runId = `soak-${n}`;
@@ -97,20 +141,46 @@ async function trial(n, random, mock, planPath, manifest, dir) {
   const store = new SqliteStore({ path: db });
   try {
     const stored = new Set();
-    for await (const r of store.results(runId)) {
-      if (r.status !== 'succeeded') problems.push(`${r.id} stored ${r.status} before the resume`);
-      stored.add(r.id);
-    }
+    for await (const r of store.results(runId)) stored.add(r.id);
     const state = await store.loadRun(runId);
-    const maybeSent = state?.unfinished.filter((u) => u.maybeSent).length ?? 0;
+    const maybeSentIds = new Set(
+      state?.unfinished.filter((u) => u.maybeSent).map((u) => u.caseId) ?? [],
+    );
+    const maybeSent = maybeSentIds.size;
     const started = performance.now();
     const resumed = await resume(new ExecutorService(), manifest, store, runId);
     const resumeMs = performance.now() - started;
     const after = mock.stats().byCase;
 
     if (resumed.results.length !== CASES) problems.push(`${resumed.results.length} results`);
-    if (!resumed.results.every((r) => r.status === 'success'))
-      problems.push('a result not success');
+    const report = new Map(resumed.results.map((r) => [r.executionId, r]));
+    const unlike = [];
+    let attemptsDiffer = 0;
+    for (const [id, expected] of baseline.results) {
+      const got = report.get(id);
+      if (got === undefined || reportView(got) !== reportView(expected)) unlike.push(id);
+      else if (got.metadata.attemptCount !== expected.metadata.attemptCount) {
+        attemptsDiffer++;
+        // Only a maybe-sent case (its maybe_sent attempt counts, whether or not it arrived), or
+        // one that reached the mock before the kill without a stored verdict, may differ.
+        if (stored.has(id) || (!maybeSentIds.has(id) && (before[id] ?? 0) === 0)) unlike.push(id);
+      }
+    }
+    if (unlike.length > 0) {
+      const at = (id) => {
+        const r = report.get(id);
+        const e = baseline.results.get(id);
+        return (
+          `${id} (${stored.has(id) ? 'stored' : maybeSentIds.has(id) ? 'maybe-sent' : 'other'}, ` +
+          `requests ${before[id] ?? 0} before the kill, ${after[id] ?? 0} after): ` +
+          `${r ? `${reportView(r)} attempts ${r.metadata.attemptCount}` : 'missing'} / uninterrupted ` +
+          `${reportView(e)} attempts ${e.metadata.attemptCount}`
+        );
+      };
+      problems.push(
+        `${unlike.length} cases unlike the uninterrupted run, first: ${unlike.slice(0, 3).map(at).join(' | ')}`,
+      );
+    }
     const perCase = new Map();
     for await (const r of store.results(runId)) perCase.set(r.id, (perCase.get(r.id) ?? 0) + 1);
     if (perCase.size !== CASES) problems.push(`${perCase.size} cases stored`);
@@ -127,6 +197,9 @@ async function trial(n, random, mock, planPath, manifest, dir) {
       problems.push(`${maybeSentStored} maybe_sent attempts stored, ${maybeSent} expected`);
     const run = await store.getRun(runId);
     if (run?.status !== 'completed') problems.push(`run ${run?.status}`);
+    for (const k of ['succeeded', 'failed', 'timeout', 'cancelled', 'error', 'tokens', 'cost'])
+      if (run?.counts[k] !== baseline.counts[k])
+        problems.push(`counts.${k} ${run?.counts[k]}, uninterrupted ${baseline.counts[k]}`);
     if (run?.resumes !== 1) problems.push(`resumes ${run?.resumes}`);
     const resent = [...perCase.keys()].filter((id) => !stored.has(id) && (before[id] ?? 0) > 0);
     return {
@@ -135,6 +208,7 @@ async function trial(n, random, mock, planPath, manifest, dir) {
       maybeSent,
       resent: resent.length,
       verdictsResent,
+      attemptsDiffer,
       resumeMs,
       problems,
     };
@@ -149,9 +223,7 @@ async function trial(n, random, mock, planPath, manifest, dir) {
 const dir = mkdtempSync(join(os.tmpdir(), 'stride-soak-'));
 const mock = await startMock({ apiKeys: [KEY], latencyMs: { min: 5, max: 20 } });
 try {
-  const lines = Array.from({ length: CASES }, (_, i) =>
-    JSON.stringify({ id: `k${i}`, inputs: { query: `k${i}` } }),
-  );
+  const lines = Array.from({ length: CASES }, (_, i) => caseLine(i));
   writeFileSync(join(dir, 'cases.jsonl'), `${lines.join('\n')}\n`);
   const planPath = join(dir, 'plan.yaml');
   writeFileSync(
@@ -172,16 +244,33 @@ try {
     ].join('\n'),
   );
   const manifest = await loadPlan(planPath);
+  // The reference: the same plan, uninterrupted, journaled into its own SQLite file.
+  mock.reset();
+  const baseStore = new SqliteStore({ path: join(dir, 'baseline.db') });
+  let baseline;
+  try {
+    const run = await runDurable(new ExecutorService(), manifest, baseStore, { runId: 'baseline' });
+    baseline = {
+      results: new Map(run.results.map((r) => [r.executionId, r])),
+      counts: (await baseStore.getRun('baseline')).counts,
+    };
+  } finally {
+    await baseStore.close();
+  }
   const random = seeded(SEED);
-  console.log(`crash soak: ${TRIALS} trials of ${CASES} cases, seed ${SEED}`);
+  const verdicts = {};
+  for (const r of baseline.results.values()) verdicts[r.status] = (verdicts[r.status] ?? 0) + 1;
+  console.log(
+    `crash soak: ${TRIALS} trials of ${CASES} cases, seed ${SEED}; uninterrupted run: ${JSON.stringify(verdicts)}`,
+  );
   const all = [];
   const t0 = performance.now();
   for (let n = 0; n < TRIALS; n++) {
-    const f = await trial(n, random, mock, planPath, manifest, dir);
+    const f = await trial(n, random, mock, planPath, manifest, dir, baseline);
     all.push(f);
     console.log(
       `trial ${String(n + 1).padStart(3)}: killed at ${f.stored}/${CASES} stored; maybe-sent ${f.maybeSent}; ` +
-        `re-sent ${f.resent}; stored verdicts re-sent ${f.verdictsResent}; resume ${Math.round(f.resumeMs)} ms; ` +
+        `re-sent ${f.resent}; stored verdicts re-sent ${f.verdictsResent}; attempts unlike ${f.attemptsDiffer}; resume ${Math.round(f.resumeMs)} ms; ` +
         (f.problems.length === 0 ? 'ok' : `FAILED: ${f.problems.join('; ')}`),
     );
   }

@@ -1,11 +1,12 @@
 /**
- * Real crash tests: a child process runs a 1,000-case plan against the mock, journaled into a
- * SQLite file, and is killed with SIGKILL at a random moment; the run is then resumed in this
- * process. Every case must end with exactly one terminal result, no case with a stored verdict
- * may reach the mock again, and nothing may be lost.
+ * Real crash tests (issue 6): a child process runs a 5,000-case plan against the mock, journaled
+ * into a SQLite file, and is killed with SIGKILL at a random moment; the run is then resumed in
+ * this process. Every case must end with exactly one terminal result, no case with a stored
+ * verdict may reach the mock again, nothing may be lost, and the final report must equal that of
+ * an uninterrupted run of the same plan against the same mock, timings aside.
  *
  * The child is plain JS on the built `dist/` (a child cannot run .ts without a loader): the
- * build runs once in `beforeAll`.
+ * build runs once in `beforeAll`. The longer soak of the same test is `bench/soak-crash.mjs`.
  */
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
@@ -16,28 +17,77 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { seededRandom } from '../../src/core/faces.js';
 import { type MockServer, startMock } from '../../src/mock/index.js';
-import { loadPlan } from '../../src/plans/index.js';
-import { resume } from '../../src/runner/durable.js';
+import { loadPlan, type RunManifest } from '../../src/plans/index.js';
+import type { TestResult } from '../../src/report/convert.js';
+import { resume, runDurable } from '../../src/runner/durable.js';
 import { ExecutorService } from '../../src/runner/executor-service.js';
+import type { RunCounts } from '../../src/store/index.js';
 import { SqliteStore } from '../../src/store/index.js';
 import { tempDir } from '../store/helpers.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CHILD = fileURLToPath(new URL('./crash-child.mjs', import.meta.url));
-const CASES = 1_000;
+const CASES = 5_000;
 const TRIALS = 10;
 const KEY = 'app-crash-test';
+/** The mock's seed (its latency draws); the uninterrupted run and every trial share the mock. */
+const MOCK_SEED = 6;
+
+/**
+ * Case `k<i>`'s verdict is fixed by its content, never drawn per request (the mock's
+ * `errorRates` are random per request, so they are not used here): an interrupted run and an
+ * uninterrupted one must then end each case the same way.
+ * - i % 20 = 3: an assertion that fails (the mock echoes the query): `failed`;
+ * - i % 20 = 7: an assertion that passes: `success`, with its assertion in the report;
+ * - i % 20 = 11: HTTP 400 `invalid_param` on every request: `error`, not retried;
+ * - i % 20 = 13: a workflow that ends `failed` with HTTP 200 (tokens charged): `failed`;
+ * - i % 20 = 17: HTTP 500 on the case's first request only, then an answer: `success` after a
+ *   retry (a flaky case; its attempt count may differ after a crash, its verdict may not);
+ * - every other case: `success`.
+ */
+function caseLine(i: number): string {
+  const id = `k${i}`;
+  const inputs: Record<string, unknown> = { query: id };
+  let expected: Record<string, unknown> | undefined;
+  switch (i % 20) {
+    case 3:
+      expected = { field: 'text', contains: 'never-in-the-answer' };
+      break;
+    case 7:
+      expected = { field: 'text', contains: id };
+      break;
+    case 11:
+      inputs.__fault = '400';
+      break;
+    case 13:
+      inputs.__fault = 'failed';
+      break;
+    case 17:
+      inputs.__fault = '500';
+      inputs.__fault_times = 1;
+      break;
+  }
+  return JSON.stringify(expected === undefined ? { id, inputs } : { id, inputs, expected });
+}
+
+const EXPECTED_STATUS: Record<string, number> = {
+  success: CASES - 3 * (CASES / 20),
+  failed: 2 * (CASES / 20),
+  error: CASES / 20,
+};
 
 let mock: MockServer;
 let planPath: string;
+let manifest: RunManifest;
+/** The uninterrupted run's report, by case id. */
+let baseline: Map<string, TestResult>;
+let baselineCounts: RunCounts | undefined;
 
 beforeAll(async () => {
   execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'ignore' });
-  mock = await startMock({ apiKeys: [KEY], latencyMs: { min: 5, max: 20 } });
+  mock = await startMock({ apiKeys: [KEY], latencyMs: { min: 1, max: 6 }, seed: MOCK_SEED });
   const dir = tempDir();
-  const lines = Array.from({ length: CASES }, (_, i) =>
-    JSON.stringify({ id: `k${i}`, inputs: { query: `k${i}` } }),
-  );
+  const lines = Array.from({ length: CASES }, (_, i) => caseLine(i));
   writeFileSync(join(dir, 'cases.jsonl'), `${lines.join('\n')}\n`);
   planPath = join(dir, 'plan.yaml');
   writeFileSync(
@@ -52,12 +102,24 @@ beforeAll(async () => {
       '  response_mode: blocking',
       'cases: cases.jsonl',
       'execution_policy:',
-      '  concurrency: 16',
+      '  concurrency: 24',
       '  retry_policy: { max_attempts: 3, backoff_seconds: 0.05 }',
       '',
     ].join('\n'),
   );
-}, 60_000);
+  manifest = await loadPlan(planPath);
+
+  // The reference: the same plan, uninterrupted, journaled into its own SQLite file.
+  mock.reset();
+  const store = new SqliteStore({ path: join(tempDir(), 'baseline.db') });
+  try {
+    const run = await runDurable(new ExecutorService(), manifest, store, { runId: 'baseline' });
+    baseline = new Map(run.results.map((r) => [r.executionId, r]));
+    baselineCounts = (await store.getRun('baseline'))?.counts;
+  } finally {
+    await store.close();
+  }
+}, 120_000);
 
 afterAll(async () => {
   await mock?.close();
@@ -88,11 +150,38 @@ function exited(child: ChildProcess): Promise<void> {
   });
 }
 
+/**
+ * What the report says of a case, minus what legitimately differs between two runs of the same
+ * plan: the timestamp and executionTime (timings), the attempt count (compared separately: a case
+ * sent before the kill without a stored verdict is sent again), and, in the Dify output, the
+ * per-request ids the mock draws at random (`workflowRunId`, `taskId`) and `elapsedTime` (the
+ * mock's latency draw, which depends on the order requests arrive in). JSON round trip: a
+ * stored verdict comes back from SQLite as JSON, where an `undefined` field is simply absent.
+ */
+function reportView(r: TestResult): unknown {
+  let outputs = r.outputs;
+  if (typeof outputs === 'object' && outputs !== null) {
+    const {
+      workflowRunId: _run,
+      taskId: _task,
+      messageId: _message,
+      elapsedTime: _elapsed,
+      ...rest
+    } = outputs as Record<string, unknown>;
+    outputs = rest;
+  }
+  const { timestamp: _at, executionTime: _time, metadata, ...fields } = r;
+  const { attemptCount: _attempts, ...meta } = metadata;
+  return JSON.parse(JSON.stringify({ ...fields, outputs, metadata: meta }));
+}
+
 interface TrialFigures {
   killedAt: number;
   storedBefore: number;
   maybeSent: number;
   resent: number;
+  verdictsResent: number;
+  attemptsDiffer: number;
 }
 
 const figures: TrialFigures[] = [];
@@ -101,15 +190,31 @@ afterAll(() => {
   // The figures docs/store.md quotes.
   const total = (k: keyof TrialFigures) => figures.reduce((s, f) => s + f[k], 0);
   console.log(
-    `crash trials: ${figures.length}; stored verdicts at the kill ${figures.map((f) => f.storedBefore).join(',')}; ` +
-      `maybe-sent ${total('maybeSent')}; re-sent after resume ${total('resent')}`,
+    `crash trials: ${figures.length} x ${CASES} cases; stored verdicts at the kill ${figures.map((f) => f.storedBefore).join(',')}; ` +
+      `maybe-sent ${total('maybeSent')}; re-sent after resume ${total('resent')}; ` +
+      `stored verdicts re-sent ${total('verdictsResent')}; attempt counts unlike the uninterrupted run ${total('attemptsDiffer')}`,
   );
 });
 
 describe('kill -9 at a random moment, then resume', () => {
-  test(`${TRIALS} trials: exactly one terminal result per case, no verdict sent twice, nothing lost`, async () => {
+  test('the uninterrupted run: the verdicts the plan fixes per case', () => {
+    expect(baseline.size).toBe(CASES);
+    const byStatus: Record<string, number> = {};
+    for (const r of baseline.values()) byStatus[r.status] = (byStatus[r.status] ?? 0) + 1;
+    expect(byStatus).toEqual(EXPECTED_STATUS);
+    expect(baselineCounts).toEqual(
+      expect.objectContaining({
+        succeeded: EXPECTED_STATUS.success,
+        failed: EXPECTED_STATUS.failed,
+        error: EXPECTED_STATUS.error,
+      }),
+    );
+    expect(baseline.get('k17')?.metadata.attemptCount).toBe(2); // the flaky case was retried
+    expect(baseline.get('k11')?.metadata.errorCode).toBe('HTTP_ERROR');
+  });
+
+  test(`${TRIALS} trials: one terminal result per case, no verdict sent twice, nothing lost, the uninterrupted run's report`, async () => {
     const random = seededRandom(Date.now() % 1_000_000);
-    const manifest = await loadPlan(planPath);
     for (let trial = 0; trial < TRIALS; trial++) {
       mock.reset();
       const db = join(tempDir(), 'stride.db');
@@ -123,7 +228,7 @@ describe('kill -9 at a random moment, then resume', () => {
       child.stderr?.on('data', (d) => {
         stderr += String(d);
       });
-      const deadline = Date.now() + 15_000;
+      const deadline = Date.now() + 30_000;
       while (storedTotal(db, runId) < killAt && child.exitCode === null) {
         if (Date.now() > deadline) throw new Error(`the child made no progress: ${stderr}`);
         await new Promise((r) => setTimeout(r, 2));
@@ -135,13 +240,12 @@ describe('kill -9 at a random moment, then resume', () => {
 
       const store = new SqliteStore({ path: db });
       try {
-        const stored = new Set<string>();
-        for await (const r of store.results(runId)) {
-          expect(r.status).toBe('succeeded');
-          stored.add(r.id);
-        }
+        const stored = new Map<string, string>();
+        for await (const r of store.results(runId)) stored.set(r.id, r.status);
         const state = await store.loadRun(runId);
-        const maybeSent = state?.unfinished.filter((u) => u.maybeSent).map((u) => u.caseId) ?? [];
+        const maybeSent = new Set(
+          state?.unfinished.filter((u) => u.maybeSent).map((u) => u.caseId) ?? [],
+        );
 
         const resumed = await resume(new ExecutorService(), manifest, store, runId);
         const after = mock.stats().byCase;
@@ -149,31 +253,78 @@ describe('kill -9 at a random moment, then resume', () => {
         // Nothing lost, every case exactly once, every one a verdict.
         expect(resumed.results).toHaveLength(CASES);
         const perCase = new Map<string, number>();
-        for await (const r of store.results(runId)) perCase.set(r.id, (perCase.get(r.id) ?? 0) + 1);
+        for await (const r of store.results(runId)) {
+          expect(['succeeded', 'failed', 'error'], r.id).toContain(r.status);
+          perCase.set(r.id, (perCase.get(r.id) ?? 0) + 1);
+        }
         expect(perCase.size).toBe(CASES);
         expect([...perCase.values()].every((n) => n === 1)).toBe(true);
-        expect(resumed.results.every((r) => r.status === 'success')).toBe(true);
         // No stored verdict reached the mock again.
-        for (const id of stored) expect(after[id], id).toBe(before[id]);
+        const verdictsResent = [...stored.keys()].filter((id) => after[id] !== before[id]);
+        expect(verdictsResent).toEqual([]);
         // Every case reached the mock at least once; the maybe-sent ones are recorded as such.
         for (let i = 0; i < CASES; i++) expect(after[`k${i}`] ?? 0).toBeGreaterThanOrEqual(1);
         let maybeSentStored = 0;
         for await (const a of store.attempts(runId))
           if (a.state === 'maybe_sent') maybeSentStored++;
-        expect(maybeSentStored).toBe(maybeSent.length);
+        expect(maybeSentStored).toBe(maybeSent.size);
         const run = await store.getRun(runId);
         expect(run?.status).toBe('completed');
         expect(run?.resumes).toBe(1);
+        // The run's counts too, but attempts: every maybe-sent case spent one more.
+        const { attempts, ...counts } = run!.counts;
+        const { attempts: baselineAttempts, ...expectedCounts } = baselineCounts!;
+        expect(counts).toEqual(expectedCounts);
+        expect(attempts).toBeGreaterThanOrEqual(baselineAttempts);
+
+        // The final report equals the uninterrupted run's, timings aside.
+        const report = new Map(resumed.results.map((r) => [r.executionId, r]));
+        expect(report.size).toBe(CASES);
+        const unlike: string[] = [];
+        let attemptsDiffer = 0;
+        for (const [id, expected] of baseline) {
+          const got = report.get(id);
+          if (got === undefined) {
+            unlike.push(id);
+            continue;
+          }
+          if (JSON.stringify(reportView(got)) !== JSON.stringify(reportView(expected)))
+            unlike.push(id);
+          if (got.metadata.attemptCount !== expected.metadata.attemptCount) {
+            attemptsDiffer++;
+            // Only a maybe-sent case (its maybe_sent attempt counts, whether or not the request
+            // arrived before the kill), or a case that reached the mock before the kill without a
+            // stored verdict (a flaky case may have spent its 500 already), may differ.
+            if (stored.has(id) || (!maybeSent.has(id) && (before[id] ?? 0) === 0))
+              unlike.push(`${id} (attempts)`);
+          }
+        }
+        if (unlike.length > 0) {
+          const first = unlike[0]!.split(' ')[0]!;
+          const got = report.get(first);
+          expect(
+            { id: first, attempts: got?.metadata.attemptCount, report: got && reportView(got) },
+            `${unlike.length} cases unlike the uninterrupted run: ${unlike.slice(0, 10).join(', ')}`,
+          ).toEqual({
+            id: first,
+            attempts: baseline.get(first)?.metadata.attemptCount,
+            report: reportView(baseline.get(first)!),
+          });
+          expect(unlike).toEqual([]);
+        }
+
         figures.push({
           killedAt: killAt,
           storedBefore: stored.size,
-          maybeSent: maybeSent.length,
+          maybeSent: maybeSent.size,
           resent: [...perCase.keys()].filter((id) => !stored.has(id) && (before[id] ?? 0) > 0)
             .length,
+          verdictsResent: verdictsResent.length,
+          attemptsDiffer,
         });
       } finally {
         await store.close();
       }
     }
-  }, 60_000);
+  }, 180_000);
 });
