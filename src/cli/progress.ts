@@ -108,23 +108,21 @@ export class Progress {
     const first = this.samples[0]!;
     const perSec = at > first.at ? ((p.settled - first.done) * 1000) / (at - first.at) : 0;
     const eta = perSec > 0 ? ((total - done) / perSec) * 1000 : Number.POSITIVE_INFINITY;
+    // Fits 80 columns for runs up to 99,999 cases; wider terminals just get the same line.
     const parts = [
-      `[${String(pct).padStart(3)}%] ${done}/${total}`,
-      `ok ${s.succeeded} failed ${s.failed} error ${s.error + s.timeout}`,
-      `${perSec.toFixed(1)}/s`,
-      `ETA ${done >= total ? '0s' : duration(eta)}`,
-      `running ${p.running}/${this.run.concurrency}`,
-      `rate waits ${this.rateWaits}`,
-      `retries ${this.retries}`,
+      `[${String(pct).padStart(3)}%] ${done}/${total} ok ${s.succeeded} fail ${s.failed} err ${s.error + s.timeout}`,
+      `${perSec >= 10 ? Math.round(perSec) : perSec.toFixed(1)}/s ETA ${done >= total ? '0s' : duration(eta)}`,
+      `conc ${p.running}/${this.run.concurrency} waits ${this.rateWaits} retries ${this.retries}`,
     ];
-    return parts.join(' · ');
+    return parts.join(' | ');
   }
 
   private print(): void {
     let text = this.line();
     if (this.options.tty) {
-      const width = this.out.columns ?? 120;
-      if (text.length > width - 1) text = text.slice(0, width - 1);
+      // A pseudo-terminal may report 0 columns: then there is nothing to fit.
+      const width = this.out.columns ?? 0;
+      if (width > 1 && text.length > width - 1) text = text.slice(0, width - 1);
       this.lastLength = text.length;
       this.out.write(`\r\x1b[2K${text}`);
     } else {

@@ -5,11 +5,12 @@
  * verdict may reach the mock again, nothing may be lost, and the final report must equal that of
  * an uninterrupted run of the same plan against the same mock, timings aside.
  *
- * The child is plain JS on the built `dist/` (a child cannot run .ts without a loader): the
- * build runs once in `beforeAll`. The longer soak of the same test is `bench/soak-crash.mjs`.
+ * The child is plain JS on the built `dist/` (a child cannot run .ts without a loader): `npm test`
+ * builds it before vitest starts (building here too raced the CLI's child-process tests, which
+ * run the same `dist/`). The longer soak of the same test is `bench/soak-crash.mjs`.
  */
 
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +26,6 @@ import type { RunCounts } from '../../src/store/index.js';
 import { SqliteStore } from '../../src/store/index.js';
 import { tempDir } from '../store/helpers.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CHILD = fileURLToPath(new URL('./crash-child.mjs', import.meta.url));
 const CASES = 5_000;
 const TRIALS = 10;
@@ -84,7 +84,6 @@ let baseline: Map<string, TestResult>;
 let baselineCounts: RunCounts | undefined;
 
 beforeAll(async () => {
-  execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'ignore' });
   mock = await startMock({ apiKeys: [KEY], latencyMs: { min: 1, max: 6 }, seed: MOCK_SEED });
   const dir = tempDir();
   const lines = Array.from({ length: CASES }, (_, i) => caseLine(i));
