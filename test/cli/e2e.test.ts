@@ -18,12 +18,26 @@ afterAll(async () => {
 });
 
 describe('the stride bin', () => {
-  it('exit codes: 1 with failures, 0 when all pass, 2 for a bad flag or plan', async () => {
-    const { dir, plan } = makePlan({ cases: ['ok', 'fail', 'ok'] });
+  it('exit codes: 1 with failures, 0 when all pass, 2 for a bad flag or plan; rerun --errors', async () => {
+    const { dir, plan } = makePlan({ cases: ['ok', 'fail', 'ok', 'error', 'ok', 'error'] });
     const env = { MOCK_URL: mock.baseUrl };
     const failing = spawnStride(['run', plan, '--no-progress', '--db', 'j.db'], { cwd: dir, env });
     expect(await failing.exited).toBe(1);
-    expect(failing.stdout()).toContain('3 cases: 2 passed, 1 failed');
+    expect(failing.stdout()).toContain('6 cases: 3 passed, 1 failed, 2 error');
+    const runId = /Run (\S+) \(cli-test\)/.exec(failing.stdout())![1]!;
+
+    // rerun --errors sends exactly the two errored cases again, in a new run linked to it.
+    const before = { ...mock.stats().byCase };
+    const rerun = spawnStride(['rerun', runId, '--errors', '--db', 'j.db', '--json'], {
+      cwd: dir,
+      env,
+    });
+    expect(await rerun.exited).toBe(1);
+    const after = mock.stats().byCase;
+    const resent = Object.keys(after).filter((k) => after[k] !== before[k]);
+    expect(resent.sort()).toEqual(['c3', 'c5']);
+    expect(after.c3! - before.c3!).toBe(2); // its two attempts (500 is retried), no more
+    expect(JSON.parse(rerun.stdout())).toMatchObject({ parentId: runId, total: 2, error: 2 });
     for (const f of ['results.jsonl', 'results.json', 'results.csv', 'junit.xml', 'report.html']) {
       expect(existsSync(join(dir, 'stride-out', f))).toBe(true);
     }
