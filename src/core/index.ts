@@ -6,6 +6,7 @@ export {
   VirtualClock,
   type VirtualClockOptions,
 } from './clock.js';
+export { checkDependencies, DependencyError } from './dag.js';
 export * from './errors.js';
 export * from './faces.js';
 export {

@@ -47,7 +47,8 @@ export type StopRule =
   | 'max_tokens'
   | 'auth_errors'
   | 'source_error'
-  | 'zombies';
+  | 'zombies'
+  | 'fail_fast';
 
 /** Why a task was cancelled. */
 export type CancelReason =
@@ -72,6 +73,12 @@ export interface TaskSpec<I = unknown> {
   readonly maxAttempts?: number;
   /** Attempts already spent in an earlier (crashed) run: resume keeps the count. @default 0 */
   readonly attemptsBefore?: number;
+  /**
+   * Ids of tasks that must succeed before this one is queued. If one of them ends any other way,
+   * this task is cancelled with reason `dependency_failed`. Needs the tasks as an array (the
+   * graph is checked before anything runs: unknown ids, duplicates and cycles are rejected).
+   */
+  readonly dependsOn?: readonly string[];
 }
 
 /** Token and cost usage, reported by the target through `ctx.reportUsage`. */

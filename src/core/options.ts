@@ -34,6 +34,8 @@ export interface RetryPolicy {
 export interface StopConditions {
   /** Stop when failures (failed + timeout + error) reach this count, or, if 0 < x < 1, this fraction of settled tasks (once `minSettled` have settled). */
   readonly maxFailures?: number;
+  /** Stop at the first task that fails for good (failed, timeout, error): rule `fail_fast`. */
+  readonly failFast?: boolean;
   /** Settled tasks needed before a fractional `maxFailures` applies. @default 10 */
   readonly minSettled?: number;
   /** Run deadline in ms from start: in-flight work is aborted, the rest cancelled (reason `deadline`). */
@@ -191,6 +193,9 @@ export function validateRunOptions(o: RunOptions): void {
         );
     }
     if (s.minSettled !== undefined) positiveInt(s.minSettled, 'stop.minSettled');
+    if (s.failFast !== undefined && typeof s.failFast !== 'boolean') {
+      throw new InvalidOptionError('stop.failFast', s.failFast, 'true or false');
+    }
     if (s.deadlineMs !== undefined) nonNegative(s.deadlineMs, 'stop.deadlineMs');
     if (s.maxCost !== undefined) nonNegative(s.maxCost, 'stop.maxCost');
     if (s.maxTokens !== undefined) nonNegative(s.maxTokens, 'stop.maxTokens');

@@ -12,6 +12,7 @@
  */
 
 import { type CancelTimer, type Clock, RealClock } from './clock.js';
+import { checkDependencies } from './dag.js';
 import { DeadlineQueue } from './deadlines.js';
 import {
   CancelledError,
@@ -218,6 +219,13 @@ export class Run<I = unknown, O = unknown> {
       this.admitWhole = source.some(
         (t: TaskSpec<I> | undefined) => t?.priority !== undefined && t.priority !== 0,
       );
+      // A graph is checked whole before anything runs, and admitted whole: a dependency may
+      // finish before its dependents would have been pulled.
+      if (source.some((t: TaskSpec<I> | undefined) => (t?.dependsOn?.length ?? 0) > 0)) {
+        checkDependencies(source);
+        this.graph = { parked: new Set(), dependents: new Map(), ended: new Map() };
+        this.admitWhole = true;
+      }
     }
     if (options.signal !== undefined) {
       const signal = options.signal;
@@ -228,6 +236,18 @@ export class Run<I = unknown, O = unknown> {
 
   private admitWhole = false;
   private plannedTotal = 0;
+  /**
+   * Dependencies, when the tasks have any: tasks waiting on others (`parked`, still `pending`),
+   * who waits on whom, and how every task ended (a dependency may end before its dependent is
+   * admitted).
+   */
+  private graph:
+    | {
+        readonly parked: Set<TaskRecord<I, O>>;
+        readonly dependents: Map<string, TaskRecord<I, O>[]>;
+        readonly ended: Map<string, TerminalStatus>;
+      }
+    | undefined;
 
   // ---------------------------------------------------------------- public surface
 
@@ -612,6 +632,7 @@ export class Run<I = unknown, O = unknown> {
     if (this.retain) this.results.push(rec);
     this.transition(rec, status, rec.attempts);
     if (this.stopReason === undefined) this.checkStopRules();
+    if (this.graph !== undefined) this.settleDependents(rec, status);
   }
 
   private checkStopRules(): void {
@@ -625,6 +646,8 @@ export class Run<I = unknown, O = unknown> {
         rule: 'auth_errors',
         message: `${this.consecutiveAuth} authentication errors in a row`,
       };
+    } else if (s?.failFast === true && failures > 0) {
+      info = { rule: 'fail_fast', message: 'a task failed and fail_fast is set' };
     } else if (s === undefined) {
       return;
     } else if (s.maxFailures !== undefined && s.maxFailures >= 1 && failures >= s.maxFailures) {
@@ -682,6 +705,11 @@ export class Run<I = unknown, O = unknown> {
     this.backingOff.clear();
     for (const rec of this.retryQueue.drain()) this.finish(rec, 'cancelled', undefined, reason);
     for (const rec of this.ready.drain()) this.finish(rec, 'cancelled', undefined, reason);
+    if (this.graph !== undefined) {
+      const parked = [...this.graph.parked];
+      this.graph.parked.clear();
+      for (const rec of parked) this.finish(rec, 'cancelled', undefined, reason);
+    }
     if (mode === 'abort') {
       for (const att of this.inFlight) {
         if (!att.decided) this.abortAttempt(att, 'cancel', error);
@@ -818,9 +846,65 @@ export class Run<I = unknown, O = unknown> {
       });
       return;
     }
+    const deps = spec.dependsOn;
+    if (deps !== undefined && deps.length > 0) {
+      if (this.graph === undefined) {
+        this.finish(rec, 'error', {
+          code: 'VALIDATION_ERROR',
+          name: 'ValidationError',
+          message: `task ${id}: dependsOn needs the tasks as an array, so the graph can be checked before anything runs`,
+        });
+        return;
+      }
+      let waiting = 0;
+      for (const d of deps) {
+        const ended = this.graph.ended.get(d);
+        if (ended === 'succeeded') continue;
+        if (ended !== undefined) {
+          this.finish(rec, 'cancelled', undefined, { kind: 'dependency_failed', dependency: d });
+          return;
+        }
+        waiting++;
+      }
+      if (waiting > 0) {
+        rec.waitingOn = waiting;
+        this.graph.parked.add(rec);
+        for (const d of deps) {
+          if (this.graph.ended.has(d)) continue;
+          const list = this.graph.dependents.get(d);
+          if (list === undefined) this.graph.dependents.set(d, [rec]);
+          else list.push(rec);
+        }
+        return;
+      }
+    }
     // State first, event second: a listener that cancels must find the task in its queue.
     this.ready.push(rec, rec.priority);
     this.transition(rec, 'queued', rec.attempts, false);
+  }
+
+  /** A task ended: its dependents are queued (all their dependencies succeeded) or cancelled. */
+  private settleDependents(rec: TaskRecord<I, O>, status: TerminalStatus): void {
+    const graph = this.graph!;
+    graph.ended.set(rec.id, status);
+    const waiting = graph.dependents.get(rec.id);
+    if (waiting === undefined) return;
+    graph.dependents.delete(rec.id);
+    for (const d of waiting) {
+      if (isTerminal(d.status)) continue;
+      if (status !== 'succeeded') {
+        graph.parked.delete(d);
+        this.finish(d, 'cancelled', undefined, { kind: 'dependency_failed', dependency: rec.id });
+      } else if (--d.waitingOn === 0) {
+        graph.parked.delete(d);
+        if (this.stopReason !== undefined) {
+          this.finish(d, 'cancelled', undefined, this.stopReason);
+        } else {
+          this.ready.push(d, d.priority);
+          this.transition(d, 'queued', d.attempts, false);
+        }
+      }
+    }
   }
 
   // ---------------------------------------------------------------- waits

@@ -41,6 +41,8 @@ export class TaskRecord<I, O> implements TaskResult<I, O>, TaskView<I> {
   retrying = false;
   /** Admitted into the current batch (batch mode). */
   batched = false;
+  /** Dependencies that have not succeeded yet (`TaskSpec.dependsOn`). */
+  waitingOn = 0;
   backoffCancel: CancelTimer | undefined = undefined;
 
   constructor(
