@@ -9,8 +9,10 @@
  */
 
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
+import { planKindOf } from '../actions/load.js';
 import { isStrideError } from '../core/index.js';
 import { checkCases, loadPlan, type RunManifest } from '../plans/index.js';
 import {
@@ -22,6 +24,7 @@ import {
 } from '../report/index.js';
 import { RunHistory } from '../runner/history.js';
 import { DEFAULT_DB_PATH, SqliteStore } from '../store/sqlite.js';
+import { loadActionFile, runActionPlan } from './action.js';
 import { runDemo } from './demo.js';
 import {
   durationArg,
@@ -110,6 +113,15 @@ function formatsOf(flags: OutputFlags): ReportFormat[] {
     return parseReportFormats(flags.report);
   } catch (err) {
     throw new UsageError(`--report: ${(err as Error).message}`);
+  }
+}
+
+/** `action` or `test`, from the plan file's content (a missing file is left to the loader). */
+async function planKind(path: string): Promise<'action' | 'test'> {
+  try {
+    return planKindOf(await readFile(path, 'utf8'));
+  } catch {
+    return 'test';
   }
 }
 
@@ -222,6 +234,43 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
     'stride run plan.yaml -j 20 --rate 600/min --timeout 60s --report junit,html --out reports',
     'stride run plan.yaml --tag smoke --fail-under 95% --json',
   ).action(async (planPath: string, flags: RunFlags) => {
+    if ((await planKind(planPath)) === 'action') {
+      const testOnly = (
+        [
+          'rate',
+          'burst',
+          'maxFailures',
+          'tag',
+          'excludeTag',
+          'range',
+          'sample',
+          'seed',
+          'repeat',
+          'failUnder',
+        ] as const
+      ).filter((k) => flags[k] !== undefined);
+      if (testOnly.length > 0) {
+        throw new UsageError(
+          `--${testOnly[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} applies to test plans; ${planPath} is an action plan`,
+        );
+      }
+      const history = openHistory(flags.db, false);
+      try {
+        setCode(
+          await runActionPlan(planPath, flags.runId ?? newRunId(), {
+            ...sessionOptions(flags, io, history, {
+              resumeCommand: `stride resume {id}${dbFlag(flags.db)}`,
+              command: `stride ${argv.join(' ')}`,
+            }),
+            ...(flags.concurrency === undefined ? {} : { concurrency: flags.concurrency }),
+            ...(flags.timeout === undefined ? {} : { timeoutMs: flags.timeout }),
+          }),
+        );
+      } finally {
+        await history.store.close();
+      }
+      return;
+    }
     // An absolute baseDir is stored with the run, so `stride resume` finds the plan from anywhere.
     const loaded = await loadPlan(planPath, {
       checkCases: false,
@@ -318,6 +367,11 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
       ];
       const history = openHistory(flags.db, true);
       try {
+        if ((await history.getRun(runId)).kind === 'action') {
+          throw new UsageError(
+            `run ${runId} is an action plan: rerun is for test plans (run the plan again with stride run)`,
+          );
+        }
         const manifest = await history.planOf(runId, { env: io.env });
         const code = await runSession(
           ({ onStart, retainResults }) =>
@@ -430,6 +484,20 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
       .option('--json', 'print JSON'),
     'stride validate plan.yaml',
   ).action(async (planPath: string, flags: { json?: boolean }) => {
+    if ((await planKind(planPath)) === 'action') {
+      const { file, tools } = await loadActionFile(planPath, io.env);
+      const edges = file.plan.steps.reduce((n, s) => n + (s.dependencies?.length ?? 0), 0);
+      if (flags.json === true) {
+        io.stdout.write(
+          `${JSON.stringify({ plan: file.plan.id, kind: 'action', valid: true, steps: file.plan.steps.length, dependencies: edges, tools: [...new Set(file.plan.steps.map((s) => s.tool))] })}\n`,
+        );
+      } else {
+        io.stdout.write(
+          `${planPath}: valid. action plan ${file.plan.id}: ${file.plan.steps.length} step(s), ${edges} dependenc${edges === 1 ? 'y' : 'ies'}; tools available: ${tools.names().join(', ')}\n`,
+        );
+      }
+      return;
+    }
     const manifest = await loadPlan(planPath, { checkCases: false, env: io.env });
     const stats = await checkCases(manifest);
     if (flags.json === true) {

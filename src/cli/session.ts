@@ -173,7 +173,45 @@ export async function runSession(start: SessionStart, options: SessionOptions): 
     return EXIT.interrupted;
   }
 
-  const source = () => history.results(result.runId);
+  const {
+    summary,
+    record: final,
+    paths,
+  } = await writeRunReports(history, runId, {
+    out: options.out,
+    formats:
+      options.rewriteJsonl === true
+        ? options.formats
+        : options.formats.filter((f) => f !== 'jsonl'),
+    command: options.command,
+  });
+  if (streamJsonl) paths.jsonl = jsonlPath;
+  const code = exitCodeFor(summary, final, options.failUnder);
+  if (options.json) {
+    io.stdout.write(`${JSON.stringify(jsonSummary(summary, final, paths, code))}\n`);
+  } else {
+    io.stdout.write(
+      `${formatRunSummary(summary, final, paths, { quiet: options.quiet, failUnder: options.failUnder })}\n`,
+    );
+  }
+  return code;
+}
+
+/**
+ * Summarises a stored run and writes its reports from the journal (every case once, also after
+ * a resume). Used by every session, test plan or action plan.
+ */
+export async function writeRunReports(
+  history: RunHistory,
+  runId: string,
+  options: { out: string; formats: readonly ReportFormat[]; command?: string },
+): Promise<{
+  summary: ReportSummary;
+  record: RunRecord;
+  paths: Partial<Record<ReportFormat, string>>;
+}> {
+  const record = await history.getRun(runId);
+  const source = () => history.results(runId);
   const summary = await summarize(source, {
     runId: record.id,
     plan: record.plan,
@@ -183,23 +221,10 @@ export async function runSession(start: SessionStart, options: SessionOptions): 
     ...(record.stoppedBy === undefined
       ? {}
       : { stoppedBy: `${record.stoppedBy.rule}: ${record.stoppedBy.message}` }),
-    command: options.command,
+    ...(options.command === undefined ? {} : { command: options.command }),
   });
-  const formats =
-    options.rewriteJsonl === true ? options.formats : options.formats.filter((f) => f !== 'jsonl');
-  const written = await writeReports(options.out, formats, summary, source);
-  const paths: Partial<Record<ReportFormat, string>> = { ...written };
-  if (streamJsonl) paths.jsonl = jsonlPath;
-
-  const code = exitCodeFor(summary, record, options.failUnder);
-  if (options.json) {
-    io.stdout.write(`${JSON.stringify(jsonSummary(summary, record, paths, code))}\n`);
-  } else {
-    io.stdout.write(
-      `${formatRunSummary(summary, record, paths, { quiet: options.quiet, failUnder: options.failUnder })}\n`,
-    );
-  }
-  return code;
+  const written = await writeReports(options.out, options.formats, summary, source);
+  return { summary, record, paths: { ...written } };
 }
 
 /** 0 if every case passed, or the pass rate reached `--fail-under`; 1 otherwise. */

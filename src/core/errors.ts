@@ -37,6 +37,8 @@ export type ErrorCode =
   | 'RUN_NOT_FOUND'
   | 'RUN_EXISTS'
   | 'PLAN_CHANGED'
+  | 'RESOURCE_EXHAUSTED'
+  | 'TOOL_NOT_FOUND'
   | 'UNKNOWN_ERROR';
 
 export interface StrideErrorOptions {

@@ -109,6 +109,12 @@ export interface RunOptions {
   readonly zombieGraceMs?: number;
   /** Keep every TaskResult in `result.tasks`. Turn off for huge streamed plans. @default true */
   readonly retainResults?: boolean;
+  /**
+   * One task at a time, strictly in order: the next task starts only once the previous one
+   * ended, including its retries and their backoffs (a saga's compensations run this way).
+   * @default false
+   */
+  readonly ordered?: boolean;
   /** Tasks pulled ahead from an iterator (priorities apply within it). @default max(256, 4 * concurrency) */
   readonly lookahead?: number;
   /** Identifier of this run. @default a random id */

@@ -414,6 +414,7 @@ export class Run<I = unknown, O = unknown> {
     this.pumping = true;
     try {
       while (this.statusValue === 'running' && this.running < this.concurrencyLimit) {
+        if (this.options.ordered === true && (this.running > 0 || this.backingOff.size > 0)) break;
         if (this.ready.size + this.retryQueue.size < this.lookahead / 2) this.refill();
         const fromRetry = this.retryQueue.size > 0;
         const rec = fromRetry ? this.retryQueue.peek()! : this.ready.peek();

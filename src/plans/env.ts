@@ -37,7 +37,11 @@ export interface Interpolation {
  * interpolate('${HOST:-localhost}:${PORT}', { PORT: '80' }).value; // 'localhost:80'
  * ```
  */
-export function interpolate(text: string, env: Env): Interpolation {
+export function interpolate(
+  text: string,
+  env: Env,
+  options: { keep?: (body: string) => boolean } = {},
+): Interpolation {
   let out = '';
   const vars: string[] = [];
   const missing: string[] = [];
@@ -58,6 +62,12 @@ export function interpolate(text: string, env: Env): Interpolation {
       return { value: text, vars, missing, error: `unterminated \${ at offset ${i}` };
     }
     const body = text.slice(i + 2, close);
+    // A reference another layer resolves later (an action step's `${steps.<id>.output}`).
+    if (options.keep?.(body) === true) {
+      out += text.slice(i, close + 1);
+      i = close + 1;
+      continue;
+    }
     const sep = body.indexOf(':-');
     const name = sep < 0 ? body : body.slice(0, sep);
     if (!NAME.test(name)) {
@@ -128,7 +138,13 @@ function isCaseData(path: readonly (string | number)[], node: unknown): boolean 
  */
 export function interpolateDocument(
   doc: Document,
-  options: { env: Env; file: string; lineCounter: LineCounter },
+  options: {
+    env: Env;
+    file: string;
+    lineCounter: LineCounter;
+    /** References left as written, for a later layer to resolve. */
+    keep?: (body: string) => boolean;
+  },
 ): DocumentInterpolation {
   const issues: PlanIssue[] = [];
   const values = new Map<string, InterpolatedValue>();
@@ -146,7 +162,11 @@ export function interpolateDocument(
       for (const [index, item] of node.items.entries()) walk(item, [...path, index]);
     } else if (isScalar(node) && typeof node.value === 'string' && node.value.includes('${')) {
       const template = node.value;
-      const result = interpolate(template, options.env);
+      const result = interpolate(
+        template,
+        options.env,
+        options.keep === undefined ? {} : { keep: options.keep },
+      );
       const pos = options.lineCounter.linePos(node.range?.[0] ?? 0);
       const base = {
         file: options.file,
