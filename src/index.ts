@@ -5,7 +5,9 @@
  * original Python module (the seeds) are kept: `RunManifest`, `ExecutionPolicy`, `RetryPolicy`,
  * `RateLimit`, `TestCase`, `TaskStatus`, `TaskResult`, `CancellationToken`, `RunExecutionResult`,
  * `ConcurrentExecutor`, `TaskScheduler`, `StubExecutor`, `RateLimiter`, `ResultConverter`,
- * `ExecutorService`, `TestResult`, `TestStatus`.
+ * `ExecutorService`, `TestResult`, `TestStatus`; and from the action-plan seed: `Executor`,
+ * `ActionPlan`, `ActionStep`, `ExecutionResult`, `ExecutionStatus`, `StepResult`,
+ * `ResourceUsage`, `ResourceLimits`, `ExecutionError`, `ToolRegistry`.
  *
  * @example
  * ```ts
@@ -17,7 +19,40 @@
  * ```
  */
 
+// Action plans (seed 004, see docs/actions.md)
+export {
+  type ActionPlan,
+  ActionPlanError,
+  type ActionPlanFile,
+  type ActionStep,
+  type CompensationResult,
+  type ExecutePlanOptions,
+  type ExecutionContext,
+  type ExecutionError,
+  ExecutionErrorType,
+  type ExecutionResult,
+  ExecutionStatus,
+  Executor,
+  type ExecutorEvents,
+  type ExecutorOptions as ActionExecutorOptions,
+  loadActionPlan,
+  parseActionPlan,
+  ResourceExhaustedError,
+  type ResourceLimits,
+  type ResourceUsage,
+  type RollbackResult,
+  type StepResult,
+  StepStatus,
+  type TimeoutPolicy,
+  type Tool,
+  type ToolContext,
+  ToolRegistry,
+  type ToolSchema,
+  type ToolUsage,
+  type ValidationRule,
+} from './actions/index.js';
 export { type Clock, RealClock, VirtualClock, type VirtualClockOptions } from './core/clock.js';
+export { checkDependencies, DependencyError } from './core/dag.js';
 // Errors (see docs/errors.md)
 export {
   CancelledError,

@@ -12,6 +12,13 @@
  */
 
 export {
+  builtinTools,
+  fileTools,
+  httpTool,
+  sleepTool,
+  transformTool,
+} from './builtins.js';
+export {
   ActionPlanError,
   type ExecutePlanOptions,
   Executor,
@@ -19,7 +26,9 @@ export {
   type ExecutorOptions,
   ResourceExhaustedError,
 } from './executor.js';
+export { type ActionPlanFile, loadActionPlan, parseActionPlan, planKindOf } from './load.js';
 export { ToolRegistry } from './registry.js';
+export { checkJsonSchema, validateSchema } from './schema.js';
 export { actionSnapshot } from './snapshot.js';
 export { resolveArguments } from './template.js';
 export type { JsonSchema, JsonType, Tool, ToolContext, ToolSchema, ToolUsage } from './tool.js';
