@@ -22,6 +22,7 @@ import {
   writeReport,
   writeReports,
 } from '../report/index.js';
+import { ExecutorService } from '../runner/executor-service.js';
 import { RunHistory } from '../runner/history.js';
 import { DEFAULT_DB_PATH, SqliteStore } from '../store/sqlite.js';
 import { loadActionFile, runActionPlan } from './action.js';
@@ -69,7 +70,7 @@ interface OutputFlags {
   failUnder?: number;
 }
 
-interface RunFlags extends OutputFlags {
+interface RunFlags extends OutputFlags, DispatchFlags {
   concurrency?: number;
   rate?: number;
   burst?: number;
@@ -106,6 +107,85 @@ function openHistory(db: string, mustExist: boolean): RunHistory {
     throw new UsageError(`--db ${db}: no such run journal (start a run first, or pass --db)`);
   }
   return new RunHistory({ store: new SqliteStore({ path: db }) });
+}
+
+interface DispatchFlags {
+  dispatch?: string;
+  redis?: string;
+  queue?: string;
+}
+
+/**
+ * The run journal and, with `--dispatch bullmq`, the BullMQ dispatcher (loaded on demand, so
+ * in-process runs never load BullMQ). A job delivered again after its worker was lost is
+ * journaled as a `maybe_sent` attempt.
+ */
+async function openRuns(
+  flags: { db: string } & DispatchFlags,
+  io: Io,
+  mustExist: boolean,
+): Promise<{ history: RunHistory; close(): Promise<void> }> {
+  const dispatch = flags.dispatch ?? 'inprocess';
+  if (dispatch !== 'inprocess' && dispatch !== 'bullmq') {
+    throw new UsageError(`--dispatch ${JSON.stringify(dispatch)}: expected inprocess or bullmq`);
+  }
+  const redis = flags.redis ?? io.env.STRIDE_REDIS_URL;
+  if (dispatch === 'bullmq' && (redis === undefined || redis === '')) {
+    throw new UsageError('--dispatch bullmq needs --redis URL (or STRIDE_REDIS_URL)');
+  }
+  const history = openHistory(flags.db, mustExist);
+  if (dispatch === 'inprocess') return { history, close: () => history.store.close() };
+  const store = history.store;
+  const { BullmqDispatcher } = await import('../distributed/dispatcher.js');
+  const dispatcher = new BullmqDispatcher({
+    redis: redis!,
+    ...(flags.queue === undefined ? {} : { queue: flags.queue }),
+    onRedisError: (m) => io.stderr.write(`stride: ${m}\n`),
+    onRedelivered: ({ runId, taskId, attempt }) => {
+      const now = Date.now();
+      try {
+        store.append(runId, {
+          transitions: [],
+          attempts: [
+            {
+              caseId: taskId,
+              number: attempt,
+              startedAt: now,
+              endedAt: now,
+              state: 'maybe_sent',
+              error: {
+                code: 'REDELIVERED',
+                name: 'Redelivered',
+                message: 'its worker was lost: delivered again to another worker',
+              },
+              usage: { tokens: 0, cost: 0 },
+              upstream: undefined,
+            },
+          ],
+        });
+      } catch {
+        // A run of another coordinator on the same queue: not ours to journal.
+      }
+    },
+  });
+  const withDispatcher = new RunHistory({ store, service: new ExecutorService({ dispatcher }) });
+  return {
+    history: withDispatcher,
+    close: async () => {
+      await dispatcher.close();
+      await store.close();
+    },
+  };
+}
+
+function dispatchOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      '--dispatch <where>',
+      'where attempts run: inprocess, or bullmq (workers: stride worker)',
+    )
+    .option('--redis <url>', 'Redis for --dispatch bullmq (default: STRIDE_REDIS_URL)')
+    .option('--queue <name>', 'the BullMQ queue the workers listen on', 'stride');
 }
 
 function formatsOf(flags: OutputFlags): ReportFormat[] {
@@ -206,8 +286,7 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
     .showSuggestionAfterError(true);
 
   const run = outputOptions(
-    root
-      .command('run')
+    dispatchOptions(root.command('run'))
       .description('run a test plan, journaled, with live progress and reports')
       .argument('<plan>', 'the plan file (YAML or JSON)')
       .option('-j, --concurrency <n>', 'attempts at once', intArg(1))
@@ -249,6 +328,11 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
           'failUnder',
         ] as const
       ).filter((k) => flags[k] !== undefined);
+      if (flags.dispatch !== undefined && flags.dispatch !== 'inprocess') {
+        throw new UsageError(
+          `--dispatch ${flags.dispatch}: action plans run in this process (their tools are registered here)`,
+        );
+      }
       if (testOnly.length > 0) {
         throw new UsageError(
           `--${testOnly[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} applies to test plans; ${planPath} is an action plan`,
@@ -279,7 +363,7 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
     });
     const manifest = applyOverrides(loaded, flags);
     const stats = await checkCases(manifest); // with the flags' selection, before anything runs
-    const history = openHistory(flags.db, false);
+    const { history, close } = await openRuns(flags, io, false);
     try {
       const code = await runSession(
         ({ onStart, retainResults }) =>
@@ -298,13 +382,12 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
       );
       setCode(code);
     } finally {
-      await history.store.close();
+      await close();
     }
   });
 
   const resumeCmd = outputOptions(
-    root
-      .command('resume')
+    dispatchOptions(root.command('resume'))
       .description('resume an interrupted or crashed run: verdicts kept, the rest runs')
       .argument('<run-id>', 'the run to resume (see stride runs)')
       .option('--force', 'resume even if the plan file changed since the run started'),
@@ -314,9 +397,29 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
     resumeCmd,
     'stride resume 20261124-213005-ab12',
     'stride resume 20261124-213005-ab12 --db ci/stride.db --force',
-  ).action(async (runId: string, flags: OutputFlags & { force?: boolean }) => {
-    const history = openHistory(flags.db, true);
+  ).action(async (runId: string, flags: OutputFlags & DispatchFlags & { force?: boolean }) => {
+    const { history, close } = await openRuns(flags, io, true);
     try {
+      const stored = await history.getRun(runId);
+      if (stored.kind === 'action') {
+        const file = (JSON.parse(stored.planJson) as { metadata?: { file?: string } }).metadata
+          ?.file;
+        if (file === undefined) {
+          throw new UsageError(
+            `run ${runId} is an action plan run without its plan file: it cannot be resumed from the CLI`,
+          );
+        }
+        setCode(
+          await runActionPlan(file, runId, {
+            ...sessionOptions(flags, io, history, {
+              resumeCommand: `stride resume {id}${dbFlag(flags.db)}`,
+              command: `stride resume ${runId}${dbFlag(flags.db)}`,
+            }),
+            resume: true,
+          }),
+        );
+        return;
+      }
       const manifest = await history.planOf(runId, { checkCases: false, env: io.env });
       const stats = await checkCases(manifest);
       const before = await history.getRun(runId);
@@ -335,13 +438,12 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
       );
       setCode(code);
     } finally {
-      await history.store.close();
+      await close();
     }
   });
 
   const rerunCmd = outputOptions(
-    root
-      .command('rerun')
+    dispatchOptions(root.command('rerun'))
       .description("re-run a run's errors or failures as a new run linked to it")
       .argument('<run-id>', 'the run whose cases to re-run')
       .option('--errors', 're-run the cases that ended error or timeout')
@@ -356,7 +458,8 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
   ).action(
     async (
       runId: string,
-      flags: OutputFlags & { errors?: boolean; failures?: boolean; force?: boolean },
+      flags: OutputFlags &
+        DispatchFlags & { errors?: boolean; failures?: boolean; force?: boolean },
     ) => {
       if (flags.errors !== true && flags.failures !== true) {
         throw new UsageError('rerun needs --errors, --failures or both');
@@ -365,7 +468,7 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
         ...(flags.errors === true ? (['error', 'timeout'] as const) : []),
         ...(flags.failures === true ? (['failed'] as const) : []),
       ];
-      const history = openHistory(flags.db, true);
+      const { history, close } = await openRuns(flags, io, true);
       try {
         if ((await history.getRun(runId)).kind === 'action') {
           throw new UsageError(
@@ -387,7 +490,7 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
         );
         setCode(code);
       } finally {
-        await history.store.close();
+        await close();
       }
     },
   );
@@ -541,6 +644,54 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
       await history.store.close();
     }
   });
+
+  example(
+    root
+      .command('worker')
+      .description(
+        'execute attempts of runs started with --dispatch bullmq (any number, any machine)',
+      )
+      .requiredOption(
+        '--redis <url>',
+        'the Redis the coordinators use (default: STRIDE_REDIS_URL)',
+        io.env.STRIDE_REDIS_URL,
+      )
+      .option('--queue <name>', 'the BullMQ queue', 'stride')
+      .option('-j, --concurrency <n>', 'attempts this worker runs at once', intArg(1), 16)
+      .option(
+        '--lock-duration <duration>',
+        "how long a lost worker's attempts wait before another worker takes them",
+        durationArg,
+        10_000,
+      ),
+    'stride worker --redis redis://127.0.0.1:6379 -j 32',
+    'DIFY_API_KEY=app-... stride worker --redis redis://redis.internal:6379 --queue evals',
+  ).action(
+    async (flags: { redis: string; queue: string; concurrency: number; lockDuration: number }) => {
+      const { startWorker } = await import('../distributed/worker.js');
+      const worker = await startWorker({
+        redis: flags.redis,
+        queue: flags.queue,
+        concurrency: flags.concurrency,
+        lockDurationMs: flags.lockDuration,
+        env: io.env,
+        onRedisError: (m) => io.stderr.write(`stride worker: ${m}\n`),
+      });
+      io.stderr.write(
+        `stride worker ${worker.name}: ready on queue ${flags.queue} (concurrency ${flags.concurrency}); Ctrl-C stops it\n`,
+      );
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      io.stderr.write(`stride worker ${worker.name}: stopping (in-flight attempts finish first)\n`);
+      await worker.close();
+      io.stderr.write(
+        `stride worker ${worker.name}: stopped after ${worker.stats.executed} attempts\n`,
+      );
+    },
+  );
 
   // `stride mock` parses its own flags (see src/mock/cli.ts); listed here for --help.
   root

@@ -5,6 +5,7 @@
  * results with ResultConverter.
  */
 
+import { randomUUID } from 'node:crypto';
 import {
   type AttemptContext,
   type CancellationToken,
@@ -30,6 +31,7 @@ import {
   type TestCase,
 } from '../plans/index.js';
 import { type CaseOutcome, ResultConverter, type TestResult } from '../report/convert.js';
+import type { Dispatcher } from './dispatcher.js';
 
 /** A plain async function that executes one case; the seeds' `task_execution_func`. */
 export type CaseFunction = (testCase: TestCase, ctx: AttemptContext) => Promise<unknown>;
@@ -53,6 +55,11 @@ export interface ExecutorServiceOptions {
   limiters?: RateLimiterRegistry;
   /** Extra engine options (events aside), merged over the manifest's. */
   runOptions?: RunOptions;
+  /**
+   * Where attempts run: in this process by default; a `BullmqDispatcher` (stride/distributed)
+   * runs them on workers. The target given or named by the plan is then the workers'.
+   */
+  dispatcher?: Dispatcher;
 }
 
 /** One prepared run of a plan: attach listeners to `run`, then `start()` it. */
@@ -217,7 +224,15 @@ export class ExecutorService {
     ) {
       throw new StrideError('EMPTY_PLAN', 'RunManifest.cases cannot be empty');
     }
-    const inner = await this.resolveTarget(manifest);
+    const dispatcher = this.options.dispatcher;
+    const runId =
+      extra.runId ??
+      this.options.runOptions?.runId ??
+      (dispatcher === undefined ? undefined : randomUUID());
+    const inner =
+      dispatcher === undefined
+        ? await this.resolveTarget(manifest)
+        : await dispatcher.targetFor(manifest, runId!);
     const target = judgedTarget(inner, this.clock);
     let sourceError: unknown;
     async function* tasks(): AsyncGenerator<TaskSpec<TestCase>> {
@@ -239,7 +254,10 @@ export class ExecutorService {
       ...(token === undefined ? {} : { signal: token.signal }),
       ...this.options.runOptions,
       ...extra,
+      ...(runId === undefined ? {} : { runId }),
     };
+    // Shared buckets live where attempts start (the workers): no second bucket here.
+    if (dispatcher?.sharesRateLimits === true) delete (options as { rate?: unknown }).rate;
     const run = new Run<TestCase, CaseOutcome>(tasks(), target, options);
     const context = {
       workflowId: manifest.workflowId,
@@ -252,7 +270,7 @@ export class ExecutorService {
       sourceError: () => sourceError,
       close: async () => {
         // Only what this service built: a target the caller passed in is the caller's to close.
-        if (inner !== this.options.target)
+        if (inner !== this.options.target && dispatcher === undefined)
           await (inner as { close?: () => Promise<void> }).close?.();
       },
     };

@@ -1,0 +1,158 @@
+/**
+ * What travels through Redis between the coordinator (the run's scheduler) and the workers. No
+ * secret ever does: the target's configuration is sent redacted, with the `${VAR}` templates of
+ * its secrets, and each worker fills them from its own environment.
+ */
+
+import { classifyError, StrideError, toErrorInfo } from '../core/index.js';
+import { interpolate, type RunManifest, type TargetConfig, type TestCase } from '../plans/index.js';
+import type { SharedRate } from './bucket.js';
+
+/** The queue a coordinator and its workers share. @default 'stride' */
+export const DEFAULT_QUEUE = 'stride';
+
+/** One attempt, as a job. Its id is `<runId>/<taskId>/<attempt>`, so adding it twice is a no-op. */
+export interface AttemptJob {
+  readonly runId: string;
+  readonly taskId: string;
+  readonly attempt: number;
+  /** The target, secrets redacted. */
+  readonly target: TargetConfig;
+  /** Where the target's secrets come from: their paths and `${VAR}` templates. */
+  readonly secrets: readonly { readonly path: readonly string[]; readonly template?: string }[];
+  readonly testCase: TestCase;
+  /** The shared bucket the worker takes a token from right before it starts the attempt. */
+  readonly rate?: { readonly key: string } & SharedRate;
+}
+
+/** How an attempt ended, as the worker reports it. */
+export type AttemptOutcome =
+  | {
+      readonly ok: true;
+      readonly output: unknown;
+      readonly usage: { tokens: number; cost: number };
+      readonly worker: string;
+    }
+  | {
+      readonly ok: false;
+      readonly error: {
+        readonly code: string;
+        readonly name: string;
+        readonly message: string;
+        readonly status?: number;
+        readonly retryable?: boolean;
+        readonly retryAfterMs?: number;
+      };
+      readonly usage: { tokens: number; cost: number };
+      readonly worker: string;
+    };
+
+/** The job id of an attempt. */
+export function jobId(runId: string, taskId: string, attempt: number): string {
+  // BullMQ's keys use ':', so ids are URI-encoded (which encodes ':' and '/') and joined by '/'.
+  return `${encodeURIComponent(runId)}/${encodeURIComponent(taskId)}/${attempt}`;
+}
+
+/** The parts of a job id made by `jobId`. */
+export function parseJobId(
+  id: string,
+): { runId: string; taskId: string; attempt: number } | undefined {
+  const parts = id.split('/');
+  if (parts.length !== 3) return undefined;
+  return {
+    runId: decodeURIComponent(parts[0]!),
+    taskId: decodeURIComponent(parts[1]!),
+    attempt: Number(parts[2]),
+  };
+}
+
+/** The channel the coordinator publishes cancels on; workers abort the attempt's signal. */
+export function cancelChannel(queue: string): string {
+  return `stride:${queue}:cancel`;
+}
+
+/** An error as the worker sends it: what `classifyError` needs on the other side, no stack. */
+export function serializeError(err: unknown): Extract<AttemptOutcome, { ok: false }>['error'] {
+  const info = toErrorInfo(err);
+  const cls = classifyError(err);
+  return {
+    code: cls.code ?? info.code,
+    name: info.name,
+    message: info.message,
+    ...(info.status === undefined ? {} : { status: info.status }),
+    retryable: cls.retryable,
+    ...(cls.retryAfterMs === undefined ? {} : { retryAfterMs: cls.retryAfterMs }),
+  };
+}
+
+/** The error the coordinator throws for a failed remote attempt, classified as it was remotely. */
+export function deserializeError(e: Extract<AttemptOutcome, { ok: false }>['error']): Error {
+  const err = new StrideError('UNKNOWN_ERROR', e.message, {
+    ...(e.retryable === undefined ? {} : { retryable: e.retryable }),
+    ...(e.retryAfterMs === undefined ? {} : { retryAfterMs: e.retryAfterMs }),
+    ...(e.status === undefined ? {} : { status: e.status }),
+  });
+  // Keep the remote code and name: the classification (and the journal) see what happened there.
+  Object.defineProperty(err, 'code', { value: e.code, enumerable: true });
+  Object.defineProperty(err, 'name', { value: e.name, enumerable: false });
+  return err;
+}
+
+/** The target part of a plan as a job carries it. */
+export function targetOf(manifest: RunManifest): Pick<AttemptJob, 'target' | 'secrets'> {
+  if (manifest.target === undefined || manifest.target.type === 'function') {
+    throw new StrideError(
+      'INVALID_OPTION',
+      'a distributed run needs a dify, openai or http target (functions exist only in the process that registered them)',
+    );
+  }
+  const secrets = manifest.secrets.filter((s) => s.path[0] === 'target');
+  const literal = secrets.find((s) => s.template === undefined);
+  if (literal !== undefined) {
+    throw new StrideError(
+      'INVALID_OPTION',
+      `target.${literal.path.slice(1).join('.')} is written in the plan: a distributed run sends no secret through Redis, so give it as \${VAR} and set VAR where the workers run`,
+    );
+  }
+  // Redacted: the value of every secret is replaced; workers rebuild it from the template.
+  const target = structuredClone(manifest.target) as unknown as Record<string, unknown>;
+  for (const s of secrets) setPath(target, s.path.slice(1), '[redacted]');
+  return {
+    target: target as unknown as TargetConfig,
+    secrets: secrets.map((s) => ({
+      path: s.path,
+      ...(s.template === undefined ? {} : { template: s.template }),
+    })),
+  };
+}
+
+function setPath(obj: Record<string, unknown>, path: readonly string[], value: unknown): void {
+  let cur: Record<string, unknown> = obj;
+  for (let i = 0; i < path.length - 1; i++) {
+    const next = cur[path[i]!];
+    if (next === null || typeof next !== 'object') return;
+    cur = next as Record<string, unknown>;
+  }
+  if (path.length > 0 && path[path.length - 1]! in cur) cur[path[path.length - 1]!] = value;
+}
+
+/** The job's target with its secrets filled from this worker's environment. */
+export function resolveTarget(
+  job: Pick<AttemptJob, 'target' | 'secrets'>,
+  env: NodeJS.ProcessEnv,
+): TargetConfig {
+  const target = structuredClone(job.target) as unknown as Record<string, unknown>;
+  for (const s of job.secrets) {
+    if (s.template === undefined) continue;
+    const r = interpolate(s.template, env);
+    if (r.missing.length > 0) {
+      throw new StrideError(
+        'NON_RETRYABLE',
+        `this worker's environment has no ${r.missing.join(', ')} (needed for target.${s.path.slice(1).join('.')})`,
+        { retryable: false },
+      );
+    }
+    setPath(target, s.path.slice(1), r.value);
+  }
+  return target as unknown as TargetConfig;
+}

@@ -1,0 +1,240 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: `${VAR}` here is plan syntax, not a template literal.
+/**
+ * Distributed runs with real parts: a real redis-server on a free loopback port, real worker
+ * processes (`stride worker`), the built-in mock on port 0. A worker is killed with kill -9 in the
+ * middle of a 2,000-case run; two runs share one rate limit; a cancel reaches the workers.
+ */
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { main } from '../../src/cli/app.js';
+import { CancellationToken } from '../../src/core/index.js';
+import { BullmqDispatcher } from '../../src/distributed/index.js';
+import { type MockServer, startMock } from '../../src/mock/index.js';
+import { parsePlan } from '../../src/plans/index.js';
+import { ExecutorService } from '../../src/runner/executor-service.js';
+import { SqliteStore } from '../../src/store/index.js';
+import { captureIo } from '../cli/helpers.js';
+import { type RedisServer, startRedis } from './redis.js';
+
+const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;
+
+let redis: RedisServer;
+let mock: MockServer;
+const workers: ChildProcess[] = [];
+
+beforeAll(async () => {
+  redis = await startRedis();
+  mock = await startMock({ port: 0, latencyMs: { min: 5, max: 25 } });
+});
+
+afterAll(async () => {
+  for (const w of workers) if (w.exitCode === null) w.kill('SIGKILL');
+  await mock.close();
+  await redis.stop();
+});
+
+/** A `stride worker` process; resolves once it is ready. */
+function startWorker(queue: string, concurrency: number): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [
+        BIN,
+        'worker',
+        '--redis',
+        redis.url,
+        '--queue',
+        queue,
+        '-j',
+        String(concurrency),
+        '--lock-duration',
+        '2s',
+      ],
+      {
+        env: { PATH: process.env.PATH, MOCK_URL: mock.baseUrl },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+    workers.push(child);
+    let err = '';
+    child.stderr!.on('data', (c) => {
+      err += c;
+      if (err.includes('ready on queue')) resolve(child);
+    });
+    child.once('exit', (code) => reject(new Error(`worker exited ${code}: ${err}`)));
+  });
+}
+
+function planFile(
+  dir: string,
+  n: number,
+  policy: string,
+  extra: (i: number) => string = () => '',
+): string {
+  const lines = Array.from(
+    { length: n },
+    (_, i) =>
+      `{"id":"c${i}","inputs":{"query":"question ${i}","__case":"${dir.slice(-6)}-c${i}"${extra(i)}},"expected":{"field":"text","contains":"question"}}`,
+  );
+  writeFileSync(join(dir, 'cases.jsonl'), `${lines.join('\n')}\n`);
+  const plan = join(dir, 'plan.yaml');
+  writeFileSync(
+    plan,
+    [
+      'workflow_id: distributed',
+      'target: { type: dify, base_url: "${MOCK_URL}", api_key: "${KEY:-app-shared}", app: workflow, response_mode: blocking }',
+      'cases: cases.jsonl',
+      `execution_policy: ${policy}`,
+      '',
+    ].join('\n'),
+  );
+  return plan;
+}
+
+describe('stride run --dispatch bullmq', () => {
+  test('2,000 cases over three workers, one killed with kill -9: every case once in the journal, limits held', async () => {
+    const queue = 'q-kill';
+    const [w1] = await Promise.all([
+      startWorker(queue, 12),
+      startWorker(queue, 12),
+      startWorker(queue, 12),
+    ]);
+    const dir = mkdtempSync(join(tmpdir(), 'stride-dist-'));
+    const tag = dir.slice(-6);
+    const plan = planFile(
+      dir,
+      2000,
+      '{ concurrency: 24, timeout: 30s, rate_control: { per_minute: 30000, burst: 20 }, retry_policy: { max_attempts: 3, backoff_seconds: 0.1 } }',
+    );
+    mock.reset();
+    const { io, text } = captureIo({ MOCK_URL: mock.baseUrl });
+    const db = join(dir, 'stride.db');
+    const run = main(
+      [
+        'run',
+        plan,
+        '--dispatch',
+        'bullmq',
+        '--redis',
+        redis.url,
+        '--queue',
+        queue,
+        '--db',
+        db,
+        '--out',
+        join(dir, 'out'),
+        '--report',
+        'json',
+        '--json',
+        '--no-progress',
+      ],
+      io,
+    );
+    await expect
+      .poll(() => mock.stats().runs, { timeout: 20_000, interval: 10 })
+      .toBeGreaterThan(600);
+    w1!.kill('SIGKILL');
+    expect(await run).toBe(0);
+    const summary = JSON.parse(text.out) as Record<string, number>;
+    expect(summary).toMatchObject({ total: 2000, passed: 2000, error: 0 });
+
+    const stats = mock.stats();
+    const counts = Array.from({ length: 2000 }, (_, i) => stats.byCase[`${tag}-c${i}`] ?? 0);
+    expect(counts.every((c) => c >= 1)).toBe(true); // every case answered
+    const repeated = counts.filter((c) => c > 1).length;
+    // Only the attempts the killed worker held can be repeated: at most its concurrency.
+    expect(repeated).toBeLessThanOrEqual(12);
+    expect(stats.peakInFlight).toBeLessThanOrEqual(24); // global concurrency across workers
+    // The shared bucket: takes at the workers hold burst + rate * W in every window W. The mock
+    // sees arrivals, which trail the takes by a transit time that varies by a few ms, so a window
+    // of arrivals may hold the takes of a window JITTER longer: rate * JITTER more at most.
+    const JITTER = 0.02;
+    expect(mock.maxInWindow(1000, 'requests')).toBeLessThanOrEqual(20 + 500 * (1 + JITTER));
+    expect(mock.maxInWindow(100, 'requests')).toBeLessThanOrEqual(20 + 500 * (0.1 + JITTER));
+
+    const store = new SqliteStore({ path: db });
+    try {
+      const [stored] = await store.listRuns();
+      expect(stored?.counts).toMatchObject({ total: 2000, succeeded: 2000 });
+      const ids = new Set<string>();
+      let results = 0;
+      for await (const r of store.results(stored!.id)) {
+        ids.add(r.id);
+        results++;
+      }
+      expect(results).toBe(2000); // exactly once in the journal
+      expect(ids.size).toBe(2000);
+      let maybeSent = 0;
+      for await (const a of store.attempts(stored!.id)) if (a.state === 'maybe_sent') maybeSent++;
+      // Every job delivered again is journaled as maybe sent; a repeated request implies one.
+      expect(maybeSent).toBeGreaterThanOrEqual(repeated);
+      expect(maybeSent).toBeLessThanOrEqual(12);
+      console.log(
+        `kill -9 of a worker: ${maybeSent} attempts delivered again (maybe sent), ${repeated} cases reached the mock twice`,
+      );
+    } finally {
+      await store.close();
+    }
+  }, 60_000);
+
+  test('two runs with the same target key share one rate limit across workers', async () => {
+    const queue = 'q-shared';
+    await Promise.all([startWorker(queue, 8), startWorker(queue, 8)]);
+    mock.reset();
+    const policy = '{ concurrency: 10, rate_control: { per_minute: 1200, burst: 5 } }';
+    const runOne = async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'stride-dist-'));
+      const manifest = parsePlan(
+        `workflow_id: shared\ntarget: { type: dify, base_url: "\${MOCK_URL}", api_key: "\${KEY:-app-shared}", app: workflow, response_mode: blocking }\nexecution_policy: ${policy}\ncases:\n${Array.from({ length: 60 }, (_, i) => `  - { id: c${i}, inputs: { query: "q ${i}", __case: "${dir.slice(-6)}-${i}" } }`).join('\n')}\n`,
+        { env: { MOCK_URL: mock.baseUrl } },
+      );
+      const dispatcher = new BullmqDispatcher({ redis: redis.url, queue });
+      try {
+        return await new ExecutorService({ dispatcher }).executeTestPlan(manifest);
+      } finally {
+        await dispatcher.close();
+      }
+    };
+    const [a, b] = await Promise.all([runOne(), runOne()]);
+    expect(a.filter((r) => r.status === 'success')).toHaveLength(60);
+    expect(b.filter((r) => r.status === 'success')).toHaveLength(60);
+    // Together, not each: 20/s with a burst of 5 (each alone would allow as much again).
+    expect(mock.maxInWindow(1000, 'requests')).toBeLessThanOrEqual(5 + 20 * 1.02);
+    expect(mock.stats().runs).toBe(120);
+  }, 60_000);
+
+  test('cancel reaches the workers: in-flight attempts are aborted there and Dify runs get their stop call', async () => {
+    const queue = 'q-cancel';
+    await startWorker(queue, 8);
+    mock.reset();
+    const cases = Array.from(
+      { length: 6 },
+      (_, i) =>
+        `  - { id: h${i}, inputs: { query: "hang ${i}", __fault: hang, __case: hang-${i} } }`,
+    ).join('\n');
+    const manifest = parsePlan(
+      `workflow_id: cancel\ntarget: { type: dify, base_url: "\${MOCK_URL}", api_key: "\${KEY:-app-shared}", app: workflow, response_mode: streaming }\nexecution_policy: { concurrency: 4, timeout: 1h }\ncases:\n${cases}\n`,
+      { env: { MOCK_URL: mock.baseUrl } },
+    );
+    const dispatcher = new BullmqDispatcher({ redis: redis.url, queue });
+    try {
+      const token = new CancellationToken();
+      const done = new ExecutorService({ dispatcher }).runTestPlan(manifest, token);
+      await expect.poll(() => mock.stats().inFlight, { timeout: 10_000, interval: 10 }).toBe(4);
+      token.cancel('enough');
+      const { run } = await done;
+      expect(run.status).toBe('cancelled');
+      expect(run.tasks.every((t) => t.status === 'cancelled')).toBe(true);
+      await expect.poll(() => mock.stats().inFlight, { timeout: 10_000, interval: 10 }).toBe(0);
+      await expect
+        .poll(() => mock.stats().byEndpoint.stop ?? 0, { timeout: 10_000, interval: 10 })
+        .toBe(4);
+    } finally {
+      await dispatcher.close();
+    }
+  }, 30_000);
+});
