@@ -64,7 +64,7 @@ export class BullmqDispatcher implements Dispatcher {
   private readonly ready: Promise<void>;
   private outage = false;
 
-  constructor(private readonly options: BullmqDispatcherOptions) {
+  constructor(options: BullmqDispatcherOptions) {
     this.queueName = options.queue ?? DEFAULT_QUEUE;
     const connection = connectionOptions(options.redis);
     const keep = options.keepCompletedSeconds ?? 86_400;

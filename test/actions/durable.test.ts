@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: `${steps...}` is action-plan syntax, not a template literal.
 /**
  * Journaled action plans: a plan interrupted and resumed continues after its completed steps; a
  * rollback is journaled as a child run; a rollback killed with `kill -9` (a real child process)
