@@ -6,7 +6,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
+import { type Document, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { checkDependencies, DependencyError, type RetryPolicy } from '../core/index.js';
 import { tryParseDuration } from '../plans/duration.js';
@@ -141,7 +141,7 @@ const planShape = {
     )
     .min(1, { error: 'a non-empty list of steps' }),
 };
-const planSchema = z.strictObject(planShape);
+const planSchema = z.strictObject(planShape, { error: 'a mapping {id, steps, ...}' });
 void nonNegInt;
 
 /** Keys allowed at a path, for "did you mean" on an unknown key. */
@@ -182,7 +182,9 @@ export function isActionPlanData(data: unknown): boolean {
 
 /**
  * Which kind of plan a file holds, from its text: `action` (it has `steps:`) or `test`.
- * An unparsable file is `test`: the test-plan loader then reports its problems with positions.
+ * Invalid YAML is judged by what the parser recovered: a file whose partial tree has `steps` is
+ * `action` (the action-plan loader then reports the YAML error with its position), anything else
+ * `test` (the test-plan loader reports it).
  */
 export function planKindOf(text: string): 'action' | 'test' {
   try {
@@ -248,6 +250,16 @@ export function parseActionPlan(
       }),
     );
   }
+  // `dependencies` is the library's word; `depends_on` the file's. Accept both in files: the
+  // key is renamed in the document (so positions still point into the file), and messages name
+  // the key as written.
+  const aliased = renameDependencyKeys(doc);
+  const asWritten = (p: PlanIssue): PlanIssue => {
+    const m = /^steps\[(\d+)\]\.depends_on(?=$|[.[])/.exec(p.path);
+    return m !== null && aliased.has(Number(m[1]))
+      ? { ...p, path: `steps[${m[1]}].dependencies${p.path.slice(m[0].length)}` }
+      : p;
+  };
   const interpolation = interpolateDocument(doc, {
     env: options.env ?? process.env,
     file,
@@ -265,7 +277,7 @@ export function parseActionPlan(
     const pos = locate(path, where);
     return issue(pos.line, pos.column, formatPath(path), message, value);
   };
-  // `dependencies` is the library's word; `depends_on` the file's. Accept both in files.
+  // A step the document rename could not reach (a YAML alias, a `<<` merge): renamed in the data.
   if (Array.isArray(data?.steps)) {
     for (const s of data.steps as Record<string, unknown>[]) {
       if (s !== null && typeof s === 'object' && 'dependencies' in s && !('depends_on' in s)) {
@@ -283,10 +295,13 @@ export function parseActionPlan(
         for (const key of zi.keys) {
           const path = [...(zi.path as (string | number)[]), key];
           const hint = didYouMean(key, keysAt(zi.path as IssuePath));
+          const both = key === 'dependencies' && zi.path.length === 2 && zi.path[0] === 'steps';
           issues.push(
             at(
               path,
-              `unknown key${hint === undefined ? '' : ` (did you mean ${hint}?)`}`,
+              both
+                ? 'dependencies is another name for depends_on: give one of them, not both'
+                : `unknown key${hint === undefined ? '' : ` (did you mean ${hint}?)`}`,
               undefined,
               'key',
             ),
@@ -307,12 +322,35 @@ export function parseActionPlan(
   if (issues.length === 0) issues.push(...graphIssues(data, at, options.tools));
   if (issues.length > 0) {
     const onlyEnv = issues.every((i) => i.message.startsWith('environment variable '));
-    throw new PlanError(issues, onlyEnv ? 'ENV_MISSING' : 'PLAN_INVALID');
+    throw new PlanError(issues.map(asWritten), onlyEnv ? 'ENV_MISSING' : 'PLAN_INVALID');
   }
   return normalise(planSchema.parse(data), options.file);
 }
 
 type Parsed = z.infer<typeof planSchema>;
+
+/**
+ * Renames each step's `dependencies` key to `depends_on` in the document (unless the step has
+ * both: that is reported), keeping the key's position. Returns the indices of the steps renamed.
+ */
+function renameDependencyKeys(doc: Document): Set<number> {
+  const renamed = new Set<number>();
+  const root = doc.contents;
+  if (!isMap(root)) return renamed;
+  const steps = root.items.find((p) => isScalar(p.key) && p.key.value === 'steps')?.value;
+  if (!isSeq(steps)) return renamed;
+  steps.items.forEach((step, i) => {
+    if (!isMap(step)) return;
+    const keyed = (name: string) =>
+      step.items.find((p) => isScalar(p.key) && p.key.value === name)?.key;
+    const alias = keyed('dependencies');
+    if (isScalar(alias) && keyed('depends_on') === undefined) {
+      alias.value = 'depends_on';
+      renamed.add(i);
+    }
+  });
+  return renamed;
+}
 
 /** Duplicate ids, unknown dependencies and tools, cycles, bad schemas: each at its position. */
 function graphIssues(
