@@ -4,9 +4,15 @@
  * executes (`stride worker`). The engine does not know: it sees a Target whose `execute` adds the
  * job and waits for its outcome. Rate limits move to where attempts start, the workers, through
  * a token bucket in Redis shared by every run and worker on that Redis.
+ *
+ * Outcomes come back through a Redis list per run (`replyKey`), not BullMQ's event stream: the
+ * stream is trimmed (10,000 entries by default), so a coordinator that reads slower than jobs
+ * finish would lose completions, while a list keeps each outcome until it is read. A list per
+ * run also survives the coordinator: a resumed run reads the outcomes that arrived while it was
+ * down, so finished jobs need not stay in Redis (they are removed on completion).
  */
 
-import { Queue, QueueEvents } from 'bullmq';
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { AttemptContext, Target, TaskView } from '../core/index.js';
 import { StrideError } from '../core/index.js';
@@ -20,6 +26,8 @@ import {
   deserializeError,
   jobId,
   parseJobId,
+  type Reply,
+  replyKey,
   targetOf,
 } from './protocol.js';
 import { connectionOptions } from './redis.js';
@@ -30,8 +38,6 @@ export interface BullmqDispatcherOptions {
   readonly redis: string;
   /** @default 'stride' */
   readonly queue?: string;
-  /** Completed jobs kept in Redis this long for a coordinator that restarts, in seconds. @default 86_400 */
-  readonly keepCompletedSeconds?: number;
   /** Called when a job was delivered again after its worker was lost (BullMQ's stalled check). */
   readonly onRedelivered?: (e: { runId: string; taskId: string; attempt: number }) => void;
   /** Called on Redis connection errors, once per outage. @default a line on stderr */
@@ -40,6 +46,13 @@ export interface BullmqDispatcherOptions {
 
 interface Waiter {
   resolve(outcome: AttemptOutcome): void;
+  reject(err: unknown): void;
+}
+
+interface PendingAdd {
+  readonly id: string;
+  readonly data: AttemptJob;
+  resolve(): void;
   reject(err: unknown): void;
 }
 
@@ -58,28 +71,37 @@ export class BullmqDispatcher implements Dispatcher {
   readonly sharesRateLimits = true;
   readonly queueName: string;
   private readonly queue: Queue;
-  private readonly events: QueueEvents;
   private readonly publisher: Redis;
+  /** A connection of its own: it blocks on the reply lists. */
+  private readonly listener: Redis;
+  /** Reply lists being read, one per run this dispatcher serves. */
+  private readonly lists = new Set<string>();
   private readonly waiters = new Map<string, Waiter>();
-  private readonly ready: Promise<void>;
+  /** Outcomes nobody waited for yet: an earlier attempt's, read before its resume asks. */
+  private readonly orphans = new Map<string, AttemptOutcome>();
+  private readonly pending: PendingAdd[] = [];
+  private readonly onRedelivered: BullmqDispatcherOptions['onRedelivered'];
+  private closed = false;
+  private loop: Promise<void> | undefined;
   private outage = false;
 
   constructor(options: BullmqDispatcherOptions) {
     this.queueName = options.queue ?? DEFAULT_QUEUE;
     const connection = connectionOptions(options.redis);
-    const keep = options.keepCompletedSeconds ?? 86_400;
     this.queue = new Queue(this.queueName, {
       connection,
       defaultJobOptions: {
         // Retries are the scheduler's (one retry layer): BullMQ delivers each attempt once,
         // or again only when its worker was lost.
         attempts: 1,
-        removeOnComplete: { age: keep },
-        removeOnFail: { age: keep },
+        // The outcome lives in the run's reply list: the finished job is not needed.
+        removeOnComplete: true,
+        removeOnFail: { age: 86_400, count: 1_000 },
       },
     });
-    this.events = new QueueEvents(this.queueName, { connection });
     this.publisher = new Redis(connection);
+    this.listener = new Redis(connection);
+    this.onRedelivered = options.onRedelivered;
     const report = (err: Error) => {
       if (this.outage) return;
       this.outage = true;
@@ -88,47 +110,65 @@ export class BullmqDispatcher implements Dispatcher {
       );
     };
     this.queue.on('error', report);
-    this.events.on('error', report);
     this.publisher.on('error', report);
+    this.listener.on('error', report);
     this.publisher.on('ready', () => {
       this.outage = false;
     });
-    this.events.on('completed', ({ jobId: id, returnvalue }) => this.settle(id, returnvalue));
-    this.events.on('failed', ({ jobId: id, failedReason }) => {
-      const w = this.waiters.get(id);
-      if (w === undefined) return;
-      this.waiters.delete(id);
-      w.reject(new StrideError('UNKNOWN_ERROR', `worker failed the job: ${failedReason}`));
-    });
-    this.events.on('stalled', ({ jobId: id }) => {
-      const parts = parseJobId(id);
-      if (parts !== undefined) options.onRedelivered?.(parts);
-    });
-    this.ready = this.events.waitUntilReady().then(() => undefined);
   }
 
-  private settle(id: string, value: unknown): void {
-    const w = this.waiters.get(id);
-    if (w === undefined || value === null || value === undefined) return;
-    this.waiters.delete(id);
-    // Consumed: removed at once. Unconsumed results (a coordinator that died) stay for
-    // `keepCompletedSeconds`, for its resume to reconcile with.
-    this.queue.remove(id).catch(() => {});
-    w.resolve((typeof value === 'string' ? JSON.parse(value) : value) as AttemptOutcome);
+  /** Reads replies as workers push them, and settles the attempts waiting for them. */
+  private async listen(): Promise<void> {
+    while (!this.closed) {
+      let batch: string[] = [];
+      try {
+        const first = await this.listener.blpop(...this.lists, 1);
+        if (first === null) continue;
+        batch = [first[1], ...((await this.listener.lpop(first[0], 500)) ?? [])];
+      } catch {
+        if (this.closed) return;
+        // An outage: the connection reconnects by itself; try again shortly.
+        await new Promise((r) => setTimeout(r, 200));
+        continue;
+      }
+      for (const raw of batch) this.receive(raw);
+    }
+  }
+
+  private receive(raw: string): void {
+    const reply = JSON.parse(raw) as Reply;
+    if (reply.redelivered) {
+      const parts = parseJobId(reply.id);
+      if (parts !== undefined) this.onRedelivered?.(parts);
+    }
+    const w = this.waiters.get(reply.id);
+    if (w === undefined) {
+      this.orphans.set(reply.id, reply.outcome);
+      return;
+    }
+    this.waiters.delete(reply.id);
+    w.resolve(reply.outcome);
   }
 
   /** A Target whose attempts run on the workers. */
   async targetFor(manifest: RunManifest, runId: string): Promise<Target<TestCase, unknown>> {
-    const { target, secrets } = targetOf(manifest);
+    const { target, secrets, targetKey } = targetOf(manifest);
     const rate = manifest.executionPolicy.rateControl;
     const rateKey = `${target.type}:${'baseUrl' in target ? target.baseUrl : ''}:${secrets.find((s) => s.path[1] === 'apiKey')?.template ?? ''}`;
-    await this.ready;
+    const list = replyKey(this.queueName, runId);
+    // Outcomes that arrived while no coordinator listened (a resumed run): read them first.
+    const drained = await this.publisher.multi().lrange(list, 0, -1).del(list).exec();
+    for (const raw of (drained?.[0]?.[1] as string[] | undefined) ?? []) this.receive(raw);
+    this.lists.add(list);
+    this.loop ??= this.listen();
     return {
       key: rateKey,
       execute: (task: TaskView<TestCase>, ctx: AttemptContext) =>
         this.execute(runId, task, ctx, {
           target,
           secrets,
+          targetKey,
+          replyTo: list,
           ...(rate === undefined
             ? {}
             : { rate: { key: rateKey, perMinute: rate.perMinute, burst: rate.burst } }),
@@ -140,56 +180,84 @@ export class BullmqDispatcher implements Dispatcher {
     runId: string,
     task: TaskView<TestCase>,
     ctx: AttemptContext,
-    spec: Pick<AttemptJob, 'target' | 'secrets' | 'rate'>,
+    spec: Pick<AttemptJob, 'target' | 'secrets' | 'targetKey' | 'rate' | 'replyTo'>,
   ): Promise<unknown> {
     ctx.signal.throwIfAborted();
-    // After a coordinator crash, the previous attempt's job may still be in Redis: its result
-    // arrived, or it is still running. Reconcile with it instead of sending the case again.
+    // After a coordinator crash, the previous attempt of this case may have been answered while
+    // it was down, or still be running: use that instead of sending the case again.
     const previous =
       ctx.attempt > 1
         ? await this.reconcile(jobId(runId, task.id, ctx.attempt - 1), ctx)
         : undefined;
+    const id = jobId(runId, task.id, ctx.attempt);
     const outcome =
       previous ??
-      (await this.send(
-        jobId(runId, task.id, ctx.attempt),
-        { runId, taskId: task.id, attempt: ctx.attempt, testCase: task.input, ...spec },
-        ctx,
+      (await this.wait(id, ctx, () =>
+        this.enqueue(id, {
+          runId,
+          taskId: task.id,
+          attempt: ctx.attempt,
+          testCase: task.input,
+          ...spec,
+        }),
       ));
     ctx.reportUsage(outcome.usage);
     if (outcome.ok) return outcome.output;
     throw deserializeError(outcome.error);
   }
 
-  /** The outcome of an earlier job of this case still in Redis, if there is one. */
+  /** The outcome of an earlier job of this case, if it was answered or is still running. */
   private async reconcile(id: string, ctx: AttemptContext): Promise<AttemptOutcome | undefined> {
-    const state = await this.queue.getJobState(id);
-    const job = state === 'unknown' ? undefined : await this.queue.getJob(id);
-    if (job === undefined) return undefined;
-    if (state === 'completed' && job.returnvalue !== undefined && job.returnvalue !== null) {
-      await job.remove().catch(() => {});
-      return (
-        typeof job.returnvalue === 'string' ? JSON.parse(job.returnvalue) : job.returnvalue
-      ) as AttemptOutcome;
+    const known = this.orphans.get(id);
+    if (known !== undefined) {
+      this.orphans.delete(id);
+      return known;
     }
+    const state = await this.queue.getJobState(id);
     if (
       state === 'active' ||
       state === 'waiting' ||
       state === 'delayed' ||
       state === 'prioritized'
     ) {
-      return this.wait(id, ctx, async () => {});
+      // Still running: its outcome comes to this run's reply list, which we read.
+      return this.wait(id, ctx, async () => {
+        const late = this.orphans.get(id);
+        if (late !== undefined) {
+          this.orphans.delete(id);
+          this.receive(JSON.stringify({ id, redelivered: false, outcome: late }));
+        }
+      });
     }
     return undefined;
   }
 
-  private async send(id: string, data: AttemptJob, ctx: AttemptContext): Promise<AttemptOutcome> {
-    return this.wait(id, ctx, async () => {
-      await this.queue.add('attempt', data, { jobId: id });
+  /**
+   * Adds a job, batched: the scheduler starts many attempts in one tick, and one `addBulk` per
+   * tick costs one round trip instead of one per attempt.
+   */
+  private enqueue(id: string, data: AttemptJob): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ id, data, resolve, reject });
+      if (this.pending.length === 1) setImmediate(() => this.flushAdds());
     });
   }
 
-  /** Registers the waiter first, then adds (a fast worker cannot answer before we listen). */
+  private flushAdds(): void {
+    const batch = this.pending.splice(0);
+    this.queue
+      .addBulk(batch.map((p) => ({ name: 'attempt', data: p.data, opts: { jobId: p.id } })))
+      .then(
+        () => {
+          for (const p of batch) p.resolve();
+        },
+        (err: unknown) => {
+          for (const p of batch) p.reject(err);
+        },
+      );
+  }
+
+  /** Registers the waiter, then adds the job (an answer cannot arrive before we listen). */
   private wait(id: string, ctx: AttemptContext, add: () => Promise<void>): Promise<AttemptOutcome> {
     return new Promise<AttemptOutcome>((resolve, reject) => {
       const onAbort = () => {
@@ -209,19 +277,11 @@ export class BullmqDispatcher implements Dispatcher {
           reject(e);
         },
       });
-      add()
-        .then(async () => {
-          // It may have finished before the listener saw it (a very fast worker): check once.
-          // The state first: a job read before its state says completed may lack its value.
-          if ((await this.queue.getJobState(id)) === 'completed') {
-            this.settle(id, (await this.queue.getJob(id))?.returnvalue);
-          }
-        })
-        .catch((err: unknown) => {
-          this.waiters.delete(id);
-          done();
-          reject(err);
-        });
+      add().catch((err: unknown) => {
+        this.waiters.delete(id);
+        done();
+        reject(err);
+      });
     });
   }
 
@@ -230,11 +290,15 @@ export class BullmqDispatcher implements Dispatcher {
     return this.queue.getJobCounts('waiting', 'active', 'completed', 'failed', 'delayed');
   }
 
+  /** Stops reading replies and closes the connections; attempts still waiting are rejected. */
   async close(): Promise<void> {
     for (const [id, w] of this.waiters)
       w.reject(new StrideError('CANCELLED', `dispatcher closed while ${id} was in flight`));
     this.waiters.clear();
-    await Promise.allSettled([this.queue.close(), this.events.close()]);
+    this.closed = true;
+    this.listener.disconnect();
+    await this.loop?.catch(() => {});
+    await this.queue.close().catch(() => {});
     this.publisher.disconnect();
   }
 }

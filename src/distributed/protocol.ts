@@ -4,6 +4,7 @@
  * its secrets, and each worker fills them from its own environment.
  */
 
+import { createHash } from 'node:crypto';
 import { classifyError, StrideError, toErrorInfo } from '../core/index.js';
 import { interpolate, type RunManifest, type TargetConfig, type TestCase } from '../plans/index.js';
 import type { SharedRate } from './bucket.js';
@@ -18,11 +19,27 @@ export interface AttemptJob {
   readonly attempt: number;
   /** The target, secrets redacted. */
   readonly target: TargetConfig;
+  /** Names the target and its secrets' templates: workers build a target once per key. */
+  readonly targetKey: string;
   /** Where the target's secrets come from: their paths and `${VAR}` templates. */
   readonly secrets: readonly { readonly path: readonly string[]; readonly template?: string }[];
   readonly testCase: TestCase;
   /** The shared bucket the worker takes a token from right before it starts the attempt. */
   readonly rate?: { readonly key: string } & SharedRate;
+  /** The Redis list the worker pushes the outcome to (the coordinator's; see `Reply`). */
+  readonly replyTo: string;
+}
+
+/**
+ * What a worker pushes to the coordinator's reply list. A list, not BullMQ's event stream: the
+ * stream is trimmed (10,000 entries by default), so a coordinator that reads slower than
+ * thousands of jobs finish would lose completions; a list keeps every one until it is read.
+ */
+export interface Reply {
+  readonly id: string;
+  readonly outcome: AttemptOutcome;
+  /** The job was delivered again after its worker was lost (BullMQ's stalled check). */
+  readonly redelivered: boolean;
 }
 
 /** How an attempt ended, as the worker reports it. */
@@ -66,6 +83,11 @@ export function parseJobId(
   };
 }
 
+/** The list a run's outcomes are pushed to (it expires a day after its last use). */
+export function replyKey(queue: string, runId: string): string {
+  return `stride:${queue}:replies:${encodeURIComponent(runId)}`;
+}
+
 /** The channel the coordinator publishes cancels on; workers abort the attempt's signal. */
 export function cancelChannel(queue: string): string {
   return `stride:${queue}:cancel`;
@@ -99,7 +121,9 @@ export function deserializeError(e: Extract<AttemptOutcome, { ok: false }>['erro
 }
 
 /** The target part of a plan as a job carries it. */
-export function targetOf(manifest: RunManifest): Pick<AttemptJob, 'target' | 'secrets'> {
+export function targetOf(
+  manifest: RunManifest,
+): Pick<AttemptJob, 'target' | 'secrets' | 'targetKey'> {
   if (manifest.target === undefined || manifest.target.type === 'function') {
     throw new StrideError(
       'INVALID_OPTION',
@@ -117,12 +141,17 @@ export function targetOf(manifest: RunManifest): Pick<AttemptJob, 'target' | 'se
   // Redacted: the value of every secret is replaced; workers rebuild it from the template.
   const target = structuredClone(manifest.target) as unknown as Record<string, unknown>;
   for (const s of secrets) setPath(target, s.path.slice(1), '[redacted]');
+  const refs = secrets.map((s) => ({
+    path: s.path,
+    ...(s.template === undefined ? {} : { template: s.template }),
+  }));
   return {
     target: target as unknown as TargetConfig,
-    secrets: secrets.map((s) => ({
-      path: s.path,
-      ...(s.template === undefined ? {} : { template: s.template }),
-    })),
+    secrets: refs,
+    targetKey: createHash('sha256')
+      .update(JSON.stringify([target, refs]))
+      .digest('hex')
+      .slice(0, 16),
   };
 }
 

@@ -69,6 +69,8 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
   const subscriber = new Redis(connection);
   const buckets = new RedisBuckets(redis);
   const targets = new Map<string, Promise<Target<TestCase, unknown>>>();
+  // When each reply list last had its expiry pushed back (once a minute is enough).
+  const expiresSet = new Map<string, number>();
   const stats = { executed: 0, succeeded: 0, failed: 0, cancelled: 0 };
   // Attempts running here, by job id, so a cancel published by the coordinator finds them.
   const running = new Map<string, AbortController>();
@@ -86,10 +88,12 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
     outage = false;
   });
 
-  const targetFor = (config: TargetConfig): Promise<Target<TestCase, unknown>> => {
-    const key = JSON.stringify(config);
+  // Resolved once per distinct target (its secrets filled from this environment), not per job.
+  const targetFor = (data: AttemptJob): Promise<Target<TestCase, unknown>> => {
+    const key = data.targetKey;
     let t = targets.get(key);
     if (t === undefined) {
+      const config = resolveTarget(data, env);
       t =
         options.targetFactory === undefined
           ? import('../runner/targets.js').then(({ builtInTarget }) =>
@@ -116,8 +120,7 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
     const usage = { tokens: 0, cost: 0 };
     let outcome: AttemptOutcome;
     try {
-      const config = resolveTarget(data, env);
-      const target = await targetFor(config);
+      const target = await targetFor(data);
       if (data.rate !== undefined) await buckets.take(data.rate.key, data.rate, controller.signal);
       const ctx: AttemptContext = {
         signal: controller.signal,
@@ -155,8 +158,19 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
       bullSignal?.removeEventListener('abort', onBullAbort);
     }
     // Returned, never thrown: a failed attempt is a result for the scheduler to classify and
-    // retry; BullMQ must not retry it on its own.
-    return JSON.stringify(outcome);
+    // retry; BullMQ must not retry it on its own. Also pushed to the coordinator's reply list,
+    // which expires a day after its last use (a coordinator that died leaves nothing forever).
+    const text = JSON.stringify(outcome);
+    const redelivered = job.stalledCounter > 0 || job.attemptsStarted > 1;
+    // Built by hand around the outcome's JSON: serialised once (this runs once per attempt).
+    const reply = `{"id":${JSON.stringify(id)},"redelivered":${redelivered},"outcome":${text}}`;
+    await redis.rpush(data.replyTo, reply);
+    const now = Date.now();
+    if ((expiresSet.get(data.replyTo) ?? 0) < now - 60_000) {
+      expiresSet.set(data.replyTo, now);
+      await redis.expire(data.replyTo, 86_400);
+    }
+    return text;
   };
 
   const worker = new Worker<AttemptJob, string>(queueName, processor, {
