@@ -29,6 +29,7 @@ import {
   type Reply,
   replyKey,
   targetOf,
+  targetsKey,
 } from './protocol.js';
 import { connectionOptions } from './redis.js';
 
@@ -156,6 +157,12 @@ export class BullmqDispatcher implements Dispatcher {
     const rate = manifest.executionPolicy.rateControl;
     const rateKey = `${target.type}:${'baseUrl' in target ? target.baseUrl : ''}:${secrets.find((s) => s.path[1] === 'apiKey')?.template ?? ''}`;
     const list = replyKey(this.queueName, runId);
+    // The target once, for every job of the run to name by its key (kept a week).
+    await this.publisher
+      .multi()
+      .hset(targetsKey(this.queueName), targetKey, JSON.stringify({ target, secrets }))
+      .expire(targetsKey(this.queueName), 7 * 86_400)
+      .exec();
     // Outcomes that arrived while no coordinator listened (a resumed run): read them first.
     const drained = await this.publisher.multi().lrange(list, 0, -1).del(list).exec();
     for (const raw of (drained?.[0]?.[1] as string[] | undefined) ?? []) this.receive(raw);
@@ -165,8 +172,6 @@ export class BullmqDispatcher implements Dispatcher {
       key: rateKey,
       execute: (task: TaskView<TestCase>, ctx: AttemptContext) =>
         this.execute(runId, task, ctx, {
-          target,
-          secrets,
           targetKey,
           replyTo: list,
           ...(rate === undefined
@@ -180,7 +185,7 @@ export class BullmqDispatcher implements Dispatcher {
     runId: string,
     task: TaskView<TestCase>,
     ctx: AttemptContext,
-    spec: Pick<AttemptJob, 'target' | 'secrets' | 'targetKey' | 'rate' | 'replyTo'>,
+    spec: Pick<AttemptJob, 'targetKey' | 'rate' | 'replyTo'>,
   ): Promise<unknown> {
     ctx.signal.throwIfAborted();
     // After a coordinator crash, the previous attempt of this case may have been answered while

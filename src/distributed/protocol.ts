@@ -17,12 +17,11 @@ export interface AttemptJob {
   readonly runId: string;
   readonly taskId: string;
   readonly attempt: number;
-  /** The target, secrets redacted. */
-  readonly target: TargetConfig;
-  /** Names the target and its secrets' templates: workers build a target once per key. */
+  /**
+   * Names the run's target (`TargetSpec`), stored once in the hash `targetsKey(queue)`: jobs stay
+   * small, and each worker builds a target once per key.
+   */
   readonly targetKey: string;
-  /** Where the target's secrets come from: their paths and `${VAR}` templates. */
-  readonly secrets: readonly { readonly path: readonly string[]; readonly template?: string }[];
   readonly testCase: TestCase;
   /** The shared bucket the worker takes a token from right before it starts the attempt. */
   readonly rate?: { readonly key: string } & SharedRate;
@@ -40,6 +39,17 @@ export interface Reply {
   readonly outcome: AttemptOutcome;
   /** The job was delivered again after its worker was lost (BullMQ's stalled check). */
   readonly redelivered: boolean;
+}
+
+/** The target of a run as workers read it: redacted, with its secrets' `${VAR}` templates. */
+export interface TargetSpec {
+  readonly target: TargetConfig;
+  readonly secrets: readonly { readonly path: readonly string[]; readonly template?: string }[];
+}
+
+/** The hash of target specs by key. */
+export function targetsKey(queue: string): string {
+  return `stride:${queue}:targets`;
 }
 
 /** How an attempt ended, as the worker reports it. */
@@ -121,9 +131,7 @@ export function deserializeError(e: Extract<AttemptOutcome, { ok: false }>['erro
 }
 
 /** The target part of a plan as a job carries it. */
-export function targetOf(
-  manifest: RunManifest,
-): Pick<AttemptJob, 'target' | 'secrets' | 'targetKey'> {
+export function targetOf(manifest: RunManifest): TargetSpec & { readonly targetKey: string } {
   if (manifest.target === undefined || manifest.target.type === 'function') {
     throw new StrideError(
       'INVALID_OPTION',
@@ -166,10 +174,7 @@ function setPath(obj: Record<string, unknown>, path: readonly string[], value: u
 }
 
 /** The job's target with its secrets filled from this worker's environment. */
-export function resolveTarget(
-  job: Pick<AttemptJob, 'target' | 'secrets'>,
-  env: NodeJS.ProcessEnv,
-): TargetConfig {
+export function resolveTarget(job: TargetSpec, env: NodeJS.ProcessEnv): TargetConfig {
   const target = structuredClone(job.target) as unknown as Record<string, unknown>;
   for (const s of job.secrets) {
     if (s.template === undefined) continue;

@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { type Job, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { AttemptContext, RateLimitSnapshot, Target } from '../core/index.js';
-import { CancelledError, classifyError } from '../core/index.js';
+import { CancelledError, classifyError, StrideError } from '../core/index.js';
 import type { TargetConfig, TestCase } from '../plans/index.js';
 import { RedisBuckets } from './bucket.js';
 import {
@@ -19,6 +19,8 @@ import {
   DEFAULT_QUEUE,
   resolveTarget,
   serializeError,
+  type TargetSpec,
+  targetsKey,
 } from './protocol.js';
 import { connectionOptions } from './redis.js';
 
@@ -89,18 +91,26 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
   });
 
   // Resolved once per distinct target (its secrets filled from this environment), not per job.
+  // A failure is not cached: the next job tries again.
   const targetFor = (data: AttemptJob): Promise<Target<TestCase, unknown>> => {
     const key = data.targetKey;
     let t = targets.get(key);
     if (t === undefined) {
-      const config = resolveTarget(data, env);
-      t =
-        options.targetFactory === undefined
-          ? import('../runner/targets.js').then(({ builtInTarget }) =>
-              builtInTarget(config as Exclude<TargetConfig, { type: 'function' }>, concurrency),
-            )
-          : options.targetFactory(config, concurrency);
+      t = redis.hget(targetsKey(queueName), key).then(async (raw) => {
+        if (raw === null) {
+          throw new StrideError(
+            'NON_RETRYABLE',
+            `no target ${key} in Redis: the run that named it is gone`,
+            { retryable: false },
+          );
+        }
+        const config = resolveTarget(JSON.parse(raw) as TargetSpec, env);
+        if (options.targetFactory !== undefined) return options.targetFactory(config, concurrency);
+        const { builtInTarget } = await import('../runner/targets.js');
+        return builtInTarget(config as Exclude<TargetConfig, { type: 'function' }>, concurrency);
+      });
       targets.set(key, t);
+      t.catch(() => targets.delete(key));
     }
     return t;
   };
