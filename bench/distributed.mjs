@@ -171,6 +171,7 @@ async function strideRun(url, queue, jobs) {
   const { BullmqDispatcher } = await import('../dist/distributed/index.js');
   const { parsePlan } = await import('../dist/plans/index.js');
   const dispatcher = new BullmqDispatcher({ redis: url, queue });
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: plan syntax, not a template literal.
   const manifest = parsePlan(
     'workflow_id: bench\ntarget: { type: http, url: "${URL:-http://127.0.0.1:1/}" }\ncases:\n  - { id: x, inputs: { q: 1 } }\n',
     {
@@ -194,6 +195,7 @@ async function strideRun(url, queue, jobs) {
   const t0 = performance.now();
   const result = await run.start();
   const ms = performance.now() - t0;
+  if (events < 3 * jobs) throw new Error(`stride: ${events} transitions for ${jobs} jobs`);
   await dispatcher.close();
   if (result.statistics.succeededTasks !== jobs)
     throw new Error(`stride: ${result.statistics.succeededTasks} of ${jobs} succeeded`);

@@ -67,7 +67,8 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
   const concurrency = options.concurrency ?? 16;
   const env = options.env ?? process.env;
   const name = `${hostname()}:${process.pid}`;
-  const redis = new Redis(connection);
+  // Auto-pipelining: replies pushed in the same tick by concurrent attempts share one write.
+  const redis = new Redis({ ...connection, enableAutoPipelining: true });
   const subscriber = new Redis(connection);
   const buckets = new RedisBuckets(redis);
   const targets = new Map<string, Promise<Target<TestCase, unknown>>>();
