@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: `${VAR}` here is plan syntax, not a template literal.
 /**
  * Distributed S5: 20,000 no-op jobs on BullMQ, Stride against raw BullMQ on the same Redis.
  *
@@ -171,7 +172,6 @@ async function strideRun(url, queue, jobs) {
   const { BullmqDispatcher } = await import('../dist/distributed/index.js');
   const { parsePlan } = await import('../dist/plans/index.js');
   const dispatcher = new BullmqDispatcher({ redis: url, queue });
-  // biome-ignore lint/suspicious/noTemplateCurlyInString: plan syntax, not a template literal.
   const manifest = parsePlan(
     'workflow_id: bench\ntarget: { type: http, url: "${URL:-http://127.0.0.1:1/}" }\ncases:\n  - { id: x, inputs: { q: 1 } }\n',
     {

@@ -195,8 +195,13 @@ export class BullmqDispatcher implements Dispatcher {
         ? await this.reconcile(jobId(runId, task.id, ctx.attempt - 1), ctx)
         : undefined;
     const id = jobId(runId, task.id, ctx.attempt);
+    // This very attempt may have been sent and answered while no coordinator listened (the
+    // journal had not recorded it yet): its outcome is then among the orphans.
+    const answered = this.orphans.get(id);
+    if (answered !== undefined) this.orphans.delete(id);
     const outcome =
       previous ??
+      answered ??
       (await this.wait(id, ctx, () =>
         this.enqueue(id, {
           runId,

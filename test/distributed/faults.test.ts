@@ -1,0 +1,221 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: `${VAR}` here is plan syntax, not a template literal.
+/**
+ * Faults of a distributed run, with real processes: the coordinator killed with kill -9 and the
+ * run resumed (outcomes that arrived meanwhile are reconciled, not paid again); Redis restarted
+ * in the middle of a run (it pauses, then finishes, nothing lost).
+ */
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { main } from '../../src/cli/app.js';
+import { type MockServer, startMock } from '../../src/mock/index.js';
+import { SqliteStore } from '../../src/store/index.js';
+import { captureIo } from '../cli/helpers.js';
+import { type RedisServer, startRedis } from './redis.js';
+
+const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;
+
+let redis: RedisServer;
+let mock: MockServer;
+const children: ChildProcess[] = [];
+
+beforeAll(async () => {
+  redis = await startRedis();
+  mock = await startMock({ port: 0, latencyMs: { min: 20, max: 60 } });
+});
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  await mock.close();
+  await redis.stop();
+});
+
+function spawnStride(
+  args: string[],
+  cwd: string,
+): ChildProcess & { done: Promise<number | null>; out: () => string } {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd,
+    env: { PATH: process.env.PATH, MOCK_URL: mock.baseUrl, CI: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  let out = '';
+  child.stdout!.on('data', (c) => {
+    out += c;
+  });
+  child.stderr!.on('data', (c) => {
+    out += c;
+  });
+  const done = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  return Object.assign(child, { done, out: () => out });
+}
+
+async function startWorkers(queue: string, n: number, cwd: string): Promise<void> {
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      const w = spawnStride(
+        ['worker', '--redis', redis.url, '--queue', queue, '-j', '8', '--lock-duration', '2s'],
+        cwd,
+      );
+      await expect
+        .poll(() => w.out(), { timeout: 10_000, interval: 20 })
+        .toContain('ready on queue');
+    }),
+  );
+}
+
+function planFile(dir: string, n: number, policy: string): string {
+  const tag = dir.slice(-6);
+  const lines = Array.from(
+    { length: n },
+    (_, i) =>
+      `{"id":"c${i}","inputs":{"query":"question ${i}","__case":"${tag}-c${i}"},"expected":{"field":"text","contains":"question"}}`,
+  );
+  writeFileSync(join(dir, 'cases.jsonl'), `${lines.join('\n')}\n`);
+  const plan = join(dir, 'plan.yaml');
+  writeFileSync(
+    plan,
+    [
+      'workflow_id: faults',
+      'target: { type: dify, base_url: "${MOCK_URL}", api_key: "${KEY:-app-f}", app: workflow, response_mode: blocking }',
+      'cases: cases.jsonl',
+      `execution_policy: ${policy}`,
+      '',
+    ].join('\n'),
+  );
+  return plan;
+}
+
+describe('distributed faults', () => {
+  test('coordinator killed with kill -9, then stride resume: outcomes that arrived meanwhile are kept, nothing is sent twice', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stride-dist-'));
+    const tag = dir.slice(-6);
+    const queue = 'q-coord';
+    await startWorkers(queue, 2, dir);
+    const plan = planFile(
+      dir,
+      500,
+      '{ concurrency: 16, timeout: 30s, retry_policy: { max_attempts: 3, backoff_seconds: 0.1 } }',
+    );
+    const base = [
+      '--dispatch',
+      'bullmq',
+      '--redis',
+      redis.url,
+      '--queue',
+      queue,
+      '--db',
+      'j.db',
+      '--report',
+      'json',
+    ];
+    const coordinator = spawnStride(['run', plan, '--run-id', 'crash-run', ...base], dir);
+    await expect
+      .poll(() => Object.keys(mock.stats().byCase).filter((k) => k.startsWith(tag)).length, {
+        timeout: 20_000,
+        interval: 10,
+      })
+      .toBeGreaterThan(150);
+    coordinator.kill('SIGKILL');
+    await coordinator.done;
+    const before = new SqliteStore({ path: join(dir, 'j.db') });
+    const stored = (await before.getRun('crash-run'))?.counts.total ?? 0;
+    await before.close();
+    expect(stored).toBeLessThan(500);
+
+    const resumed = spawnStride(['resume', 'crash-run', ...base, '--json'], dir);
+    expect(await resumed.done).toBe(0);
+    const summary = JSON.parse(
+      resumed
+        .out()
+        .split('\n')
+        .find((l) => l.startsWith('{"runId"'))!,
+    ) as Record<string, number>;
+    expect(summary).toMatchObject({ runId: 'crash-run', total: 500, passed: 500 });
+    const byCase = mock.stats().byCase;
+    const counts = Array.from({ length: 500 }, (_, i) => byCase[`${tag}-c${i}`] ?? 0);
+    expect(counts.every((c) => c >= 1)).toBe(true);
+    // In-flight attempts kept running on the workers while the coordinator was down; their
+    // outcomes waited in the run's reply list (or their jobs in the queue) and the resume took
+    // them: no case reached the mock twice.
+    expect(counts.filter((c) => c > 1)).toEqual([]);
+    const store = new SqliteStore({ path: join(dir, 'j.db') });
+    try {
+      let results = 0;
+      for await (const _ of store.results('crash-run')) results++;
+      expect(results).toBe(500);
+    } finally {
+      await store.close();
+    }
+  }, 60_000);
+
+  test('Redis restarted in the middle of a run: the run waits for it and finishes, nothing lost', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stride-dist-'));
+    const tag = dir.slice(-6);
+    const queue = 'q-restart';
+    await startWorkers(queue, 2, dir);
+    const plan = planFile(
+      dir,
+      400,
+      '{ concurrency: 16, timeout: 60s, retry_policy: { max_attempts: 3, backoff_seconds: 0.1 } }',
+    );
+    const { io, text } = captureIo({ MOCK_URL: mock.baseUrl });
+    const run = main(
+      [
+        'run',
+        plan,
+        '--dispatch',
+        'bullmq',
+        '--redis',
+        redis.url,
+        '--queue',
+        queue,
+        '--db',
+        join(dir, 'j.db'),
+        '--out',
+        join(dir, 'out'),
+        '--report',
+        'json',
+        '--json',
+        '--no-progress',
+      ],
+      io,
+    );
+    await expect
+      .poll(() => Object.keys(mock.stats().byCase).filter((k) => k.startsWith(tag)).length, {
+        timeout: 20_000,
+        interval: 10,
+      })
+      .toBeGreaterThan(100);
+    const answeredBefore = Object.keys(mock.stats().byCase).filter((k) => k.startsWith(tag)).length;
+    await redis.restart();
+    expect(await run).toBe(0);
+    expect(answeredBefore).toBeLessThan(400); // the restart happened in the middle
+    expect(JSON.parse(text.out)).toMatchObject({ total: 400, passed: 400 });
+    const byCase = mock.stats().byCase;
+    expect(
+      Array.from({ length: 400 }, (_, i) => byCase[`${tag}-c${i}`] ?? 0).every((c) => c >= 1),
+    ).toBe(true);
+  }, 90_000);
+  test('Redis unreachable: a clear error that names it (without its password), and the run waits', async () => {
+    const messages: string[] = [];
+    const { BullmqDispatcher } = await import('../../src/distributed/index.js');
+    const dispatcher = new BullmqDispatcher({
+      redis: 'redis://user:s3cret@127.0.0.1:1',
+      onRedisError: (m) => messages.push(m),
+    });
+    try {
+      await expect.poll(() => messages.length, { timeout: 5_000, interval: 20 }).toBe(1);
+      expect(messages[0]).toMatch(
+        /^Redis at redis:\/\/127\.0\.0\.1:1\/? is unreachable \(.*ECONNREFUSED.*\); waiting for it to come back$/,
+      );
+      expect(messages[0]).not.toContain('s3cret');
+    } finally {
+      await dispatcher.close();
+    }
+  });
+});
