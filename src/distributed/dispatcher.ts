@@ -84,6 +84,7 @@ export class BullmqDispatcher implements Dispatcher {
   private readonly onRedelivered: BullmqDispatcherOptions['onRedelivered'];
   private closed = false;
   private loop: Promise<void> | undefined;
+  private reading: Promise<unknown> = Promise.resolve();
   private outage = false;
 
   constructor(options: BullmqDispatcherOptions) {
@@ -95,8 +96,10 @@ export class BullmqDispatcher implements Dispatcher {
         // Retries are the scheduler's (one retry layer): BullMQ delivers each attempt once,
         // or again only when its worker was lost.
         attempts: 1,
-        // The outcome lives in the run's reply list: the finished job is not needed.
-        removeOnComplete: true,
+        // The outcome is read from the run's reply list; the finished job is kept an hour so a
+        // coordinator that died after reading an outcome, before journaling it, can still
+        // recover it on resume (not paid twice). Age only: cheaper than a count to trim.
+        removeOnComplete: { age: 3600 },
         removeOnFail: { age: 86_400, count: 1_000 },
       },
     });
@@ -121,18 +124,25 @@ export class BullmqDispatcher implements Dispatcher {
   /** Reads replies as workers push them, and settles the attempts waiting for them. */
   private async listen(): Promise<void> {
     while (!this.closed) {
-      let batch: string[] = [];
-      try {
-        const first = await this.listener.blpop(...this.lists, 1);
-        if (first === null) continue;
-        batch = [first[1], ...((await this.listener.lpop(first[0], 500)) ?? [])];
-      } catch {
-        if (this.closed) return;
-        // An outage: the connection reconnects by itself; try again shortly.
-        await new Promise((r) => setTimeout(r, 200));
-        continue;
-      }
-      for (const raw of batch) this.receive(raw);
+      // `reading` covers a read from the moment Redis may have popped replies until they are
+      // handled: `reconcile` waits for it before it decides that an outcome does not exist.
+      const read = this.readOnce();
+      this.reading = read;
+      const ok = await read;
+      // An outage: the connection reconnects by itself; try again shortly.
+      if (!ok && !this.closed) await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  private async readOnce(): Promise<boolean> {
+    try {
+      const first = await this.listener.blpop(...this.lists, 1);
+      if (first === null) return true;
+      this.receive(first[1]);
+      for (const raw of (await this.listener.lpop(first[0], 500)) ?? []) this.receive(raw);
+      return true;
+    } catch {
+      return false;
     }
   }
 
@@ -151,6 +161,12 @@ export class BullmqDispatcher implements Dispatcher {
     w.resolve(reply.outcome);
   }
 
+  /** Reads every reply waiting in a list now (the listener loop reads the rest as they come). */
+  private async drain(list: string): Promise<void> {
+    const drained = await this.publisher.multi().lrange(list, 0, -1).del(list).exec();
+    for (const raw of (drained?.[0]?.[1] as string[] | undefined) ?? []) this.receive(raw);
+  }
+
   /** A Target whose attempts run on the workers. */
   async targetFor(manifest: RunManifest, runId: string): Promise<Target<TestCase, unknown>> {
     const { target, secrets, targetKey } = targetOf(manifest);
@@ -164,8 +180,7 @@ export class BullmqDispatcher implements Dispatcher {
       .expire(targetsKey(this.queueName), 7 * 86_400)
       .exec();
     // Outcomes that arrived while no coordinator listened (a resumed run): read them first.
-    const drained = await this.publisher.multi().lrange(list, 0, -1).del(list).exec();
-    for (const raw of (drained?.[0]?.[1] as string[] | undefined) ?? []) this.receive(raw);
+    await this.drain(list);
     this.lists.add(list);
     this.loop ??= this.listen();
     return {
@@ -239,7 +254,22 @@ export class BullmqDispatcher implements Dispatcher {
         }
       });
     }
-    return undefined;
+    if (state === 'completed') {
+      // Kept an hour after it finished: its outcome, even if the coordinator that died had read
+      // it from the list without journaling it yet.
+      const job = await this.queue.getJob(id);
+      const value = job?.returnvalue as string | AttemptOutcome | null | undefined;
+      if (value !== undefined && value !== null) {
+        return (typeof value === 'string' ? JSON.parse(value) : value) as AttemptOutcome;
+      }
+    }
+    // Gone from the queue: a worker pushes the outcome before its job finishes, so it is in the
+    // run's list, not read yet: read the list now.
+    await this.drain(replyOf(id, this.queueName));
+    await this.reading;
+    const drained = this.orphans.get(id);
+    if (drained !== undefined) this.orphans.delete(id);
+    return drained;
   }
 
   /**
@@ -311,6 +341,11 @@ export class BullmqDispatcher implements Dispatcher {
     await this.queue.close().catch(() => {});
     this.publisher.disconnect();
   }
+}
+
+/** The reply list of the run a job id belongs to. */
+function replyOf(id: string, queue: string): string {
+  return replyKey(queue, parseJobId(id)?.runId ?? '');
 }
 
 function safeUrl(url: string): string {
