@@ -671,7 +671,9 @@ export class Executor {
           : step.expectedDurationMs * (t.expectedDurationFactor ?? 3));
       tasks.push({
         id: step.id,
-        input: step,
+        // What the journal stores as the task's input: secrets redacted. The target runs the
+        // plan's own step (looked up by id), with the real values.
+        input: redactStep(exec.plan, step),
         timeoutMs,
         ...(deps.length === 0 ? {} : { dependsOn: deps }),
         ...(step.retryPolicy?.maxAttempts === undefined
@@ -715,7 +717,7 @@ export class Executor {
     return {
       key: `actions:${exec.plan.id}`,
       execute: async (task: TaskView<ActionStep>, ctx: AttemptContext): Promise<unknown> => {
-        const step = task.input;
+        const step = exec.plan.steps.find((s) => s.id === task.id) ?? task.input;
         const tool = this.toolRegistry.get(step.tool) as Tool<Record<string, unknown>, unknown>;
         const args = resolveArguments(step.arguments ?? {}, exec.outputs, step.id);
         if (tool.schema !== undefined) {
@@ -1079,20 +1081,23 @@ export class Executor {
     const t = this.options.timeoutPolicy ?? {};
     const previous = exec.rollback?.compensations.filter((c) => c.status === 'compensated') ?? [];
     const usage = this.usageFor(exec);
-    const tasks: TaskSpec<SagaEntry>[] = entries.map((e) => ({
+    // The journal stores each task's input: the step and tool only, never the arguments (they
+    // may hold secrets). The compensation itself reads its saga entry.
+    const byUndo = new Map(entries.map((e) => [`undo:${e.stepId}`, e]));
+    const tasks: TaskSpec<{ stepId: string; tool: string }>[] = entries.map((e) => ({
       id: `undo:${e.stepId}`,
-      input: e,
+      input: { stepId: e.stepId, tool: e.tool },
       timeoutMs: t.compensationTimeoutMs ?? 30_000,
     }));
     const results: CompensationResult[] = [...previous];
     if (tasks.length > 0) {
       // Shielded from cancellation: no signal is passed, so cancelling the plan does not stop it.
-      const run = new Run<SagaEntry, void>(
+      const run = new Run<{ stepId: string; tool: string }, void>(
         tasks,
         {
           key: `rollback:${planId}`,
           execute: async (task, ctx) => {
-            const e = task.input;
+            const e = byUndo.get(task.id)!;
             const tool = this.toolRegistry.get(e.tool) as Tool<Record<string, unknown>, unknown>;
             this.emit('compensation', {
               planId,
@@ -1136,7 +1141,7 @@ export class Executor {
       const engine = await run.start();
       await journal?.closed;
       for (const r of engine.tasks) {
-        const e = r.input;
+        const e = byUndo.get(r.id)!;
         const ok = r.status === 'succeeded';
         const outcomeUnknown = e.state !== 'completed';
         if (ok) e.state = 'compensated';
@@ -1165,6 +1170,24 @@ export class Executor {
     exec.rollback = rollback;
     return rollback;
   }
+}
+
+/** A step as the journal keeps it: the values at the plan's `secretPaths` replaced. */
+function redactStep(plan: ActionPlan, step: ActionStep): ActionStep {
+  const index = plan.steps.indexOf(step);
+  const paths = (plan.secretPaths ?? []).filter((p) => p[0] === 'steps' && p[1] === index);
+  if (paths.length === 0) return step;
+  const copy = JSON.parse(JSON.stringify(step)) as Record<string | number, unknown>;
+  for (const path of paths) {
+    let cur: unknown = copy;
+    for (const key of path.slice(2, -1))
+      cur = (cur as Record<string | number, unknown> | undefined)?.[key];
+    const last = path[path.length - 1];
+    if (cur !== null && typeof cur === 'object' && last !== undefined && last in cur) {
+      (cur as Record<string | number, unknown>)[last] = '[redacted]';
+    }
+  }
+  return copy as unknown as ActionStep;
 }
 
 function cancelledResult(step: ActionStep, dependency: string): TaskResult {

@@ -46,10 +46,18 @@ export interface ActionPlanFile {
 const duration = z.custom<string | number>((v) => tryParseDuration(v) !== undefined, {
   error: 'a duration (seconds, or a string such as "500ms", "90s", "2m")',
 });
-const posInt = z
-  .number({ error: 'an integer >= 1' })
-  .int({ error: 'an integer >= 1' })
-  .min(1, { error: 'an integer >= 1' });
+// Numbers may be written as strings, so that `${VAR}` (always a string) can give one.
+const numeric = <T extends z.ZodType>(schema: T) =>
+  z.preprocess(
+    (v) => (typeof v === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(v) ? Number(v) : v),
+    schema,
+  );
+const posInt = numeric(
+  z
+    .number({ error: 'an integer >= 1' })
+    .int({ error: 'an integer >= 1' })
+    .min(1, { error: 'an integer >= 1' }),
+);
 const nonNegInt = z
   .number({ error: 'an integer >= 0' })
   .int({ error: 'an integer >= 0' })
@@ -324,7 +332,11 @@ export function parseActionPlan(
     const onlyEnv = issues.every((i) => i.message.startsWith('environment variable '));
     throw new PlanError(issues.map(asWritten), onlyEnv ? 'ENV_MISSING' : 'PLAN_INVALID');
   }
-  return normalise(planSchema.parse(data), options.file);
+  // Values from `${VAR}` inside steps may be credentials: the journal stores them redacted.
+  const secretPaths = [...interpolation.values.values()]
+    .map((v) => v.path)
+    .filter((p) => p[0] === 'steps' && (p[2] === 'arguments' || p[2] === 'parameters'));
+  return normalise(planSchema.parse(data), options.file, secretPaths);
 }
 
 type Parsed = z.infer<typeof planSchema>;
@@ -373,10 +385,16 @@ function graphIssues(
     else first.set(s.id, i);
     if (tools !== undefined && !tools.includes(s.tool)) {
       const hint = didYouMean(s.tool, tools);
+      const needsRoot = s.tool.startsWith('file.') && !tools.some((t) => t.startsWith('file.'));
+      const why = needsRoot
+        ? ' (the file tools need `tools: { root: <folder> }`)'
+        : hint === undefined
+          ? ''
+          : ` (did you mean ${hint}?)`;
       issues.push(
         at(
           ['steps', i, 'tool'],
-          `unknown tool ${JSON.stringify(s.tool)}${hint === undefined ? '' : ` (did you mean ${hint}?)`}; available: ${tools.join(', ')}`,
+          `unknown tool ${JSON.stringify(s.tool)}${why}; available: ${tools.join(', ')}`,
           s.tool,
         ),
       );
@@ -426,7 +444,11 @@ function graphIssues(
   return issues;
 }
 
-function normalise(p: Parsed, file: string | undefined): ActionPlanFile {
+function normalise(
+  p: Parsed,
+  file: string | undefined,
+  secretPaths: readonly (readonly (string | number)[])[],
+): ActionPlanFile {
   const steps: ActionStep[] = p.steps.map((s) => {
     const timeoutMs = ms(s.timeout);
     const expected = ms(s.expected_duration);
@@ -458,6 +480,7 @@ function normalise(p: Parsed, file: string | undefined): ActionPlanFile {
     ...(p.description === undefined ? {} : { description: p.description }),
     ...(p.fail_fast === undefined ? {} : { failFast: p.fail_fast }),
     ...(p.metadata === undefined ? {} : { metadata: p.metadata }),
+    ...(secretPaths.length === 0 ? {} : { secretPaths }),
     steps,
   };
   // Keys left undefined are dropped (exactOptionalPropertyTypes); an empty section is absent.

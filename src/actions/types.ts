@@ -60,6 +60,12 @@ export interface ActionPlan {
   /** Stop every other step at the first step that fails for good. @default executor's `failFast` */
   readonly failFast?: boolean;
   readonly metadata?: Readonly<Record<string, unknown>>;
+  /**
+   * Paths (from the plan's root, e.g. `['steps', 0, 'arguments', 'token']`) of values that are
+   * secrets: the journal stores `[redacted]` there. `loadActionPlan` fills it with every value
+   * that came from `${VAR}` in a step's arguments or parameters.
+   */
+  readonly secretPaths?: readonly (readonly (string | number)[])[];
 }
 
 /** The seed's `ExecutionStatus`. */
