@@ -347,29 +347,7 @@ export class Executor {
     if (existing !== undefined && (existing.status === 'running' || existing.status === 'paused')) {
       throw new StrideError('INVALID_STATE', `plan "${plan.id}" is already running`);
     }
-    const exec: Execution = {
-      plan,
-      status: 'pending',
-      run: undefined,
-      outputs: new Map(),
-      saga: new Map(),
-      usage: {
-        cpuTimeMs: 0,
-        memoryPeakMb: 0,
-        diskReads: 0,
-        diskWrites: 0,
-        diskBytesRead: 0,
-        diskBytesWritten: 0,
-        networkRequests: 0,
-        toolInvocations: 0,
-      },
-      fatal: undefined,
-      journal: undefined,
-      sagaSeq: 0,
-      result: undefined,
-      rollback: undefined,
-      rollingBack: false,
-    };
+    const exec = newExecution(plan, 'pending');
     this.executions.set(plan.id, exec);
     const started = this.clock.now();
     const cpuBefore = process.cpuUsage();
@@ -501,29 +479,7 @@ export class Executor {
         metadata: { tool: step.tool, errorType: 'tool_not_found' },
       };
     }
-    const exec: Execution = {
-      plan,
-      status: 'running',
-      run: undefined,
-      outputs: new Map(Object.entries(context.outputs ?? {})),
-      saga: new Map(),
-      usage: {
-        cpuTimeMs: 0,
-        memoryPeakMb: 0,
-        diskReads: 0,
-        diskWrites: 0,
-        diskBytesRead: 0,
-        diskBytesWritten: 0,
-        networkRequests: 0,
-        toolInvocations: 0,
-      },
-      fatal: undefined,
-      journal: undefined,
-      sagaSeq: 0,
-      result: undefined,
-      rollback: undefined,
-      rollingBack: false,
-    };
+    const exec = newExecution(plan, 'running', new Map(Object.entries(context.outputs ?? {})));
     const run = new Run<ActionStep, unknown>(this.tasksOf(exec, new Map()), this.targetFor(exec), {
       clock: this.clock,
       concurrency: 1,
@@ -1028,29 +984,7 @@ export class Executor {
   /** A plan this process did not run, restored from the journal for a rollback. */
   private async restore(plan: ActionPlan): Promise<Execution> {
     checkPlan(plan);
-    const exec: Execution = {
-      plan,
-      status: 'failed',
-      run: undefined,
-      outputs: new Map(),
-      saga: new Map(),
-      usage: {
-        cpuTimeMs: 0,
-        memoryPeakMb: 0,
-        diskReads: 0,
-        diskWrites: 0,
-        diskBytesRead: 0,
-        diskBytesWritten: 0,
-        networkRequests: 0,
-        toolInvocations: 0,
-      },
-      fatal: undefined,
-      journal: undefined,
-      sagaSeq: 0,
-      result: undefined,
-      rollback: undefined,
-      rollingBack: false,
-    };
+    const exec = newExecution(plan, 'failed');
     await this.loadPrior(exec);
     this.executions.set(plan.id, exec);
     return exec;
@@ -1170,6 +1104,37 @@ export class Executor {
     exec.rollback = rollback;
     return rollback;
   }
+}
+
+/** A fresh execution record: nothing run, nothing used. */
+function newExecution(
+  plan: ActionPlan,
+  status: ExecutionStatus,
+  outputs: Map<string, unknown> = new Map(),
+): Execution {
+  return {
+    plan,
+    status,
+    run: undefined,
+    outputs,
+    saga: new Map(),
+    usage: {
+      cpuTimeMs: 0,
+      memoryPeakMb: 0,
+      diskReads: 0,
+      diskWrites: 0,
+      diskBytesRead: 0,
+      diskBytesWritten: 0,
+      networkRequests: 0,
+      toolInvocations: 0,
+    },
+    fatal: undefined,
+    journal: undefined,
+    sagaSeq: 0,
+    result: undefined,
+    rollback: undefined,
+    rollingBack: false,
+  };
 }
 
 /** A step as the journal keeps it: the values at the plan's `secretPaths` replaced. */

@@ -18,7 +18,6 @@ import { checkCases, loadPlan, type RunManifest } from '../plans/index.js';
 import {
   parseReportFormats,
   type ReportFormat,
-  summarize,
   writeReport,
   writeReports,
 } from '../report/index.js';
@@ -37,7 +36,7 @@ import {
   shareArg,
 } from './flags.js';
 import { type Io, processIo } from './io.js';
-import { EXIT, newRunId, runSession } from './session.js';
+import { EXIT, newRunId, runSession, summaryOf } from './session.js';
 import { formatRun, formatRuns } from './summary.js';
 
 /** A usage error found after parsing (flags that do not go together): exit 2. */
@@ -555,18 +554,7 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
     const formats = formatsOf({ report: flags.format } as OutputFlags);
     const history = openHistory(flags.db, true);
     try {
-      const record = await history.getRun(runId);
-      const source = () => history.results(runId);
-      const summary = await summarize(source, {
-        runId,
-        plan: record.plan,
-        startedAt: record.startedAt,
-        finishedAt: record.finishedAt,
-        ...(record.parentId === undefined ? {} : { parentId: record.parentId }),
-        ...(record.stoppedBy === undefined
-          ? {}
-          : { stoppedBy: `${record.stoppedBy.rule}: ${record.stoppedBy.message}` }),
-      });
+      const { summary, source } = await summaryOf(history, runId);
       const file =
         formats.length === 1 && flags.output !== undefined && !flags.output.endsWith('/');
       const written = file

@@ -197,6 +197,32 @@ export async function runSession(start: SessionStart, options: SessionOptions): 
   return code;
 }
 
+/** A stored run's record and report summary, read from the journal in one pass. */
+export async function summaryOf(
+  history: RunHistory,
+  runId: string,
+  command?: string,
+): Promise<{
+  record: RunRecord;
+  summary: ReportSummary;
+  source: () => AsyncGenerator<TestResult>;
+}> {
+  const record = await history.getRun(runId);
+  const source = () => history.results(runId);
+  const summary = await summarize(source, {
+    runId: record.id,
+    plan: record.plan,
+    startedAt: record.startedAt,
+    finishedAt: record.finishedAt,
+    ...(record.parentId === undefined ? {} : { parentId: record.parentId }),
+    ...(record.stoppedBy === undefined
+      ? {}
+      : { stoppedBy: `${record.stoppedBy.rule}: ${record.stoppedBy.message}` }),
+    ...(command === undefined ? {} : { command }),
+  });
+  return { record, summary, source };
+}
+
 /**
  * Summarises a stored run and writes its reports from the journal (every case once, also after
  * a resume). Used by every session, test plan or action plan.
@@ -210,19 +236,7 @@ export async function writeRunReports(
   record: RunRecord;
   paths: Partial<Record<ReportFormat, string>>;
 }> {
-  const record = await history.getRun(runId);
-  const source = () => history.results(runId);
-  const summary = await summarize(source, {
-    runId: record.id,
-    plan: record.plan,
-    startedAt: record.startedAt,
-    finishedAt: record.finishedAt,
-    ...(record.parentId === undefined ? {} : { parentId: record.parentId }),
-    ...(record.stoppedBy === undefined
-      ? {}
-      : { stoppedBy: `${record.stoppedBy.rule}: ${record.stoppedBy.message}` }),
-    ...(options.command === undefined ? {} : { command: options.command }),
-  });
+  const { record, summary, source } = await summaryOf(history, runId, options.command);
   const written = await writeReports(options.out, options.formats, summary, source);
   return { summary, record, paths: { ...written } };
 }

@@ -6,7 +6,7 @@
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -18,7 +18,7 @@ import { parsePlan } from '../../src/plans/index.js';
 import { ExecutorService } from '../../src/runner/executor-service.js';
 import { SqliteStore } from '../../src/store/index.js';
 import { captureIo } from '../cli/helpers.js';
-import { type RedisServer, startRedis } from './redis.js';
+import { planFile, type RedisServer, startRedis } from './redis.js';
 
 const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;
 
@@ -67,32 +67,6 @@ function startWorker(queue: string, concurrency: number): Promise<ChildProcess> 
     });
     child.once('exit', (code) => reject(new Error(`worker exited ${code}: ${err}`)));
   });
-}
-
-function planFile(
-  dir: string,
-  n: number,
-  policy: string,
-  extra: (i: number) => string = () => '',
-): string {
-  const lines = Array.from(
-    { length: n },
-    (_, i) =>
-      `{"id":"c${i}","inputs":{"query":"question ${i}","__case":"${dir.slice(-6)}-c${i}"${extra(i)}},"expected":{"field":"text","contains":"question"}}`,
-  );
-  writeFileSync(join(dir, 'cases.jsonl'), `${lines.join('\n')}\n`);
-  const plan = join(dir, 'plan.yaml');
-  writeFileSync(
-    plan,
-    [
-      'workflow_id: distributed',
-      'target: { type: dify, base_url: "${MOCK_URL}", api_key: "${KEY:-app-shared}", app: workflow, response_mode: blocking }',
-      'cases: cases.jsonl',
-      `execution_policy: ${policy}`,
-      '',
-    ].join('\n'),
-  );
-  return plan;
 }
 
 describe('stride run --dispatch bullmq', () => {

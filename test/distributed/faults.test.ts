@@ -6,7 +6,7 @@
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -14,7 +14,7 @@ import { main } from '../../src/cli/app.js';
 import { type MockServer, startMock } from '../../src/mock/index.js';
 import { SqliteStore } from '../../src/store/index.js';
 import { captureIo } from '../cli/helpers.js';
-import { type RedisServer, startRedis } from './redis.js';
+import { planFile, type RedisServer, startRedis } from './redis.js';
 
 const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;
 
@@ -66,28 +66,6 @@ async function startWorkers(queue: string, n: number, cwd: string): Promise<void
         .toContain('ready on queue');
     }),
   );
-}
-
-function planFile(dir: string, n: number, policy: string): string {
-  const tag = dir.slice(-6);
-  const lines = Array.from(
-    { length: n },
-    (_, i) =>
-      `{"id":"c${i}","inputs":{"query":"question ${i}","__case":"${tag}-c${i}"},"expected":{"field":"text","contains":"question"}}`,
-  );
-  writeFileSync(join(dir, 'cases.jsonl'), `${lines.join('\n')}\n`);
-  const plan = join(dir, 'plan.yaml');
-  writeFileSync(
-    plan,
-    [
-      'workflow_id: faults',
-      'target: { type: dify, base_url: "${MOCK_URL}", api_key: "${KEY:-app-f}", app: workflow, response_mode: blocking }',
-      'cases: cases.jsonl',
-      `execution_policy: ${policy}`,
-      '',
-    ].join('\n'),
-  );
-  return plan;
 }
 
 describe('distributed faults', () => {

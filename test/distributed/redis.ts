@@ -1,5 +1,6 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: `${VAR}` here is plan syntax, not a template literal.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -74,4 +75,31 @@ export async function startRedis(): Promise<RedisServer> {
       child = await launch(port, dir);
     },
   };
+}
+
+/**
+ * A plan in `dir` against the mock at `${MOCK_URL}` with `n` JSONL cases. Case `c<i>` asks
+ * "question <i>" and is counted by the mock under `<tag>-c<i>` (tag: the folder's last 6
+ * characters), so tests sharing one mock tell their cases apart.
+ */
+export function planFile(dir: string, n: number, policy: string, name = 'distributed'): string {
+  const tag = dir.slice(-6);
+  const lines = Array.from(
+    { length: n },
+    (_, i) =>
+      `{"id":"c${i}","inputs":{"query":"question ${i}","__case":"${tag}-c${i}"},"expected":{"field":"text","contains":"question"}}`,
+  );
+  writeFileSync(join(dir, 'cases.jsonl'), `${lines.join('\n')}\n`);
+  const plan = join(dir, 'plan.yaml');
+  writeFileSync(
+    plan,
+    [
+      `workflow_id: ${name}`,
+      'target: { type: dify, base_url: "${MOCK_URL}", api_key: "${KEY:-app-shared}", app: workflow, response_mode: blocking }',
+      'cases: cases.jsonl',
+      `execution_policy: ${policy}`,
+      '',
+    ].join('\n'),
+  );
+  return plan;
 }
