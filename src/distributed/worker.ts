@@ -76,7 +76,7 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
   const expiresSet = new Map<string, number>();
   const stats = { executed: 0, succeeded: 0, failed: 0, cancelled: 0 };
   // Attempts running here, by job id, so a cancel published by the coordinator finds them.
-  const running = new Map<string, AbortController>();
+  const running = new Map<string, () => AbortController>();
   let outage = false;
   const report = (err: Error) => {
     if (outage) return;
@@ -116,25 +116,26 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
     return t;
   };
 
-  const processor = async (
-    job: Job<AttemptJob>,
-    _token?: string,
-    bullSignal?: AbortSignal,
-  ): Promise<string> => {
+  // One parameter only: BullMQ then tracks no AbortController per job (cancels come through
+  // our own channel), and ours is made only when the target reads `ctx.signal`.
+  const processor = async (job: Job<AttemptJob>): Promise<string> => {
     const data = job.data;
-    const controller = new AbortController();
+    let controller: AbortController | undefined;
+    const control = (): AbortController => {
+      controller ??= new AbortController();
+      return controller;
+    };
     const id = job.id!;
-    running.set(id, controller);
-    const onBullAbort = () =>
-      controller.abort(bullSignal?.reason ?? new CancelledError('cancelled'));
-    bullSignal?.addEventListener('abort', onBullAbort, { once: true });
+    running.set(id, control);
     const usage = { tokens: 0, cost: 0 };
     let outcome: AttemptOutcome;
     try {
       const target = await targetFor(data);
-      if (data.rate !== undefined) await buckets.take(data.rate.key, data.rate, controller.signal);
+      if (data.rate !== undefined) await buckets.take(data.rate.key, data.rate, control().signal);
       const ctx: AttemptContext = {
-        signal: controller.signal,
+        get signal() {
+          return control().signal;
+        },
         attempt: data.attempt,
         taskId: data.taskId,
         reportUsage: (u) => {
@@ -156,7 +157,7 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
       stats.succeeded++;
       outcome = { ok: true, output, usage, worker: name };
     } catch (err) {
-      if (controller.signal.aborted) stats.cancelled++;
+      if (controller?.signal.aborted === true) stats.cancelled++;
       else stats.failed++;
       const cls = classifyError(err);
       // A 429 with a Retry-After cools the shared bucket down for every worker and run.
@@ -166,7 +167,6 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
       outcome = { ok: false, error: serializeError(err), usage, worker: name };
     } finally {
       running.delete(id);
-      bullSignal?.removeEventListener('abort', onBullAbort);
     }
     // Returned, never thrown: a failed attempt is a result for the scheduler to classify and
     // retry; BullMQ must not retry it on its own. Also pushed to the coordinator's reply list,
@@ -196,7 +196,7 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
   worker.on('error', report);
   await subscriber.subscribe(cancelChannel(queueName));
   subscriber.on('message', (_channel, id: string) => {
-    running.get(id)?.abort(new CancelledError('cancelled by the coordinator'));
+    running.get(id)?.().abort(new CancelledError('cancelled by the coordinator'));
   });
   await worker.waitUntilReady();
 
