@@ -140,15 +140,23 @@ describe('usage errors exit 2 and name the flag and the value', () => {
 });
 
 describe('--help', () => {
-  it.each(['run', 'resume', 'rerun', 'runs', 'show', 'report', 'validate', 'prune', 'demo'])(
-    '%s --help shows its usage with an example, exit 0',
-    async (command) => {
-      const { io, text } = captureIo();
-      expect(await main([command, '--help'], io)).toBe(0);
-      expect(text.out).toContain(`Usage: stride ${command}`);
-      expect(text.out).toContain(`$ stride ${command}`);
-    },
-  );
+  it.each([
+    'run',
+    'resume',
+    'rerun',
+    'runs',
+    'show',
+    'report',
+    'validate',
+    'prune',
+    'demo',
+    'worker',
+  ])('%s --help shows its usage with an example, exit 0', async (command) => {
+    const { io, text } = captureIo();
+    expect(await main([command, '--help'], io)).toBe(0);
+    expect(text.out).toContain(`Usage: stride ${command}`);
+    expect(text.out).toContain(`$ stride ${command}`);
+  });
 
   it('lists every command', async () => {
     const { io, text } = captureIo();
