@@ -694,22 +694,27 @@ export class Executor {
             `resourceLimits.maxToolInvocations (${limits.maxToolInvocations}) reached before step "${step.id}"`,
           );
         }
+        // Counted before any await: two steps starting together cannot both pass the limit.
+        exec.usage.toolInvocations++;
         // The saga: the compensation is registered (and journaled) before the tool runs, so a
-        // crash while it runs still leaves a record to compensate.
+        // crash while it runs still leaves a record to compensate. An earlier attempt that may
+        // have taken effect (unknown outcome) keeps its entry: a retry that then fails must not
+        // erase what is to be undone.
         let entry: SagaEntry | undefined;
         if (tool.compensate !== undefined) {
+          const earlier = exec.saga.get(step.id);
+          const mayHaveActed = earlier !== undefined && earlier.state === 'unknown';
           entry = {
             stepId: step.id,
             tool: tool.name,
             args,
-            state: 'registered',
+            state: mayHaveActed ? 'unknown' : 'registered',
             output: undefined,
-            order: Number.POSITIVE_INFINITY,
+            order: mayHaveActed ? earlier.order : Number.POSITIVE_INFINITY,
           };
           exec.saga.set(step.id, entry);
           await exec.journal?.flush();
         }
-        exec.usage.toolInvocations++;
         const toolCtx: ToolContext = {
           signal: ctx.signal,
           attempt: ctx.attempt,
@@ -722,8 +727,10 @@ export class Executor {
           output = await tool.execute(args, toolCtx);
         } catch (err) {
           if (entry !== undefined) {
-            // Aborted mid-call (timeout, cancel): it may have taken effect. Otherwise it failed.
-            entry.state = ctx.signal.aborted ? 'unknown' : 'failed';
+            // Aborted mid-call (timeout, cancel): it may have taken effect. Otherwise it failed,
+            // unless an earlier attempt's outcome is unknown (kept above).
+            if (ctx.signal.aborted) entry.state = 'unknown';
+            else if (entry.state !== 'unknown') entry.state = 'failed';
             entry.order = ++exec.sagaSeq;
           }
           throw err;

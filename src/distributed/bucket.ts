@@ -39,7 +39,8 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local cool = now + tonumber(ARGV[1])
 local prev = tonumber(redis.call('HGET', KEYS[1], 'until')) or 0
 if cool > prev then redis.call('HSET', KEYS[1], 'until', tostring(cool), 'tokens', '0', 'at', tostring(cool)) end
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) + 60000)
+-- Never shorten the key's life below a longer cooldown already in place.
+redis.call('PEXPIRE', KEYS[1], math.max(cool, prev) - now + 60000)
 return 0
 `;
 
@@ -77,15 +78,30 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
  * ```
  */
 export class RedisBuckets {
-  private readonly takeSha: Promise<string>;
-  private readonly coolSha: Promise<string>;
+  private takeSha: Promise<string> | undefined;
+  private coolSha: Promise<string> | undefined;
 
   constructor(
     private readonly redis: Redis,
     private readonly prefix = 'stride',
-  ) {
-    this.takeSha = redis.script('LOAD', TAKE) as Promise<string>;
-    this.coolSha = redis.script('LOAD', COOL) as Promise<string>;
+  ) {}
+
+  /**
+   * A script's SHA, loaded on first use. A failed load (Redis still loading, a restart) is not
+   * kept: the next call loads again.
+   */
+  private sha(which: 'take' | 'cool'): Promise<string> {
+    const cached = which === 'take' ? this.takeSha : this.coolSha;
+    if (cached !== undefined) return cached;
+    const loading = this.redis.script('LOAD', which === 'take' ? TAKE : COOL) as Promise<string>;
+    const kept = loading.catch((err: unknown) => {
+      if (which === 'take') this.takeSha = undefined;
+      else this.coolSha = undefined;
+      throw err;
+    });
+    if (which === 'take') this.takeSha = kept;
+    else this.coolSha = kept;
+    return kept;
   }
 
   private key(name: string): string {
@@ -94,7 +110,7 @@ export class RedisBuckets {
 
   /** Tries once: resolves 0 if a token was taken, else the milliseconds to wait. */
   async tryTake(name: string, rate: SharedRate, cost = 1): Promise<number> {
-    const sha = await this.takeSha;
+    const sha = await this.sha('take');
     try {
       return Number(
         await this.redis.evalsha(sha, 1, this.key(name), rate.perMinute, rate.burst, cost),
@@ -119,7 +135,7 @@ export class RedisBuckets {
 
   /** Blocks the bucket for `ms` (a 429 with Retry-After), for every worker and run. */
   async coolDown(name: string, ms: number): Promise<void> {
-    const sha = await this.coolSha;
+    const sha = await this.sha('cool');
     try {
       await this.redis.evalsha(sha, 1, this.key(name), Math.ceil(ms));
     } catch (err) {

@@ -12,6 +12,7 @@
  * down, so finished jobs need not stay in Redis (they are removed on completion).
  */
 
+import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { AttemptContext, Target, TaskView } from '../core/index.js';
@@ -78,8 +79,13 @@ export class BullmqDispatcher implements Dispatcher {
   /** Reply lists being read, one per run this dispatcher serves. */
   private readonly lists = new Set<string>();
   private readonly waiters = new Map<string, Waiter>();
-  /** Outcomes nobody waited for yet: an earlier attempt's, read before its resume asks. */
+  /**
+   * Outcomes of jobs an earlier coordinator sent that nobody waits for yet: read before the
+   * resumed run asks for them.
+   */
   private readonly orphans = new Map<string, AttemptOutcome>();
+  /** This dispatcher instance, named in every job it sends (`AttemptJob.sender`). */
+  private readonly instance = randomUUID();
   private readonly pending: PendingAdd[] = [];
   private readonly onRedelivered: BullmqDispatcherOptions['onRedelivered'];
   private closed = false;
@@ -154,7 +160,9 @@ export class BullmqDispatcher implements Dispatcher {
     }
     const w = this.waiters.get(reply.id);
     if (w === undefined) {
-      this.orphans.set(reply.id, reply.outcome);
+      // Ours with nobody waiting: an attempt already settled (cancelled before a worker took
+      // it). Only an earlier coordinator's outcomes are kept for reconciliation.
+      if (reply.sender !== this.instance) this.orphans.set(reply.id, reply.outcome);
       return;
     }
     this.waiters.delete(reply.id);
@@ -223,6 +231,7 @@ export class BullmqDispatcher implements Dispatcher {
           taskId: task.id,
           attempt: ctx.attempt,
           testCase: task.input,
+          sender: this.instance,
           ...spec,
         }),
       ));
@@ -239,6 +248,10 @@ export class BullmqDispatcher implements Dispatcher {
       return known;
     }
     const state = await this.queue.getJobState(id);
+    // A job this dispatcher sent is an ordinary earlier attempt (failed, timed out, cancelled):
+    // the scheduler decided to retry, so the retry is sent, never replaced by the old outcome.
+    const job = state === 'unknown' ? undefined : await this.queue.getJob(id);
+    if ((job?.data as AttemptJob | undefined)?.sender === this.instance) return undefined;
     if (
       state === 'active' ||
       state === 'waiting' ||
@@ -250,14 +263,13 @@ export class BullmqDispatcher implements Dispatcher {
         const late = this.orphans.get(id);
         if (late !== undefined) {
           this.orphans.delete(id);
-          this.receive(JSON.stringify({ id, redelivered: false, outcome: late }));
+          this.receive(JSON.stringify({ id, redelivered: false, sender: '', outcome: late }));
         }
       });
     }
     if (state === 'completed') {
       // Kept an hour after it finished: its outcome, even if the coordinator that died had read
       // it from the list without journaling it yet.
-      const job = await this.queue.getJob(id);
       const value = job?.returnvalue as string | AttemptOutcome | null | undefined;
       if (value !== undefined && value !== null) {
         return (typeof value === 'string' ? JSON.parse(value) : value) as AttemptOutcome;
@@ -301,9 +313,16 @@ export class BullmqDispatcher implements Dispatcher {
   private wait(id: string, ctx: AttemptContext, add: () => Promise<void>): Promise<AttemptOutcome> {
     return new Promise<AttemptOutcome>((resolve, reject) => {
       const onAbort = () => {
-        // The worker aborts the attempt (its signal fires there, a Dify run gets its stop call);
-        // its outcome then arrives as a failure, which the engine already treats as cancelled.
+        // A worker running it aborts it (its signal fires there, a Dify run gets its stop
+        // call); its outcome then arrives as a failure the engine already treats as cancelled.
         this.publisher.publish(cancelChannel(this.queueName), id).catch(() => {});
+        // Still waiting for a worker: removed, so it never reaches the target, and settled here.
+        this.queue.remove(id).then(
+          (removed) => {
+            if (removed > 0) this.settleCancelled(id);
+          },
+          () => {}, // active (locked by its worker): the cancel above reaches it
+        );
       };
       ctx.signal.addEventListener('abort', onAbort, { once: true });
       const done = () => ctx.signal.removeEventListener('abort', onAbort);
@@ -322,6 +341,23 @@ export class BullmqDispatcher implements Dispatcher {
         done();
         reject(err);
       });
+    });
+  }
+
+  private settleCancelled(id: string): void {
+    const w = this.waiters.get(id);
+    if (w === undefined) return;
+    this.waiters.delete(id);
+    w.resolve({
+      ok: false,
+      error: {
+        code: 'CANCELLED',
+        name: 'CancelledError',
+        message: 'cancelled before a worker took it',
+        retryable: false,
+      },
+      usage: { tokens: 0, cost: 0 },
+      worker: '',
     });
   }
 

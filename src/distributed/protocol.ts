@@ -27,6 +27,11 @@ export interface AttemptJob {
   readonly rate?: { readonly key: string } & SharedRate;
   /** The Redis list the worker pushes the outcome to (the coordinator's; see `Reply`). */
   readonly replyTo: string;
+  /**
+   * The dispatcher instance that sent it. A resumed coordinator reconciles only with jobs a
+   * previous coordinator sent: its own earlier attempts are history (a retry must be sent).
+   */
+  readonly sender: string;
 }
 
 /**
@@ -39,6 +44,8 @@ export interface Reply {
   readonly outcome: AttemptOutcome;
   /** The job was delivered again after its worker was lost (BullMQ's stalled check). */
   readonly redelivered: boolean;
+  /** The job's `sender`. */
+  readonly sender: string;
 }
 
 /** The target of a run as workers read it: redacted, with its secrets' `${VAR}` templates. */

@@ -174,7 +174,7 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
     const text = JSON.stringify(outcome);
     const redelivered = job.stalledCounter > 0 || job.attemptsStarted > 1;
     // Built by hand around the outcome's JSON: serialised once (this runs once per attempt).
-    const reply = `{"id":${JSON.stringify(id)},"redelivered":${redelivered},"outcome":${text}}`;
+    const reply = `{"id":${JSON.stringify(id)},"redelivered":${redelivered},"sender":${JSON.stringify(data.sender ?? '')},"outcome":${text}}`;
     await redis.rpush(data.replyTo, reply);
     const now = Date.now();
     if ((expiresSet.get(data.replyTo) ?? 0) < now - 60_000) {

@@ -343,6 +343,37 @@ describe('Executor: saga rollback', () => {
     expect(log.filter((l) => l.startsWith('undo'))).toEqual(['undo:b?', 'undo:a']);
   });
 
+  test('a step that timed out and then failed plainly on its retry is still compensated', async () => {
+    const { executor, log, failures } = setup({
+      autoRollback: true,
+      timeoutPolicy: { stepTimeoutMs: 100 },
+      retryPolicy: { maxAttempts: 2, backoffMs: 10, jitter: 'none' },
+    });
+    failures.set('b', 0);
+    // Attempt 1 of b hangs past its timeout (may have acted); attempt 2 fails with a plain error.
+    let attempt = 0;
+    executor.toolRegistry.register({
+      name: 'flaky-put',
+      async execute(_args: Record<string, unknown>, ctx) {
+        attempt++;
+        if (attempt === 1)
+          await new Promise((_, reject) =>
+            ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)),
+          );
+        throw new NonRetryableError('409 conflict');
+      },
+      async compensate(_args: Record<string, unknown>, output, ctx) {
+        log.push(`undo:${ctx.stepId}${output === undefined ? '?' : ''}`);
+      },
+    });
+    const result = await executor.executePlan({
+      id: 'p',
+      steps: [put('a'), { id: 'b', tool: 'flaky-put', dependencies: ['a'] }],
+    });
+    expect(result.status).toBe('failed');
+    expect(log.filter((l) => l.startsWith('undo'))).toEqual(['undo:b?', 'undo:a']);
+  });
+
   test('rolling back a running plan is refused; an unknown plan is RUN_NOT_FOUND', async () => {
     const { executor, clock } = setup();
     const done = executor.executePlan({ id: 'p', steps: [put('a', [], { ms: 100 })] });
@@ -393,6 +424,21 @@ describe('Executor: resource limits', () => {
     });
     expect(log).toEqual(['do:a#1', 'do:b#1']);
     expect(result.resourceUsage.toolInvocations).toBe(2);
+  });
+
+  test('maxToolInvocations holds for steps starting together with a journal to flush first', async () => {
+    const { MemoryStore } = await import('../../src/store/index.js');
+    const { executor, log } = setup({
+      resourceLimits: { maxToolInvocations: 1 },
+      maxConcurrentSteps: 4,
+      store: new MemoryStore(),
+    });
+    const result = await executor.executePlan({ id: 'p', steps: [put('a'), put('b'), put('c')] });
+    expect(result.error).toMatchObject({
+      type: 'resource_exhausted',
+      limit: 'max_tool_invocations',
+    });
+    expect(log).toHaveLength(1);
   });
 
   test('maxNetworkRequests counts what tools report', async () => {

@@ -212,3 +212,58 @@ describe('stride run --dispatch bullmq', () => {
     }
   }, 30_000);
 });
+
+describe('retries through the workers', () => {
+  test('each retry is sent anew: a 503 once, a 500 always, a hang once (timeout) ', async () => {
+    const queue = 'q-retry';
+    await startWorker(queue, 8);
+    mock.reset();
+    const cases = [
+      '  - { id: flaky, inputs: { query: "q flaky", __fault: "503", __fault_times: 1, __case: r-flaky } }',
+      '  - { id: broken, inputs: { query: "q broken", __fault: "500", __case: r-broken } }',
+      '  - { id: slow, inputs: { query: "q slow", __fault: hang, __fault_times: 1, __case: r-slow } }',
+      '  - { id: fine, inputs: { query: "q fine", __case: r-fine } }',
+    ].join('\n');
+    const manifest = parsePlan(
+      `workflow_id: retry\ntarget: { type: dify, base_url: "\${MOCK_URL}", api_key: "\${KEY:-app-shared}", app: workflow, response_mode: streaming }\nexecution_policy: { concurrency: 4, timeout: 1s, retry_policy: { max_attempts: 3, backoff_seconds: 0.05 } }\ncases:\n${cases}\n`,
+      { env: { MOCK_URL: mock.baseUrl } },
+    );
+    const dispatcher = new BullmqDispatcher({ redis: redis.url, queue });
+    try {
+      const results = await new ExecutorService({ dispatcher }).executeTestPlan(manifest);
+      const by = new Map(results.map((r) => [r.executionId, r]));
+      expect(by.get('flaky')).toMatchObject({ status: 'success', metadata: { attemptCount: 2 } });
+      expect(by.get('broken')).toMatchObject({ status: 'error', metadata: { attemptCount: 3 } });
+      expect(by.get('slow')).toMatchObject({ status: 'success', metadata: { attemptCount: 2 } });
+      expect(by.get('fine')).toMatchObject({ status: 'success', metadata: { attemptCount: 1 } });
+      const sent = mock.stats().byCase;
+      expect([sent['r-flaky'], sent['r-broken'], sent['r-slow'], sent['r-fine']]).toEqual([
+        2, 3, 2, 1,
+      ]);
+    } finally {
+      await dispatcher.close();
+    }
+  }, 30_000);
+});
+
+describe('the shared bucket in Redis', () => {
+  test('a shorter cooldown never shortens a longer one, and takes wait for it', async () => {
+    const { Redis } = await import('ioredis');
+    const { RedisBuckets } = await import('../../src/distributed/index.js');
+    const client = new Redis(redis.url);
+    try {
+      const buckets = new RedisBuckets(client, 'bucket-test');
+      const rate = { perMinute: 600, burst: 2 };
+      expect(await buckets.tryTake('k', rate)).toBe(0);
+      expect(await buckets.tryTake('k', rate)).toBe(0);
+      expect(await buckets.tryTake('k', rate)).toBeGreaterThan(0); // burst used up: wait ~100 ms
+      await buckets.coolDown('k', 120_000);
+      await buckets.coolDown('k', 1_000);
+      const ttl = await client.pttl('bucket-test:bucket:k');
+      expect(ttl).toBeGreaterThan(120_000);
+      expect(await buckets.tryTake('k', rate)).toBeGreaterThan(100_000); // still cooling for ~120 s
+    } finally {
+      client.disconnect();
+    }
+  });
+});
