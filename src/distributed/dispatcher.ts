@@ -141,6 +141,11 @@ export class BullmqDispatcher implements Dispatcher {
   }
 
   private async readOnce(): Promise<boolean> {
+    if (this.lists.size === 0) {
+      // No run in progress: nothing to block on until one starts.
+      await new Promise((r) => setTimeout(r, 100));
+      return true;
+    }
     try {
       const first = await this.listener.blpop(...this.lists, 1);
       if (first === null) return true;
@@ -359,6 +364,17 @@ export class BullmqDispatcher implements Dispatcher {
       usage: { tokens: 0, cost: 0 },
       worker: '',
     });
+  }
+
+  /**
+   * Stops reading a run's reply list once its session ended. The list itself is left: a resume
+   * of an interrupted run reads the outcomes that arrive after this (it expires in a day).
+   */
+  async release(runId: string): Promise<void> {
+    const list = replyKey(this.queueName, runId);
+    this.lists.delete(list);
+    const prefix = `${encodeURIComponent(runId)}/`;
+    for (const id of this.orphans.keys()) if (id.startsWith(prefix)) this.orphans.delete(id);
   }
 
   /** Jobs of this queue now: waiting, active, completed, failed. */

@@ -16,5 +16,7 @@ export interface Dispatcher {
    * shared by every run): the scheduler then keeps no bucket of its own for the plan's rate.
    */
   readonly sharesRateLimits: boolean;
+  /** The run ended (or stopped): forget what was kept for it. */
+  release?(runId: string): Promise<void>;
   close(): Promise<void>;
 }

@@ -272,6 +272,7 @@ export class ExecutorService {
         // Only what this service built: a target the caller passed in is the caller's to close.
         if (inner !== this.options.target && dispatcher === undefined)
           await (inner as { close?: () => Promise<void> }).close?.();
+        if (dispatcher !== undefined && runId !== undefined) await dispatcher.release?.(runId);
       },
     };
   }

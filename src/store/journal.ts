@@ -274,8 +274,15 @@ class RunJournal implements Journal {
   async detach(): Promise<void> {
     const ok = this.handoff();
     this.stopListening();
-    if (!ok) throw this.error;
-    await this.store.flush();
+    try {
+      if (!ok) throw this.error;
+      await this.store.flush();
+    } catch (err) {
+      // `closed` must settle either way: a caller awaiting it (a run stopped by Ctrl-C on a
+      // failing disk) would otherwise wait forever.
+      this.settle.reject(err);
+      throw err;
+    }
     this.settle.resolve();
   }
 }
