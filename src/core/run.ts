@@ -895,7 +895,13 @@ export class Run<I = unknown, O = unknown> {
       if (isTerminal(d.status)) continue;
       if (status !== 'succeeded') {
         graph.parked.delete(d);
-        this.finish(d, 'cancelled', undefined, { kind: 'dependency_failed', dependency: rec.id });
+        // A run being stopped cancels for its own reason: the dependency did not fail.
+        this.finish(
+          d,
+          'cancelled',
+          undefined,
+          this.stopReason ?? { kind: 'dependency_failed', dependency: rec.id },
+        );
       } else if (--d.waitingOn === 0) {
         graph.parked.delete(d);
         if (this.stopReason !== undefined) {

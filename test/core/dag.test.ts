@@ -104,6 +104,20 @@ describe('dependencies', () => {
     expect(order).toEqual(['a', 'bbbbbbbbbb']);
   });
 
+  test('a stop cancels waiting tasks for its own reason, not as "dependency failed"', async () => {
+    // concurrency 1: q waits in the ready queue behind p when the cancel comes; r waits on q.
+    const { run, clock } = graphRun([step('p'), step('q'), step('r', 'q')], new Set(), {
+      concurrency: 1,
+    });
+    const done = run.start();
+    await clock.sleep(2);
+    run.cancel({ message: 'stop now' });
+    const result = await done;
+    const by = new Map(result.tasks.map((t) => [t.id, t]));
+    expect(by.get('q')).toMatchObject({ status: 'cancelled', reason: { kind: 'user' } });
+    expect(by.get('r')).toMatchObject({ status: 'cancelled', reason: { kind: 'user' } });
+  });
+
   test('cancel and pause with tasks still waiting on dependencies', async () => {
     const { run, clock } = graphRun([step('a'), step('b', 'a'), step('c', 'b')]);
     const done = run.start();
