@@ -16,6 +16,7 @@ import {
   type RetryPolicy,
   Run,
   type RunExecutionResult,
+  type RunOptions,
   StrideError,
   TaskFailedError,
   type TaskResult,
@@ -358,12 +359,7 @@ export class Executor {
     if (missing.length > 0) {
       exec.fatal = {
         type: 'tool_not_found',
-        message: missing
-          .map(
-            (s) =>
-              `step "${s.id}": no tool "${s.tool}" (registered: ${this.toolRegistry.names().join(', ')})`,
-          )
-          .join('; '),
+        message: missing.map((s) => `step "${s.id}": ${this.noTool(s.tool)}`).join('; '),
         retryable: false,
         stepId: missing[0]!.id,
         code: 'TOOL_NOT_FOUND',
@@ -381,21 +377,21 @@ export class Executor {
       this.options.maxConcurrentSteps ?? 4,
       limits.maxConcurrentSteps ?? Number.POSITIVE_INFINITY,
     );
-    const run = new Run<ActionStep, unknown>(tasks, this.targetFor(exec), {
-      clock: this.clock,
-      concurrency,
-      retry: this.retry,
-      runId: plan.id,
-      ...(this.options.random === undefined ? {} : { random: this.options.random }),
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-      stop: {
-        maxConsecutiveAuthErrors: 0,
-        ...((plan.failFast ?? this.options.failFast) === true ? { failFast: true } : {}),
-        ...(limits.maxExecutionTimeMs === undefined
-          ? {}
-          : { deadlineMs: limits.maxExecutionTimeMs }),
-      },
-    });
+    const run = new Run<ActionStep, unknown>(
+      tasks,
+      this.targetFor(exec),
+      this.engineOptions({
+        concurrency,
+        runId: plan.id,
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+        stop: {
+          ...((plan.failFast ?? this.options.failFast) === true ? { failFast: true } : {}),
+          ...(limits.maxExecutionTimeMs === undefined
+            ? {}
+            : { deadlineMs: limits.maxExecutionTimeMs }),
+        },
+      }),
+    );
     exec.run = run;
     run.on('transition', (t) => {
       if (t.to === 'queued' || t.to === 'pending') return;
@@ -473,21 +469,21 @@ export class Executor {
         stepId: step.id,
         status: 'failed',
         output: undefined,
-        error: `no tool "${step.tool}" (registered: ${this.toolRegistry.names().join(', ')})`,
+        error: this.noTool(step.tool),
         executionTime: 0,
         retryCount: 0,
         metadata: { tool: step.tool, errorType: 'tool_not_found' },
       };
     }
     const exec = newExecution(plan, 'running', new Map(Object.entries(context.outputs ?? {})));
-    const run = new Run<ActionStep, unknown>(this.tasksOf(exec, new Map()), this.targetFor(exec), {
-      clock: this.clock,
-      concurrency: 1,
-      retry: this.retry,
-      stop: { maxConsecutiveAuthErrors: 0 },
-      ...(this.options.random === undefined ? {} : { random: this.options.random }),
-      ...(context.signal === undefined ? {} : { signal: context.signal }),
-    });
+    const run = new Run<ActionStep, unknown>(
+      this.tasksOf(exec, new Map()),
+      this.targetFor(exec),
+      this.engineOptions({
+        concurrency: 1,
+        ...(context.signal === undefined ? {} : { signal: context.signal }),
+      }),
+    );
     const engine = await run.start();
     return this.stepResult(step, engine.tasks[0]);
   }
@@ -569,6 +565,24 @@ export class Executor {
   }
 
   // ------------------------------------------------------------------ internals
+
+  /**
+   * The engine options every run of this executor shares (plans, single steps, rollbacks): its
+   * clock, retry policy and randomness; no auth stop rule (a tool's 401 is that step's error).
+   */
+  private engineOptions(extra: RunOptions): RunOptions {
+    return {
+      clock: this.clock,
+      retry: this.retry,
+      ...(this.options.random === undefined ? {} : { random: this.options.random }),
+      ...extra,
+      stop: { maxConsecutiveAuthErrors: 0, ...extra.stop },
+    };
+  }
+
+  private noTool(name: string): string {
+    return `no tool "${name}" (registered: ${this.toolRegistry.names().join(', ')})`;
+  }
 
   private get(planId: string): Execution {
     const exec = this.executions.get(planId);
@@ -1055,15 +1069,7 @@ export class Executor {
             });
           },
         },
-        {
-          clock: this.clock,
-          ordered: true,
-          concurrency: 1,
-          retry: this.retry,
-          runId: rollbackId,
-          stop: { maxConsecutiveAuthErrors: 0 },
-          ...(this.options.random === undefined ? {} : { random: this.options.random }),
-        },
+        this.engineOptions({ ordered: true, concurrency: 1, runId: rollbackId }),
       );
       let journal: Journal | undefined;
       if (store !== undefined) {

@@ -541,14 +541,10 @@ function normalise(
   };
 }
 
-/** Reads and parses an action plan file. */
-export async function loadActionPlan(
-  path: string,
-  options: Omit<ParseActionPlanOptions, 'file'> = {},
-): Promise<ActionPlanFile> {
-  let text: string;
+/** An action plan file's text; a missing or unreadable file is a `PLAN_NOT_FOUND` PlanError. */
+export async function readActionPlanText(path: string): Promise<string> {
   try {
-    text = await readFile(path, 'utf8');
+    return await readFile(path, 'utf8');
   } catch (e) {
     const code = (e as { code?: unknown }).code;
     throw new PlanError(
@@ -567,5 +563,12 @@ export async function loadActionPlan(
       'PLAN_NOT_FOUND',
     );
   }
-  return parseActionPlan(text, { ...options, file: path });
+}
+
+/** Reads and parses an action plan file. */
+export async function loadActionPlan(
+  path: string,
+  options: Omit<ParseActionPlanOptions, 'file'> = {},
+): Promise<ActionPlanFile> {
+  return parseActionPlan(await readActionPlanText(path), { ...options, file: path });
 }

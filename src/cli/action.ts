@@ -6,7 +6,7 @@
 
 import { resolve } from 'node:path';
 import { Executor } from '../actions/executor.js';
-import { type ActionPlanFile, loadActionPlan } from '../actions/load.js';
+import { type ActionPlanFile, parseActionPlan, readActionPlanText } from '../actions/load.js';
 import { ToolRegistry } from '../actions/registry.js';
 import type { ActionPlan, ExecutionResult } from '../actions/types.js';
 import type { ReportFormat } from '../report/index.js';
@@ -45,10 +45,11 @@ export async function loadActionFile(
   path: string,
   env: NodeJS.ProcessEnv,
 ): Promise<{ file: ActionPlanFile; tools: ToolRegistry }> {
-  const first = await loadActionPlan(path, { env });
-  const tools = registryFor(first);
-  // Parsed again with the tool names, so an unknown tool is reported at its step.
-  const file = await loadActionPlan(path, { env, tools: tools.names() });
+  const text = await readActionPlanText(path);
+  const tools = registryFor(parseActionPlan(text, { env, file: path }));
+  // The tools depend on the file (`tools.root`): the text is parsed again with their names, so
+  // an unknown tool is reported at its step.
+  const file = parseActionPlan(text, { env, tools: tools.names(), file: path });
   return { file, tools };
 }
 

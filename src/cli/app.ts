@@ -421,7 +421,6 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
       }
       const manifest = await history.planOf(runId, { checkCases: false, env: io.env });
       const stats = await checkCases(manifest);
-      const before = await history.getRun(runId);
       const code = await runSession(
         ({ onStart, retainResults }) =>
           history.resume(runId, { manifest, onStart, retainResults, force: flags.force === true }),
@@ -431,7 +430,7 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
             command: `stride resume ${runId}${dbFlag(flags.db)}`,
           }),
           total: stats.selected,
-          doneBefore: before.counts.total - before.counts.cancelled,
+          doneBefore: stored.counts.total - stored.counts.cancelled,
           rewriteJsonl: true,
         },
       );

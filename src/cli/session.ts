@@ -283,5 +283,3 @@ export function jsonSummary(
     reports: paths,
   };
 }
-
-export type { TestResult };

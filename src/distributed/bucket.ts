@@ -7,6 +7,7 @@
  */
 
 import type { Redis } from 'ioredis';
+import { type Clock, RealClock } from '../core/index.js';
 
 /**
  * KEYS[1] the bucket hash. ARGV: perMinute, burst, cost.
@@ -50,24 +51,6 @@ export interface SharedRate {
   readonly burst: number;
 }
 
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(signal.reason);
-      return;
-    }
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
 /**
  * Token buckets in Redis, by key.
  *
@@ -77,31 +60,24 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
  * await buckets.take('dify:app-1', { perMinute: 600, burst: 10 }, signal); // waits its turn
  * ```
  */
+/** The bucket scripts as commands: ioredis runs them by SHA and reloads them after a restart. */
+interface BucketCommands {
+  strideTake(key: string, perMinute: number, burst: number, cost: number): Promise<number>;
+  strideCool(key: string, ms: number): Promise<number>;
+}
+
 export class RedisBuckets {
-  private takeSha: Promise<string> | undefined;
-  private coolSha: Promise<string> | undefined;
+  private readonly commands: BucketCommands;
 
   constructor(
-    private readonly redis: Redis,
+    redis: Redis,
     private readonly prefix = 'stride',
-  ) {}
-
-  /**
-   * A script's SHA, loaded on first use. A failed load (Redis still loading, a restart) is not
-   * kept: the next call loads again.
-   */
-  private sha(which: 'take' | 'cool'): Promise<string> {
-    const cached = which === 'take' ? this.takeSha : this.coolSha;
-    if (cached !== undefined) return cached;
-    const loading = this.redis.script('LOAD', which === 'take' ? TAKE : COOL) as Promise<string>;
-    const kept = loading.catch((err: unknown) => {
-      if (which === 'take') this.takeSha = undefined;
-      else this.coolSha = undefined;
-      throw err;
-    });
-    if (which === 'take') this.takeSha = kept;
-    else this.coolSha = kept;
-    return kept;
+    private readonly clock: Clock = new RealClock(),
+  ) {
+    // defineCommand is idempotent per connection: several RedisBuckets may share one.
+    redis.defineCommand('strideTake', { numberOfKeys: 1, lua: TAKE });
+    redis.defineCommand('strideCool', { numberOfKeys: 1, lua: COOL });
+    this.commands = redis as unknown as BucketCommands;
   }
 
   private key(name: string): string {
@@ -110,18 +86,7 @@ export class RedisBuckets {
 
   /** Tries once: resolves 0 if a token was taken, else the milliseconds to wait. */
   async tryTake(name: string, rate: SharedRate, cost = 1): Promise<number> {
-    const sha = await this.sha('take');
-    try {
-      return Number(
-        await this.redis.evalsha(sha, 1, this.key(name), rate.perMinute, rate.burst, cost),
-      );
-    } catch (err) {
-      // A restarted Redis forgot its scripts: run the source once, which loads it again.
-      if (!String((err as Error).message).includes('NOSCRIPT')) throw err;
-      return Number(
-        await this.redis.eval(TAKE, 1, this.key(name), rate.perMinute, rate.burst, cost),
-      );
-    }
+    return Number(await this.commands.strideTake(this.key(name), rate.perMinute, rate.burst, cost));
   }
 
   /** Waits until a token is taken (or the signal aborts). */
@@ -129,18 +94,12 @@ export class RedisBuckets {
     for (;;) {
       const wait = await this.tryTake(name, rate, cost);
       if (wait <= 0) return;
-      await sleep(Math.max(1, wait), signal);
+      await this.clock.sleep(Math.max(1, wait), signal);
     }
   }
 
   /** Blocks the bucket for `ms` (a 429 with Retry-After), for every worker and run. */
   async coolDown(name: string, ms: number): Promise<void> {
-    const sha = await this.sha('cool');
-    try {
-      await this.redis.evalsha(sha, 1, this.key(name), Math.ceil(ms));
-    } catch (err) {
-      if (!String((err as Error).message).includes('NOSCRIPT')) throw err;
-      await this.redis.eval(COOL, 1, this.key(name), Math.ceil(ms));
-    }
+    await this.commands.strideCool(this.key(name), Math.ceil(ms));
   }
 }

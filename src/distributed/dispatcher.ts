@@ -163,15 +163,27 @@ export class BullmqDispatcher implements Dispatcher {
       const parts = parseJobId(reply.id);
       if (parts !== undefined) this.onRedelivered?.(parts);
     }
-    const w = this.waiters.get(reply.id);
-    if (w === undefined) {
-      // Ours with nobody waiting: an attempt already settled (cancelled before a worker took
-      // it). Only an earlier coordinator's outcomes are kept for reconciliation.
-      if (reply.sender !== this.instance) this.orphans.set(reply.id, reply.outcome);
-      return;
+    // Ours with nobody waiting: an attempt already settled (cancelled before a worker took it).
+    // Only an earlier coordinator's outcomes are kept for reconciliation.
+    if (!this.deliver(reply.id, reply.outcome) && reply.sender !== this.instance) {
+      this.orphans.set(reply.id, reply.outcome);
     }
-    this.waiters.delete(reply.id);
-    w.resolve(reply.outcome);
+  }
+
+  /** Resolves the attempt waiting for job `id`; false if none waits. */
+  private deliver(id: string, outcome: AttemptOutcome): boolean {
+    const w = this.waiters.get(id);
+    if (w === undefined) return false;
+    this.waiters.delete(id);
+    w.resolve(outcome);
+    return true;
+  }
+
+  /** An earlier coordinator's outcome for job `id`, taken (each is used once). */
+  private takeOrphan(id: string): AttemptOutcome | undefined {
+    const outcome = this.orphans.get(id);
+    if (outcome !== undefined) this.orphans.delete(id);
+    return outcome;
   }
 
   /** Reads every reply waiting in a list now (the listener loop reads the rest as they come). */
@@ -225,8 +237,7 @@ export class BullmqDispatcher implements Dispatcher {
     const id = jobId(runId, task.id, ctx.attempt);
     // This very attempt may have been sent and answered while no coordinator listened (the
     // journal had not recorded it yet): its outcome is then among the orphans.
-    const answered = this.orphans.get(id);
-    if (answered !== undefined) this.orphans.delete(id);
+    const answered = this.takeOrphan(id);
     const outcome =
       previous ??
       answered ??
@@ -247,11 +258,8 @@ export class BullmqDispatcher implements Dispatcher {
 
   /** The outcome of an earlier job of this case, if it was answered or is still running. */
   private async reconcile(id: string, ctx: AttemptContext): Promise<AttemptOutcome | undefined> {
-    const known = this.orphans.get(id);
-    if (known !== undefined) {
-      this.orphans.delete(id);
-      return known;
-    }
+    const known = this.takeOrphan(id);
+    if (known !== undefined) return known;
     const state = await this.queue.getJobState(id);
     // A job this dispatcher sent is an ordinary earlier attempt (failed, timed out, cancelled):
     // the scheduler decided to retry, so the retry is sent, never replaced by the old outcome.
@@ -265,11 +273,9 @@ export class BullmqDispatcher implements Dispatcher {
     ) {
       // Still running: its outcome comes to this run's reply list, which we read.
       return this.wait(id, ctx, async () => {
-        const late = this.orphans.get(id);
-        if (late !== undefined) {
-          this.orphans.delete(id);
-          this.receive(JSON.stringify({ id, redelivered: false, sender: '', outcome: late }));
-        }
+        // Read between the state check and now: hand it over.
+        const late = this.takeOrphan(id);
+        if (late !== undefined) this.deliver(id, late);
       });
     }
     if (state === 'completed') {
@@ -284,9 +290,7 @@ export class BullmqDispatcher implements Dispatcher {
     // run's list, not read yet: read the list now.
     await this.drain(replyOf(id, this.queueName));
     await this.reading;
-    const drained = this.orphans.get(id);
-    if (drained !== undefined) this.orphans.delete(id);
-    return drained;
+    return this.takeOrphan(id);
   }
 
   /**
@@ -350,10 +354,7 @@ export class BullmqDispatcher implements Dispatcher {
   }
 
   private settleCancelled(id: string): void {
-    const w = this.waiters.get(id);
-    if (w === undefined) return;
-    this.waiters.delete(id);
-    w.resolve({
+    this.deliver(id, {
       ok: false,
       error: {
         code: 'CANCELLED',
@@ -375,11 +376,6 @@ export class BullmqDispatcher implements Dispatcher {
     this.lists.delete(list);
     const prefix = `${encodeURIComponent(runId)}/`;
     for (const id of this.orphans.keys()) if (id.startsWith(prefix)) this.orphans.delete(id);
-  }
-
-  /** Jobs of this queue now: waiting, active, completed, failed. */
-  async counts(): Promise<Record<string, number>> {
-    return this.queue.getJobCounts('waiting', 'active', 'completed', 'failed', 'delayed');
   }
 
   /** Stops reading replies and closes the connections; attempts still waiting are rejected. */

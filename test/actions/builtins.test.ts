@@ -278,7 +278,7 @@ describe('http tool', () => {
       makeCtx({ signal: controller.signal }),
     );
     // Abort once the server has seen the request.
-    while (!seen.some((s) => s.url === '/slow')) await new Promise((r) => setTimeout(r, 5));
+    await expect.poll(() => seen.some((s) => s.url === '/slow')).toBe(true);
     controller.abort(reason);
     expect(await rejection(pending)).toBe(reason);
   });
@@ -331,7 +331,8 @@ describe('sleep tool', () => {
     const controller = new AbortController();
     const reason = new CancelledError('stop');
     const pending = sleepTool().execute({ ms: 60_000 }, makeCtx({ signal: controller.signal }));
-    setTimeout(() => controller.abort(reason), 5);
+    // execute() armed its timer and abort listener before returning: this abort is mid-sleep.
+    controller.abort(reason);
     expect(await rejection(pending)).toBe(reason);
     expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
   });

@@ -5,69 +5,21 @@
  * middle of a 2,000-case run; two runs share one rate limit; a cancel reaches the workers.
  */
 
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { main } from '../../src/cli/app.js';
 import { CancellationToken } from '../../src/core/index.js';
 import { BullmqDispatcher } from '../../src/distributed/index.js';
-import { type MockServer, startMock } from '../../src/mock/index.js';
 import { parsePlan } from '../../src/plans/index.js';
 import { ExecutorService } from '../../src/runner/executor-service.js';
 import { SqliteStore } from '../../src/store/index.js';
 import { captureIo } from '../cli/helpers.js';
-import { planFile, type RedisServer, startRedis } from './redis.js';
+import { distributedFixture, planFile } from './redis.js';
 
-const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;
-
-let redis: RedisServer;
-let mock: MockServer;
-const workers: ChildProcess[] = [];
-
-beforeAll(async () => {
-  redis = await startRedis();
-  mock = await startMock({ port: 0, latencyMs: { min: 5, max: 25 } });
-});
-
-afterAll(async () => {
-  for (const w of workers) if (w.exitCode === null) w.kill('SIGKILL');
-  await mock.close();
-  await redis.stop();
-});
-
-/** A `stride worker` process; resolves once it is ready. */
-function startWorker(queue: string, concurrency: number): Promise<ChildProcess> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [
-        BIN,
-        'worker',
-        '--redis',
-        redis.url,
-        '--queue',
-        queue,
-        '-j',
-        String(concurrency),
-        '--lock-duration',
-        '2s',
-      ],
-      {
-        env: { PATH: process.env.PATH, MOCK_URL: mock.baseUrl },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      },
-    );
-    workers.push(child);
-    let err = '';
-    child.stderr!.on('data', (c) => {
-      err += c;
-      if (err.includes('ready on queue')) resolve(child);
-    });
-    child.once('exit', (code) => reject(new Error(`worker exited ${code}: ${err}`)));
-  });
-}
+const f = distributedFixture({ min: 5, max: 25 });
+const startWorker = (queue: string, concurrency: number) => f.startWorker(queue, concurrency);
 
 describe('stride run --dispatch bullmq', () => {
   test('2,000 cases over three workers, one killed with kill -9: every case once in the journal, limits held', async () => {
@@ -84,8 +36,8 @@ describe('stride run --dispatch bullmq', () => {
       2000,
       '{ concurrency: 24, timeout: 30s, rate_control: { per_minute: 30000, burst: 20 }, retry_policy: { max_attempts: 3, backoff_seconds: 0.1 } }',
     );
-    mock.reset();
-    const { io, text } = captureIo({ MOCK_URL: mock.baseUrl });
+    f.mock.reset();
+    const { io, text } = captureIo({ MOCK_URL: f.mock.baseUrl });
     const db = join(dir, 'stride.db');
     const run = main(
       [
@@ -94,7 +46,7 @@ describe('stride run --dispatch bullmq', () => {
         '--dispatch',
         'bullmq',
         '--redis',
-        redis.url,
+        f.redis.url,
         '--queue',
         queue,
         '--db',
@@ -109,14 +61,14 @@ describe('stride run --dispatch bullmq', () => {
       io,
     );
     await expect
-      .poll(() => mock.stats().runs, { timeout: 20_000, interval: 10 })
+      .poll(() => f.mock.stats().runs, { timeout: 20_000, interval: 10 })
       .toBeGreaterThan(600);
     w1!.kill('SIGKILL');
     expect(await run).toBe(0);
     const summary = JSON.parse(text.out) as Record<string, number>;
     expect(summary).toMatchObject({ total: 2000, passed: 2000, error: 0 });
 
-    const stats = mock.stats();
+    const stats = f.mock.stats();
     const counts = Array.from({ length: 2000 }, (_, i) => stats.byCase[`${tag}-c${i}`] ?? 0);
     expect(counts.every((c) => c >= 1)).toBe(true); // every case answered
     const repeated = counts.filter((c) => c > 1).length;
@@ -127,8 +79,8 @@ describe('stride run --dispatch bullmq', () => {
     // sees arrivals, which trail the takes by a transit time that varies by a few ms, so a window
     // of arrivals may hold the takes of a window JITTER longer: rate * JITTER more at most.
     const JITTER = 0.02;
-    expect(mock.maxInWindow(1000, 'requests')).toBeLessThanOrEqual(20 + 500 * (1 + JITTER));
-    expect(mock.maxInWindow(100, 'requests')).toBeLessThanOrEqual(20 + 500 * (0.1 + JITTER));
+    expect(f.mock.maxInWindow(1000, 'requests')).toBeLessThanOrEqual(20 + 500 * (1 + JITTER));
+    expect(f.mock.maxInWindow(100, 'requests')).toBeLessThanOrEqual(20 + 500 * (0.1 + JITTER));
 
     const store = new SqliteStore({ path: db });
     try {
@@ -158,15 +110,15 @@ describe('stride run --dispatch bullmq', () => {
   test('two runs with the same target key share one rate limit across workers', async () => {
     const queue = 'q-shared';
     await Promise.all([startWorker(queue, 8), startWorker(queue, 8)]);
-    mock.reset();
+    f.mock.reset();
     const policy = '{ concurrency: 10, rate_control: { per_minute: 1200, burst: 5 } }';
     const runOne = async () => {
       const dir = mkdtempSync(join(tmpdir(), 'stride-dist-'));
       const manifest = parsePlan(
         `workflow_id: shared\ntarget: { type: dify, base_url: "\${MOCK_URL}", api_key: "\${KEY:-app-shared}", app: workflow, response_mode: blocking }\nexecution_policy: ${policy}\ncases:\n${Array.from({ length: 60 }, (_, i) => `  - { id: c${i}, inputs: { query: "q ${i}", __case: "${dir.slice(-6)}-${i}" } }`).join('\n')}\n`,
-        { env: { MOCK_URL: mock.baseUrl } },
+        { env: { MOCK_URL: f.mock.baseUrl } },
       );
-      const dispatcher = new BullmqDispatcher({ redis: redis.url, queue });
+      const dispatcher = new BullmqDispatcher({ redis: f.redis.url, queue });
       try {
         return await new ExecutorService({ dispatcher }).executeTestPlan(manifest);
       } finally {
@@ -177,14 +129,14 @@ describe('stride run --dispatch bullmq', () => {
     expect(a.filter((r) => r.status === 'success')).toHaveLength(60);
     expect(b.filter((r) => r.status === 'success')).toHaveLength(60);
     // Together, not each: 20/s with a burst of 5 (each alone would allow as much again).
-    expect(mock.maxInWindow(1000, 'requests')).toBeLessThanOrEqual(5 + 20 * 1.02);
-    expect(mock.stats().runs).toBe(120);
+    expect(f.mock.maxInWindow(1000, 'requests')).toBeLessThanOrEqual(5 + 20 * 1.02);
+    expect(f.mock.stats().runs).toBe(120);
   }, 60_000);
 
   test('cancel reaches the workers: in-flight attempts are aborted there and Dify runs get their stop call', async () => {
     const queue = 'q-cancel';
     await startWorker(queue, 8);
-    mock.reset();
+    f.mock.reset();
     const cases = Array.from(
       { length: 6 },
       (_, i) =>
@@ -192,20 +144,20 @@ describe('stride run --dispatch bullmq', () => {
     ).join('\n');
     const manifest = parsePlan(
       `workflow_id: cancel\ntarget: { type: dify, base_url: "\${MOCK_URL}", api_key: "\${KEY:-app-shared}", app: workflow, response_mode: streaming }\nexecution_policy: { concurrency: 4, timeout: 1h }\ncases:\n${cases}\n`,
-      { env: { MOCK_URL: mock.baseUrl } },
+      { env: { MOCK_URL: f.mock.baseUrl } },
     );
-    const dispatcher = new BullmqDispatcher({ redis: redis.url, queue });
+    const dispatcher = new BullmqDispatcher({ redis: f.redis.url, queue });
     try {
       const token = new CancellationToken();
       const done = new ExecutorService({ dispatcher }).runTestPlan(manifest, token);
-      await expect.poll(() => mock.stats().inFlight, { timeout: 10_000, interval: 10 }).toBe(4);
+      await expect.poll(() => f.mock.stats().inFlight, { timeout: 10_000, interval: 10 }).toBe(4);
       token.cancel('enough');
       const { run } = await done;
       expect(run.status).toBe('cancelled');
       expect(run.tasks.every((t) => t.status === 'cancelled')).toBe(true);
-      await expect.poll(() => mock.stats().inFlight, { timeout: 10_000, interval: 10 }).toBe(0);
+      await expect.poll(() => f.mock.stats().inFlight, { timeout: 10_000, interval: 10 }).toBe(0);
       await expect
-        .poll(() => mock.stats().byEndpoint.stop ?? 0, { timeout: 10_000, interval: 10 })
+        .poll(() => f.mock.stats().byEndpoint.stop ?? 0, { timeout: 10_000, interval: 10 })
         .toBe(4);
     } finally {
       await dispatcher.close();
@@ -217,7 +169,7 @@ describe('retries through the workers', () => {
   test('each retry is sent anew: a 503 once, a 500 always, a hang once (timeout) ', async () => {
     const queue = 'q-retry';
     await startWorker(queue, 8);
-    mock.reset();
+    f.mock.reset();
     const cases = [
       '  - { id: flaky, inputs: { query: "q flaky", __fault: "503", __fault_times: 1, __case: r-flaky } }',
       '  - { id: broken, inputs: { query: "q broken", __fault: "500", __case: r-broken } }',
@@ -226,9 +178,9 @@ describe('retries through the workers', () => {
     ].join('\n');
     const manifest = parsePlan(
       `workflow_id: retry\ntarget: { type: dify, base_url: "\${MOCK_URL}", api_key: "\${KEY:-app-shared}", app: workflow, response_mode: streaming }\nexecution_policy: { concurrency: 4, timeout: 1s, retry_policy: { max_attempts: 3, backoff_seconds: 0.05 } }\ncases:\n${cases}\n`,
-      { env: { MOCK_URL: mock.baseUrl } },
+      { env: { MOCK_URL: f.mock.baseUrl } },
     );
-    const dispatcher = new BullmqDispatcher({ redis: redis.url, queue });
+    const dispatcher = new BullmqDispatcher({ redis: f.redis.url, queue });
     try {
       const results = await new ExecutorService({ dispatcher }).executeTestPlan(manifest);
       const by = new Map(results.map((r) => [r.executionId, r]));
@@ -236,7 +188,7 @@ describe('retries through the workers', () => {
       expect(by.get('broken')).toMatchObject({ status: 'error', metadata: { attemptCount: 3 } });
       expect(by.get('slow')).toMatchObject({ status: 'success', metadata: { attemptCount: 2 } });
       expect(by.get('fine')).toMatchObject({ status: 'success', metadata: { attemptCount: 1 } });
-      const sent = mock.stats().byCase;
+      const sent = f.mock.stats().byCase;
       expect([sent['r-flaky'], sent['r-broken'], sent['r-slow'], sent['r-fine']]).toEqual([
         2, 3, 2, 1,
       ]);
@@ -250,7 +202,7 @@ describe('the shared bucket in Redis', () => {
   test('a shorter cooldown never shortens a longer one, and takes wait for it', async () => {
     const { Redis } = await import('ioredis');
     const { RedisBuckets } = await import('../../src/distributed/index.js');
-    const client = new Redis(redis.url);
+    const client = new Redis(f.redis.url);
     try {
       const buckets = new RedisBuckets(client, 'bucket-test');
       const rate = { perMinute: 600, burst: 2 };

@@ -5,67 +5,19 @@
  * in the middle of a run (it pauses, then finishes, nothing lost).
  */
 
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { main } from '../../src/cli/app.js';
-import { type MockServer, startMock } from '../../src/mock/index.js';
 import { SqliteStore } from '../../src/store/index.js';
 import { captureIo } from '../cli/helpers.js';
-import { planFile, type RedisServer, startRedis } from './redis.js';
+import { distributedFixture, planFile } from './redis.js';
 
-const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;
-
-let redis: RedisServer;
-let mock: MockServer;
-const children: ChildProcess[] = [];
-
-beforeAll(async () => {
-  redis = await startRedis();
-  mock = await startMock({ port: 0, latencyMs: { min: 20, max: 60 } });
-});
-
-afterAll(async () => {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-  await mock.close();
-  await redis.stop();
-});
-
-function spawnStride(
-  args: string[],
-  cwd: string,
-): ChildProcess & { done: Promise<number | null>; out: () => string } {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    cwd,
-    env: { PATH: process.env.PATH, MOCK_URL: mock.baseUrl, CI: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let out = '';
-  child.stdout!.on('data', (c) => {
-    out += c;
-  });
-  child.stderr!.on('data', (c) => {
-    out += c;
-  });
-  const done = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  return Object.assign(child, { done, out: () => out });
-}
+const f = distributedFixture({ min: 20, max: 60 });
 
 async function startWorkers(queue: string, n: number, cwd: string): Promise<void> {
-  await Promise.all(
-    Array.from({ length: n }, async () => {
-      const w = spawnStride(
-        ['worker', '--redis', redis.url, '--queue', queue, '-j', '8', '--lock-duration', '2s'],
-        cwd,
-      );
-      await expect
-        .poll(() => w.out(), { timeout: 10_000, interval: 20 })
-        .toContain('ready on queue');
-    }),
-  );
+  await Promise.all(Array.from({ length: n }, () => f.startWorker(queue, 8, cwd)));
 }
 
 describe('distributed faults', () => {
@@ -83,7 +35,7 @@ describe('distributed faults', () => {
       '--dispatch',
       'bullmq',
       '--redis',
-      redis.url,
+      f.redis.url,
       '--queue',
       queue,
       '--db',
@@ -91,9 +43,9 @@ describe('distributed faults', () => {
       '--report',
       'json',
     ];
-    const coordinator = spawnStride(['run', plan, '--run-id', 'crash-run', ...base], dir);
+    const coordinator = f.spawnStride(['run', plan, '--run-id', 'crash-run', ...base], dir);
     await expect
-      .poll(() => Object.keys(mock.stats().byCase).filter((k) => k.startsWith(tag)).length, {
+      .poll(() => Object.keys(f.mock.stats().byCase).filter((k) => k.startsWith(tag)).length, {
         timeout: 20_000,
         interval: 10,
       })
@@ -105,7 +57,7 @@ describe('distributed faults', () => {
     await before.close();
     expect(stored).toBeLessThan(500);
 
-    const resumed = spawnStride(['resume', 'crash-run', ...base, '--json'], dir);
+    const resumed = f.spawnStride(['resume', 'crash-run', ...base, '--json'], dir);
     expect(await resumed.done).toBe(0);
     const summary = JSON.parse(
       resumed
@@ -114,7 +66,7 @@ describe('distributed faults', () => {
         .find((l) => l.startsWith('{"runId"'))!,
     ) as Record<string, number>;
     expect(summary).toMatchObject({ runId: 'crash-run', total: 500, passed: 500 });
-    const byCase = mock.stats().byCase;
+    const byCase = f.mock.stats().byCase;
     const counts = Array.from({ length: 500 }, (_, i) => byCase[`${tag}-c${i}`] ?? 0);
     expect(counts.every((c) => c >= 1)).toBe(true);
     // In-flight attempts kept running on the workers while the coordinator was down; their
@@ -151,7 +103,7 @@ describe('distributed faults', () => {
       400,
       '{ concurrency: 16, timeout: 60s, retry_policy: { max_attempts: 3, backoff_seconds: 0.1 } }',
     );
-    const { io, text } = captureIo({ MOCK_URL: mock.baseUrl });
+    const { io, text } = captureIo({ MOCK_URL: f.mock.baseUrl });
     const run = main(
       [
         'run',
@@ -159,7 +111,7 @@ describe('distributed faults', () => {
         '--dispatch',
         'bullmq',
         '--redis',
-        redis.url,
+        f.redis.url,
         '--queue',
         queue,
         '--db',
@@ -174,17 +126,19 @@ describe('distributed faults', () => {
       io,
     );
     await expect
-      .poll(() => Object.keys(mock.stats().byCase).filter((k) => k.startsWith(tag)).length, {
+      .poll(() => Object.keys(f.mock.stats().byCase).filter((k) => k.startsWith(tag)).length, {
         timeout: 20_000,
         interval: 10,
       })
       .toBeGreaterThan(100);
-    const answeredBefore = Object.keys(mock.stats().byCase).filter((k) => k.startsWith(tag)).length;
-    await redis.restart();
+    const answeredBefore = Object.keys(f.mock.stats().byCase).filter((k) =>
+      k.startsWith(tag),
+    ).length;
+    await f.redis.restart();
     expect(await run).toBe(0);
     expect(answeredBefore).toBeLessThan(400); // the restart happened in the middle
     expect(JSON.parse(text.out)).toMatchObject({ total: 400, passed: 400 });
-    const byCase = mock.stats().byCase;
+    const byCase = f.mock.stats().byCase;
     expect(
       Array.from({ length: 400 }, (_, i) => byCase[`${tag}-c${i}`] ?? 0).every((c) => c >= 1),
     ).toBe(true);

@@ -4,6 +4,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { type LatencySpec, type MockServer, startMock } from '../../src/mock/index.js';
 
 /** A real redis-server on a free loopback port, in a temporary folder. */
 export interface RedisServer {
@@ -103,3 +105,79 @@ export function planFile(dir: string, n: number, policy: string, name = 'distrib
   );
   return plan;
 }
+
+/**
+ * The real parts of a distributed test file: a redis-server and the mock (started before the
+ * file's tests, stopped after), and `stride` child processes (killed after).
+ */
+export function distributedFixture(latencyMs: LatencySpec): {
+  readonly redis: RedisServer;
+  readonly mock: MockServer;
+  spawnStride(args: readonly string[], cwd?: string): StrideChild;
+  startWorker(queue: string, concurrency: number, cwd?: string): Promise<StrideChild>;
+} {
+  let redis: RedisServer | undefined;
+  let mock: MockServer | undefined;
+  const children: ChildProcess[] = [];
+  beforeAll(async () => {
+    redis = await startRedis();
+    mock = await startMock({ port: 0, latencyMs });
+  });
+  afterAll(async () => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    await mock?.close();
+    await redis?.stop();
+  });
+  const fixture = {
+    get redis() {
+      return redis!;
+    },
+    get mock() {
+      return mock!;
+    },
+    spawnStride(args: readonly string[], cwd?: string): StrideChild {
+      const child = spawn(process.execPath, [BIN, ...args], {
+        ...(cwd === undefined ? {} : { cwd }),
+        env: { PATH: process.env.PATH, MOCK_URL: mock!.baseUrl, CI: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      children.push(child);
+      let out = '';
+      child.stdout!.on('data', (c) => {
+        out += c;
+      });
+      child.stderr!.on('data', (c) => {
+        out += c;
+      });
+      const done = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+      return Object.assign(child, { done, out: () => out });
+    },
+    /** A `stride worker` process; resolves once it says it is ready. */
+    async startWorker(queue: string, concurrency: number, cwd?: string): Promise<StrideChild> {
+      const w = fixture.spawnStride(
+        [
+          'worker',
+          '--redis',
+          redis!.url,
+          '--queue',
+          queue,
+          '-j',
+          String(concurrency),
+          '--lock-duration',
+          '2s',
+        ],
+        cwd,
+      );
+      await expect
+        .poll(() => w.out(), { timeout: 10_000, interval: 20 })
+        .toContain('ready on queue');
+      return w;
+    },
+  };
+  return fixture;
+}
+
+/** A `stride` child process with its exit code and everything it printed. */
+export type StrideChild = ChildProcess & { done: Promise<number | null>; out: () => string };
+
+const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;
