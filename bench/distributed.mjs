@@ -116,7 +116,11 @@ async function startRedis() {
 async function workers(kind, n, url, queue) {
   const procs = [];
   for (let i = 0; i < n; i++) {
-    const p = spawn(process.execPath, [SELF, 'worker', kind, url, queue], {
+    // BENCH_PROF=dir: each worker writes a CPU profile there (`--cpu-prof`).
+    const prof = process.env.BENCH_PROF
+      ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF}`]
+      : [];
+    const p = spawn(process.execPath, [...prof, SELF, 'worker', kind, url, queue], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     await new Promise((resolve) => p.stdout.once('data', resolve));
@@ -151,15 +155,44 @@ async function rawRun(url, queue, jobs) {
     });
   });
   const t0 = performance.now();
-  for (let i = 0; i < jobs; i += 1000) {
-    await q.addBulk(
-      Array.from({ length: Math.min(1000, jobs - i) }, (_, k) => ({
-        name: 'noop',
-        data: { i: i + k },
-        opts: { removeOnComplete: true },
-      })),
-    );
-  }
+  const V = process.env.RAWV ?? '';
+  const opts = V.includes('age') ? { removeOnComplete: { age: 3600 } } : { removeOnComplete: true };
+  const mk = (i) =>
+    V.includes('big')
+      ? {
+          name: 'attempt',
+          data: {
+            runId: 'bench-123456789',
+            taskId: `t${i}`,
+            attempt: 1,
+            targetKey: 'abcdef0123456789',
+            testCase: { id: `t${i}`, inputs: { q: i } },
+            replyTo: 'stride:bench:replies:bench-123456789',
+            sender: '8d1f3c7e-0b7a-4c1e-9d7b-1f2e3d4c5b6a',
+          },
+          opts: { ...opts, jobId: `bench-123456789/t${i}/1` },
+        }
+      : { name: 'noop', data: { i }, opts };
+  if (V.includes('win')) {
+    // windowed: keep 256 outstanding, add per setImmediate batch like Stride
+    let next = 0;
+    let pend = [];
+    const flush = () => {
+      const b = pend;
+      pend = [];
+      q.addBulk(b);
+    };
+    const addOne = () => {
+      if (next >= jobs) return;
+      pend.push(mk(next++));
+      if (pend.length === 1) setImmediate(flush);
+    };
+    events.on('completed', () => addOne());
+    for (let k = 0; k < 256; k++) addOne();
+  } else
+    for (let i = 0; i < jobs; i += 1000) {
+      await q.addBulk(Array.from({ length: Math.min(1000, jobs - i) }, (_, k) => mk(i + k)));
+    }
   await finished;
   const ms = performance.now() - t0;
   await events.close();
@@ -184,7 +217,7 @@ async function strideRun(url, queue, jobs) {
     input: { id: `t${i}`, inputs: { q: i } },
   }));
   const run = new Run(tasks, target, {
-    concurrency: 256,
+    concurrency: Number(process.env.SCONC ?? 256),
     retry: { maxAttempts: 3 },
     timeoutMs: 60_000,
   });
@@ -202,26 +235,43 @@ async function strideRun(url, queue, jobs) {
   return ms;
 }
 
+/** Redis's own CPU time so far (user + system), in ms. */
+async function redisCpu(url) {
+  const { Redis } = await import('ioredis');
+  const r = new Redis(url);
+  const info = await r.info('cpu');
+  r.disconnect();
+  const get = (k) => Number(new RegExp(`${k}:([\\d.]+)`).exec(info)?.[1] ?? 0);
+  return (get('used_cpu_user') + get('used_cpu_sys')) * 1000;
+}
+
 async function mainBench() {
   const jobs = opt('jobs', 20_000);
   const reps = opt('reps', 3);
+  const list = (name, def) => {
+    const i = args.indexOf(`--${name}`);
+    return i >= 0 ? args[i + 1].split(',') : def;
+  };
+  const workerCounts = list('workers', ['1', '2', '4']).map(Number);
+  const kinds = list('kinds', ['raw', 'stride']);
   const redis = await startRedis();
   const rows = [];
   try {
-    for (const n of [1, 2, 4]) {
+    for (const n of workerCounts) {
       const figures = { raw: [], stride: [] };
       for (let r = 0; r < reps; r++) {
-        for (const kind of ['raw', 'stride']) {
+        for (const kind of kinds) {
           const queue = `bench-${kind}-${n}-${r}`;
           const procs = await workers(kind, n, redis.url, queue);
           const cpu0 = process.cpuUsage();
+          const redisCpu0 = process.env.BENCH_CPU ? await redisCpu(redis.url) : 0;
           const ms =
             kind === 'raw'
               ? await rawRun(redis.url, queue, jobs)
               : await strideRun(redis.url, queue, jobs);
           if (process.env.BENCH_CPU)
             process.stderr.write(
-              `${kind} producer cpu ${JSON.stringify(process.cpuUsage(cpu0))} wall ${Math.round(ms)}\n`,
+              `${kind} producer cpu ${JSON.stringify(process.cpuUsage(cpu0))} redis cpu ${Math.round((await redisCpu(redis.url)) - redisCpu0)} ms, wall ${Math.round(ms)}\n`,
             );
           await stop(procs);
           figures[kind].push((jobs * 1000) / ms);

@@ -1,28 +1,33 @@
 /**
  * The BullMQ dispatcher: the run's scheduler (concurrency, retries, timeouts, stop rules, the
- * journal) stays in the coordinator; each attempt it starts becomes a BullMQ job that a worker
- * executes (`stride worker`). The engine does not know: it sees a Target whose `execute` adds the
- * job and waits for its outcome. Rate limits move to where attempts start, the workers, through
- * a token bucket in Redis shared by every run and worker on that Redis.
+ * journal) stays in the coordinator; the attempts it starts become BullMQ jobs that workers
+ * execute (`stride worker`). The engine does not know: it sees a Target whose `execute` adds the
+ * attempt to a job and waits for its outcome. Rate limits move to where attempts start, the
+ * workers, through a token bucket in Redis shared by every run and worker on that Redis.
  *
- * Outcomes come back through a Redis list per run (`replyKey`), not BullMQ's event stream: the
- * stream is trimmed (10,000 entries by default), so a coordinator that reads slower than jobs
- * finish would lose completions, while a list keeps each outcome until it is read. A list per
- * run also survives the coordinator: a resumed run reads the outcomes that arrived while it was
- * down, so finished jobs need not stay in Redis (they are removed on completion).
+ * Attempts the scheduler starts in the same tick travel in one job (up to `batch`): a job's fixed
+ * cost in Redis is paid once for all of them, while each attempt still starts, answers and is
+ * cancelled on its own. When attempts start one at a time (a rate limit, slow targets), a job
+ * carries one.
+ *
+ * Outcomes come back through a Redis stream per run (`replyKey`), read with a cursor and trimmed
+ * only a minute after they were read (the journal has recorded them by then): a coordinator killed
+ * after reading an outcome and before journaling it leaves it in the stream for `stride resume`.
  */
 
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { AttemptContext, Target, TaskView } from '../core/index.js';
-import { StrideError } from '../core/index.js';
+import { InvalidOptionError, StrideError } from '../core/index.js';
 import type { RunManifest, TestCase } from '../plans/index.js';
 import type { Dispatcher } from '../runner/dispatcher.js';
 import {
+  type AttemptEntry,
   type AttemptJob,
   type AttemptOutcome,
   cancelChannel,
+  cancelledKey,
   DEFAULT_QUEUE,
   deserializeError,
   jobId,
@@ -40,23 +45,49 @@ export interface BullmqDispatcherOptions {
   readonly redis: string;
   /** @default 'stride' */
   readonly queue?: string;
-  /** Called when a job was delivered again after its worker was lost (BullMQ's stalled check). */
+  /**
+   * Most attempts one job carries (attempts the scheduler started in the same tick). 1 sends each
+   * attempt as a job of its own. @default 8
+   */
+  readonly batch?: number;
+  /** Called when an attempt comes back after its worker was lost (BullMQ's stalled check). */
   readonly onRedelivered?: (e: { runId: string; taskId: string; attempt: number }) => void;
   /** Called on Redis connection errors, once per outage. @default a line on stderr */
   readonly onRedisError?: (message: string) => void;
 }
 
+/** The part of a job that is the same for every attempt of a run. */
+type JobSpec = Omit<AttemptJob, 'attempts'>;
+
 interface Waiter {
+  /** The job that carries it (unset while its add is pending). */
+  job?: string | undefined;
+  aborted: boolean;
   resolve(outcome: AttemptOutcome): void;
   reject(err: unknown): void;
+  /** Its job gave it back without an outcome. */
+  returned(): void;
+  /** Stops listening for its cancel. */
+  detach(): void;
 }
 
 interface PendingAdd {
-  readonly id: string;
-  readonly data: AttemptJob;
+  readonly entry: AttemptEntry;
+  readonly spec: JobSpec;
+  readonly jobId: string;
   resolve(): void;
   reject(err: unknown): void;
 }
+
+interface StreamState {
+  /** The id of the last entry read. */
+  cursor: string;
+  /** The cursor as it was every 30 s: entries read over a minute ago are trimmed. */
+  readonly marks: { at: number; id: string }[];
+}
+
+/** An earlier coordinator's attempt given back without an outcome: it must be sent anew. */
+const RETURNED = Symbol('returned');
 
 /**
  * Dispatches attempts to BullMQ workers.
@@ -72,40 +103,50 @@ interface PendingAdd {
 export class BullmqDispatcher implements Dispatcher {
   readonly sharesRateLimits = true;
   readonly queueName: string;
+  private readonly batch: number;
   private readonly queue: Queue;
   private readonly publisher: Redis;
-  /** A connection of its own: it blocks on the reply lists. */
+  /** A connection of its own: it blocks reading the outcome streams. */
   private readonly listener: Redis;
-  /** Reply lists being read, one per run this dispatcher serves. */
-  private readonly lists = new Set<string>();
+  private listenerId: number | undefined;
+  /** Outcome streams being read, one per run this dispatcher serves. */
+  private readonly streams = new Map<string, StreamState>();
   private readonly waiters = new Map<string, Waiter>();
+  /** Unanswered attempts of each job sent or found queued, by job id (for cancels). */
+  private readonly jobs = new Map<string, Set<string>>();
   /**
-   * Outcomes of jobs an earlier coordinator sent that nobody waits for yet: read before the
+   * Outcomes of attempts an earlier coordinator sent that nobody waits for yet: read before the
    * resumed run asks for them.
    */
-  private readonly orphans = new Map<string, AttemptOutcome>();
+  private readonly orphans = new Map<string, AttemptOutcome | typeof RETURNED>();
+  /** Attempts an earlier coordinator left queued or running, with their job. */
+  private readonly live = new Map<string, string>();
+  /** How many times each attempt was sent again (each send is a job of its own id). */
+  private readonly resent = new Map<string, number>();
   /** This dispatcher instance, named in every job it sends (`AttemptJob.sender`). */
   private readonly instance = randomUUID();
-  private readonly pending: PendingAdd[] = [];
+  private pending: PendingAdd[] = [];
   private readonly onRedelivered: BullmqDispatcherOptions['onRedelivered'];
   private closed = false;
   private loop: Promise<void> | undefined;
-  private reading: Promise<unknown> = Promise.resolve();
   private outage = false;
 
   constructor(options: BullmqDispatcherOptions) {
     this.queueName = options.queue ?? DEFAULT_QUEUE;
+    this.batch = options.batch ?? 8;
+    if (!Number.isInteger(this.batch) || this.batch < 1) {
+      throw new InvalidOptionError('batch', String(options.batch), 'a whole number of at least 1');
+    }
     const connection = connectionOptions(options.redis);
     this.queue = new Queue(this.queueName, {
       connection,
       defaultJobOptions: {
-        // Retries are the scheduler's (one retry layer): BullMQ delivers each attempt once,
-        // or again only when its worker was lost.
+        // Retries are the scheduler's (one retry layer): BullMQ delivers each job once, or again
+        // only when its worker was lost.
         attempts: 1,
-        // The outcome is read from the run's reply list; the finished job is kept an hour so a
-        // coordinator that died after reading an outcome, before journaling it, can still
-        // recover it on resume (not paid twice). Age only: cheaper than a count to trim.
-        removeOnComplete: { age: 3600 },
+        // Outcomes travel through the run's stream, so a finished job is only kept a minute: an
+        // add sent again by ioredis after a reconnect then finds it (a no-op).
+        removeOnComplete: { age: 60 },
         removeOnFail: { age: 86_400, count: 1_000 },
       },
     });
@@ -125,71 +166,123 @@ export class BullmqDispatcher implements Dispatcher {
     this.publisher.on('ready', () => {
       this.outage = false;
     });
+    this.listener.on('ready', () => {
+      this.listener.client('ID').then(
+        (id) => {
+          this.listenerId = Number(id);
+        },
+        () => {},
+      );
+    });
   }
 
-  /** Reads replies as workers push them, and settles the attempts waiting for them. */
+  /** Reads outcomes as workers add them, and settles the attempts waiting for them. */
   private async listen(): Promise<void> {
     while (!this.closed) {
-      // `reading` covers a read from the moment Redis may have popped replies until they are
-      // handled: `reconcile` waits for it before it decides that an outcome does not exist.
-      const read = this.readOnce();
-      this.reading = read;
-      const ok = await read;
+      const ok = await this.readOnce();
       // An outage: the connection reconnects by itself; try again shortly.
       if (!ok && !this.closed) await new Promise((r) => setTimeout(r, 200));
     }
   }
 
   private async readOnce(): Promise<boolean> {
-    if (this.lists.size === 0) {
+    if (this.streams.size === 0) {
       // No run in progress: nothing to block on until one starts.
       await new Promise((r) => setTimeout(r, 100));
       return true;
     }
+    const keys = [...this.streams.keys()];
     try {
-      const first = await this.listener.blpop(...this.lists, 1);
-      if (first === null) return true;
-      this.receive(first[1]);
-      for (const raw of (await this.listener.lpop(first[0], 500)) ?? []) this.receive(raw);
+      const read = (await this.listener.xread(
+        'COUNT',
+        1000,
+        'BLOCK',
+        1000,
+        'STREAMS',
+        ...keys,
+        ...keys.map((k) => this.streams.get(k)!.cursor),
+      )) as [string, [string, string[]][]][] | null;
+      for (const [key, entries] of read ?? []) {
+        const state = this.streams.get(key);
+        for (const [id, fields] of entries) {
+          this.receive(fields);
+          if (state !== undefined) state.cursor = id;
+        }
+      }
+      this.trim();
       return true;
     } catch {
       return false;
     }
   }
 
-  private receive(raw: string): void {
-    const reply = JSON.parse(raw) as Reply;
-    if (reply.redelivered) {
-      const parts = parseJobId(reply.id);
-      if (parts !== undefined) this.onRedelivered?.(parts);
-    }
-    // Ours with nobody waiting: an attempt already settled (cancelled before a worker took it).
-    // Only an earlier coordinator's outcomes are kept for reconciliation.
-    if (!this.deliver(reply.id, reply.outcome) && reply.sender !== this.instance) {
-      this.orphans.set(reply.id, reply.outcome);
+  /** One stream entry: the replies a worker sent together. */
+  private receive(fields: string[]): void {
+    const raw = fields[1];
+    if (fields[0] !== 'r' || raw === undefined) return;
+    for (const reply of JSON.parse(raw) as Reply[]) {
+      if ('returned' in reply) this.onReturned(reply.id, reply.sender, reply.maybeSent);
+      // Ours with nobody waiting: an attempt already settled (cancelled before a worker took
+      // it). Only an earlier coordinator's outcomes are kept for reconciliation.
+      else if (!this.deliver(reply.id, reply.outcome) && reply.sender !== this.instance) {
+        this.orphans.set(reply.id, reply.outcome);
+      }
     }
   }
 
-  /** Resolves the attempt waiting for job `id`; false if none waits. */
+  private onReturned(id: string, sender: string, maybeSent: boolean): void {
+    const w = this.waiters.get(id);
+    if (w === undefined) {
+      // An earlier coordinator's attempt: to be sent anew when the resumed run asks for it
+      // (unless its outcome came first, from the worker that was lost).
+      if (sender !== this.instance && !this.orphans.has(id)) this.orphans.set(id, RETURNED);
+      return;
+    }
+    this.leaveJob(id, w);
+    if (maybeSent) {
+      const parts = parseJobId(id);
+      if (parts !== undefined) this.onRedelivered?.(parts);
+    }
+    w.returned();
+  }
+
+  /** Resolves the attempt waiting for `id`; false if none waits. */
   private deliver(id: string, outcome: AttemptOutcome): boolean {
     const w = this.waiters.get(id);
     if (w === undefined) return false;
     this.waiters.delete(id);
+    this.leaveJob(id, w);
     w.resolve(outcome);
     return true;
   }
 
-  /** An earlier coordinator's outcome for job `id`, taken (each is used once). */
-  private takeOrphan(id: string): AttemptOutcome | undefined {
+  private leaveJob(id: string, w: Waiter): void {
+    if (w.job === undefined) return;
+    const attempts = this.jobs.get(w.job);
+    attempts?.delete(id);
+    if (attempts?.size === 0) this.jobs.delete(w.job);
+    w.job = undefined;
+  }
+
+  /** An earlier coordinator's outcome for `id`, taken (each is used once). */
+  private takeOrphan(id: string): AttemptOutcome | typeof RETURNED | undefined {
     const outcome = this.orphans.get(id);
     if (outcome !== undefined) this.orphans.delete(id);
     return outcome;
   }
 
-  /** Reads every reply waiting in a list now (the listener loop reads the rest as they come). */
-  private async drain(list: string): Promise<void> {
-    const drained = await this.publisher.multi().lrange(list, 0, -1).del(list).exec();
-    for (const raw of (drained?.[0]?.[1] as string[] | undefined) ?? []) this.receive(raw);
+  /** Trims what was read over a minute ago: the journal recorded it long since. */
+  private trim(): void {
+    const now = Date.now();
+    for (const [key, state] of this.streams) {
+      const last = state.marks[state.marks.length - 1];
+      if (last === undefined || now - last.at >= 30_000)
+        state.marks.push({ at: now, id: state.cursor });
+      while (state.marks.length > 1 && state.marks[0]!.at <= now - 60_000) {
+        const { id } = state.marks.shift()!;
+        if (id !== '0-0') this.publisher.xtrim(key, 'MINID', id).catch(() => {});
+      }
+    }
   }
 
   /** A Target whose attempts run on the workers. */
@@ -197,188 +290,278 @@ export class BullmqDispatcher implements Dispatcher {
     const { target, secrets, targetKey } = targetOf(manifest);
     const rate = manifest.executionPolicy.rateControl;
     const rateKey = `${target.type}:${'baseUrl' in target ? target.baseUrl : ''}:${secrets.find((s) => s.path[1] === 'apiKey')?.template ?? ''}`;
-    const list = replyKey(this.queueName, runId);
+    const stream = replyKey(this.queueName, runId);
     // The target once, for every job of the run to name by its key (kept a week).
     await this.publisher
       .multi()
       .hset(targetsKey(this.queueName), targetKey, JSON.stringify({ target, secrets }))
       .expire(targetsKey(this.queueName), 7 * 86_400)
       .exec();
-    // Outcomes that arrived while no coordinator listened (a resumed run): read them first.
-    await this.drain(list);
-    this.lists.add(list);
+    // A resumed run: attempts an earlier coordinator left in the queue first, then every outcome
+    // in the stream (in this order, an attempt that finishes in between is seen in one of them).
+    await this.findLive(runId);
+    const cursor = await this.readAll(stream);
+    this.streams.set(stream, { cursor, marks: [] });
+    // A read blocked on the other runs' streams starts over with this one.
+    if (this.loop !== undefined && this.listenerId !== undefined) {
+      await this.publisher.client('UNBLOCK', this.listenerId).catch(() => {});
+    }
     this.loop ??= this.listen();
+    const spec: JobSpec = {
+      runId,
+      targetKey,
+      replyTo: stream,
+      sender: this.instance,
+      ...(rate === undefined
+        ? {}
+        : { rate: { key: rateKey, perMinute: rate.perMinute, burst: rate.burst } }),
+    };
     return {
       key: rateKey,
-      execute: (task: TaskView<TestCase>, ctx: AttemptContext) =>
-        this.execute(runId, task, ctx, {
-          targetKey,
-          replyTo: list,
-          ...(rate === undefined
-            ? {}
-            : { rate: { key: rateKey, perMinute: rate.perMinute, burst: rate.burst } }),
-        }),
+      execute: (task: TaskView<TestCase>, ctx: AttemptContext) => this.execute(task, ctx, spec),
     };
   }
 
+  /** Jobs of this run still queued or running, sent by an earlier coordinator. */
+  private async findLive(runId: string): Promise<void> {
+    const found = await this.queue.getJobs(['active', 'wait', 'prioritized', 'delayed']);
+    for (const job of found) {
+      const data = job?.data as AttemptJob | undefined;
+      if (job?.id === undefined || data?.runId !== runId || !Array.isArray(data.attempts)) continue;
+      const attempts = new Set<string>();
+      for (const a of data.attempts) {
+        this.live.set(a.id, job.id);
+        attempts.add(a.id);
+      }
+      this.jobs.set(job.id, attempts);
+    }
+  }
+
+  /** Reads a stream from its start; resolves with the id of its last entry. */
+  private async readAll(stream: string): Promise<string> {
+    let cursor = '0-0';
+    for (;;) {
+      const entries = (await this.publisher.xrange(stream, `(${cursor}`, '+', 'COUNT', 1000)) as [
+        string,
+        string[],
+      ][];
+      for (const [id, fields] of entries) {
+        this.receive(fields);
+        cursor = id;
+      }
+      if (entries.length < 1000) return cursor;
+    }
+  }
+
   private async execute(
-    runId: string,
     task: TaskView<TestCase>,
     ctx: AttemptContext,
-    spec: Pick<AttemptJob, 'targetKey' | 'rate' | 'replyTo'>,
+    spec: JobSpec,
   ): Promise<unknown> {
     ctx.signal.throwIfAborted();
     // After a coordinator crash, the previous attempt of this case may have been answered while
     // it was down, or still be running: use that instead of sending the case again.
     const previous =
       ctx.attempt > 1
-        ? await this.reconcile(jobId(runId, task.id, ctx.attempt - 1), ctx)
+        ? await this.reconcile(jobId(spec.runId, task.id, ctx.attempt - 1), ctx)
         : undefined;
-    const id = jobId(runId, task.id, ctx.attempt);
+    const id = jobId(spec.runId, task.id, ctx.attempt);
     // This very attempt may have been sent and answered while no coordinator listened (the
     // journal had not recorded it yet): its outcome is then among the orphans.
-    const answered = this.takeOrphan(id);
+    const known = this.takeOrphan(id);
     const outcome =
       previous ??
-      answered ??
-      (await this.wait(id, ctx, () =>
-        this.enqueue(id, {
-          runId,
-          taskId: task.id,
-          attempt: ctx.attempt,
-          testCase: task.input,
-          sender: this.instance,
-          ...spec,
-        }),
+      (known === RETURNED ? undefined : known) ??
+      (await this.send(
+        { id, taskId: task.id, attempt: ctx.attempt, testCase: task.input },
+        spec,
+        ctx,
       ));
     ctx.reportUsage(outcome.usage);
     if (outcome.ok) return outcome.output;
     throw deserializeError(outcome.error);
   }
 
-  /** The outcome of an earlier job of this case, if it was answered or is still running. */
+  /** Sends an attempt and waits for its outcome; sent again if its job gives it back. */
+  private send(entry: AttemptEntry, spec: JobSpec, ctx: AttemptContext): Promise<AttemptOutcome> {
+    return new Promise<AttemptOutcome>((resolve, reject) => {
+      const add = () => {
+        const n = this.resent.get(entry.id) ?? 0;
+        this.resent.set(entry.id, n + 1);
+        this.enqueue(entry, spec, n === 0 ? entry.id : `${entry.id}~${n}`).catch((err: unknown) => {
+          this.waiters.delete(entry.id);
+          reject(err);
+        });
+      };
+      this.wait(entry.id, ctx, resolve, reject, add);
+      add();
+    }).finally(() => this.resent.delete(entry.id));
+  }
+
+  /** The outcome of an earlier attempt of this case, if it was answered or is still running. */
   private async reconcile(id: string, ctx: AttemptContext): Promise<AttemptOutcome | undefined> {
     const known = this.takeOrphan(id);
-    if (known !== undefined) return known;
-    const state = await this.queue.getJobState(id);
-    // A job this dispatcher sent is an ordinary earlier attempt (failed, timed out, cancelled):
-    // the scheduler decided to retry, so the retry is sent, never replaced by the old outcome.
-    const job = state === 'unknown' ? undefined : await this.queue.getJob(id);
-    if ((job?.data as AttemptJob | undefined)?.sender === this.instance) return undefined;
-    if (
-      state === 'active' ||
-      state === 'waiting' ||
-      state === 'delayed' ||
-      state === 'prioritized'
-    ) {
-      // Still running: its outcome comes to this run's reply list, which we read.
-      return this.wait(id, ctx, async () => {
-        // Read between the state check and now: hand it over.
-        const late = this.takeOrphan(id);
-        if (late !== undefined) this.deliver(id, late);
+    if (known !== undefined) return known === RETURNED ? undefined : known;
+    const job = this.live.get(id);
+    // Not left running by an earlier coordinator: an ordinary earlier attempt (failed, timed
+    // out, cancelled) the scheduler decided to retry, or one that never reached a job. Sent anew.
+    if (job === undefined) return undefined;
+    this.live.delete(id);
+    // Still queued or running: its outcome comes to this run's stream, which we read. Given back
+    // instead (its worker was lost), the retry is sent.
+    return new Promise<AttemptOutcome | undefined>((resolve, reject) => {
+      const w = this.wait(id, ctx, resolve, reject, () => {
+        this.waiters.delete(id);
+        w.detach();
+        resolve(undefined);
       });
-    }
-    if (state === 'completed') {
-      // Kept an hour after it finished: its outcome, even if the coordinator that died had read
-      // it from the list without journaling it yet.
-      const value = job?.returnvalue as string | AttemptOutcome | null | undefined;
-      if (value !== undefined && value !== null) {
-        return (typeof value === 'string' ? JSON.parse(value) : value) as AttemptOutcome;
-      }
-    }
-    // Gone from the queue: a worker pushes the outcome before its job finishes, so it is in the
-    // run's list, not read yet: read the list now.
-    await this.drain(replyOf(id, this.queueName));
-    await this.reading;
-    return this.takeOrphan(id);
+      w.job = job;
+    });
+  }
+
+  /** Registers the attempt's waiter and its cancel. */
+  private wait(
+    id: string,
+    ctx: AttemptContext,
+    resolve: (o: AttemptOutcome) => void,
+    reject: (err: unknown) => void,
+    returned: () => void,
+  ): Waiter {
+    const onAbort = () => this.cancel(id);
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    const detach = () => ctx.signal.removeEventListener('abort', onAbort);
+    const waiter: Waiter = {
+      aborted: false,
+      resolve: (o) => {
+        detach();
+        resolve(o);
+      },
+      reject: (e) => {
+        detach();
+        reject(e);
+      },
+      returned,
+      detach,
+    };
+    this.waiters.set(id, waiter);
+    return waiter;
   }
 
   /**
-   * Adds a job, batched: the scheduler starts many attempts in one tick, and one `addBulk` per
-   * tick costs one round trip instead of one per attempt.
+   * Cancels an attempt. A worker running it aborts it (its signal fires there, a Dify run gets
+   * its stop call), and a worker that has not started it never does; the outcome then arrives as
+   * a failure the engine already treats as cancelled. A job still waiting for a worker is removed
+   * instead, and its attempts settled here.
    */
-  private enqueue(id: string, data: AttemptJob): Promise<void> {
+  private cancel(id: string): void {
+    const w = this.waiters.get(id);
+    if (w === undefined) return;
+    w.aborted = true;
+    const queued = this.pending.findIndex((p) => p.entry.id === id);
+    if (queued >= 0) {
+      // Not added yet: it never will be.
+      this.pending.splice(queued, 1)[0]!.resolve();
+      this.deliver(id, CANCELLED);
+      return;
+    }
+    this.publisher
+      .multi()
+      .publish(cancelChannel(this.queueName), id)
+      .sadd(cancelledKey(this.queueName), id)
+      .expire(cancelledKey(this.queueName), 3600)
+      .exec()
+      .catch(() => {});
+    const job = w.job;
+    if (job === undefined) return;
+    this.queue.remove(job).then(
+      (removed) => {
+        if (removed > 0) this.removed(job);
+      },
+      () => {}, // active (locked by its worker): the cancel above reaches it
+    );
+  }
+
+  /** A job removed before a worker took it: its cancelled attempts settle, the others go again. */
+  private removed(job: string): void {
+    for (const id of [...(this.jobs.get(job) ?? [])]) {
+      const w = this.waiters.get(id);
+      if (w?.aborted === true) this.deliver(id, CANCELLED);
+      else if (w !== undefined) {
+        this.leaveJob(id, w);
+        w.returned();
+      } else if (this.live.delete(id)) this.orphans.set(id, RETURNED);
+    }
+    this.jobs.delete(job);
+  }
+
+  /**
+   * Adds an attempt to the next job, batched: the scheduler starts many attempts in one tick,
+   * and one `addBulk` per tick costs one round trip, with up to `batch` attempts per job.
+   */
+  private enqueue(entry: AttemptEntry, spec: JobSpec, id: string): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ id, data, resolve, reject });
+      this.pending.push({ entry, spec, jobId: id, resolve, reject });
       if (this.pending.length === 1) setImmediate(() => this.flushAdds());
     });
   }
 
   private flushAdds(): void {
-    const batch = this.pending.splice(0);
-    this.queue
-      .addBulk(batch.map((p) => ({ name: 'attempt', data: p.data, opts: { jobId: p.id } })))
-      .then(
-        () => {
-          for (const p of batch) p.resolve();
-        },
-        (err: unknown) => {
-          for (const p of batch) p.reject(err);
-        },
-      );
-  }
-
-  /** Registers the waiter, then adds the job (an answer cannot arrive before we listen). */
-  private wait(id: string, ctx: AttemptContext, add: () => Promise<void>): Promise<AttemptOutcome> {
-    return new Promise<AttemptOutcome>((resolve, reject) => {
-      const onAbort = () => {
-        // A worker running it aborts it (its signal fires there, a Dify run gets its stop
-        // call); its outcome then arrives as a failure the engine already treats as cancelled.
-        this.publisher.publish(cancelChannel(this.queueName), id).catch(() => {});
-        // Still waiting for a worker: removed, so it never reaches the target, and settled here.
-        this.queue.remove(id).then(
-          (removed) => {
-            if (removed > 0) this.settleCancelled(id);
-          },
-          () => {}, // active (locked by its worker): the cancel above reaches it
-        );
-      };
-      ctx.signal.addEventListener('abort', onAbort, { once: true });
-      const done = () => ctx.signal.removeEventListener('abort', onAbort);
-      this.waiters.set(id, {
-        resolve: (o) => {
-          done();
-          resolve(o);
-        },
-        reject: (e) => {
-          done();
-          reject(e);
-        },
-      });
-      add().catch((err: unknown) => {
-        this.waiters.delete(id);
-        done();
-        reject(err);
-      });
-    });
-  }
-
-  private settleCancelled(id: string): void {
-    this.deliver(id, {
-      ok: false,
-      error: {
-        code: 'CANCELLED',
-        name: 'CancelledError',
-        message: 'cancelled before a worker took it',
-        retryable: false,
+    const pending = this.pending;
+    this.pending = [];
+    if (pending.length === 0) return;
+    // Attempts of one run share a job; several runs on one dispatcher each get their own.
+    const byRun = new Map<string, PendingAdd[]>();
+    for (const p of pending) {
+      const list = byRun.get(p.spec.replyTo);
+      if (list === undefined) byRun.set(p.spec.replyTo, [p]);
+      else list.push(p);
+    }
+    const jobs: { name: string; data: AttemptJob; opts: { jobId: string } }[] = [];
+    for (const list of byRun.values()) {
+      for (let i = 0; i < list.length; i += this.batch) {
+        const chunk = list.slice(i, i + this.batch);
+        const job = chunk[0]!.jobId;
+        const attempts = new Set<string>();
+        for (const p of chunk) {
+          attempts.add(p.entry.id);
+          const w = this.waiters.get(p.entry.id);
+          if (w !== undefined) w.job = job;
+        }
+        this.jobs.set(job, attempts);
+        jobs.push({
+          name: 'attempts',
+          data: { ...chunk[0]!.spec, attempts: chunk.map((p) => p.entry) },
+          opts: { jobId: job },
+        });
+      }
+    }
+    this.queue.addBulk(jobs).then(
+      () => {
+        for (const p of pending) p.resolve();
       },
-      usage: { tokens: 0, cost: 0 },
-      worker: '',
-    });
+      (err: unknown) => {
+        for (const p of pending) p.reject(err);
+      },
+    );
   }
 
   /**
-   * Stops reading a run's reply list once its session ended. The list itself is left: a resume
-   * of an interrupted run reads the outcomes that arrive after this (it expires in a day).
+   * Stops reading a run's outcome stream once its session ended. The stream itself is left: a
+   * resume of an interrupted run reads the outcomes that arrive after this (it expires in a day).
    */
   async release(runId: string): Promise<void> {
-    const list = replyKey(this.queueName, runId);
-    this.lists.delete(list);
+    this.streams.delete(replyKey(this.queueName, runId));
     const prefix = `${encodeURIComponent(runId)}/`;
     for (const id of this.orphans.keys()) if (id.startsWith(prefix)) this.orphans.delete(id);
+    for (const [id, job] of this.live) {
+      if (id.startsWith(prefix)) {
+        this.live.delete(id);
+        this.jobs.delete(job);
+      }
+    }
   }
 
-  /** Stops reading replies and closes the connections; attempts still waiting are rejected. */
+  /** Stops reading outcomes and closes the connections; attempts still waiting are rejected. */
   async close(): Promise<void> {
     for (const [id, w] of this.waiters)
       w.reject(new StrideError('CANCELLED', `dispatcher closed while ${id} was in flight`));
@@ -391,10 +574,17 @@ export class BullmqDispatcher implements Dispatcher {
   }
 }
 
-/** The reply list of the run a job id belongs to. */
-function replyOf(id: string, queue: string): string {
-  return replyKey(queue, parseJobId(id)?.runId ?? '');
-}
+const CANCELLED: AttemptOutcome = {
+  ok: false,
+  error: {
+    code: 'CANCELLED',
+    name: 'CancelledError',
+    message: 'cancelled before a worker took it',
+    retryable: false,
+  },
+  usage: { tokens: 0, cost: 0 },
+  worker: '',
+};
 
 function safeUrl(url: string): string {
   try {

@@ -12,41 +12,61 @@ import type { SharedRate } from './bucket.js';
 /** The queue a coordinator and its workers share. @default 'stride' */
 export const DEFAULT_QUEUE = 'stride';
 
-/** One attempt, as a job. Its id is `<runId>/<taskId>/<attempt>`, so adding it twice is a no-op. */
-export interface AttemptJob {
-  readonly runId: string;
+/** One attempt inside a job. */
+export interface AttemptEntry {
+  /** `jobId(runId, taskId, attempt)`: names the attempt in replies, cancels and the journal. */
+  readonly id: string;
   readonly taskId: string;
   readonly attempt: number;
+  readonly testCase: TestCase;
+}
+
+/**
+ * One BullMQ job: the attempts of one run that the scheduler started in the same tick, up to the
+ * dispatcher's `batch` (1 when attempts start one at a time, as under a rate limit or with slow
+ * targets). A job's fixed cost in Redis (add, take, finish, events) is then paid once for all of
+ * them; each attempt still runs, answers and is cancelled on its own.
+ */
+export interface AttemptJob {
+  readonly runId: string;
   /**
    * Names the run's target (`TargetSpec`), stored once in the hash `targetsKey(queue)`: jobs stay
    * small, and each worker builds a target once per key.
    */
   readonly targetKey: string;
-  readonly testCase: TestCase;
-  /** The shared bucket the worker takes a token from right before it starts the attempt. */
+  /** The shared bucket the worker takes a token from right before it starts each attempt. */
   readonly rate?: { readonly key: string } & SharedRate;
-  /** The Redis list the worker pushes the outcome to (the coordinator's; see `Reply`). */
+  /** The stream the worker adds outcomes to (the run's; see `Reply`). */
   readonly replyTo: string;
   /**
    * The dispatcher instance that sent it. A resumed coordinator reconciles only with jobs a
    * previous coordinator sent: its own earlier attempts are history (a retry must be sent).
    */
   readonly sender: string;
+  readonly attempts: readonly AttemptEntry[];
 }
 
 /**
- * What a worker pushes to the coordinator's reply list. A list, not BullMQ's event stream: the
- * stream is trimmed (10,000 entries by default), so a coordinator that reads slower than
- * thousands of jobs finish would lose completions; a list keeps every one until it is read.
+ * What a worker adds to the run's outcome stream, several per entry (those that ended in the same
+ * tick). A stream, not BullMQ's event stream (trimmed at 10,000 events by default, so a coordinator
+ * that reads slower than jobs finish would lose completions) and not a list popped on read (a
+ * coordinator killed between reading an outcome and journaling it would lose it): entries stay
+ * until the coordinator that read them trims them a minute later, so a resumed run reads again
+ * everything its predecessor may not have journaled.
  */
-export interface Reply {
-  readonly id: string;
-  readonly outcome: AttemptOutcome;
-  /** The job was delivered again after its worker was lost (BullMQ's stalled check). */
-  readonly redelivered: boolean;
-  /** The job's `sender`. */
-  readonly sender: string;
-}
+export type Reply =
+  | { readonly id: string; readonly sender: string; readonly outcome: AttemptOutcome }
+  | {
+      readonly id: string;
+      readonly sender: string;
+      /**
+       * The worker gives the attempt back without an outcome, for the coordinator to send again:
+       * it took more attempts than it had room for (`maybeSent: false`), or the job came back
+       * after its worker was lost (`maybeSent: true`: that worker may have sent it).
+       */
+      readonly returned: true;
+      readonly maybeSent: boolean;
+    };
 
 /** The target of a run as workers read it: redacted, with its secrets' `${VAR}` templates. */
 export interface TargetSpec {
@@ -100,14 +120,22 @@ export function parseJobId(
   };
 }
 
-/** The list a run's outcomes are pushed to (it expires a day after its last use). */
+/** The stream a run's outcomes are added to (it expires a day after its last use). */
 export function replyKey(queue: string, runId: string): string {
-  return `stride:${queue}:replies:${encodeURIComponent(runId)}`;
+  return `stride:${queue}:outcomes:${encodeURIComponent(runId)}`;
 }
 
 /** The channel the coordinator publishes cancels on; workers abort the attempt's signal. */
 export function cancelChannel(queue: string): string {
   return `stride:${queue}:cancel`;
+}
+
+/**
+ * The set of cancelled attempt ids (kept an hour): a worker that subscribed to `cancelChannel`
+ * after a cancel was published still finds it here, and never starts that attempt.
+ */
+export function cancelledKey(queue: string): string {
+  return `stride:${queue}:cancelled`;
 }
 
 /** An error as the worker sends it: what `classifyError` needs on the other side, no stack. */

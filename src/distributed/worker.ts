@@ -1,8 +1,13 @@
 /**
  * A Stride worker: takes attempt jobs from BullMQ, takes a token from the shared Redis bucket of
- * the target's key right before it starts, executes the attempt with the built-in targets
- * (secrets from this process's environment), and reports the outcome. Cancels published by the
- * coordinator abort the attempt's signal here.
+ * the target's key right before each attempt starts, executes it with the built-in targets
+ * (secrets from this process's environment), and adds its outcome to the run's stream. Cancels
+ * published by the coordinator abort the attempt's signal here.
+ *
+ * Jobs are fetched by hand (BullMQ's manual processing) rather than by BullMQ's own loop, because
+ * the worker's concurrency counts attempts, not jobs: a job carries one or more attempts, and the
+ * worker takes the next job only when it has room for as many attempts as the last one carried.
+ * Attempts that still do not fit are given back at once, never started (`Reply.returned`).
  */
 
 import { hostname } from 'node:os';
@@ -13,10 +18,13 @@ import { CancelledError, classifyError, StrideError } from '../core/index.js';
 import type { TargetConfig, TestCase } from '../plans/index.js';
 import { RedisBuckets } from './bucket.js';
 import {
+  type AttemptEntry,
   type AttemptJob,
   type AttemptOutcome,
   cancelChannel,
+  cancelledKey,
   DEFAULT_QUEUE,
+  type Reply,
   resolveTarget,
   serializeError,
   type TargetSpec,
@@ -29,7 +37,7 @@ export interface WorkerOptions {
   readonly redis: string;
   /** @default 'stride' */
   readonly queue?: string;
-  /** Attempts this worker runs at once. @default 16 */
+  /** Attempts this worker runs at once (whatever jobs they came in). @default 16 */
   readonly concurrency?: number;
   /** Where secrets come from. @default process.env */
   readonly env?: NodeJS.ProcessEnv;
@@ -47,10 +55,24 @@ export interface WorkerOptions {
 /** A running worker. */
 export interface StrideWorker {
   readonly name: string;
-  /** Attempts executed so far (by outcome). */
-  readonly stats: { executed: number; succeeded: number; failed: number; cancelled: number };
+  /**
+   * What this worker did: attempts executed (by outcome), jobs taken, and attempts given back
+   * to the coordinator unstarted or after a lost worker.
+   */
+  readonly stats: {
+    executed: number;
+    succeeded: number;
+    failed: number;
+    cancelled: number;
+    jobs: number;
+    returned: number;
+  };
+  /** Stops taking jobs, lets the attempts it holds finish, and closes its connections. */
   close(): Promise<void>;
 }
+
+/** How long a cancelled attempt id is remembered (as long as the set in Redis keeps it). */
+const CANCEL_MEMORY_MS = 3_600_000;
 
 /**
  * Starts a worker.
@@ -65,18 +87,21 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
   const connection = connectionOptions(options.redis);
   const queueName = options.queue ?? DEFAULT_QUEUE;
   const concurrency = options.concurrency ?? 16;
+  const lockMs = options.lockDurationMs ?? 10_000;
   const env = options.env ?? process.env;
   const name = `${hostname()}:${process.pid}`;
-  // Auto-pipelining: replies pushed in the same tick by concurrent attempts share one write.
+  // Auto-pipelining: commands issued in the same tick by concurrent attempts share one write.
   const redis = new Redis({ ...connection, enableAutoPipelining: true });
   const subscriber = new Redis(connection);
   const buckets = new RedisBuckets(redis);
   const targets = new Map<string, Promise<Target<TestCase, unknown>>>();
-  // When each reply list last had its expiry pushed back (once a minute is enough).
+  // When each outcome stream last had its expiry pushed back (once a minute is enough).
   const expiresSet = new Map<string, number>();
-  const stats = { executed: 0, succeeded: 0, failed: 0, cancelled: 0 };
-  // Attempts running here, by job id, so a cancel published by the coordinator finds them.
+  const stats = { executed: 0, succeeded: 0, failed: 0, cancelled: 0, jobs: 0, returned: 0 };
+  // Attempts running here, by attempt id, so a cancel published by the coordinator finds them.
   const running = new Map<string, () => AbortController>();
+  // Attempt ids cancelled by a coordinator (channel and set), with when: never started here.
+  const cancelled = new Map<string, number>();
   let outage = false;
   const report = (err: Error) => {
     if (outage) return;
@@ -116,19 +141,43 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
     return t;
   };
 
-  // One parameter only: BullMQ then tracks no AbortController per job (cancels come through
-  // our own channel), and ours is made only when the target reads `ctx.signal`.
-  const processor = async (job: Job<AttemptJob>): Promise<string> => {
-    const data = job.data;
+  // Replies that ended in the same tick go out together: one XADD per stream per tick.
+  const outbox = new Map<string, { items: string[]; sent: Promise<void>; send(): void }>();
+  const reply = (stream: string, r: Reply): Promise<void> => {
+    let box = outbox.get(stream);
+    if (box === undefined) {
+      let send!: () => void;
+      const sent = new Promise<void>((resolve, reject) => {
+        send = () => {
+          outbox.delete(stream);
+          const now = Date.now();
+          const refresh = (expiresSet.get(stream) ?? 0) < now - 60_000;
+          if (refresh) expiresSet.set(stream, now);
+          const items = box!.items;
+          // The outcome stream expires a day after its last use: a coordinator that died
+          // leaves nothing behind forever.
+          const multi = redis.multi().xadd(stream, '*', 'r', `[${items.join(',')}]`);
+          if (refresh) multi.expire(stream, 86_400);
+          multi.exec().then(() => resolve(), reject);
+        };
+      });
+      box = { items: [], sent, send };
+      outbox.set(stream, box);
+      setImmediate(send);
+    }
+    box.items.push(JSON.stringify(r));
+    return box.sent;
+  };
+
+  // One parameter only: the signal is made lazily, only when the target reads `ctx.signal`.
+  const execute = async (data: AttemptJob, a: AttemptEntry): Promise<AttemptOutcome> => {
     let controller: AbortController | undefined;
     const control = (): AbortController => {
       controller ??= new AbortController();
       return controller;
     };
-    const id = job.id!;
-    running.set(id, control);
+    running.set(a.id, control);
     const usage = { tokens: 0, cost: 0 };
-    let outcome: AttemptOutcome;
     try {
       const target = await targetFor(data);
       if (data.rate !== undefined) await buckets.take(data.rate.key, data.rate, control().signal);
@@ -136,8 +185,8 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
         get signal() {
           return control().signal;
         },
-        attempt: data.attempt,
-        taskId: data.taskId,
+        attempt: a.attempt,
+        taskId: a.taskId,
         reportUsage: (u) => {
           usage.tokens += u.tokens ?? 0;
           usage.cost += u.cost ?? 0;
@@ -146,16 +195,11 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
       };
       stats.executed++;
       const output = await target.execute(
-        {
-          id: data.taskId,
-          input: data.testCase,
-          priority: 0,
-          rateKey: data.rate?.key ?? 'default',
-        },
+        { id: a.taskId, input: a.testCase, priority: 0, rateKey: data.rate?.key ?? 'default' },
         ctx,
       );
       stats.succeeded++;
-      outcome = { ok: true, output, usage, worker: name };
+      return { ok: true, output, usage, worker: name };
     } catch (err) {
       if (controller?.signal.aborted === true) stats.cancelled++;
       else stats.failed++;
@@ -164,46 +208,148 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
       if (cls.rateLimited && data.rate !== undefined) {
         await buckets.coolDown(data.rate.key, cls.retryAfterMs ?? 1000).catch(() => {});
       }
-      outcome = { ok: false, error: serializeError(err), usage, worker: name };
+      // Returned, never thrown: a failed attempt is a result for the scheduler to classify and
+      // retry; BullMQ must not retry it on its own.
+      return { ok: false, error: serializeError(err), usage, worker: name };
     } finally {
-      running.delete(id);
+      running.delete(a.id);
     }
-    // Returned, never thrown: a failed attempt is a result for the scheduler to classify and
-    // retry; BullMQ must not retry it on its own. Also pushed to the coordinator's reply list,
-    // which expires a day after its last use (a coordinator that died leaves nothing forever).
-    const text = JSON.stringify(outcome);
-    const redelivered = job.stalledCounter > 0 || job.attemptsStarted > 1;
-    // Built by hand around the outcome's JSON: serialised once (this runs once per attempt).
-    const reply = `{"id":${JSON.stringify(id)},"redelivered":${redelivered},"sender":${JSON.stringify(data.sender ?? '')},"outcome":${text}}`;
-    await redis.rpush(data.replyTo, reply);
-    const now = Date.now();
-    if ((expiresSet.get(data.replyTo) ?? 0) < now - 60_000) {
-      expiresSet.set(data.replyTo, now);
-      await redis.expire(data.replyTo, 86_400);
-    }
-    return text;
   };
 
-  const worker = new Worker<AttemptJob, string>(queueName, processor, {
+  const worker = new Worker<AttemptJob>(queueName, null, {
     connection,
-    concurrency,
-    lockDuration: options.lockDurationMs ?? 10_000,
-    stalledInterval: Math.max(1_000, Math.floor((options.lockDurationMs ?? 10_000) / 2)),
+    lockDuration: lockMs,
+    stalledInterval: Math.max(1_000, Math.floor(lockMs / 2)),
     maxStalledCount: 10,
-    removeOnComplete: { age: 86_400 },
+    // Kept a minute: an add that Redis executed but whose reply was lost in a reconnect is sent
+    // again by ioredis, and must find the job there (a no-op) rather than run it twice.
+    removeOnComplete: { age: 60 },
     removeOnFail: { age: 86_400 },
+    // An idle worker waits for a job at most a second at a time: `close` waits for that wait.
+    drainDelay: 1,
   });
   worker.on('error', report);
-  await subscriber.subscribe(cancelChannel(queueName));
+
+  // Attempt slots; the loop waits for room for as many attempts as the last job carried.
+  let free = concurrency;
+  let hint = 1;
+  let closing = false;
+  let wakeLoop: (() => void) | undefined;
+  const release = () => {
+    free++;
+    const wake = wakeLoop;
+    wakeLoop = undefined;
+    wake?.();
+  };
+  // Jobs held here (id → lock token), their locks renewed until they are finished.
+  const held = new Map<string, string>();
+  const jobsDone = new Set<Promise<unknown>>();
+
+  const take = (job: Job<AttemptJob>, token: string): void => {
+    const data = job.data;
+    const id = job.id!;
+    stats.jobs++;
+    held.set(id, token);
+    // Back after its worker was lost: that worker may have sent any attempt that has no outcome
+    // yet, and only the coordinator knows which have one: all are given back to it.
+    const lost = job.stalledCounter > 0 || job.attemptsStarted > 1;
+    if (!lost) hint = Math.max(1, Math.min(concurrency, data.attempts.length));
+    const replies: Promise<unknown>[] = [];
+    for (const a of data.attempts) {
+      if (lost || free === 0) {
+        stats.returned++;
+        replies.push(
+          reply(data.replyTo, { id: a.id, sender: data.sender, returned: true, maybeSent: lost }),
+        );
+      } else if (cancelled.has(a.id)) {
+        replies.push(reply(data.replyTo, { id: a.id, sender: data.sender, outcome: CANCELLED }));
+      } else {
+        free--;
+        replies.push(
+          execute(data, a).then((outcome) => {
+            release();
+            return reply(data.replyTo, { id: a.id, sender: data.sender, outcome });
+          }),
+        );
+      }
+    }
+    // A job is finished once every outcome it produced is in the stream: a coordinator that
+    // finds the job gone therefore finds its outcomes.
+    const done = Promise.allSettled(replies)
+      .then(() => job.moveToCompleted('', token, false))
+      .then(
+        () => undefined,
+        (err: unknown) => worker.emit('error', err as Error),
+      )
+      .finally(() => {
+        held.delete(id);
+        jobsDone.delete(done);
+      });
+    jobsDone.add(done);
+  };
+
+  const loop = async (): Promise<void> => {
+    let n = 0;
+    while (!closing) {
+      if (free < hint) {
+        await new Promise<void>((r) => {
+          wakeLoop = r;
+        });
+        continue;
+      }
+      const token = `${worker.id}:${n++}`;
+      let job: Job<AttemptJob> | undefined;
+      try {
+        job = await worker.getNextJob(token, { block: true });
+      } catch (err) {
+        if (closing) break;
+        report(err as Error);
+        await new Promise((r) => setTimeout(r, 200));
+        continue;
+      }
+      if (job !== undefined) take(job, token);
+    }
+  };
+
+  // Locks of held jobs renewed together, three times per lock duration.
+  const renew = setInterval(
+    () => {
+      if (held.size === 0) return;
+      worker.extendJobLocks([...held.keys()], [...held.values()], lockMs).catch(report);
+    },
+    Math.max(200, Math.floor(lockMs / 3)),
+  );
+  renew.unref();
+
   subscriber.on('message', (_channel, id: string) => {
+    cancelled.set(id, Date.now());
     running.get(id)?.().abort(new CancelledError('cancelled by the coordinator'));
   });
+  // Subscribed before the set is read: a cancel is then either in the set or heard.
+  await subscriber.subscribe(cancelChannel(queueName));
+  const now = Date.now();
+  for (const id of await redis.smembers(cancelledKey(queueName))) cancelled.set(id, now);
+  const prune = setInterval(() => {
+    const old = Date.now() - CANCEL_MEMORY_MS;
+    for (const [id, at] of cancelled) if (at < old) cancelled.delete(id);
+  }, 60_000);
+  prune.unref();
+
   await worker.waitUntilReady();
+  await worker.startStalledCheckTimer();
+  const looping = loop();
 
   return {
     name,
     stats,
     close: async () => {
+      closing = true;
+      wakeLoop?.();
+      // The loop ends after its current wait for a job (a job it then takes is run too).
+      await looping;
+      await Promise.all([...jobsDone]);
+      clearInterval(renew);
+      clearInterval(prune);
       await worker.close();
       subscriber.disconnect();
       redis.disconnect();
@@ -214,3 +360,15 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
     },
   };
 }
+
+const CANCELLED: AttemptOutcome = {
+  ok: false,
+  error: {
+    code: 'CANCELLED',
+    name: 'CancelledError',
+    message: 'cancelled before a worker started it',
+    retryable: false,
+  },
+  usage: { tokens: 0, cost: 0 },
+  worker: '',
+};
