@@ -3,18 +3,22 @@
  * Distributed S5: 20,000 no-op jobs on BullMQ, Stride against raw BullMQ on the same Redis.
  *
  *   npm run build && node bench/distributed.mjs            # 1, 2 and 4 worker processes, 3 reps
- *   node bench/distributed.mjs --reps 1 --jobs 5000
+ *   node bench/distributed.mjs --reps 1 --jobs 5000 --workers 1,2 --kinds raw,stride
+ *   BENCH_CPU=1 ...        # CPU time of the producer, each worker and Redis per run, on stderr
+ *   BENCH_PROF=dir ...     # a CPU profile of each worker process in dir (`--cpu-prof`)
  *
  * Starts its own redis-server (Debian's package) on a free loopback port in a temporary folder.
  * Every variant uses worker *processes* (this script with `worker <kind>`), each at concurrency
  * 64, and one producer in this process:
- * - `raw BullMQ`: a plain Queue (`addBulk` of every job at once) and plain Workers with a no-op
- *   processor; the producer waits for every `completed` event. The floor: BullMQ alone.
+ * - `raw`: raw BullMQ, a plain Queue (`addBulk` of every job at once, removed on completion) and
+ *   plain Workers with a no-op processor; the producer waits for every `completed` event. The
+ *   floor: BullMQ alone, doing nothing else.
  * - `stride`: a Stride run (the engine with retries, timeouts, a transition listener) at
- *   concurrency 256 whose attempts go through the BullmqDispatcher to `stride` workers with a
- *   no-op target: one job per attempt, added when the scheduler starts it, its outcome read back
- *   from the QueueEvents stream, then removed.
- * Throughput = jobs / (first add .. last completion). Prints a markdown table with the ratios.
+ *   concurrency 256 whose attempts go through the BullmqDispatcher (default `batch`: attempts
+ *   started in one tick share a job, up to 8) to `stride` workers with a no-op target, each
+ *   outcome read back from the run's stream.
+ * - `stride-1`: the same with `batch: 1`, one BullMQ job per attempt.
+ * Throughput = jobs (attempts for Stride) / (first add .. last outcome). Prints a markdown table.
  */
 
 import { spawn } from 'node:child_process';
@@ -155,44 +159,15 @@ async function rawRun(url, queue, jobs) {
     });
   });
   const t0 = performance.now();
-  const V = process.env.RAWV ?? '';
-  const opts = V.includes('age') ? { removeOnComplete: { age: 3600 } } : { removeOnComplete: true };
-  const mk = (i) =>
-    V.includes('big')
-      ? {
-          name: 'attempt',
-          data: {
-            runId: 'bench-123456789',
-            taskId: `t${i}`,
-            attempt: 1,
-            targetKey: 'abcdef0123456789',
-            testCase: { id: `t${i}`, inputs: { q: i } },
-            replyTo: 'stride:bench:replies:bench-123456789',
-            sender: '8d1f3c7e-0b7a-4c1e-9d7b-1f2e3d4c5b6a',
-          },
-          opts: { ...opts, jobId: `bench-123456789/t${i}/1` },
-        }
-      : { name: 'noop', data: { i }, opts };
-  if (V.includes('win')) {
-    // windowed: keep 256 outstanding, add per setImmediate batch like Stride
-    let next = 0;
-    let pend = [];
-    const flush = () => {
-      const b = pend;
-      pend = [];
-      q.addBulk(b);
-    };
-    const addOne = () => {
-      if (next >= jobs) return;
-      pend.push(mk(next++));
-      if (pend.length === 1) setImmediate(flush);
-    };
-    events.on('completed', () => addOne());
-    for (let k = 0; k < 256; k++) addOne();
-  } else
-    for (let i = 0; i < jobs; i += 1000) {
-      await q.addBulk(Array.from({ length: Math.min(1000, jobs - i) }, (_, k) => mk(i + k)));
-    }
+  for (let i = 0; i < jobs; i += 1000) {
+    await q.addBulk(
+      Array.from({ length: Math.min(1000, jobs - i) }, (_, k) => ({
+        name: 'noop',
+        data: { i: i + k },
+        opts: { removeOnComplete: true },
+      })),
+    );
+  }
   await finished;
   const ms = performance.now() - t0;
   await events.close();
@@ -200,11 +175,11 @@ async function rawRun(url, queue, jobs) {
   return ms;
 }
 
-async function strideRun(url, queue, jobs) {
+async function strideRun(url, queue, jobs, batch) {
   const { Run } = await import('../dist/index.js');
   const { BullmqDispatcher } = await import('../dist/distributed/index.js');
   const { parsePlan } = await import('../dist/plans/index.js');
-  const dispatcher = new BullmqDispatcher({ redis: url, queue });
+  const dispatcher = new BullmqDispatcher({ redis: url, queue, ...(batch ? { batch } : {}) });
   const manifest = parsePlan(
     'workflow_id: bench\ntarget: { type: http, url: "${URL:-http://127.0.0.1:1/}" }\ncases:\n  - { id: x, inputs: { q: 1 } }\n',
     {
@@ -217,7 +192,7 @@ async function strideRun(url, queue, jobs) {
     input: { id: `t${i}`, inputs: { q: i } },
   }));
   const run = new Run(tasks, target, {
-    concurrency: Number(process.env.SCONC ?? 256),
+    concurrency: 256,
     retry: { maxAttempts: 3 },
     timeoutMs: 60_000,
   });
@@ -253,22 +228,24 @@ async function mainBench() {
     return i >= 0 ? args[i + 1].split(',') : def;
   };
   const workerCounts = list('workers', ['1', '2', '4']).map(Number);
-  const kinds = list('kinds', ['raw', 'stride']);
+  const kinds = list('kinds', ['raw', 'stride', 'stride-1']);
+  for (const k of kinds)
+    if (!['raw', 'stride', 'stride-1'].includes(k)) throw new Error(`--kinds: unknown ${k}`);
   const redis = await startRedis();
   const rows = [];
   try {
     for (const n of workerCounts) {
-      const figures = { raw: [], stride: [] };
+      const figures = Object.fromEntries(kinds.map((k) => [k, []]));
       for (let r = 0; r < reps; r++) {
         for (const kind of kinds) {
           const queue = `bench-${kind}-${n}-${r}`;
-          const procs = await workers(kind, n, redis.url, queue);
+          const procs = await workers(kind === 'raw' ? 'raw' : 'stride', n, redis.url, queue);
           const cpu0 = process.cpuUsage();
           const redisCpu0 = process.env.BENCH_CPU ? await redisCpu(redis.url) : 0;
           const ms =
             kind === 'raw'
               ? await rawRun(redis.url, queue, jobs)
-              : await strideRun(redis.url, queue, jobs);
+              : await strideRun(redis.url, queue, jobs, kind === 'stride-1' ? 1 : undefined);
           if (process.env.BENCH_CPU)
             process.stderr.write(
               `${kind} producer cpu ${JSON.stringify(process.cpuUsage(cpu0))} redis cpu ${Math.round((await redisCpu(redis.url)) - redisCpu0)} ms, wall ${Math.round(ms)}\n`,
@@ -281,20 +258,30 @@ async function mainBench() {
         }
       }
       const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-      rows.push({ n, raw: med(figures.raw), stride: med(figures.stride) });
+      rows.push({ n, ...Object.fromEntries(kinds.map((k) => [k, med(figures[k])])) });
     }
   } finally {
     redis.stop();
   }
-  const fmt = (x) => Math.round(x).toLocaleString('en-US');
+  const fmt = (x) => (x === undefined ? '-' : Math.round(x).toLocaleString('en-US'));
+  const ratio = (x, raw) =>
+    x === undefined || raw === undefined ? '-' : `${(x / raw).toFixed(2)}x`;
   console.log(
     `\n### Distributed S5: ${jobs.toLocaleString('en-US')} no-op jobs, worker processes at concurrency 64 (median of ${reps})\n`,
   );
-  console.log('| workers | raw BullMQ jobs/s | Stride jobs/s | Stride / raw | target |');
-  console.log('| ---: | ---: | ---: | ---: | --- |');
+  console.log(
+    '| workers | raw BullMQ jobs/s | Stride attempts/s (batch 8, default) | Stride / raw | target ≥ 0.9x | Stride, batch 1 | batch 1 / raw |',
+  );
+  console.log('| ---: | ---: | ---: | ---: | --- | ---: | ---: |');
   for (const r of rows) {
+    const met =
+      r.stride === undefined || r.raw === undefined
+        ? '-'
+        : r.stride / r.raw >= 0.9
+          ? 'met'
+          : 'NOT met';
     console.log(
-      `| ${r.n} | ${fmt(r.raw)} | ${fmt(r.stride)} | ${(r.stride / r.raw).toFixed(2)}x | ≥ 0.9x: ${r.stride / r.raw >= 0.9 ? 'met' : 'NOT met'} |`,
+      `| ${r.n} | ${fmt(r.raw)} | ${fmt(r.stride)} | ${ratio(r.stride, r.raw)} | ${met} | ${fmt(r['stride-1'])} | ${ratio(r['stride-1'], r.raw)} |`,
     );
   }
 }

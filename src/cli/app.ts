@@ -112,6 +112,7 @@ interface DispatchFlags {
   dispatch?: string;
   redis?: string;
   queue?: string;
+  batch?: number;
 }
 
 /**
@@ -132,6 +133,9 @@ async function openRuns(
   if (dispatch === 'bullmq' && (redis === undefined || redis === '')) {
     throw new UsageError('--dispatch bullmq needs --redis URL (or STRIDE_REDIS_URL)');
   }
+  if (dispatch === 'inprocess' && flags.batch !== undefined) {
+    throw new UsageError('--batch applies to --dispatch bullmq only');
+  }
   const history = openHistory(flags.db, mustExist);
   if (dispatch === 'inprocess') return { history, close: () => history.store.close() };
   const store = history.store;
@@ -139,6 +143,7 @@ async function openRuns(
   const dispatcher = new BullmqDispatcher({
     redis: redis!,
     ...(flags.queue === undefined ? {} : { queue: flags.queue }),
+    ...(flags.batch === undefined ? {} : { batch: flags.batch }),
     onRedisError: (m) => io.stderr.write(`stride: ${m}\n`),
     onRedelivered: ({ runId, taskId, attempt }) => {
       const now = Date.now();
@@ -184,7 +189,12 @@ function dispatchOptions(cmd: Command): Command {
       'where attempts run: inprocess, or bullmq (workers: stride worker)',
     )
     .option('--redis <url>', 'Redis for --dispatch bullmq (default: STRIDE_REDIS_URL)')
-    .option('--queue <name>', 'the BullMQ queue the workers listen on', 'stride');
+    .option('--queue <name>', 'the BullMQ queue the workers listen on', 'stride')
+    .option(
+      '--batch <n>',
+      'most attempts started together that share one BullMQ job (1: a job per attempt)',
+      intArg(1),
+    );
 }
 
 function formatsOf(flags: OutputFlags): ReportFormat[] {
@@ -675,7 +685,7 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
       io.stderr.write(`stride worker ${worker.name}: stopping (in-flight attempts finish first)\n`);
       await worker.close();
       io.stderr.write(
-        `stride worker ${worker.name}: stopped after ${worker.stats.executed} attempts\n`,
+        `stride worker ${worker.name}: stopped after ${worker.stats.executed} attempts in ${worker.stats.jobs} jobs (${worker.stats.returned} given back to the coordinator)\n`,
       );
     },
   );

@@ -221,7 +221,7 @@ export class BullmqDispatcher implements Dispatcher {
     const raw = fields[1];
     if (fields[0] !== 'r' || raw === undefined) return;
     for (const reply of JSON.parse(raw) as Reply[]) {
-      if ('returned' in reply) this.onReturned(reply.id, reply.sender, reply.maybeSent);
+      if ('returned' in reply) this.onReturned(reply);
       // Ours with nobody waiting: an attempt already settled (cancelled before a worker took
       // it). Only an earlier coordinator's outcomes are kept for reconciliation.
       else if (!this.deliver(reply.id, reply.outcome) && reply.sender !== this.instance) {
@@ -230,7 +230,7 @@ export class BullmqDispatcher implements Dispatcher {
     }
   }
 
-  private onReturned(id: string, sender: string, maybeSent: boolean): void {
+  private onReturned({ id, sender, maybeSent, job }: Extract<Reply, { returned: true }>): void {
     const w = this.waiters.get(id);
     if (w === undefined) {
       // An earlier coordinator's attempt: to be sent anew when the resumed run asks for it
@@ -238,12 +238,16 @@ export class BullmqDispatcher implements Dispatcher {
       if (sender !== this.instance && !this.orphans.has(id)) this.orphans.set(id, RETURNED);
       return;
     }
+    // Given back by a job it already left (sent again in another since): nothing to do.
+    if (w.job !== job) return;
     this.leaveJob(id, w);
     if (maybeSent) {
       const parts = parseJobId(id);
       if (parts !== undefined) this.onRedelivered?.(parts);
     }
-    w.returned();
+    // Cancelled meanwhile: it ends here instead of going out again.
+    if (w.aborted) this.deliver(id, CANCELLED);
+    else w.returned();
   }
 
   /** Resolves the attempt waiting for `id`; false if none waits. */
@@ -472,7 +476,12 @@ export class BullmqDispatcher implements Dispatcher {
       .exec()
       .catch(() => {});
     const job = w.job;
-    if (job === undefined) return;
+    // Its job is removed only once every attempt it still carries is cancelled (a run's cancel):
+    // a single timeout leaves the others their place in the queue, and the worker that takes
+    // the job finds this one in the cancelled set and answers it without starting it.
+    const carried = job === undefined ? undefined : this.jobs.get(job);
+    if (job === undefined || carried === undefined) return;
+    for (const other of carried) if (this.waiters.get(other)?.aborted !== true) return;
     this.queue.remove(job).then(
       (removed) => {
         if (removed > 0) this.removed(job);
@@ -481,16 +490,9 @@ export class BullmqDispatcher implements Dispatcher {
     );
   }
 
-  /** A job removed before a worker took it: its cancelled attempts settle, the others go again. */
+  /** A job removed before a worker took it: its attempts settle as cancelled. */
   private removed(job: string): void {
-    for (const id of [...(this.jobs.get(job) ?? [])]) {
-      const w = this.waiters.get(id);
-      if (w?.aborted === true) this.deliver(id, CANCELLED);
-      else if (w !== undefined) {
-        this.leaveJob(id, w);
-        w.returned();
-      } else if (this.live.delete(id)) this.orphans.set(id, RETURNED);
-    }
+    for (const id of [...(this.jobs.get(job) ?? [])]) this.deliver(id, CANCELLED);
     this.jobs.delete(job);
   }
 

@@ -66,6 +66,8 @@ export type Reply =
        */
       readonly returned: true;
       readonly maybeSent: boolean;
+      /** The job it came in: a coordinator that already sent it again in another ignores it. */
+      readonly job: string;
     };
 
 /** The target of a run as workers read it: redacted, with its secrets' `${VAR}` templates. */

@@ -11,7 +11,7 @@
  */
 
 import { hostname } from 'node:os';
-import { type Job, Worker } from 'bullmq';
+import { Job, type JobJson, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { AttemptContext, RateLimitSnapshot, Target } from '../core/index.js';
 import { CancelledError, classifyError, StrideError } from '../core/index.js';
@@ -70,6 +70,9 @@ export interface StrideWorker {
   /** Stops taking jobs, lets the attempts it holds finish, and closes its connections. */
   close(): Promise<void>;
 }
+
+/** Jobs fetched at once while the queue has some (each fetch is a round trip). */
+const FETCHES = 4;
 
 /** How long a cancelled attempt id is remembered (as long as the set in Redis keeps it). */
 const CANCEL_MEMORY_MS = 3_600_000;
@@ -230,16 +233,13 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
   });
   worker.on('error', report);
 
-  // Attempt slots; the loop waits for room for as many attempts as the last job carried.
+  // Attempt slots: a fetch starts only with room for as many attempts as the last job carried.
   let free = concurrency;
   let hint = 1;
   let closing = false;
-  let wakeLoop: (() => void) | undefined;
   const release = () => {
     free++;
-    const wake = wakeLoop;
-    wakeLoop = undefined;
-    wake?.();
+    pump();
   };
   // Jobs held here (id → lock token), their locks renewed until they are finished.
   const held = new Map<string, string>();
@@ -256,13 +256,19 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
     if (!lost) hint = Math.max(1, Math.min(concurrency, data.attempts.length));
     const replies: Promise<unknown>[] = [];
     for (const a of data.attempts) {
-      if (lost || free === 0) {
+      if (!lost && cancelled.has(a.id)) {
+        replies.push(reply(data.replyTo, { id: a.id, sender: data.sender, outcome: CANCELLED }));
+      } else if (lost || free === 0) {
         stats.returned++;
         replies.push(
-          reply(data.replyTo, { id: a.id, sender: data.sender, returned: true, maybeSent: lost }),
+          reply(data.replyTo, {
+            id: a.id,
+            sender: data.sender,
+            returned: true,
+            maybeSent: lost,
+            job: id,
+          }),
         );
-      } else if (cancelled.has(a.id)) {
-        replies.push(reply(data.replyTo, { id: a.id, sender: data.sender, outcome: CANCELLED }));
       } else {
         free--;
         replies.push(
@@ -276,39 +282,63 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
     // A job is finished once every outcome it produced is in the stream: a coordinator that
     // finds the job gone therefore finds its outcomes.
     const done = Promise.allSettled(replies)
-      .then(() => job.moveToCompleted('', token, false))
-      .then(
-        () => undefined,
-        (err: unknown) => worker.emit('error', err as Error),
-      )
-      .finally(() => {
-        held.delete(id);
-        jobsDone.delete(done);
-      });
+      .then(async () => {
+        // With room for another job, finishing this one takes the next in the same round trip
+        // (BullMQ's fetch-next), counted as a fetch until it returns.
+        const next = !closing && free - fetching * hint >= hint;
+        if (next) fetching++;
+        try {
+          const [json, nextId] = ((await job.moveToCompleted('', token, next)) ?? []) as [
+            JobJson | null | undefined,
+            string | undefined,
+          ];
+          if (next) {
+            idle = json == null;
+            if (json != null) take(Job.fromJSON(worker, json, nextId) as Job<AttemptJob>, token);
+          }
+        } catch (err) {
+          worker.emit('error', err as Error);
+        } finally {
+          held.delete(id);
+          if (next) {
+            fetching--;
+            pump();
+          }
+        }
+      })
+      .finally(() => jobsDone.delete(done));
     jobsDone.add(done);
   };
 
-  const loop = async (): Promise<void> => {
-    let n = 0;
-    while (!closing) {
-      if (free < hint) {
-        await new Promise<void>((r) => {
-          wakeLoop = r;
-        });
-        continue;
-      }
-      const token = `${worker.id}:${n++}`;
-      let job: Job<AttemptJob> | undefined;
-      try {
-        job = await worker.getNextJob(token, { block: true });
-      } catch (err) {
-        if (closing) break;
-        report(err as Error);
-        await new Promise((r) => setTimeout(r, 200));
-        continue;
-      }
-      if (job !== undefined) take(job, token);
+  // Fetches: up to FETCHES at once while jobs are there (one round trip each), each counting
+  // as `hint` attempts until it returns; a single one, blocking, once the queue is empty.
+  let fetching = 0;
+  let idle = false;
+  let tokens = 0;
+  let stopped: (() => void) | undefined;
+  const pump = (): void => {
+    while (
+      !closing &&
+      (fetching === 0 || (!idle && fetching < FETCHES)) &&
+      free - fetching * hint >= hint
+    ) {
+      fetching++;
+      const token = `${worker.id}:${tokens++}`;
+      worker.getNextJob(token, { block: true }).then(
+        (job) => {
+          fetching--;
+          idle = job === undefined;
+          if (job !== undefined) take(job as Job<AttemptJob>, token);
+          pump();
+        },
+        (err: unknown) => {
+          fetching--;
+          if (!closing) report(err as Error);
+          setTimeout(pump, closing ? 0 : 200);
+        },
+      );
     }
+    if (closing && fetching === 0) stopped?.();
   };
 
   // Locks of held jobs renewed together, three times per lock duration.
@@ -337,16 +367,18 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
 
   await worker.waitUntilReady();
   await worker.startStalledCheckTimer();
-  const looping = loop();
+  pump();
 
   return {
     name,
     stats,
     close: async () => {
       closing = true;
-      wakeLoop?.();
-      // The loop ends after its current wait for a job (a job it then takes is run too).
-      await looping;
+      // Fetches end after their current wait for a job (a job one then takes is run too).
+      await new Promise<void>((r) => {
+        stopped = r;
+        pump();
+      });
       await Promise.all([...jobsDone]);
       clearInterval(renew);
       clearInterval(prune);

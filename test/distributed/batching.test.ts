@@ -1,0 +1,107 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: `${VAR}` here is plan syntax, not a template literal.
+/**
+ * Attempts started together share a BullMQ job; a worker still runs at most its concurrency of
+ * attempts (what does not fit is given back unstarted, never sent twice), and a cancel removes
+ * queued jobs when no worker is there to take them. Real redis-server, the mock on port 0, a
+ * worker in this process (its counters are read).
+ */
+
+import { Queue } from 'bullmq';
+import { describe, expect, test } from 'vitest';
+import { CancellationToken } from '../../src/core/index.js';
+import { BullmqDispatcher, startWorker } from '../../src/distributed/index.js';
+import { connectionOptions } from '../../src/distributed/redis.js';
+import { parsePlan } from '../../src/plans/index.js';
+import { ExecutorService } from '../../src/runner/executor-service.js';
+import { distributedFixture } from './redis.js';
+
+const f = distributedFixture({ min: 5, max: 25 });
+
+function plan(tag: string, n: number, policy: string) {
+  const cases = Array.from(
+    { length: n },
+    (_, i) => `  - { id: c${i}, inputs: { query: "q ${i}", __case: ${tag}-${i} } }`,
+  ).join('\n');
+  return parsePlan(
+    `workflow_id: ${tag}\ntarget: { type: dify, base_url: "\${MOCK_URL}", api_key: "\${KEY:-app-shared}", app: workflow, response_mode: blocking }\nexecution_policy: ${policy}\ncases:\n${cases}\n`,
+    { env: { MOCK_URL: f.mock.baseUrl } },
+  );
+}
+
+function sentPerCase(tag: string, n: number): number[] {
+  const byCase = f.mock.stats().byCase;
+  return Array.from({ length: n }, (_, i) => byCase[`${tag}-${i}`] ?? 0);
+}
+
+describe('attempts in shared jobs', () => {
+  test.each([
+    { batch: 8, shared: true },
+    { batch: 1, shared: false },
+  ])(
+    'batch $batch: a worker of concurrency 5 under a run of 32 runs at most 5 at once, each case once',
+    async ({ batch, shared }) => {
+      const queue = `q-batch-${batch}`;
+      const tag = `b${batch}`;
+      const worker = await startWorker({ redis: f.redis.url, queue, concurrency: 5 });
+      const dispatcher = new BullmqDispatcher({ redis: f.redis.url, queue, batch });
+      f.mock.reset();
+      try {
+        const results = await new ExecutorService({ dispatcher }).executeTestPlan(
+          plan(tag, 120, '{ concurrency: 32, timeout: 30s }'),
+        );
+        expect(results.filter((r) => r.status === 'success')).toHaveLength(120);
+        expect(sentPerCase(tag, 120).every((c) => c === 1)).toBe(true); // none twice, none lost
+        expect(f.mock.stats().peakInFlight).toBeLessThanOrEqual(5); // the worker's concurrency
+        expect(worker.stats.executed).toBe(120);
+        if (shared) {
+          // 32 attempts start in the first tick: jobs of 8, of which 5 fit the worker's room and
+          // 3 go back to the coordinator, which sends them again in a job of their own.
+          expect(worker.stats.jobs).toBeLessThan(120);
+          expect(worker.stats.returned).toBeGreaterThan(0);
+          expect(worker.stats.jobs).toBeLessThanOrEqual(120 + worker.stats.returned);
+        } else {
+          // One job per attempt, each fetched only with room for it: nothing given back.
+          expect(worker.stats.jobs).toBe(120);
+          expect(worker.stats.returned).toBe(0);
+        }
+      } finally {
+        await dispatcher.close();
+        await worker.close();
+      }
+    },
+    30_000,
+  );
+
+  test('cancel with no worker running: queued jobs are removed and every attempt settles cancelled', async () => {
+    const queue = 'q-no-worker';
+    const tag = 'nw';
+    const dispatcher = new BullmqDispatcher({ redis: f.redis.url, queue });
+    const inspect = new Queue(queue, { connection: connectionOptions(f.redis.url) });
+    f.mock.reset();
+    try {
+      const token = new CancellationToken();
+      const done = new ExecutorService({ dispatcher }).runTestPlan(
+        plan(tag, 40, '{ concurrency: 16, timeout: 1h }'),
+        token,
+      );
+      // 16 attempts in jobs of up to 8: at least two jobs waiting for a worker.
+      await expect
+        .poll(() => inspect.getWaitingCount(), { timeout: 10_000, interval: 10 })
+        .toBeGreaterThanOrEqual(2);
+      token.cancel('no workers today');
+      const { run } = await done;
+      expect(run.status).toBe('cancelled');
+      expect(run.tasks).toHaveLength(40);
+      expect(run.tasks.every((t) => t.status === 'cancelled')).toBe(true);
+      expect(await inspect.getWaitingCount()).toBe(0); // removed, not left for a later worker
+      expect(sentPerCase(tag, 40).every((c) => c === 0)).toBe(true);
+    } finally {
+      await inspect.close();
+      await dispatcher.close();
+    }
+  }, 30_000);
+
+  test('a batch size below 1 is refused, naming the option and the value', () => {
+    expect(() => new BullmqDispatcher({ redis: f.redis.url, batch: 0 })).toThrow(/batch.*0/);
+  });
+});
