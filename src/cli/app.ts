@@ -117,7 +117,7 @@ interface DispatchFlags {
 
 /**
  * The run journal and, with `--dispatch bullmq`, the BullMQ dispatcher (loaded on demand, so
- * in-process runs never load BullMQ). A job delivered again after its worker was lost is
+ * in-process runs never load BullMQ). An attempt that comes back after its worker was lost is
  * journaled as a `maybe_sent` attempt.
  */
 async function openRuns(

@@ -108,6 +108,7 @@ describe('usage errors exit 2 and name the flag and the value', () => {
     [['runz'], "unknown command 'runz'"],
     [['run'], "missing required argument 'plan'"],
     [['report', 'r1', '--format', 'pdf', '--db', 'x.db'], 'pdf'],
+    [['run', 'plan.yaml', '--batch', '0'], "option '--batch <n>' argument '0' is invalid"],
   ])('%j', async (argv, message) => {
     const { io, text } = captureIo();
     expect(await main(argv, io)).toBe(2);
@@ -120,6 +121,14 @@ describe('usage errors exit 2 and name the flag and the value', () => {
     expect(await main(['run', plan, '--seed', '3', '--db', join(dir, 'db')], io)).toBe(2);
     expect(text.err).toContain('--seed 3: it seeds --sample');
     expect(existsSync(join(dir, 'db'))).toBe(false); // nothing was written
+  });
+
+  it('--batch without --dispatch bullmq', async () => {
+    const { dir, plan } = makePlan({ cases: ['ok'] });
+    const { io, text } = captureIo(env());
+    expect(await main(['run', plan, '--batch', '4', '--db', join(dir, 'db')], io)).toBe(2);
+    expect(text.err).toContain('--batch applies to --dispatch bullmq only');
+    expect(existsSync(join(dir, 'db'))).toBe(false);
   });
 
   it('a plan with a bad value: file, line and field, nothing run, nothing stored', async () => {
