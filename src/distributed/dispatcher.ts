@@ -220,7 +220,13 @@ export class BullmqDispatcher implements Dispatcher {
   private receive(fields: string[]): void {
     const raw = fields[1];
     if (fields[0] !== 'r' || raw === undefined) return;
-    for (const reply of JSON.parse(raw) as Reply[]) {
+    let replies: Reply[];
+    try {
+      replies = JSON.parse(raw) as Reply[];
+    } catch {
+      return; // not written by a Stride worker: skipped, the cursor moves past it
+    }
+    for (const reply of replies) {
       if ('returned' in reply) this.onReturned(reply);
       // Ours with nobody waiting: an attempt already settled (cancelled before a worker took
       // it). Only an earlier coordinator's outcomes are kept for reconciliation.
@@ -370,12 +376,11 @@ export class BullmqDispatcher implements Dispatcher {
         ? await this.reconcile(jobId(spec.runId, task.id, ctx.attempt - 1), ctx)
         : undefined;
     const id = jobId(spec.runId, task.id, ctx.attempt);
-    // This very attempt may have been sent and answered while no coordinator listened (the
-    // journal had not recorded it yet): its outcome is then among the orphans.
-    const known = this.takeOrphan(id);
+    // This very attempt may have been sent by a coordinator that died before its journal
+    // recorded the start: answered meanwhile (an orphan) or still in a job, it is not sent again.
     const outcome =
       previous ??
-      (known === RETURNED ? undefined : known) ??
+      (await this.reconcile(id, ctx)) ??
       (await this.send(
         { id, taskId: task.id, attempt: ctx.attempt, testCase: task.input },
         spec,
@@ -392,7 +397,10 @@ export class BullmqDispatcher implements Dispatcher {
       const add = () => {
         const n = this.resent.get(entry.id) ?? 0;
         this.resent.set(entry.id, n + 1);
-        this.enqueue(entry, spec, n === 0 ? entry.id : `${entry.id}~${n}`).catch((err: unknown) => {
+        // Unique per dispatcher and send: an attempt a dead coordinator sent (its job kept a
+        // minute after finishing) never makes this add a silent no-op.
+        const job = `${entry.id}!${this.instance.slice(0, 8)}${n === 0 ? '' : `.${n}`}`;
+        this.enqueue(entry, spec, job).catch((err: unknown) => {
           this.waiters.delete(entry.id);
           reject(err);
         });
@@ -402,7 +410,10 @@ export class BullmqDispatcher implements Dispatcher {
     }).finally(() => this.resent.delete(entry.id));
   }
 
-  /** The outcome of an earlier attempt of this case, if it was answered or is still running. */
+  /**
+   * The outcome of an attempt an earlier coordinator sent, if it was answered or is still
+   * running (then waited for); undefined if it must be sent (again).
+   */
   private async reconcile(id: string, ctx: AttemptContext): Promise<AttemptOutcome | undefined> {
     const known = this.takeOrphan(id);
     if (known !== undefined) return known === RETURNED ? undefined : known;

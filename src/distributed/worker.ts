@@ -249,6 +249,17 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
     const data = job.data;
     const id = job.id!;
     stats.jobs++;
+    if (!Array.isArray(data?.attempts)) {
+      // Not a job of this Stride version (another producer on the queue, or an older Stride):
+      // failed with a reason that says so, never guessed at.
+      const reason = new Error(`job ${id} is not a Stride attempt job (no attempts list)`);
+      const failing = job
+        .moveToFailed(reason, token, false)
+        .catch((err: unknown) => worker.emit('error', err as Error))
+        .finally(() => jobsDone.delete(failing));
+      jobsDone.add(failing);
+      return;
+    }
     held.set(id, token);
     // Back after its worker was lost: that worker may have sent any attempt that has no outcome
     // yet, and only the coordinator knows which have one: all are given back to it.
@@ -282,7 +293,16 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
     // A job is finished once every outcome it produced is in the stream: a coordinator that
     // finds the job gone therefore finds its outcomes.
     const done = Promise.allSettled(replies)
-      .then(async () => {
+      .then(async (sent) => {
+        if (sent.some((r) => r.status === 'rejected')) {
+          // An outcome that could not be written: the job is left to stall (its lock is no
+          // longer renewed), and its attempts come back to the coordinator through another
+          // worker, as after a lost worker.
+          held.delete(id);
+          const failed = sent.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+          worker.emit('error', failed.reason as Error);
+          return;
+        }
         // With room for another job, finishing this one takes the next in the same round trip
         // (BullMQ's fetch-next), counted as a fetch until it returns.
         const next = !closing && free - fetching * hint >= hint;
@@ -297,7 +317,9 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
             if (json != null) take(Job.fromJSON(worker, json, nextId) as Job<AttemptJob>, token);
           }
         } catch (err) {
-          worker.emit('error', err as Error);
+          // A lost lock (this worker stalled past its lock duration) means another worker has
+          // the job and has given its attempts back already: nothing to report as an outage.
+          if (!/lock/i.test((err as Error).message)) worker.emit('error', err as Error);
         } finally {
           held.delete(id);
           if (next) {

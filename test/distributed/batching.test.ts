@@ -8,10 +8,10 @@
 
 import { Queue } from 'bullmq';
 import { describe, expect, test } from 'vitest';
-import { CancellationToken } from '../../src/core/index.js';
+import { CancellationToken, type Target } from '../../src/core/index.js';
 import { BullmqDispatcher, startWorker } from '../../src/distributed/index.js';
 import { connectionOptions } from '../../src/distributed/redis.js';
-import { parsePlan } from '../../src/plans/index.js';
+import { parsePlan, type TestCase } from '../../src/plans/index.js';
 import { ExecutorService } from '../../src/runner/executor-service.js';
 import { distributedFixture } from './redis.js';
 
@@ -98,6 +98,69 @@ describe('attempts in shared jobs', () => {
     } finally {
       await inspect.close();
       await dispatcher.close();
+    }
+  }, 30_000);
+
+  test('a second coordinator on the same run takes what the first one sent: answered outcomes are used, running jobs waited for, nothing sent twice', async () => {
+    const queue = 'q-handover';
+    const tag = 'ho';
+    const worker = await startWorker({ redis: f.redis.url, queue, concurrency: 8 });
+    // c0-c2 answer at once, c3-c5 take 600 ms: still running when the first coordinator is gone.
+    const cases = Array.from({ length: 6 }, (_, i) =>
+      i < 3
+        ? `  - { id: c${i}, inputs: { query: "q ${i}", __case: ${tag}-${i} } }`
+        : `  - { id: c${i}, inputs: { query: "q ${i}", __case: ${tag}-${i}, __latency_ms: 600 } }`,
+    ).join('\n');
+    const manifest = parsePlan(
+      `workflow_id: ${tag}\ntarget: { type: dify, base_url: "\${MOCK_URL}", api_key: "\${KEY:-app-shared}", app: workflow, response_mode: blocking }\ncases:\n${cases}\n`,
+      { env: { MOCK_URL: f.mock.baseUrl } },
+    );
+    const testCases = manifest.datasets[0]!.cases;
+    if (testCases.kind !== 'inline') throw new Error('inline cases expected');
+    const attempt = (target: Target<TestCase, unknown>, i: number, number: number) =>
+      target.execute(
+        { id: `c${i}`, input: testCases.cases[i]!, priority: 0, rateKey: 'default' },
+        {
+          signal: new AbortController().signal,
+          attempt: number,
+          taskId: `c${i}`,
+          reportUsage: () => {},
+          reportLimits: () => {},
+        },
+      );
+    f.mock.reset();
+    const first = new BullmqDispatcher({ redis: f.redis.url, queue });
+    const second = new BullmqDispatcher({ redis: f.redis.url, queue });
+    try {
+      const a = await first.targetFor(manifest, 'handover');
+      const sent = [0, 1, 2, 3, 4, 5].map((i) => attempt(a, i, 1));
+      const settled = Promise.allSettled(sent);
+      await Promise.all(sent.slice(0, 3)); // read by the first coordinator, never journaled
+      await expect.poll(() => f.mock.stats().inFlight, { timeout: 5_000, interval: 5 }).toBe(3);
+      await first.close(); // the first coordinator is gone; c3-c5 still run on the worker
+      const lost = await settled;
+      expect(lost.map((r) => r.status)).toEqual(
+        [...'fffrrr'].map((c) => (c === 'f' ? 'fulfilled' : 'rejected')),
+      );
+
+      const b = await second.targetFor(manifest, 'handover');
+      // Attempt 1 again where the journal had not recorded its start (c0, c3), attempt 2 where
+      // it had (c1, c2, c4, c5: the previous attempt is reconciled first).
+      const outputs = await Promise.all([
+        attempt(b, 0, 1),
+        attempt(b, 1, 2),
+        attempt(b, 2, 2),
+        attempt(b, 3, 1),
+        attempt(b, 4, 2),
+        attempt(b, 5, 2),
+      ]);
+      expect(outputs.map((o) => (o as { text?: string }).text)).toEqual(
+        [0, 1, 2, 3, 4, 5].map((i) => expect.stringContaining(`q ${i}`)),
+      );
+      expect(sentPerCase(tag, 6)).toEqual([1, 1, 1, 1, 1, 1]); // nothing paid twice
+    } finally {
+      await second.close();
+      await worker.close();
     }
   }, 30_000);
 
