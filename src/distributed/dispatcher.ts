@@ -21,7 +21,7 @@ import { Redis } from 'ioredis';
 import type { AttemptContext, Target, TaskView } from '../core/index.js';
 import { InvalidOptionError, StrideError } from '../core/index.js';
 import type { RunManifest, TestCase } from '../plans/index.js';
-import type { Dispatcher } from '../runner/dispatcher.js';
+import type { Dispatcher, ResumeContext } from '../runner/dispatcher.js';
 import {
   type AttemptEntry,
   type AttemptJob,
@@ -62,6 +62,8 @@ type JobSpec = Omit<AttemptJob, 'attempts'>;
 interface Waiter {
   /** The job that carries it (unset while its add is pending). */
   job?: string | undefined;
+  /** Its run's outcome stream. */
+  readonly stream: string;
   aborted: boolean;
   resolve(outcome: AttemptOutcome): void;
   reject(err: unknown): void;
@@ -121,6 +123,8 @@ export class BullmqDispatcher implements Dispatcher {
   private readonly orphans = new Map<string, AttemptOutcome | typeof RETURNED>();
   /** Attempts an earlier coordinator left queued or running, with their job. */
   private readonly live = new Map<string, string>();
+  /** Resumed runs: which earlier attempts each may take over. */
+  private readonly resumes = new Map<string, ResumeContext>();
   /** How many times each attempt was sent again (each send is a job of its own id). */
   private readonly resent = new Map<string, number>();
   /** This dispatcher instance, named in every job it sends (`AttemptJob.sender`). */
@@ -206,7 +210,7 @@ export class BullmqDispatcher implements Dispatcher {
         const state = this.streams.get(key);
         for (const [id, fields] of entries) {
           this.receive(fields);
-          if (state !== undefined) state.cursor = id;
+          if (state !== undefined && compareIds(id, state.cursor) > 0) state.cursor = id;
         }
       }
       this.trim();
@@ -216,24 +220,40 @@ export class BullmqDispatcher implements Dispatcher {
     }
   }
 
-  /** One stream entry: the replies a worker sent together. */
+  /**
+   * One stream entry: the replies a worker sent together. Anything not shaped like a reply
+   * (another writer on the key, a different version) is skipped: the cursor moves past it.
+   */
   private receive(fields: string[]): void {
     const raw = fields[1];
     if (fields[0] !== 'r' || raw === undefined) return;
-    let replies: Reply[];
+    let replies: unknown;
     try {
-      replies = JSON.parse(raw) as Reply[];
+      replies = JSON.parse(raw);
     } catch {
-      return; // not written by a Stride worker: skipped, the cursor moves past it
+      return;
     }
+    if (!Array.isArray(replies)) return;
     for (const reply of replies) {
+      if (!isReply(reply)) continue;
       if ('returned' in reply) this.onReturned(reply);
       // Ours with nobody waiting: an attempt already settled (cancelled before a worker took
-      // it). Only an earlier coordinator's outcomes are kept for reconciliation.
-      else if (!this.deliver(reply.id, reply.outcome) && reply.sender !== this.instance) {
+      // it). An earlier coordinator's outcome is kept only if the resumed run may ask for it.
+      else if (
+        !this.deliver(reply.id, reply.outcome) &&
+        reply.sender !== this.instance &&
+        this.takesOver(reply.id)
+      ) {
         this.orphans.set(reply.id, reply.outcome);
       }
     }
+  }
+
+  /** Whether a resumed run may still need this attempt of an earlier session (`ResumeContext`). */
+  private takesOver(id: string): boolean {
+    const parts = parseJobId(id);
+    if (parts === undefined) return false;
+    return this.resumes.get(parts.runId)?.takesOver(parts.taskId, parts.attempt) ?? false;
   }
 
   private onReturned({ id, sender, maybeSent, job }: Extract<Reply, { returned: true }>): void {
@@ -241,7 +261,10 @@ export class BullmqDispatcher implements Dispatcher {
     if (w === undefined) {
       // An earlier coordinator's attempt: to be sent anew when the resumed run asks for it
       // (unless its outcome came first, from the worker that was lost).
-      if (sender !== this.instance && !this.orphans.has(id)) this.orphans.set(id, RETURNED);
+      if (sender !== this.instance && !this.orphans.has(id) && this.takesOver(id)) {
+        this.orphans.set(id, RETURNED);
+        this.live.delete(id);
+      }
       return;
     }
     // Given back by a job it already left (sent again in another since): nothing to do.
@@ -281,10 +304,17 @@ export class BullmqDispatcher implements Dispatcher {
     return outcome;
   }
 
-  /** Trims what was read over a minute ago: the journal recorded it long since. */
+  /**
+   * Trims what was read over a minute ago: the journal recorded it long since. Not while a
+   * resumed run still holds outcomes of an earlier session it has not used yet: a second crash
+   * would lose them.
+   */
   private trim(): void {
     const now = Date.now();
+    const holding = new Set<string>();
+    for (const id of this.orphans.keys()) holding.add(replyOf(id, this.queueName));
     for (const [key, state] of this.streams) {
+      if (holding.has(key)) continue;
       const last = state.marks[state.marks.length - 1];
       if (last === undefined || now - last.at >= 30_000)
         state.marks.push({ at: now, id: state.cursor });
@@ -296,7 +326,11 @@ export class BullmqDispatcher implements Dispatcher {
   }
 
   /** A Target whose attempts run on the workers. */
-  async targetFor(manifest: RunManifest, runId: string): Promise<Target<TestCase, unknown>> {
+  async targetFor(
+    manifest: RunManifest,
+    runId: string,
+    resume?: ResumeContext,
+  ): Promise<Target<TestCase, unknown>> {
     const { target, secrets, targetKey } = targetOf(manifest);
     const rate = manifest.executionPolicy.rateControl;
     const rateKey = `${target.type}:${'baseUrl' in target ? target.baseUrl : ''}:${secrets.find((s) => s.path[1] === 'apiKey')?.template ?? ''}`;
@@ -309,9 +343,14 @@ export class BullmqDispatcher implements Dispatcher {
       .exec();
     // A resumed run: attempts an earlier coordinator left in the queue first, then every outcome
     // in the stream (in this order, an attempt that finishes in between is seen in one of them).
-    await this.findLive(runId);
-    const cursor = await this.readAll(stream);
-    this.streams.set(stream, { cursor, marks: [] });
+    // A new run has nothing in Redis yet.
+    const state: StreamState = { cursor: '0-0', marks: [] };
+    if (resume !== undefined) {
+      this.resumes.set(runId, resume);
+      await this.findLive(runId);
+      await this.readFrom(stream, state);
+    }
+    this.streams.set(stream, state);
     // A read blocked on the other runs' streams starts over with this one.
     if (this.loop !== undefined && this.listenerId !== undefined) {
       await this.publisher.client('UNBLOCK', this.listenerId).catch(() => {});
@@ -332,7 +371,7 @@ export class BullmqDispatcher implements Dispatcher {
     };
   }
 
-  /** Jobs of this run still queued or running, sent by an earlier coordinator. */
+  /** Jobs of this run still queued or running that an earlier coordinator sent. */
   private async findLive(runId: string): Promise<void> {
     const found = await this.queue.getJobs(['active', 'wait', 'prioritized', 'delayed']);
     for (const job of found) {
@@ -340,26 +379,29 @@ export class BullmqDispatcher implements Dispatcher {
       if (job?.id === undefined || data?.runId !== runId || !Array.isArray(data.attempts)) continue;
       const attempts = new Set<string>();
       for (const a of data.attempts) {
+        if (!this.takesOver(a.id)) continue;
         this.live.set(a.id, job.id);
         attempts.add(a.id);
       }
-      this.jobs.set(job.id, attempts);
+      if (attempts.size > 0) this.jobs.set(job.id, attempts);
     }
   }
 
-  /** Reads a stream from its start; resolves with the id of its last entry. */
-  private async readAll(stream: string): Promise<string> {
-    let cursor = '0-0';
+  /** Reads a stream from the state's cursor to its end, moving the cursor. */
+  private async readFrom(stream: string, state: StreamState): Promise<void> {
     for (;;) {
-      const entries = (await this.publisher.xrange(stream, `(${cursor}`, '+', 'COUNT', 1000)) as [
-        string,
-        string[],
-      ][];
+      const entries = (await this.publisher.xrange(
+        stream,
+        `(${state.cursor}`,
+        '+',
+        'COUNT',
+        1000,
+      )) as [string, string[]][];
       for (const [id, fields] of entries) {
         this.receive(fields);
-        cursor = id;
+        if (compareIds(id, state.cursor) > 0) state.cursor = id;
       }
-      if (entries.length < 1000) return cursor;
+      if (entries.length < 1000) return;
     }
   }
 
@@ -401,8 +443,11 @@ export class BullmqDispatcher implements Dispatcher {
         // minute after finishing) never makes this add a silent no-op.
         const job = `${entry.id}!${this.instance.slice(0, 8)}${n === 0 ? '' : `.${n}`}`;
         this.enqueue(entry, spec, job).catch((err: unknown) => {
+          const w = this.waiters.get(entry.id);
           this.waiters.delete(entry.id);
-          reject(err);
+          if (w === undefined) return reject(err);
+          this.leaveJob(entry.id, w);
+          w.reject(err);
         });
       };
       this.wait(entry.id, ctx, resolve, reject, add);
@@ -446,6 +491,7 @@ export class BullmqDispatcher implements Dispatcher {
     ctx.signal.addEventListener('abort', onAbort, { once: true });
     const detach = () => ctx.signal.removeEventListener('abort', onAbort);
     const waiter: Waiter = {
+      stream: replyOf(id, this.queueName),
       aborted: false,
       resolve: (o) => {
         detach();
@@ -459,6 +505,8 @@ export class BullmqDispatcher implements Dispatcher {
       detach,
     };
     this.waiters.set(id, waiter);
+    // Aborted before it was registered: the listener above will never fire.
+    if (ctx.signal.aborted) queueMicrotask(onAbort);
     return waiter;
   }
 
@@ -492,18 +540,31 @@ export class BullmqDispatcher implements Dispatcher {
     // the job finds this one in the cancelled set and answers it without starting it.
     const carried = job === undefined ? undefined : this.jobs.get(job);
     if (job === undefined || carried === undefined) return;
-    for (const other of carried) if (this.waiters.get(other)?.aborted !== true) return;
+    for (const other of carried) {
+      const ow = this.waiters.get(other);
+      // An earlier coordinator's attempt the resumed run has not asked for yet does not hold it.
+      if (ow === undefined ? !this.live.has(other) : !ow.aborted) return;
+    }
     this.queue.remove(job).then(
       (removed) => {
-        if (removed > 0) this.removed(job);
+        if (removed > 0) void this.removed(job, w.stream);
       },
       () => {}, // active (locked by its worker): the cancel above reaches it
     );
   }
 
-  /** A job removed before a worker took it: its attempts settle as cancelled. */
-  private removed(job: string): void {
-    for (const id of [...(this.jobs.get(job) ?? [])]) this.deliver(id, CANCELLED);
+  /**
+   * A job removed. Usually before a worker took it; but a job kept after it finished is removed
+   * too, and its outcomes are then already in the stream (a worker writes them before it
+   * finishes the job): the stream is read to its end first, so they are delivered, and only
+   * attempts still waiting settle as cancelled.
+   */
+  private async removed(job: string, stream: string): Promise<void> {
+    const state = this.streams.get(stream);
+    if (state !== undefined) await this.readFrom(stream, state).catch(() => {});
+    for (const id of [...(this.jobs.get(job) ?? [])]) {
+      if (!this.deliver(id, CANCELLED) && this.live.delete(id)) this.orphans.set(id, RETURNED);
+    }
     this.jobs.delete(job);
   }
 
@@ -564,7 +625,15 @@ export class BullmqDispatcher implements Dispatcher {
    */
   async release(runId: string): Promise<void> {
     this.streams.delete(replyKey(this.queueName, runId));
+    this.resumes.delete(runId);
     const prefix = `${encodeURIComponent(runId)}/`;
+    // Attempts the run stopped waiting for (abandoned after a hard stop): settled, not leaked.
+    for (const [id, w] of this.waiters) {
+      if (!id.startsWith(prefix)) continue;
+      this.waiters.delete(id);
+      this.leaveJob(id, w);
+      w.reject(new StrideError('CANCELLED', `run ${runId} ended while ${id} was in flight`));
+    }
     for (const id of this.orphans.keys()) if (id.startsWith(prefix)) this.orphans.delete(id);
     for (const [id, job] of this.live) {
       if (id.startsWith(prefix)) {
@@ -598,6 +667,35 @@ const CANCELLED: AttemptOutcome = {
   usage: { tokens: 0, cost: 0 },
   worker: '',
 };
+
+/** The outcome stream of the run an attempt id belongs to. */
+function replyOf(id: string, queue: string): string {
+  return replyKey(queue, parseJobId(id)?.runId ?? '');
+}
+
+/** Orders two stream entry ids (`<ms>-<seq>`). */
+function compareIds(a: string, b: string): number {
+  const [am = 0, as = 0] = a.split('-').map(Number);
+  const [bm = 0, bs = 0] = b.split('-').map(Number);
+  return am === bm ? as - bs : am - bm;
+}
+
+/** A reply as a Stride worker writes it (see `Reply`). */
+function isReply(r: unknown): r is Reply {
+  if (r === null || typeof r !== 'object') return false;
+  const o = r as Record<string, unknown>;
+  if (typeof o.id !== 'string' || typeof o.sender !== 'string') return false;
+  if (o.returned === true) return typeof o.job === 'string' && typeof o.maybeSent === 'boolean';
+  const outcome = o.outcome as Record<string, unknown> | null | undefined;
+  return (
+    outcome !== null &&
+    typeof outcome === 'object' &&
+    typeof outcome.ok === 'boolean' &&
+    typeof outcome.usage === 'object' &&
+    outcome.usage !== null &&
+    (outcome.ok || (typeof outcome.error === 'object' && outcome.error !== null))
+  );
+}
 
 function safeUrl(url: string): string {
   try {

@@ -106,12 +106,15 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
   // Attempt ids cancelled by a coordinator (channel and set), with when: never started here.
   const cancelled = new Map<string, number>();
   let outage = false;
+  const say =
+    options.onRedisError ?? ((m: string) => process.stderr.write(`stride worker: ${m}\n`));
+  // A lost connection is said once per outage; any other error (a job that could not be
+  // finished, an outcome Redis refused) each time, as what it is.
   const report = (err: Error) => {
+    if (!isConnectionError(err)) return say(err.message);
     if (outage) return;
     outage = true;
-    (options.onRedisError ?? ((m: string) => process.stderr.write(`stride worker: ${m}\n`)))(
-      `Redis is unreachable (${err.message}); waiting for it to come back`,
-    );
+    say(`Redis is unreachable (${err.message}); waiting for it to come back`);
   };
   redis.on('error', report);
   subscriber.on('error', report);
@@ -161,7 +164,12 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
           // leaves nothing behind forever.
           const multi = redis.multi().xadd(stream, '*', 'r', `[${items.join(',')}]`);
           if (refresh) multi.expire(stream, 86_400);
-          multi.exec().then(() => resolve(), reject);
+          multi.exec().then((results) => {
+            // EXEC succeeds even when a command inside it failed (a key of another type).
+            const failed = results?.find(([err]) => err !== null)?.[0];
+            if (failed) reject(failed);
+            else resolve();
+          }, reject);
         };
       });
       box = { items: [], sent, send };
@@ -319,7 +327,8 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
         } catch (err) {
           // A lost lock (this worker stalled past its lock duration) means another worker has
           // the job and has given its attempts back already: nothing to report as an outage.
-          if (!/lock/i.test((err as Error).message)) worker.emit('error', err as Error);
+          // Or the job already gone: finished by the worker that got it, and removed since.
+          if (!/lock|missing key/i.test((err as Error).message)) worker.emit('error', err as Error);
         } finally {
           held.delete(id);
           if (next) {
@@ -391,28 +400,42 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
   await worker.startStalledCheckTimer();
   pump();
 
+  let closed: Promise<void> | undefined;
+  const close = async (): Promise<void> => {
+    closing = true;
+    // Fetches end after their current wait for a job (a job one then takes is run too).
+    await new Promise<void>((r) => {
+      stopped = r;
+      pump();
+    });
+    await Promise.all([...jobsDone]);
+    clearInterval(renew);
+    clearInterval(prune);
+    await worker.close();
+    subscriber.disconnect();
+    redis.disconnect();
+    for (const t of targets.values()) {
+      const target = await t.catch(() => undefined);
+      await (target as { close?: () => Promise<void> } | undefined)?.close?.();
+    }
+  };
   return {
     name,
     stats,
-    close: async () => {
-      closing = true;
-      // Fetches end after their current wait for a job (a job one then takes is run too).
-      await new Promise<void>((r) => {
-        stopped = r;
-        pump();
-      });
-      await Promise.all([...jobsDone]);
-      clearInterval(renew);
-      clearInterval(prune);
-      await worker.close();
-      subscriber.disconnect();
-      redis.disconnect();
-      for (const t of targets.values()) {
-        const target = await t.catch(() => undefined);
-        await (target as { close?: () => Promise<void> } | undefined)?.close?.();
-      }
+    close: () => {
+      closed ??= close();
+      return closed;
     },
   };
+}
+
+/** A connection that broke or could not be made (as opposed to an error Redis answered). */
+function isConnectionError(err: Error): boolean {
+  const code = (err as { code?: unknown }).code;
+  return (
+    (typeof code === 'string' && /^E[A-Z]+$/.test(code)) ||
+    /connection|connect|socket|closed|ECONN/i.test(err.message)
+  );
 }
 
 const CANCELLED: AttemptOutcome = {

@@ -8,9 +8,30 @@
 import type { Target } from '../core/index.js';
 import type { RunManifest, TestCase } from '../plans/index.js';
 
+/**
+ * What a resumed run tells its dispatcher: which attempts an earlier session may have sent
+ * without the journal recording their outcome. Only those may be taken over from what an earlier
+ * coordinator left (an outcome that arrived meanwhile, a job still running); every other earlier
+ * attempt has its verdict in the journal and is never reused.
+ */
+export interface ResumeContext {
+  /**
+   * True for the attempt that was in flight when the journal ends (`maybe_sent`), and for the
+   * next attempt of each case still to run (sent, maybe, before the journal recorded its start).
+   */
+  takesOver(caseId: string, attempt: number): boolean;
+}
+
 export interface Dispatcher {
-  /** The Target that runs this plan's attempts where the dispatcher decides. */
-  targetFor(manifest: RunManifest, runId: string): Promise<Target<TestCase, unknown>>;
+  /**
+   * The Target that runs this plan's attempts where the dispatcher decides; `resume` when the
+   * run continues an interrupted one.
+   */
+  targetFor(
+    manifest: RunManifest,
+    runId: string,
+    resume?: ResumeContext,
+  ): Promise<Target<TestCase, unknown>>;
   /**
    * True when rate limits are enforced where attempts start (the workers, through a bucket
    * shared by every run): the scheduler then keeps no bucket of its own for the plan's rate.

@@ -17,6 +17,7 @@ import type { RunManifest, TestCase } from '../plans/index.js';
 import { type CaseOutcome, ResultConverter, type TestResult } from '../report/convert.js';
 import { attachJournal, type Journal } from '../store/journal.js';
 import type { AttemptRecord, Store, UnfinishedCase } from '../store/port.js';
+import type { ResumeContext } from './dispatcher.js';
 import { type ExecutorService, taskFor } from './executor-service.js';
 import { snapshotPlan } from './snapshot.js';
 
@@ -97,6 +98,8 @@ async function execute(
   journalOptions: {
     runId?: string | undefined;
     resume: boolean;
+    /** What a dispatcher may take over from an earlier session (a resume). */
+    takeover?: ResumeContext | undefined;
     parentId?: string | undefined;
     clock?: Clock | undefined;
   },
@@ -109,7 +112,7 @@ async function execute(
     ...(journalOptions.runId === undefined ? {} : { runId: journalOptions.runId }),
     ...(retain ? {} : { retainResults: false }),
   };
-  const prepared = await service.prepare(manifest, token, extra, select);
+  const prepared = await service.prepare(manifest, token, extra, select, journalOptions.takeover);
   try {
     const journal = await attachJournal(prepared.run, store, {
       runId: prepared.run.runId,
@@ -253,11 +256,19 @@ export async function resume(
     const before = attemptsBefore.get(testCase.id);
     return before === undefined || before === 0 ? task : { ...task, attemptsBefore: before };
   };
+  const inFlight = new Set(maybeSent.map((u) => u.caseId));
+  const takeover: ResumeContext = {
+    takesOver: (caseId, attempt) => {
+      if (keptIds.has(caseId)) return false;
+      const before = attemptsBefore.get(caseId) ?? 0;
+      return attempt === before + 1 || (attempt === before && inFlight.has(caseId));
+    },
+  };
   const { run, fresh } = await execute(
     service,
     manifest,
     store,
-    { runId, resume: true, clock: options.clock },
+    { runId, resume: true, takeover, clock: options.clock },
     options.token,
     select,
     options,

@@ -31,7 +31,7 @@ import {
   type TestCase,
 } from '../plans/index.js';
 import { type CaseOutcome, ResultConverter, type TestResult } from '../report/convert.js';
-import type { Dispatcher } from './dispatcher.js';
+import type { Dispatcher, ResumeContext } from './dispatcher.js';
 
 /** A plain async function that executes one case; the seeds' `task_execution_func`. */
 export type CaseFunction = (testCase: TestCase, ctx: AttemptContext) => Promise<unknown>;
@@ -216,6 +216,7 @@ export class ExecutorService {
     token?: CancellationToken,
     extra: RunOptions = {},
     select?: (testCase: TestCase) => TaskSpec<TestCase> | undefined,
+    resume?: ResumeContext,
   ): Promise<PreparedTestRun> {
     if (manifest == null) throw missing('manifest');
     if (
@@ -232,7 +233,7 @@ export class ExecutorService {
     const inner =
       dispatcher === undefined
         ? await this.resolveTarget(manifest)
-        : await dispatcher.targetFor(manifest, runId!);
+        : await dispatcher.targetFor(manifest, runId!, resume);
     const target = judgedTarget(inner, this.clock);
     let sourceError: unknown;
     async function* tasks(): AsyncGenerator<TaskSpec<TestCase>> {

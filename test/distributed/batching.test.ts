@@ -6,13 +6,18 @@
  * worker in this process (its counters are read).
  */
 
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { describe, expect, test } from 'vitest';
 import { CancellationToken, type Target } from '../../src/core/index.js';
 import { BullmqDispatcher, startWorker } from '../../src/distributed/index.js';
 import { connectionOptions } from '../../src/distributed/redis.js';
 import { parsePlan, type TestCase } from '../../src/plans/index.js';
+import { resume, runDurable } from '../../src/runner/durable.js';
 import { ExecutorService } from '../../src/runner/executor-service.js';
+import { SqliteStore } from '../../src/store/index.js';
 import { distributedFixture } from './redis.js';
 
 const f = distributedFixture({ min: 5, max: 25 });
@@ -143,7 +148,12 @@ describe('attempts in shared jobs', () => {
         [...'fffrrr'].map((c) => (c === 'f' ? 'fulfilled' : 'rejected')),
       );
 
-      const b = await second.targetFor(manifest, 'handover');
+      // What the journal of the first coordinator would say: c0 and c3 never recorded as
+      // started (attempt 1 is next), the others recorded as running attempt 1 (maybe sent).
+      const inFlight = new Set(['c1', 'c2', 'c4', 'c5']);
+      const b = await second.targetFor(manifest, 'handover', {
+        takesOver: (caseId, n) => (inFlight.has(caseId) ? n === 1 || n === 2 : n === 1),
+      });
       // Attempt 1 again where the journal had not recorded its start (c0, c3), attempt 2 where
       // it had (c1, c2, c4, c5: the previous attempt is reconciled first).
       const outputs = await Promise.all([
@@ -160,6 +170,56 @@ describe('attempts in shared jobs', () => {
       expect(sentPerCase(tag, 6)).toEqual([1, 1, 1, 1, 1, 1]); // nothing paid twice
     } finally {
       await second.close();
+      await worker.close();
+    }
+  }, 30_000);
+
+  test('a resume never reuses an outcome the journal already holds: cancelled cases are sent again', async () => {
+    const queue = 'q-resume-cancelled';
+    const tag = 'rc';
+    const worker = await startWorker({ redis: f.redis.url, queue, concurrency: 8 });
+    const cases = Array.from(
+      { length: 4 },
+      (_, i) =>
+        `  - { id: c${i}, inputs: { query: "q ${i}", __case: ${tag}-${i}, __latency_ms: 400 } }`,
+    ).join('\n');
+    const manifest = parsePlan(
+      `workflow_id: ${tag}\ntarget: { type: dify, base_url: "\${MOCK_URL}", api_key: "\${KEY:-app-shared}", app: workflow, response_mode: blocking }\nexecution_policy: { concurrency: 4, timeout: 30s }\ncases:\n${cases}\n`,
+      { env: { MOCK_URL: f.mock.baseUrl } },
+    );
+    const dir = mkdtempSync(join(tmpdir(), 'stride-dist-'));
+    const store = new SqliteStore({ path: join(dir, 'j.db') });
+    const first = new BullmqDispatcher({ redis: f.redis.url, queue });
+    const second = new BullmqDispatcher({ redis: f.redis.url, queue });
+    f.mock.reset();
+    try {
+      const token = new CancellationToken();
+      const interrupted = runDurable(new ExecutorService({ dispatcher: first }), manifest, store, {
+        runId: 'cancelled-then-resumed',
+        token,
+      });
+      await expect.poll(() => f.mock.stats().inFlight, { timeout: 5_000, interval: 5 }).toBe(4);
+      token.cancel('stop for now');
+      const stopped = await interrupted;
+      expect(stopped.run.tasks.map((t) => t.status)).toEqual(Array(4).fill('cancelled'));
+      // The workers' cancelled outcomes are in the run's stream, sent by the first coordinator.
+      const resumed = await resume(
+        new ExecutorService({ dispatcher: second }),
+        manifest,
+        store,
+        'cancelled-then-resumed',
+      );
+      expect(resumed.results.map((r) => r.status).sort()).toEqual([
+        'success',
+        'success',
+        'success',
+        'success',
+      ]);
+      expect(sentPerCase(tag, 4)).toEqual([2, 2, 2, 2]); // cancelled once, then run
+    } finally {
+      await first.close();
+      await second.close();
+      await store.close();
       await worker.close();
     }
   }, 30_000);
