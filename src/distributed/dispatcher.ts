@@ -411,18 +411,16 @@ export class BullmqDispatcher implements Dispatcher {
     spec: JobSpec,
   ): Promise<unknown> {
     ctx.signal.throwIfAborted();
-    // After a coordinator crash, the previous attempt of this case may have been answered while
-    // it was down, or still be running: use that instead of sending the case again.
-    const previous =
-      ctx.attempt > 1
-        ? await this.reconcile(jobId(spec.runId, task.id, ctx.attempt - 1), ctx)
-        : undefined;
     const id = jobId(spec.runId, task.id, ctx.attempt);
-    // This very attempt may have been sent by a coordinator that died before its journal
-    // recorded the start: answered meanwhile (an orphan) or still in a job, it is not sent again.
+    const resumed = this.resumes.has(spec.runId);
+    // After a coordinator crash, the previous attempt of this case may have been answered while
+    // it was down, or still be running: use that instead of sending the case again. So may this
+    // very attempt, sent by a coordinator that died before its journal recorded the start.
     const outcome =
-      previous ??
-      (await this.reconcile(id, ctx)) ??
+      (resumed && ctx.attempt > 1
+        ? await this.reconcile(jobId(spec.runId, task.id, ctx.attempt - 1), ctx)
+        : undefined) ??
+      (resumed ? await this.reconcile(id, ctx) : undefined) ??
       (await this.send(
         { id, taskId: task.id, attempt: ctx.attempt, testCase: task.input },
         spec,
