@@ -5,9 +5,10 @@
  * published by the coordinator abort the attempt's signal here.
  *
  * Jobs are fetched by hand (BullMQ's manual processing) rather than by BullMQ's own loop, because
- * the worker's concurrency counts attempts, not jobs: a job carries one or more attempts, and the
- * worker takes the next job only when it has room for as many attempts as the last one carried.
- * Attempts that still do not fit are given back at once, never started (`Reply.returned`).
+ * the worker's concurrency counts attempts, not jobs: a job carries one or more attempts. A
+ * worker with a free slot fetches a job; a second fetch in flight needs room for as many
+ * attempts as the last job carried. Attempts that do not fit are given back at once, never
+ * started (`Reply.returned`).
  */
 
 import { hostname } from 'node:os';
@@ -241,10 +242,14 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
   });
   worker.on('error', report);
 
-  // Attempt slots: a fetch starts only with room for as many attempts as the last job carried.
+  // Attempt slots. `hint`: how many attempts the last job carried.
   let free = concurrency;
   let hint = 1;
   let closing = false;
+  // Whether another fetch may start. One fetch needs a single free slot, so a worker never idles
+  // while jobs wait (what does not fit is given back); each further fetch in flight counts as
+  // `hint` attempts, so a burst of full jobs is not fetched only to be given back.
+  const room = (): boolean => (fetching === 0 ? free >= 1 : free - fetching * hint >= hint);
   const release = () => {
     free++;
     pump();
@@ -313,7 +318,7 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
         }
         // With room for another job, finishing this one takes the next in the same round trip
         // (BullMQ's fetch-next), counted as a fetch until it returns.
-        const next = !closing && free - fetching * hint >= hint;
+        const next = !closing && room();
         if (next) fetching++;
         try {
           const [json, nextId] = ((await job.moveToCompleted('', token, next)) ?? []) as [
@@ -341,18 +346,14 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
     jobsDone.add(done);
   };
 
-  // Fetches: up to FETCHES at once while jobs are there (one round trip each), each counting
-  // as `hint` attempts until it returns; a single one, blocking, once the queue is empty.
+  // Fetches: up to FETCHES at once while jobs are there (one round trip each); a single one,
+  // blocking, once the queue is empty.
   let fetching = 0;
   let idle = false;
   let tokens = 0;
   let stopped: (() => void) | undefined;
   const pump = (): void => {
-    while (
-      !closing &&
-      (fetching === 0 || (!idle && fetching < FETCHES)) &&
-      free - fetching * hint >= hint
-    ) {
+    while (!closing && (fetching === 0 || (!idle && fetching < FETCHES)) && room()) {
       fetching++;
       const token = `${worker.id}:${tokens++}`;
       worker.getNextJob(token, { block: true }).then(

@@ -77,6 +77,34 @@ describe('attempts in shared jobs', () => {
     30_000,
   );
 
+  test('a worker fills its concurrency from several jobs: a full job of 8 leaves room that a job of 2 takes', async () => {
+    const queue = 'q-fill';
+    const tag = 'fill';
+    const worker = await startWorker({ redis: f.redis.url, queue, concurrency: 10 });
+    const dispatcher = new BullmqDispatcher({ redis: f.redis.url, queue });
+    const cases = Array.from(
+      { length: 10 },
+      (_, i) =>
+        `  - { id: c${i}, inputs: { query: "q ${i}", __case: ${tag}-${i}, __latency_ms: 500 } }`,
+    ).join('\n');
+    f.mock.reset();
+    try {
+      // 10 attempts start in one tick: a job of 8 and a job of 2, both for the one worker.
+      const results = await new ExecutorService({ dispatcher }).executeTestPlan(
+        parsePlan(
+          `workflow_id: ${tag}\ntarget: { type: dify, base_url: "\${MOCK_URL}", api_key: "\${KEY:-app-shared}", app: workflow, response_mode: blocking }\nexecution_policy: { concurrency: 10, timeout: 30s }\ncases:\n${cases}\n`,
+          { env: { MOCK_URL: f.mock.baseUrl } },
+        ),
+      );
+      expect(results.filter((r) => r.status === 'success')).toHaveLength(10);
+      expect(f.mock.stats().peakInFlight).toBe(10); // not 8: the room left after the first job is used
+      expect(worker.stats).toMatchObject({ jobs: 2, returned: 0 });
+    } finally {
+      await dispatcher.close();
+      await worker.close();
+    }
+  }, 30_000);
+
   test('cancel with no worker running: queued jobs are removed and every attempt settles cancelled', async () => {
     const queue = 'q-no-worker';
     const tag = 'nw';
