@@ -22,11 +22,21 @@ import { distributedFixture } from './redis.js';
 
 const f = distributedFixture({ min: 5, max: 25 });
 
-function plan(tag: string, n: number, policy: string) {
-  const cases = Array.from(
-    { length: n },
-    (_, i) => `  - { id: c${i}, inputs: { query: "q ${i}", __case: ${tag}-${i} } }`,
-  ).join('\n');
+/**
+ * A plan of `n` cases against the mock; case `c<i>` is counted by the mock under `<tag>-<i>` and
+ * answers after `latencyMs(i)` ms when given.
+ */
+function plan(
+  tag: string,
+  n: number,
+  policy: string,
+  latencyMs?: (i: number) => number | undefined,
+) {
+  const cases = Array.from({ length: n }, (_, i) => {
+    const latency = latencyMs?.(i);
+    const slow = latency === undefined ? '' : `, __latency_ms: ${latency}`;
+    return `  - { id: c${i}, inputs: { query: "q ${i}", __case: ${tag}-${i}${slow} } }`;
+  }).join('\n');
   return parsePlan(
     `workflow_id: ${tag}\ntarget: { type: dify, base_url: "\${MOCK_URL}", api_key: "\${KEY:-app-shared}", app: workflow, response_mode: blocking }\nexecution_policy: ${policy}\ncases:\n${cases}\n`,
     { env: { MOCK_URL: f.mock.baseUrl } },
@@ -82,19 +92,11 @@ describe('attempts in shared jobs', () => {
     const tag = 'fill';
     const worker = await startWorker({ redis: f.redis.url, queue, concurrency: 10 });
     const dispatcher = new BullmqDispatcher({ redis: f.redis.url, queue });
-    const cases = Array.from(
-      { length: 10 },
-      (_, i) =>
-        `  - { id: c${i}, inputs: { query: "q ${i}", __case: ${tag}-${i}, __latency_ms: 500 } }`,
-    ).join('\n');
     f.mock.reset();
     try {
       // 10 attempts start in one tick: a job of 8 and a job of 2, both for the one worker.
       const results = await new ExecutorService({ dispatcher }).executeTestPlan(
-        parsePlan(
-          `workflow_id: ${tag}\ntarget: { type: dify, base_url: "\${MOCK_URL}", api_key: "\${KEY:-app-shared}", app: workflow, response_mode: blocking }\nexecution_policy: { concurrency: 10, timeout: 30s }\ncases:\n${cases}\n`,
-          { env: { MOCK_URL: f.mock.baseUrl } },
-        ),
+        plan(tag, 10, '{ concurrency: 10, timeout: 30s }', () => 500),
       );
       expect(results.filter((r) => r.status === 'success')).toHaveLength(10);
       expect(f.mock.stats().peakInFlight).toBe(10); // not 8: the room left after the first job is used
@@ -133,21 +135,13 @@ describe('attempts in shared jobs', () => {
       await dispatcher.close();
     }
   }, 30_000);
-
   test('a second coordinator on the same run takes what the first one sent: answered outcomes are used, running jobs waited for, nothing sent twice', async () => {
     const queue = 'q-handover';
     const tag = 'ho';
     const worker = await startWorker({ redis: f.redis.url, queue, concurrency: 8 });
     // c0-c2 answer at once, c3-c5 take 600 ms: still running when the first coordinator is gone.
-    const cases = Array.from({ length: 6 }, (_, i) =>
-      i < 3
-        ? `  - { id: c${i}, inputs: { query: "q ${i}", __case: ${tag}-${i} } }`
-        : `  - { id: c${i}, inputs: { query: "q ${i}", __case: ${tag}-${i}, __latency_ms: 600 } }`,
-    ).join('\n');
-    const manifest = parsePlan(
-      `workflow_id: ${tag}\ntarget: { type: dify, base_url: "\${MOCK_URL}", api_key: "\${KEY:-app-shared}", app: workflow, response_mode: blocking }\ncases:\n${cases}\n`,
-      { env: { MOCK_URL: f.mock.baseUrl } },
-    );
+    // c0-c2 answer at once, c3-c5 take 600 ms: still running when the first coordinator is gone.
+    const manifest = plan(tag, 6, '{ concurrency: 6 }', (i) => (i < 3 ? undefined : 600));
     const testCases = manifest.datasets[0]!.cases;
     if (testCases.kind !== 'inline') throw new Error('inline cases expected');
     const attempt = (target: Target<TestCase, unknown>, i: number, number: number) =>
@@ -206,15 +200,7 @@ describe('attempts in shared jobs', () => {
     const queue = 'q-resume-cancelled';
     const tag = 'rc';
     const worker = await startWorker({ redis: f.redis.url, queue, concurrency: 8 });
-    const cases = Array.from(
-      { length: 4 },
-      (_, i) =>
-        `  - { id: c${i}, inputs: { query: "q ${i}", __case: ${tag}-${i}, __latency_ms: 400 } }`,
-    ).join('\n');
-    const manifest = parsePlan(
-      `workflow_id: ${tag}\ntarget: { type: dify, base_url: "\${MOCK_URL}", api_key: "\${KEY:-app-shared}", app: workflow, response_mode: blocking }\nexecution_policy: { concurrency: 4, timeout: 30s }\ncases:\n${cases}\n`,
-      { env: { MOCK_URL: f.mock.baseUrl } },
-    );
+    const manifest = plan(tag, 4, '{ concurrency: 4, timeout: 30s }', () => 400);
     const dir = mkdtempSync(join(tmpdir(), 'stride-dist-'));
     const store = new SqliteStore({ path: join(dir, 'j.db') });
     const first = new BullmqDispatcher({ redis: f.redis.url, queue });
