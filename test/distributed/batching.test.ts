@@ -135,11 +135,11 @@ describe('attempts in shared jobs', () => {
       await dispatcher.close();
     }
   }, 30_000);
+
   test('a second coordinator on the same run takes what the first one sent: answered outcomes are used, running jobs waited for, nothing sent twice', async () => {
     const queue = 'q-handover';
     const tag = 'ho';
     const worker = await startWorker({ redis: f.redis.url, queue, concurrency: 8 });
-    // c0-c2 answer at once, c3-c5 take 600 ms: still running when the first coordinator is gone.
     // c0-c2 answer at once, c3-c5 take 600 ms: still running when the first coordinator is gone.
     const manifest = plan(tag, 6, '{ concurrency: 6 }', (i) => (i < 3 ? undefined : 600));
     const testCases = manifest.datasets[0]!.cases;
