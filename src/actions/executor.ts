@@ -1052,6 +1052,10 @@ export class Executor {
         {
           key: `rollback:${planId}`,
           execute: async (task, ctx) => {
+            // The previous compensation's result is made durable before this one acts: a crash
+            // in between must not make the next process undo that step a second time. (The
+            // journal writes once per tick; ordered mode starts this one in the same tick.)
+            await journal?.flush();
             const e = byUndo.get(task.id)!;
             const tool = this.toolRegistry.get(e.tool) as Tool<Record<string, unknown>, unknown>;
             this.emit('compensation', {
