@@ -16,6 +16,7 @@ import type { Run } from '../core/run.js';
 import type { RunManifest, TestCase } from '../plans/index.js';
 import { type CaseOutcome, ResultConverter, type TestResult } from '../report/convert.js';
 import { attachJournal, type Journal } from '../store/journal.js';
+import type { PlanSnapshot } from '../store/plan.js';
 import type { AttemptRecord, Store, UnfinishedCase } from '../store/port.js';
 import type { ResumeContext } from './dispatcher.js';
 import { type ExecutorService, taskFor } from './executor-service.js';
@@ -100,6 +101,8 @@ async function execute(
     resume: boolean;
     /** What a dispatcher may take over from an earlier session (a resume). */
     takeover?: ResumeContext | undefined;
+    /** The plan's snapshot, when the caller has made it already (to check the hash). */
+    plan?: PlanSnapshot | undefined;
     parentId?: string | undefined;
     clock?: Clock | undefined;
   },
@@ -116,7 +119,7 @@ async function execute(
   try {
     const journal = await attachJournal(prepared.run, store, {
       runId: prepared.run.runId,
-      plan: snapshotPlan(manifest),
+      plan: journalOptions.plan ?? snapshotPlan(manifest),
       options: manifest.executionPolicy,
       resume: journalOptions.resume,
       ...(journalOptions.parentId === undefined ? {} : { parentId: journalOptions.parentId }),
@@ -186,12 +189,11 @@ async function latestStatuses(store: Store, runId: string): Promise<Map<string, 
 }
 
 function checkHash(
-  manifest: RunManifest,
+  hash: string,
   storedHash: string,
   runId: string,
   force: boolean | undefined,
 ): void {
-  const hash = snapshotPlan(manifest).hash;
   if (hash !== storedHash && force !== true) {
     throw new StrideError(
       'PLAN_CHANGED',
@@ -222,7 +224,8 @@ export async function resume(
   options: ResumeOptions = {},
 ): Promise<DurableRunResult> {
   const state = await loadOrThrow(store, runId);
-  checkHash(manifest, state.run.planHash, runId, options.force);
+  const plan = snapshotPlan(manifest);
+  checkHash(plan.hash, state.run.planHash, runId, options.force);
 
   const retain = options.retainResults ?? true;
   // The cases with a stored verdict: skipped. Their results are only held when asked for.
@@ -268,7 +271,7 @@ export async function resume(
     service,
     manifest,
     store,
-    { runId, resume: true, takeover, clock: options.clock },
+    { runId, resume: true, takeover, plan, clock: options.clock },
     options.token,
     select,
     options,
@@ -289,20 +292,15 @@ export async function resume(
 
 /**
  * Records, for each case that was running when the journal ends, a `maybe_sent` attempt: the
- * target may have received it. Its start is the journal's last `running` transition of the case.
+ * target may have received it. It started when the case last became `running` (`since`).
  */
 async function recordMaybeSent(
   store: Store,
   runId: string,
   cases: readonly UnfinishedCase[],
 ): Promise<void> {
-  const started = new Map<string, number>();
-  const wanted = new Set(cases.map((c) => c.caseId));
-  for await (const t of store.transitions(runId)) {
-    if (t.to === 'running' && wanted.has(t.taskId)) started.set(t.taskId, t.at);
-  }
   const attempts: AttemptRecord[] = cases.map((c) => {
-    const at = started.get(c.caseId) ?? 0;
+    const at = c.since;
     return {
       caseId: c.caseId,
       number: c.attempts,
@@ -330,7 +328,8 @@ export async function rerun(
   options: RerunOptions,
 ): Promise<DurableRunResult> {
   const state = await loadOrThrow(store, runId);
-  checkHash(manifest, state.run.planHash, runId, options.force);
+  const plan = snapshotPlan(manifest);
+  checkHash(plan.hash, state.run.planHash, runId, options.force);
   const wanted = new Set<string>(options.statuses);
   const ids = new Set<string>();
   for (const [id, status] of await latestStatuses(store, runId))
@@ -349,7 +348,7 @@ export async function rerun(
     service,
     manifest,
     store,
-    { runId: options.runId, resume: false, parentId: runId, clock: options.clock },
+    { runId: options.runId, resume: false, parentId: runId, plan, clock: options.clock },
     options.token,
     (testCase) => (ids.has(testCase.id) ? taskFor(testCase) : undefined),
     options,

@@ -4,12 +4,13 @@
  */
 
 import { type ErrorInfo, InvalidOptionError } from '../core/errors.js';
-import type {
-  CancelReason,
-  TaskResult,
-  TaskStatus,
-  TaskTransition,
-  TerminalStatus,
+import {
+  type CancelReason,
+  isTerminal,
+  type TaskResult,
+  type TaskStatus,
+  type TaskTransition,
+  type TerminalStatus,
 } from '../core/model.js';
 import type {
   AttemptRecord,
@@ -81,7 +82,7 @@ export function toJson(value: unknown): string | null {
   }
 }
 
-export function fromJson(text: string | null): unknown {
+function fromJson(text: string | null): unknown {
   return text === null ? undefined : JSON.parse(text);
 }
 
@@ -96,7 +97,7 @@ function num(n: number): string {
  * batch's first transition): a small integer formats several times faster than a clock time,
  * and this runs once per transition. The journal's times are thus kept to the microsecond.
  */
-export function encodeTransition(t: TaskTransition, baseAt: number): string {
+function encodeTransition(t: TaskTransition, baseAt: number): string {
   const head = `[${JSON.stringify(t.taskId)},"${t.from}","${t.to}",${num(Math.round((t.at - baseAt) * 1000))},${t.attempt}`;
   switch (t.to) {
     case 'queued':
@@ -207,7 +208,7 @@ export function repeatIndexOf(input: unknown): number | null {
 }
 
 /** True when `attempt` is the one that ended the case with this terminal transition. */
-export function endsCase(attempt: AttemptRecord | undefined, t: TaskTransition): boolean {
+function endsCase(attempt: AttemptRecord | undefined, t: TaskTransition): boolean {
   return (
     attempt !== undefined &&
     t.from === 'running' &&
@@ -326,7 +327,7 @@ export function fromAttemptRow(row: AttemptRow): AttemptRecord {
 }
 
 /** Orders strings by code point, as SQLite's BINARY collation orders UTF-8 text. */
-export function compareCodePoints(a: string, b: string): number {
+function compareCodePoints(a: string, b: string): number {
   if (a === b) return 0;
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) {
@@ -348,26 +349,25 @@ export function compareAttempts(a: AttemptRecord, b: AttemptRecord): number {
  * held, so memory follows the run's lookahead, not its size.
  */
 export class UnfinishedTracker {
-  private readonly live = new Map<string, { status: TaskStatus; attempts: number }>();
+  private readonly live = new Map<
+    string,
+    { status: TaskStatus; attempts: number; since: number }
+  >();
 
   add(t: StoredTransition): void {
-    if (
-      t.to === 'succeeded' ||
-      t.to === 'failed' ||
-      t.to === 'timeout' ||
-      t.to === 'cancelled' ||
-      t.to === 'error'
-    ) {
+    if (isTerminal(t.to)) {
       this.live.delete(t.taskId);
       return;
     }
     const entry = this.live.get(t.taskId);
     // The latest event's attempt count is the truth: a start withdrawn before anything was sent
     // (a pause between "chosen" and "started") gives its attempt back.
-    if (entry === undefined) this.live.set(t.taskId, { status: t.to, attempts: t.attempt });
+    if (entry === undefined)
+      this.live.set(t.taskId, { status: t.to, attempts: t.attempt, since: t.at });
     else {
       entry.status = t.to;
       entry.attempts = t.attempt;
+      entry.since = t.at;
     }
   }
 
@@ -379,20 +379,18 @@ export class UnfinishedTracker {
         status: e.status,
         attempts: e.attempts,
         maybeSent: e.status === 'running',
+        since: e.since,
       });
     }
     return out;
   }
 }
 
-/** Terminal statuses, as a set for the hot path. */
-export const TERMINAL = new Set<string>(['succeeded', 'failed', 'timeout', 'cancelled', 'error']);
-
 type TerminalTransition = Extract<TaskTransition, { readonly result: TaskResult }>;
 
 /** True for the transitions that end a case (they carry its TaskResult). */
-export function isTerminalTransition(t: TaskTransition): t is TerminalTransition {
-  return TERMINAL.has(t.to);
+function isTerminalTransition(t: TaskTransition): t is TerminalTransition {
+  return isTerminal(t.to);
 }
 
 /**

@@ -163,6 +163,8 @@ export interface UnfinishedCase {
   readonly attempts: number;
   /** It was running when the journal ends: the target may have received that attempt. */
   readonly maybeSent: boolean;
+  /** When it entered that state (run clock, ms): for a case in flight, when its attempt started. */
+  readonly since: number;
 }
 
 /** What resuming a run needs to know. Terminal results stay in the store: see `results()`. */

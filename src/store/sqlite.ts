@@ -86,7 +86,7 @@ interface RunMeta {
   attemptSeq: number;
 }
 
-interface RunRow {
+interface RunRow extends Tally {
   key: number;
   id: string;
   parent_id: string | null;
@@ -99,14 +99,6 @@ interface RunRow {
   stop_rule: string | null;
   stop_message: string | null;
   resumes: number;
-  succeeded: number;
-  failed: number;
-  timeout: number;
-  cancelled: number;
-  error: number;
-  attempts: number;
-  tokens: number;
-  cost: number;
 }
 
 interface FullRunRow extends RunRow {
@@ -243,6 +235,7 @@ export class SqliteStore implements Store {
     insertRun: Database.Statement;
     runByIdFull: Database.Statement;
     runMeta: Database.Statement;
+    runExists: Database.Statement;
     insertJournal: Database.Statement;
     insertResult: Database.Statement;
     insertAttempt: Database.Statement;
@@ -302,6 +295,7 @@ export class SqliteStore implements Store {
            FROM (SELECT key, key * ${RANGE} AS lo, key * ${RANGE} + ${RANGE - 1} AS hi
                  FROM runs WHERE id = ?)`,
         ),
+        runExists: db.prepare('SELECT 1 FROM runs WHERE id = ?'),
         insertJournal: db.prepare(
           'INSERT INTO journal (id, run_key, base_at, entries) VALUES (?, ?, ?, ?)',
         ),
@@ -349,7 +343,7 @@ export class SqliteStore implements Store {
   async createRun(run: NewRun): Promise<void> {
     this.open();
     validateNewRun(run);
-    if (this.stmt.runMeta.get(run.id) !== undefined) {
+    if (this.stmt.runExists.get(run.id) !== undefined) {
       throw new StoreError(
         'duplicate_run',
         this.file,

@@ -272,10 +272,10 @@ export function storeContract(name: string, open: () => Store | Promise<Store>):
       const state = await store.loadRun('r1');
       expect(state?.run.id).toBe('r1');
       expect(state?.unfinished).toEqual([
-        { caseId: 'q', status: 'queued', attempts: 0, maybeSent: false },
-        { caseId: 'r', status: 'running', attempts: 1, maybeSent: true },
-        { caseId: 'p', status: 'pending', attempts: 1, maybeSent: false },
-        { caseId: 'w', status: 'queued', attempts: 0, maybeSent: false },
+        { caseId: 'q', status: 'queued', attempts: 0, maybeSent: false, since: 1 },
+        { caseId: 'r', status: 'running', attempts: 1, maybeSent: true, since: 10 },
+        { caseId: 'p', status: 'pending', attempts: 1, maybeSent: false, since: 12 },
+        { caseId: 'w', status: 'queued', attempts: 0, maybeSent: false, since: 14 },
       ]);
     });
 

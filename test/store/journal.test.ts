@@ -199,10 +199,10 @@ describe.each(stores)('journal into %s', (_name, open) => {
     const state = await store.loadRun(run.runId);
     expect(state?.run.status).toBe('running');
     expect(state?.unfinished).toEqual([
-      { caseId: 'c9', status: 'queued', attempts: 1, maybeSent: false },
-      { caseId: 'c10', status: 'running', attempts: 1, maybeSent: true },
-      { caseId: 'c11', status: 'running', attempts: 1, maybeSent: true },
-      { caseId: 'c12', status: 'running', attempts: 1, maybeSent: true },
+      { caseId: 'c9', status: 'queued', attempts: 1, maybeSent: false, since: expect.any(Number) },
+      { caseId: 'c10', status: 'running', attempts: 1, maybeSent: true, since: expect.any(Number) },
+      { caseId: 'c11', status: 'running', attempts: 1, maybeSent: true, since: expect.any(Number) },
+      { caseId: 'c12', status: 'running', attempts: 1, maybeSent: true, since: expect.any(Number) },
     ]);
     expect((await collect(store.results(run.runId))).map((r) => r.id)).toEqual(
       Array.from({ length: 9 }, (_, i) => `c${i}`),
