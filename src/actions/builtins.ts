@@ -32,6 +32,7 @@ import {
   ValidationError,
 } from '../core/errors.js';
 import { evalJsonPath, parseJsonPath } from '../core/jsonpath.js';
+import { parseRetryAfter } from '../targets/internal/ratelimit.js';
 import { assertSchema } from './schema.js';
 import type { JsonSchema, Tool, ToolContext } from './tool.js';
 
@@ -125,14 +126,6 @@ function hostAllowed(url: URL, allowed: readonly string[]): boolean {
     if (e.startsWith('*.')) return hostname.endsWith(e.slice(1));
     return e === hostname || e === host;
   });
-}
-
-function parseRetryAfter(value: string | null): number | undefined {
-  if (value === null) return undefined;
-  const trimmed = value.trim();
-  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
-  const date = Date.parse(trimmed);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }
 
 async function readLimited(
@@ -330,7 +323,7 @@ export function httpTool(options: HttpToolOptions = {}): Tool<HttpArgs, HttpResu
         const text = new TextDecoder().decode(read.bytes);
         if (!response.ok && response.status !== 304) {
           const excerpt = text.replace(/\s+/g, ' ').trim().slice(0, 200);
-          const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
+          const retryAfterMs = parseRetryAfter(response.headers.get('retry-after') ?? undefined);
           throw new HttpError(
             response.status,
             `http: ${method} ${safeUrl(url)} answered ${response.status}${excerpt === '' ? '' : `: ${excerpt}`}`,

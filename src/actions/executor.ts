@@ -25,6 +25,7 @@ import {
   ValidationError,
 } from '../core/index.js';
 import { evalJsonPath } from '../core/jsonpath.js';
+import { REDACTED, setIn } from '../plans/index.js';
 import type { Journal } from '../store/journal.js';
 import { attachJournal } from '../store/journal.js';
 import type { Store } from '../store/port.js';
@@ -1159,17 +1160,9 @@ function redactStep(plan: ActionPlan, step: ActionStep): ActionStep {
   const index = plan.steps.indexOf(step);
   const paths = (plan.secretPaths ?? []).filter((p) => p[0] === 'steps' && p[1] === index);
   if (paths.length === 0) return step;
-  const copy = JSON.parse(JSON.stringify(step)) as Record<string | number, unknown>;
-  for (const path of paths) {
-    let cur: unknown = copy;
-    for (const key of path.slice(2, -1))
-      cur = (cur as Record<string | number, unknown> | undefined)?.[key];
-    const last = path[path.length - 1];
-    if (cur !== null && typeof cur === 'object' && last !== undefined && last in cur) {
-      (cur as Record<string | number, unknown>)[last] = '[redacted]';
-    }
-  }
-  return copy as unknown as ActionStep;
+  let copy: unknown = JSON.parse(JSON.stringify(step));
+  for (const path of paths) copy = setIn(copy, path.slice(2), REDACTED);
+  return copy as ActionStep;
 }
 
 function cancelledResult(step: ActionStep, dependency: string): TaskResult {

@@ -58,10 +58,6 @@ const posInt = numeric(
     .int({ error: 'an integer >= 1' })
     .min(1, { error: 'an integer >= 1' }),
 );
-const nonNegInt = z
-  .number({ error: 'an integer >= 0' })
-  .int({ error: 'an integer >= 0' })
-  .min(0, { error: 'an integer >= 0' });
 const name = z.string({ error: 'a non-empty string' }).min(1, { error: 'a non-empty string' });
 
 const retryShape = {
@@ -150,7 +146,6 @@ const planShape = {
     .min(1, { error: 'a non-empty list of steps' }),
 };
 const planSchema = z.strictObject(planShape, { error: 'a mapping {id, steps, ...}' });
-void nonNegInt;
 
 /** Keys allowed at a path, for "did you mean" on an unknown key. */
 function keysAt(path: IssuePath): readonly string[] {

@@ -1,7 +1,7 @@
 /** An action plan as the journal keeps it: JSON (functions such as predicates left out) and a hash. */
 
 import { createHash } from 'node:crypto';
-import { canonicalJson } from '../plans/index.js';
+import { canonicalJson, REDACTED, setIn } from '../plans/index.js';
 import type { PlanSnapshot } from '../store/plan.js';
 import type { ActionPlan } from './types.js';
 
@@ -11,16 +11,8 @@ import type { ActionPlan } from './types.js';
  */
 export function actionSnapshot(plan: ActionPlan): PlanSnapshot {
   // Secrets are replaced before anything is serialised or hashed: a rotated key is the same plan.
-  const content = JSON.parse(JSON.stringify(plan)) as Record<string, unknown>;
-  for (const path of plan.secretPaths ?? []) {
-    let cur: unknown = content;
-    for (const key of path.slice(0, -1))
-      cur = (cur as Record<string | number, unknown> | undefined)?.[key];
-    const last = path[path.length - 1];
-    if (cur !== null && typeof cur === 'object' && last !== undefined && last in cur) {
-      (cur as Record<string | number, unknown>)[last] = '[redacted]';
-    }
-  }
+  let content: unknown = JSON.parse(JSON.stringify(plan));
+  for (const path of plan.secretPaths ?? []) content = setIn(content, path, REDACTED);
   const json = JSON.stringify(content);
   return {
     kind: 'action',

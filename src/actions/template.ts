@@ -15,18 +15,6 @@ export function isStepReference(body: string): boolean {
   return body.startsWith('steps.');
 }
 
-/** The step ids an argument tree refers to. */
-export function referencedSteps(value: unknown, into: Set<string> = new Set()): Set<string> {
-  if (typeof value === 'string') {
-    for (const m of value.matchAll(INNER)) into.add(m[1]!);
-  } else if (Array.isArray(value)) {
-    for (const v of value) referencedSteps(v, into);
-  } else if (value !== null && typeof value === 'object') {
-    for (const v of Object.values(value)) referencedSteps(v, into);
-  }
-  return into;
-}
-
 function lookup(
   outputs: ReadonlyMap<string, unknown>,
   id: string,

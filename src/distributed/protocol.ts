@@ -6,7 +6,14 @@
 
 import { createHash } from 'node:crypto';
 import { classifyError, StrideError, toErrorInfo } from '../core/index.js';
-import { interpolate, type RunManifest, type TargetConfig, type TestCase } from '../plans/index.js';
+import {
+  interpolate,
+  REDACTED,
+  type RunManifest,
+  setIn,
+  type TargetConfig,
+  type TestCase,
+} from '../plans/index.js';
 import type { SharedRate } from './bucket.js';
 
 /** The queue a coordinator and its workers share. @default 'stride' */
@@ -184,14 +191,14 @@ export function targetOf(manifest: RunManifest): TargetSpec & { readonly targetK
     );
   }
   // Redacted: the value of every secret is replaced; workers rebuild it from the template.
-  const target = structuredClone(manifest.target) as unknown as Record<string, unknown>;
-  for (const s of secrets) setPath(target, s.path.slice(1), '[redacted]');
+  let target: unknown = manifest.target;
+  for (const s of secrets) target = setIn(target, s.path.slice(1), REDACTED);
   const refs = secrets.map((s) => ({
     path: s.path,
     ...(s.template === undefined ? {} : { template: s.template }),
   }));
   return {
-    target: target as unknown as TargetConfig,
+    target: target as TargetConfig,
     secrets: refs,
     targetKey: createHash('sha256')
       .update(JSON.stringify([target, refs]))
@@ -200,19 +207,9 @@ export function targetOf(manifest: RunManifest): TargetSpec & { readonly targetK
   };
 }
 
-function setPath(obj: Record<string, unknown>, path: readonly string[], value: unknown): void {
-  let cur: Record<string, unknown> = obj;
-  for (let i = 0; i < path.length - 1; i++) {
-    const next = cur[path[i]!];
-    if (next === null || typeof next !== 'object') return;
-    cur = next as Record<string, unknown>;
-  }
-  if (path.length > 0 && path[path.length - 1]! in cur) cur[path[path.length - 1]!] = value;
-}
-
 /** The job's target with its secrets filled from this worker's environment. */
 export function resolveTarget(job: TargetSpec, env: NodeJS.ProcessEnv): TargetConfig {
-  const target = structuredClone(job.target) as unknown as Record<string, unknown>;
+  let target: unknown = job.target;
   for (const s of job.secrets) {
     if (s.template === undefined) continue;
     const r = interpolate(s.template, env);
@@ -223,7 +220,7 @@ export function resolveTarget(job: TargetSpec, env: NodeJS.ProcessEnv): TargetCo
         { retryable: false },
       );
     }
-    setPath(target, s.path.slice(1), r.value);
+    target = setIn(target, s.path.slice(1), r.value);
   }
-  return target as unknown as TargetConfig;
+  return target as TargetConfig;
 }

@@ -197,12 +197,29 @@ export function isSensitiveHeader(name: string): boolean {
 /** Shown instead of a secret's value. */
 export const REDACTED = '[redacted]';
 
-function setIn(value: unknown, path: readonly string[], replacement: unknown): unknown {
+/**
+ * `value` with `replacement` at `path`, copied along the path (never mutated); unchanged when the
+ * path does not exist in it. Keys index objects and arrays alike.
+ *
+ * @example
+ * ```ts
+ * setIn({ a: [{ key: 's3cret' }] }, ['a', 0, 'key'], REDACTED); // { a: [{ key: '[redacted]' }] }
+ * ```
+ */
+export function setIn(
+  value: unknown,
+  path: readonly (string | number)[],
+  replacement: unknown,
+): unknown {
   const [head, ...rest] = path;
   if (head === undefined) return replacement;
   if (value === null || typeof value !== 'object' || !Object.hasOwn(value, head)) return value;
-  const obj = value as Record<string, unknown>;
-  return { ...obj, [head]: setIn(obj[head], rest, replacement) };
+  const copy = (Array.isArray(value) ? [...value] : { ...value }) as Record<
+    string | number,
+    unknown
+  >;
+  copy[head] = setIn(copy[head], rest, replacement);
+  return copy;
 }
 
 /**
