@@ -6,7 +6,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { type Document, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
+import { type Document, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { checkDependencies, DependencyError, type RetryPolicy } from '../core/index.js';
 import { tryParseDuration } from '../plans/duration.js';
@@ -14,6 +14,7 @@ import { type Env, formatPath, interpolateDocument } from '../plans/env.js';
 import { PlanError, type PlanIssue } from '../plans/errors.js';
 import { type IssuePath, toPlanIssues, yamlLocator } from '../plans/issues.js';
 import { didYouMean } from '../plans/suggest.js';
+import { documentData, parseYamlDocument, throwIssues } from '../plans/yaml.js';
 import { checkJsonSchema } from './schema.js';
 import { isStepReference } from './template.js';
 import type { JsonSchema } from './tool.js';
@@ -238,21 +239,7 @@ export function parseActionPlan(
     message,
     ...(value === undefined ? {} : { value }),
   });
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text, {
-    lineCounter,
-    keepSourceTokens: true,
-    prettyErrors: false,
-    uniqueKeys: true,
-  });
-  if (doc.errors.length > 0) {
-    throw new PlanError(
-      doc.errors.map((e) => {
-        const pos = lineCounter.linePos(e.pos[0]);
-        return issue(pos.line, pos.col, '', `invalid YAML: ${e.message.split('\n')[0]}`);
-      }),
-    );
-  }
+  const { doc, lineCounter } = parseYamlDocument(text, file);
   // `dependencies` is the library's word; `depends_on` the file's. Accept both in files: the
   // key is renamed in the document (so positions still point into the file), and messages name
   // the key as written.
@@ -269,7 +256,7 @@ export function parseActionPlan(
     lineCounter,
     keep: isStepReference,
   });
-  const data = doc.toJS({ maxAliasCount: 100 }) as Record<string, unknown>;
+  const data = documentData(doc, file) as Record<string, unknown>;
   const locate = yamlLocator(doc, lineCounter);
   const at = (
     path: IssuePath,
@@ -290,7 +277,7 @@ export function parseActionPlan(
     }
   }
   const parsed = planSchema.safeParse(data);
-  const issues: PlanIssue[] = [...interpolation.issues];
+  const issues: PlanIssue[] = [];
   if (!parsed.success) {
     const rest = [];
     for (const zi of parsed.error.issues) {
@@ -322,11 +309,10 @@ export function parseActionPlan(
       }),
     );
   }
-  if (issues.length === 0) issues.push(...graphIssues(data, at, options.tools));
-  if (issues.length > 0) {
-    const onlyEnv = issues.every((i) => i.message.startsWith('environment variable '));
-    throw new PlanError(issues.map(asWritten), onlyEnv ? 'ENV_MISSING' : 'PLAN_INVALID');
+  if (interpolation.issues.length === 0 && issues.length === 0) {
+    issues.push(...graphIssues(data, at, options.tools));
   }
+  throwIssues(interpolation.issues, issues, asWritten);
   // Values from `${VAR}` inside steps may be credentials: the journal stores them redacted.
   const secretPaths = [...interpolation.values.values()]
     .map((v) => v.path)

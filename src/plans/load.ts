@@ -6,7 +6,6 @@
 
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
 import { checkCases, type Location, planLocations } from './cases.js';
 import {
   type Env,
@@ -27,6 +26,7 @@ import {
   type SecretRef,
   toRange,
 } from './schema.js';
+import { documentData, parseYamlDocument, planIssue, throwIssues } from './yaml.js';
 
 /** Options of `parsePlan`. */
 export interface ParsePlanOptions {
@@ -50,10 +50,6 @@ export interface LoadPlanOptions extends Omit<ParsePlanOptions, 'file'> {
 }
 
 type Obj = Record<string, unknown>;
-
-function firstLine(message: string): string {
-  return message.split('\n')[0]?.trim() ?? message;
-}
 
 /** Optional sections written with nothing under them (`execution_policy:` alone) are absent. */
 function dropEmptySections(data: Obj): void {
@@ -184,10 +180,6 @@ function isSecretPath(path: IssuePath): boolean {
   return path[0] === 'target' && (path[1] === 'api_key' || path[1] === 'headers');
 }
 
-function planIssue(file: string, line: number, column: number, message: string): PlanIssue {
-  return { file, line, column, path: '', message };
-}
-
 /**
  * Parses and validates a plan from text. Synchronous: case files are not read here (see
  * `checkCases`, or use `loadPlan`).
@@ -213,32 +205,13 @@ export function parsePlan(text: string, options: ParsePlanOptions = {}): RunMani
       throw new PlanError([planIssue(file, pos.line, pos.column, `invalid JSON: ${err.message}`)]);
     }
   }
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(source, {
-    lineCounter,
-    keepSourceTokens: true,
-    prettyErrors: false,
-    uniqueKeys: true,
-  });
-  if (doc.errors.length > 0) {
-    throw new PlanError(
-      doc.errors.map((e) => {
-        const pos = lineCounter.linePos(e.pos[0]);
-        return planIssue(file, pos.line, pos.col, `invalid YAML: ${firstLine(e.message)}`);
-      }),
-    );
-  }
+  const { doc, lineCounter } = parseYamlDocument(source, file);
   const interpolation = interpolateDocument(doc, {
     env: options.env ?? process.env,
     file,
     lineCounter,
   });
-  let data: unknown;
-  try {
-    data = doc.toJS({ maxAliasCount: 100 });
-  } catch (e) {
-    throw new PlanError([planIssue(file, 1, 1, `invalid YAML: ${firstLine(String(e))}`)]);
-  }
+  const data = documentData(doc, file);
   const locate = yamlLocator(doc, lineCounter);
   if (!isObj(data)) {
     const pos = locate([], 'value');
@@ -265,15 +238,7 @@ export function parsePlan(text: string, options: ParsePlanOptions = {}): RunMani
         interpolated: interpolation.values,
         isSecret: isSecretPath,
       });
-  const envPaths = new Set(interpolation.issues.map((i) => i.path));
-  const issues = [
-    ...interpolation.issues,
-    ...[...schemaIssues, ...crossChecks(data, locate, file)].filter((i) => !envPaths.has(i.path)),
-  ];
-  if (issues.length > 0) {
-    const onlyEnv = issues.every((i) => i.message.startsWith('environment variable '));
-    throw new PlanError(issues, onlyEnv ? 'ENV_MISSING' : 'PLAN_INVALID');
-  }
+  throwIssues(interpolation.issues, [...schemaIssues, ...crossChecks(data, locate, file)]);
 
   const located = (path: readonly (string | number)[]): Location => ({
     file,

@@ -406,6 +406,31 @@ describe('parseActionPlan: every problem at its position', () => {
     expect(JSON.stringify(err.issues)).not.toContain('secret-sauce');
   });
 
+  it('a missing ${VAR} in a checked field is one ENV_MISSING issue, not a second PLAN_INVALID one', () => {
+    const err = problem(
+      yaml('id: p', 'max_concurrent_steps: ${WORKERS}', 'steps:', '  - { id: a, tool: sleep }'),
+    );
+    expect(err.code).toBe('ENV_MISSING');
+    expect(err.issues).toHaveLength(1);
+    expect(err.message).toBe(
+      'plan.yaml:2:23: max_concurrent_steps: environment variable WORKERS is not set',
+    );
+  });
+
+  it('an alias bomb is a positioned PlanError, not a crash', () => {
+    const lines = ['a: &a [x, x, x, x, x, x, x, x, x, x]'];
+    for (let i = 1; i < 12; i++) {
+      lines.push(
+        `${'b'.repeat(i)}: &${'b'.repeat(i)} [${Array(10)
+          .fill(i === 1 ? '*a' : `*${'b'.repeat(i - 1)}`)
+          .join(', ')}]`,
+      );
+    }
+    const err = problem(yaml(...lines, 'id: p', 'steps: [{ id: s, tool: sleep }]'));
+    expect(err.code).toBe('PLAN_INVALID');
+    expect(err.message).toMatch(/^plan\.yaml:1:1: invalid YAML: /);
+  });
+
   it('steps: [] and a plan without id', () => {
     expect(problem(yaml('id: p', 'steps: []')).message).toBe(
       'plan.yaml:2:8: steps: [] is invalid, expected a non-empty list of steps',
