@@ -24,7 +24,6 @@ import {
 import { ExecutorService } from '../runner/executor-service.js';
 import { RunHistory } from '../runner/history.js';
 import { DEFAULT_DB_PATH, SqliteStore } from '../store/sqlite.js';
-import { loadActionFile, runActionPlan } from './action.js';
 import { runDemo } from './demo.js';
 import {
   durationArg,
@@ -197,11 +196,12 @@ function dispatchOptions(cmd: Command): Command {
     );
 }
 
-function formatsOf(flags: OutputFlags): ReportFormat[] {
+/** The report formats a flag names (`flag`: how the error names it). */
+function formatsOf(value: string, flag: '--report' | '--format'): ReportFormat[] {
   try {
-    return parseReportFormats(flags.report);
+    return parseReportFormats(value);
   } catch (err) {
-    throw new UsageError(`--report: ${(err as Error).message}`);
+    throw new UsageError(`${flag}: ${(err as Error).message}`);
   }
 }
 
@@ -215,7 +215,7 @@ async function planKind(path: string): Promise<'action' | 'test'> {
 }
 
 /** Applies the `run` flags over the plan: its execution policy and its case selection. */
-export function applyOverrides(manifest: RunManifest, flags: RunFlags): RunManifest {
+function applyOverrides(manifest: RunManifest, flags: RunFlags): RunManifest {
   const p = manifest.executionPolicy;
   const sel = manifest.select;
   if (flags.seed !== undefined && flags.sample === undefined && sel.sample === undefined) {
@@ -263,22 +263,24 @@ function dbFlag(db: string): string {
   return db === DEFAULT_DB_PATH ? '' : ` --db ${db}`;
 }
 
+/** The session options every run command shares; resumed with `stride resume` by default. */
 function sessionOptions(
   flags: OutputFlags,
   io: Io,
   history: RunHistory,
-  extra: { resumeCommand: string; command: string },
+  extra: { resumeCommand?: string; command: string },
 ) {
   return {
     history,
     io,
     out: flags.out,
-    formats: formatsOf(flags),
+    formats: formatsOf(flags.report, '--report'),
     progress: flags.progress && flags.quiet !== true,
     quiet: flags.quiet === true,
     json: flags.json === true,
     failUnder: flags.failUnder,
-    ...extra,
+    resumeCommand: extra.resumeCommand ?? `stride resume {id}${dbFlag(flags.db)}`,
+    command: extra.command,
   };
 }
 
@@ -350,9 +352,8 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
       const history = openHistory(flags.db, false);
       try {
         setCode(
-          await runActionPlan(planPath, flags.runId ?? newRunId(), {
+          await (await import('./action.js')).runActionPlan(planPath, flags.runId ?? newRunId(), {
             ...sessionOptions(flags, io, history, {
-              resumeCommand: `stride resume {id}${dbFlag(flags.db)}`,
               command: `stride ${argv.join(' ')}`,
             }),
             ...(flags.concurrency === undefined ? {} : { concurrency: flags.concurrency }),
@@ -383,7 +384,6 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
           }),
         {
           ...sessionOptions(flags, io, history, {
-            resumeCommand: `stride resume {id}${dbFlag(flags.db)}`,
             command: `stride ${argv.join(' ')}`,
           }),
           total: stats.selected,
@@ -419,9 +419,8 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
           );
         }
         setCode(
-          await runActionPlan(file, runId, {
+          await (await import('./action.js')).runActionPlan(file, runId, {
             ...sessionOptions(flags, io, history, {
-              resumeCommand: `stride resume {id}${dbFlag(flags.db)}`,
               command: `stride resume ${runId}${dbFlag(flags.db)}`,
             }),
             resume: true,
@@ -436,7 +435,6 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
           history.resume(runId, { manifest, onStart, retainResults, force: flags.force === true }),
         {
           ...sessionOptions(flags, io, history, {
-            resumeCommand: `stride resume {id}${dbFlag(flags.db)}`,
             command: `stride resume ${runId}${dbFlag(flags.db)}`,
           }),
           total: stats.selected,
@@ -492,7 +490,6 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
               { manifest, onStart, retainResults, force: flags.force === true, runId: newRunId() },
             ),
           sessionOptions(flags, io, history, {
-            resumeCommand: `stride resume {id}${dbFlag(flags.db)}`,
             command: `stride rerun ${runId}${flags.errors === true ? ' --errors' : ''}${flags.failures === true ? ' --failures' : ''}`,
           }),
         );
@@ -560,7 +557,7 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
     'stride report 20261124-213005-ab12 --format junit -o junit.xml',
     'stride report 20261124-213005-ab12 --format html,csv -o reports/',
   ).action(async (runId: string, flags: { db: string; format: string; output?: string }) => {
-    const formats = formatsOf({ report: flags.format } as OutputFlags);
+    const formats = formatsOf(flags.format, '--format');
     const history = openHistory(flags.db, true);
     try {
       const { summary, source } = await summaryOf(history, runId);
@@ -585,6 +582,7 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
     'stride validate plan.yaml',
   ).action(async (planPath: string, flags: { json?: boolean }) => {
     if ((await planKind(planPath)) === 'action') {
+      const { loadActionFile } = await import('./action.js');
       const { file, tools } = await loadActionFile(planPath, io.env);
       const edges = file.plan.steps.reduce((n, s) => n + (s.dependencies?.length ?? 0), 0);
       if (flags.json === true) {
@@ -726,7 +724,6 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
       try {
         setCode(
           await runDemo({
-            history,
             cases: flags.cases,
             seed: flags.seed,
             latencyMs: flags.latency,

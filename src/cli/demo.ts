@@ -8,18 +8,15 @@
 
 import { fileURLToPath } from 'node:url';
 import { checkCases, loadPlan, type RunManifest } from '../plans/index.js';
-import type { RunHistory } from '../runner/history.js';
-import type { Io } from './io.js';
 import { newRunId, runSession, type SessionOptions } from './session.js';
 
 /** The bundled demo plan (examples/demo/plan.yaml, shipped in the package). */
-export const DEMO_PLAN = fileURLToPath(new URL('../../examples/demo/plan.yaml', import.meta.url));
+const DEMO_PLAN = fileURLToPath(new URL('../../examples/demo/plan.yaml', import.meta.url));
 
 /** The pass rate the demo's exit code is judged by (some of its cases fail on purpose). */
-export const DEMO_FAIL_UNDER = 0.9;
+const DEMO_FAIL_UNDER = 0.9;
 
 export interface DemoOptions {
-  readonly history: RunHistory;
   /** Run the first N of the 500 cases. */
   readonly cases: number;
   /** The mock's fault seed. */
@@ -29,12 +26,14 @@ export interface DemoOptions {
   readonly concurrency?: number;
   /** Resume this interrupted demo run instead of starting one. */
   readonly resume?: string;
-  readonly session: Omit<SessionOptions, 'total' | 'doneBefore'> & { readonly io: Io };
+  /** The session's options; its `history` is where the demo run is journaled. */
+  readonly session: Omit<SessionOptions, 'total' | 'doneBefore'>;
 }
 
 /** Runs the demo and resolves with its exit code. */
 export async function runDemo(options: DemoOptions): Promise<number> {
-  const { history, session } = options;
+  const { session } = options;
+  const { history } = session;
   const { startMock } = await import('../mock/server.js');
   const mock = await startMock({
     host: '127.0.0.1',

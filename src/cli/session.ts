@@ -11,6 +11,7 @@ import { isTerminal, type TaskResult } from '../core/index.js';
 import type { TestResult } from '../report/convert.js';
 import {
   JsonlStreamWriter,
+  REPORT_FILES,
   type ReportFormat,
   type ReportSummary,
   summarize,
@@ -80,13 +81,13 @@ export function newRunId(now = new Date()): string {
 /** Runs one session and resolves with the process's exit code. */
 export async function runSession(start: SessionStart, options: SessionOptions): Promise<number> {
   const { io, history } = options;
-  const jsonlPath = join(options.out, 'results.jsonl');
+  const jsonlPath = join(options.out, REPORT_FILES.jsonl);
   const streamJsonl = options.formats.includes('jsonl');
   await mkdir(options.out, { recursive: true });
   const jsonl = streamJsonl ? await JsonlStreamWriter.open(jsonlPath) : undefined;
 
   let progress: Progress | undefined;
-  let interrupted: { runId: string; resumable: boolean; aborted: boolean } | undefined;
+  let resumable = false;
   let disposeSignals: () => void = () => {};
   let writing: Promise<void> = Promise.resolve();
   let pending = 0;
@@ -103,7 +104,7 @@ export async function runSession(start: SessionStart, options: SessionOptions): 
   const onStart = (session: DurableSession): void => {
     const { run } = session;
     if (options.progress) {
-      progress = new Progress(run as never, io.stderr, {
+      progress = new Progress(run, io.stderr, {
         tty: isLiveTerminal(io.stderr, io.env),
         ...(options.doneBefore === undefined ? {} : { doneBefore: options.doneBefore }),
         ...(options.total === undefined ? {} : { total: options.total }),
@@ -137,7 +138,7 @@ export async function runSession(start: SessionStart, options: SessionOptions): 
       store: history.store,
       graceMs: options.graceMs ?? 10_000,
       onStop: (info) => {
-        interrupted = { runId: info.runId, resumable: info.resumable, aborted: info.aborted };
+        resumable = info.resumable;
         progress?.stop();
         io.stderr.write(
           info.resumable
@@ -162,8 +163,8 @@ export async function runSession(start: SessionStart, options: SessionOptions): 
   if (writeError !== undefined) throw writeError;
   const runId = result.runId;
 
-  const record = await history.getRun(runId);
-  if (interrupted?.resumable === true) {
+  if (resumable) {
+    const record = await history.getRun(runId);
     const done = record.counts.total - record.counts.cancelled;
     io.stderr.write(
       `${done} case(s) have a verdict; nothing else was recorded as done.\n` +
@@ -242,7 +243,7 @@ export async function writeRunReports(
 }
 
 /** 0 if every case passed, or the pass rate reached `--fail-under`; 1 otherwise. */
-export function exitCodeFor(
+function exitCodeFor(
   summary: ReportSummary,
   record: RunRecord,
   failUnder: number | undefined,

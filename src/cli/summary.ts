@@ -18,7 +18,7 @@ function pct(x: number): string {
 }
 
 /** Epoch ms as `2026-11-24 21:30:05` (local time). */
-export function when(ms: number | undefined): string {
+function when(ms: number | undefined): string {
   if (ms === undefined) return '-';
   const d = new Date(ms);
   const p = (n: number) => String(n).padStart(2, '0');

@@ -4,9 +4,10 @@
  */
 
 import type { TestResult } from './convert.js';
+import { diffText } from './diff.js';
 import { type ResultSource, writeFileStreamed } from './sink.js';
 import { type DatasetSummary, datasetResolver, type ReportSummary } from './summary.js';
-import { caseName, clip, escapeXml, escapeXmlAttr, isCancelled, safeJson } from './text.js';
+import { caseName, clip, escapeXml, escapeXmlAttr, isCancelled } from './text.js';
 
 /** A failure body's values are cut here: CI pages render the body inline. */
 const MAX_VALUE = 4000;
@@ -42,7 +43,7 @@ function suiteCounts(d: DatasetSummary) {
 }
 
 function show(value: unknown): string {
-  return clip(typeof value === 'string' ? value : safeJson(value, 2), MAX_VALUE);
+  return clip(diffText(value), MAX_VALUE);
 }
 
 /** The body of a `<failure>`: each failed assertion with expected and actual, then the case. */
