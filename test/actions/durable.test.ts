@@ -139,7 +139,7 @@ describe('journaled action plans', () => {
     const run = spawn(process.execPath, [child, db, dir, 'run'], { stdio: 'ignore' });
     const log = () =>
       existsSync(join(dir, 'log.txt')) ? readFileSync(join(dir, 'log.txt'), 'utf8') : '';
-    // s3 is undone first (fast), then s2's compensation hangs for 5 s: kill it there.
+    // s3 is undone first (fast), then s2's compensation hangs until the process is killed there.
     await expect.poll(log, { timeout: 15_000, interval: 20 }).toContain('undo-start s2');
     expect(log()).toContain('undo-done s3');
     const killed = new Promise((r) => run.on('exit', r));

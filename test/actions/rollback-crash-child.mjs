@@ -20,8 +20,9 @@ const tools = new ToolRegistry([
     },
     async compensate({ key, slowUndo }) {
       log(`undo-start ${key}`);
-      // Slow only in the first process, so the test can kill it there.
-      if (slowUndo && mode === 'run') await new Promise((r) => setTimeout(r, 5_000));
+      // In the first process it never finishes: the test kills the process there (a fixed wait
+      // could run out first on a loaded machine). The interval keeps the process alive.
+      if (slowUndo && mode === 'run') await new Promise(() => setInterval(() => {}, 1_000));
       // Idempotent: it may run again after a crash.
       if (existsSync(join(dir, key))) rmSync(join(dir, key));
       log(`undo-done ${key}`);

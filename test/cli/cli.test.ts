@@ -21,6 +21,7 @@ import {
 } from '../../src/cli/flags.js';
 import { newRunId } from '../../src/cli/session.js';
 import { type MockServer, startMock } from '../../src/mock/index.js';
+import { parseCsv } from '../report/helpers.js';
 import { captureIo, makePlan } from './helpers.js';
 
 let mock: MockServer;
@@ -33,39 +34,6 @@ afterAll(async () => {
 
 function env(): NodeJS.ProcessEnv {
   return { MOCK_URL: mock.baseUrl };
-}
-
-/** Parses RFC 4180 CSV (quoted fields, doubled quotes, newlines inside quotes). */
-function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let field = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i]!;
-    if (quoted) {
-      if (ch === '"' && text[i + 1] === '"') {
-        field += '"';
-        i++;
-      } else if (ch === '"') quoted = false;
-      else field += ch;
-    } else if (ch === '"') quoted = true;
-    else if (ch === ',') {
-      row.push(field);
-      field = '';
-    } else if (ch === '\n' || ch === '\r') {
-      if (ch === '\r' && text[i + 1] === '\n') i++;
-      row.push(field);
-      rows.push(row);
-      row = [];
-      field = '';
-    } else field += ch;
-  }
-  if (field !== '' || row.length > 0) {
-    row.push(field);
-    rows.push(row);
-  }
-  return rows;
 }
 
 describe('flag parsers', () => {
@@ -362,5 +330,18 @@ describe('stride run, runs, show, report, rerun', () => {
       'c3#2',
     ]);
     expect(existsSync(join(dir, 'out', 'junit.xml'))).toBe(false); // only the asked formats
+  });
+});
+
+describe('the bin', () => {
+  it('sets the same V8 flags the benchmark measures with', async () => {
+    const bin = await readFile(new URL('../../src/cli/main.ts', import.meta.url), 'utf8');
+    const { CLI_NODE_FLAGS } = (await import(
+      new URL('../../bench/cli-flags.mjs', import.meta.url).href
+    )) as { CLI_NODE_FLAGS: string[] };
+    const shebangFlags = bin.split('\n')[0]?.replace('#!/usr/bin/env -S node', '').trim();
+    expect(shebangFlags).toBe(CLI_NODE_FLAGS.join(' '));
+    const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8'));
+    expect(pkg.scripts.start).toContain(`node ${CLI_NODE_FLAGS.join(' ')} dist/cli/main.js`);
   });
 });

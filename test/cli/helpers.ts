@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import { CLI_NODE_FLAGS } from '../../bench/cli-flags.mjs';
 import type { Io } from '../../src/cli/io.js';
 
 /** An in-process Io that records what a command writes. */
@@ -85,7 +86,7 @@ export function spawnStride(
   args: readonly string[],
   options: { cwd: string; env: NodeJS.ProcessEnv },
 ): Child {
-  const child = spawn(process.execPath, ['--max-semi-space-size=1', BIN, ...args], {
+  const child = spawn(process.execPath, [...CLI_NODE_FLAGS, BIN, ...args], {
     cwd: options.cwd,
     env: { PATH: process.env.PATH, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

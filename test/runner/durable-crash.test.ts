@@ -184,12 +184,14 @@ interface TrialFigures {
 }
 
 const figures: TrialFigures[] = [];
+// The kill moments come from this seed: a failing trial is replayed with STRIDE_CRASH_SEED=<seed>.
+const SEED = Number(process.env.STRIDE_CRASH_SEED ?? Date.now() % 1_000_000);
 
 afterAll(() => {
   // The figures docs/store.md quotes.
   const total = (k: keyof TrialFigures) => figures.reduce((s, f) => s + f[k], 0);
   console.log(
-    `crash trials: ${figures.length} x ${CASES} cases; stored verdicts at the kill ${figures.map((f) => f.storedBefore).join(',')}; ` +
+    `crash trials (seed ${SEED}): ${figures.length} x ${CASES} cases; stored verdicts at the kill ${figures.map((f) => f.storedBefore).join(',')}; ` +
       `maybe-sent ${total('maybeSent')}; re-sent after resume ${total('resent')}; ` +
       `stored verdicts re-sent ${total('verdictsResent')}; attempt counts unlike the uninterrupted run ${total('attemptsDiffer')}`,
   );
@@ -213,7 +215,7 @@ describe('kill -9 at a random moment, then resume', () => {
   });
 
   test(`${TRIALS} trials: one terminal result per case, no verdict sent twice, nothing lost, the uninterrupted run's report`, async () => {
-    const random = seededRandom(Date.now() % 1_000_000);
+    const random = seededRandom(SEED);
     for (let trial = 0; trial < TRIALS; trial++) {
       mock.reset();
       const db = join(tempDir(), 'stride.db');
