@@ -10,11 +10,10 @@
  * run the same `dist/`). The longer soak of the same test is `bench/soak-crash.mjs`.
  */
 
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { seededRandom } from '../../src/core/faces.js';
 import { type MockServer, startMock } from '../../src/mock/index.js';
@@ -25,6 +24,7 @@ import { ExecutorService } from '../../src/runner/executor-service.js';
 import type { RunCounts } from '../../src/store/index.js';
 import { SqliteStore } from '../../src/store/index.js';
 import { tempDir } from '../store/helpers.js';
+import { exited, whenStored, writeDifyPlan } from './child-run.js';
 
 const CHILD = fileURLToPath(new URL('./crash-child.mjs', import.meta.url));
 const CASES = 5_000;
@@ -88,24 +88,12 @@ beforeAll(async () => {
   const dir = tempDir();
   const lines = Array.from({ length: CASES }, (_, i) => caseLine(i));
   writeFileSync(join(dir, 'cases.jsonl'), `${lines.join('\n')}\n`);
-  planPath = join(dir, 'plan.yaml');
-  writeFileSync(
-    planPath,
-    [
-      'workflow_id: crash-test',
-      'target:',
-      '  type: dify',
-      `  base_url: ${mock.baseUrl}`,
-      `  api_key: ${KEY}`,
-      '  app: workflow',
-      '  response_mode: blocking',
-      'cases: cases.jsonl',
-      'execution_policy:',
-      '  concurrency: 24',
-      '  retry_policy: { max_attempts: 3, backoff_seconds: 0.05 }',
-      '',
-    ].join('\n'),
-  );
+  planPath = writeDifyPlan(dir, {
+    workflowId: 'crash-test',
+    baseUrl: mock.baseUrl,
+    apiKey: KEY,
+    concurrency: 24,
+  });
   manifest = await loadPlan(planPath);
 
   // The reference: the same plan, uninterrupted, journaled into its own SQLite file.
@@ -123,31 +111,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await mock?.close();
 });
-
-/** Cases with a stored terminal result, read from the file as another process would. */
-function storedTotal(db: string, runId: string): number {
-  let conn: Database.Database | undefined;
-  try {
-    conn = new Database(db, { readonly: true, fileMustExist: true });
-    const row = conn
-      .prepare(
-        'SELECT succeeded + failed + timeout + cancelled + error AS n FROM runs WHERE id = ?',
-      )
-      .get(runId) as { n: number } | undefined;
-    return row?.n ?? 0;
-  } catch {
-    return 0; // not created yet
-  } finally {
-    conn?.close();
-  }
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve();
-    else child.once('exit', () => resolve());
-  });
-}
 
 /**
  * What the report says of a case, minus what legitimately differs between two runs of the same
@@ -229,11 +192,7 @@ describe('kill -9 at a random moment, then resume', () => {
       child.stderr?.on('data', (d) => {
         stderr += String(d);
       });
-      const deadline = Date.now() + 30_000;
-      while (storedTotal(db, runId) < killAt && child.exitCode === null) {
-        if (Date.now() > deadline) throw new Error(`the child made no progress: ${stderr}`);
-        await new Promise((r) => setTimeout(r, 2));
-      }
+      await whenStored(child, db, runId, killAt, 30_000, () => stderr);
       expect(child.exitCode, stderr).toBeNull(); // killed before it finished
       child.kill('SIGKILL');
       await exited(child);

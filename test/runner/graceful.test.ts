@@ -8,12 +8,11 @@
  * `beforeAll` into its own folder so it never races the crash test's build of `dist/`).
  */
 
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   type AttemptContext,
@@ -29,6 +28,7 @@ import { type GracefulStopInfo, gracefulStop } from '../../src/runner/graceful.j
 import { snapshotPlan } from '../../src/runner/snapshot.js';
 import { attachJournal, MemoryStore, SqliteStore, type Store } from '../../src/store/index.js';
 import { tempDb, tempDir } from '../store/helpers.js';
+import { exited, whenStored, writeDifyPlan } from './child-run.js';
 
 const CASES = 60;
 
@@ -280,53 +280,17 @@ describe('a real SIGINT to a child process', () => {
       JSON.stringify({ id: `k${i}`, inputs: { query: `k${i}` } }),
     );
     writeFileSync(join(dir, 'cases.jsonl'), `${lines.join('\n')}\n`);
-    planPath = join(dir, 'plan.yaml');
-    writeFileSync(
-      planPath,
-      [
-        'workflow_id: graceful-test',
-        'target:',
-        '  type: dify',
-        `  base_url: ${mock.baseUrl}`,
-        `  api_key: ${KEY}`,
-        '  app: workflow',
-        '  response_mode: blocking',
-        'cases: cases.jsonl',
-        'execution_policy:',
-        '  concurrency: 16',
-        '  retry_policy: { max_attempts: 3, backoff_seconds: 0.05 }',
-        '',
-      ].join('\n'),
-    );
+    planPath = writeDifyPlan(dir, {
+      workflowId: 'graceful-test',
+      baseUrl: mock.baseUrl,
+      apiKey: KEY,
+      concurrency: 16,
+    });
   }, 60_000);
 
   afterAll(async () => {
     await mock?.close();
   });
-
-  function storedTotal(db: string, runId: string): number {
-    let conn: Database.Database | undefined;
-    try {
-      conn = new Database(db, { readonly: true, fileMustExist: true });
-      const row = conn
-        .prepare(
-          'SELECT succeeded + failed + timeout + cancelled + error AS n FROM runs WHERE id = ?',
-        )
-        .get(runId) as { n: number } | undefined;
-      return row?.n ?? 0;
-    } catch {
-      return 0;
-    } finally {
-      conn?.close();
-    }
-  }
-
-  function exited(child: ChildProcess): Promise<number | null> {
-    return new Promise((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) resolve(child.exitCode);
-      else child.once('exit', (code) => resolve(code));
-    });
-  }
 
   test('exits 130 with nothing lost; resume sends every case exactly once in all', async () => {
     const manifest = await loadPlan(planPath);
@@ -344,11 +308,7 @@ describe('a real SIGINT to a child process', () => {
     child.stderr?.on('data', (d) => {
       stderr += String(d);
     });
-    const deadline = Date.now() + 15_000;
-    while (storedTotal(db, runId) < CHILD_CASES * 0.3 && child.exitCode === null) {
-      if (Date.now() > deadline) throw new Error(`the child made no progress: ${stderr}`);
-      await new Promise((r) => setTimeout(r, 2));
-    }
+    await whenStored(child, db, runId, CHILD_CASES * 0.3, 15_000, () => stderr);
     expect(child.exitCode, stderr).toBeNull();
     child.kill('SIGINT');
     expect(await exited(child), stderr).toBe(130);
