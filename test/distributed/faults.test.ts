@@ -31,18 +31,7 @@ describe('distributed faults', () => {
       500,
       '{ concurrency: 16, timeout: 30s, retry_policy: { max_attempts: 3, backoff_seconds: 0.1 } }',
     );
-    const base = [
-      '--dispatch',
-      'bullmq',
-      '--redis',
-      f.redis.url,
-      '--queue',
-      queue,
-      '--db',
-      'j.db',
-      '--report',
-      'json',
-    ];
+    const base = [...f.dispatchArgs(queue, 'j.db'), '--report', 'json'];
     const coordinator = f.spawnStride(['run', plan, '--run-id', 'crash-run', ...base], dir);
     await expect
       .poll(() => Object.keys(f.mock.stats().byCase).filter((k) => k.startsWith(tag)).length, {
@@ -98,14 +87,7 @@ describe('distributed faults', () => {
       [
         'run',
         plan,
-        '--dispatch',
-        'bullmq',
-        '--redis',
-        f.redis.url,
-        '--queue',
-        queue,
-        '--db',
-        join(dir, 'j.db'),
+        ...f.dispatchArgs(queue, join(dir, 'j.db')),
         '--out',
         join(dir, 'out'),
         '--report',

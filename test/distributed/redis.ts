@@ -113,6 +113,8 @@ export function planFile(dir: string, n: number, policy: string, name = 'distrib
 export function distributedFixture(latencyMs: LatencySpec): {
   readonly redis: RedisServer;
   readonly mock: MockServer;
+  /** `--dispatch bullmq --redis <this redis> --queue <queue> --db <db>`. */
+  dispatchArgs(queue: string, db: string): string[];
   spawnStride(args: readonly string[], cwd?: string): StrideChild;
   startWorker(queue: string, concurrency: number, cwd?: string): Promise<StrideChild>;
 } {
@@ -134,6 +136,9 @@ export function distributedFixture(latencyMs: LatencySpec): {
     },
     get mock() {
       return mock!;
+    },
+    dispatchArgs(queue: string, db: string): string[] {
+      return ['--dispatch', 'bullmq', '--redis', redis!.url, '--queue', queue, '--db', db];
     },
     spawnStride(args: readonly string[], cwd?: string): StrideChild {
       const child = spawn(process.execPath, [BIN, ...args], {
