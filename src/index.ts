@@ -150,6 +150,8 @@ export {
 export {
   type DurableRunOptions,
   type DurableRunResult,
+  type RerunOptions,
+  type ResumeOptions,
   rerun,
   resume,
   runDurable,
@@ -162,7 +164,12 @@ export {
   runOptionsFor,
   type TargetFactory,
 } from './runner/executor-service.js';
-export { gracefulStop } from './runner/graceful.js';
+export {
+  type GracefulStopInfo,
+  type GracefulStopOptions,
+  gracefulStop,
+  type SignalSource,
+} from './runner/graceful.js';
 export {
   type HistoryRerunOptions,
   type HistoryResumeOptions,
