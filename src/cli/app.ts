@@ -54,6 +54,7 @@ const BAD_INPUT = new Set([
   'ENV_MISSING',
   'PLAN_CHANGED',
   'RUN_NOT_FOUND',
+  'RUN_LOCKED',
   'STORE_CORRUPT',
   'STORE_VERSION',
 ]);

@@ -84,7 +84,9 @@ export async function runSession(start: SessionStart, options: SessionOptions): 
   const jsonlPath = join(options.out, REPORT_FILES.jsonl);
   const streamJsonl = options.formats.includes('jsonl');
   await mkdir(options.out, { recursive: true });
-  const jsonl = streamJsonl ? await JsonlStreamWriter.open(jsonlPath) : undefined;
+  // Opened (and so truncated) only once the session holds its run's lock (onStart): a session
+  // refused with RUN_LOCKED must not empty the file a live session of that run is writing.
+  let jsonl: JsonlStreamWriter | undefined;
 
   let progress: Progress | undefined;
   let resumable = false;
@@ -111,7 +113,15 @@ export async function runSession(start: SessionStart, options: SessionOptions): 
       });
       progress.start();
     }
-    if (jsonl !== undefined) {
+    if (streamJsonl) {
+      writing = JsonlStreamWriter.open(jsonlPath).then(
+        (writer) => {
+          jsonl = writer;
+        },
+        (err: unknown) => {
+          writeError = err;
+        },
+      );
       run.on('transition', (t) => {
         if (!isTerminal(t.to) || !('result' in t)) return;
         const result = session.toTestResult(t.result as TaskResult<never, never>);
@@ -122,7 +132,7 @@ export async function runSession(start: SessionStart, options: SessionOptions): 
         }
         writing = writing.then(async () => {
           try {
-            if (writeError === undefined) await jsonl.write(result);
+            if (writeError === undefined) await jsonl?.write(result);
           } catch (err) {
             writeError = err;
           }

@@ -36,6 +36,7 @@ export type ErrorCode =
   | 'STORE_IO'
   | 'RUN_NOT_FOUND'
   | 'RUN_EXISTS'
+  | 'RUN_LOCKED'
   | 'PLAN_CHANGED'
   | 'RESOURCE_EXHAUSTED'
   | 'TOOL_NOT_FOUND'

@@ -16,6 +16,7 @@ import type { Run } from '../core/run.js';
 import type { RunManifest, TestCase } from '../plans/index.js';
 import { type CaseOutcome, ResultConverter, type TestResult } from '../report/convert.js';
 import { attachJournal, type Journal } from '../store/journal.js';
+import { type RunLease, runLockedError } from '../store/lock.js';
 import type { PlanSnapshot } from '../store/plan.js';
 import type { AttemptRecord, Store, UnfinishedCase } from '../store/port.js';
 import type { ResumeContext } from './dispatcher.js';
@@ -105,6 +106,8 @@ async function execute(
     plan?: PlanSnapshot | undefined;
     parentId?: string | undefined;
     clock?: Clock | undefined;
+    /** The run's lock, when the caller took it already (a resume). */
+    lease?: RunLease | undefined;
   },
   token: CancellationToken | undefined,
   select: ((testCase: TestCase) => ReturnType<typeof taskFor> | undefined) | undefined,
@@ -124,6 +127,7 @@ async function execute(
       resume: journalOptions.resume,
       ...(journalOptions.parentId === undefined ? {} : { parentId: journalOptions.parentId }),
       ...(journalOptions.clock === undefined ? {} : { clock: journalOptions.clock }),
+      ...(journalOptions.lease === undefined ? {} : { lease: journalOptions.lease }),
     });
     session.onStart?.({
       runId: journal.runId,
@@ -223,6 +227,30 @@ export async function resume(
   runId: string,
   options: ResumeOptions = {},
 ): Promise<DurableRunResult> {
+  // Locked before the journal is read: what another session is writing is not a resume state.
+  const lease = await lockExisting(store, runId);
+  try {
+    return await resumeLocked(service, manifest, store, runId, lease, options);
+  } finally {
+    // The journal gives it back when the session ends; this covers a refusal before that.
+    await lease.release();
+  }
+}
+
+/** Locks a stored run: RUN_NOT_FOUND before RUN_LOCKED, and nothing written on either. */
+async function lockExisting(store: Store, runId: string): Promise<RunLease> {
+  if ((await store.getRun(runId)) === undefined) await loadOrThrow(store, runId);
+  return store.lockRun(runId);
+}
+
+async function resumeLocked(
+  service: ExecutorService,
+  manifest: RunManifest,
+  store: Store,
+  runId: string,
+  lease: RunLease,
+  options: ResumeOptions,
+): Promise<DurableRunResult> {
   const state = await loadOrThrow(store, runId);
   const plan = snapshotPlan(manifest);
   checkHash(plan.hash, state.run.planHash, runId, options.force);
@@ -271,7 +299,7 @@ export async function resume(
     service,
     manifest,
     store,
-    { runId, resume: true, takeover, plan, clock: options.clock },
+    { runId, resume: true, takeover, plan, clock: options.clock, lease },
     options.token,
     select,
     options,
@@ -328,6 +356,9 @@ export async function rerun(
   options: RerunOptions,
 ): Promise<DurableRunResult> {
   const state = await loadOrThrow(store, runId);
+  // A run still being driven has no settled statuses to choose from yet.
+  const holder = await store.runLock(runId);
+  if (holder !== undefined) throw runLockedError(runId, holder);
   const plan = snapshotPlan(manifest);
   checkHash(plan.hash, state.run.planHash, runId, options.force);
   const wanted = new Set<string>(options.statuses);

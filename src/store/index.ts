@@ -16,6 +16,12 @@
 
 export { StoreError, type StoreFailure } from './errors.js';
 export { attachJournal, type Journal, type JournalOptions } from './journal.js';
+export {
+  LOCK_HEARTBEAT_MS,
+  LOCK_STALE_MS,
+  type LockHolder,
+  type RunLease,
+} from './lock.js';
 export { MemoryStore } from './memory.js';
 export { MIGRATIONS, type Migration, SCHEMA_VERSION } from './migrations.js';
 export type { PlanSnapshot } from './plan.js';

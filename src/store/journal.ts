@@ -16,6 +16,7 @@ import { type Clock, RealClock } from '../core/clock.js';
 import type { RunExecutionResult, TaskTransition } from '../core/model.js';
 import type { Run } from '../core/run.js';
 import { attemptStateOf, upstreamIds } from './codec.js';
+import type { RunLease } from './lock.js';
 import type { PlanSnapshot } from './plan.js';
 import type { AttemptRecord, JournalBatch, Store } from './port.js';
 
@@ -36,6 +37,13 @@ export interface JournalOptions {
   readonly resume?: boolean;
   /** The run's clock, to date the run in epoch milliseconds. @default new RealClock() */
   readonly clock?: Clock;
+  /**
+   * The run's lock, when the caller took it already (a resume locks the run before it records
+   * its maybe-sent attempts). The journal releases it when the run's end is durable, when the
+   * journal fails and on `detach`. @default the journal takes the lock itself
+   * (`store.lockRun`), so two sessions never drive one run
+   */
+  readonly lease?: RunLease;
   /**
    * Called once when the store fails (disk full, locked database). The journal stops writing;
    * the run stays `running` in the store, resumable from what was written. @default cancels the
@@ -118,11 +126,17 @@ class RunJournal implements Journal {
     runId: string,
     private readonly epochOffset: number,
     private readonly onError: ((error: unknown) => void) | undefined,
+    private readonly lease: RunLease,
   ) {
     this.runId = runId;
     this.closed = new Promise<void>((resolve, reject) => {
       this.settle = { resolve, reject };
     });
+    // Whatever ends the session (its end recorded, a failure, a detach) gives the run back.
+    const release = () => {
+      this.lease.release().catch(() => {});
+    };
+    this.closed.then(release, release);
     // Awaiting it is the caller's choice: an unobserved failure must not crash the process.
     this.closed.catch(() => {});
     this.unsubscribe = [
@@ -309,21 +323,35 @@ export async function attachJournal<I, O>(
   const runId = options.runId ?? run.runId;
   const clock = options.clock ?? new RealClock();
   const epochOffset = clock.wallTime() - clock.now();
-  if (options.resume === true) {
-    await store.reopenRun(runId);
-  } else {
-    const plan = options.plan;
-    await store.createRun({
-      id: runId,
-      kind: plan?.kind ?? 'test',
-      plan: plan?.name ?? '',
-      planHash: plan?.hash ?? '',
-      planJson: plan?.json ?? 'null',
-      optionsJson: optionsJson(options.options),
-      startedAt: clock.wallTime(),
-      clockOffsetMs: epochOffset,
-      ...(options.parentId === undefined ? {} : { parentId: options.parentId }),
-    });
+  // Locked before anything is written: a refused session leaves the store as it was.
+  const lease = options.lease ?? (await store.lockRun(runId));
+  try {
+    if (options.resume === true) {
+      await store.reopenRun(runId);
+    } else {
+      const plan = options.plan;
+      await store.createRun({
+        id: runId,
+        kind: plan?.kind ?? 'test',
+        plan: plan?.name ?? '',
+        planHash: plan?.hash ?? '',
+        planJson: plan?.json ?? 'null',
+        optionsJson: optionsJson(options.options),
+        startedAt: clock.wallTime(),
+        clockOffsetMs: epochOffset,
+        ...(options.parentId === undefined ? {} : { parentId: options.parentId }),
+      });
+    }
+  } catch (err) {
+    await lease.release();
+    throw err;
   }
-  return new RunJournal(run as Run<unknown, unknown>, store, runId, epochOffset, options.onError);
+  return new RunJournal(
+    run as Run<unknown, unknown>,
+    store,
+    runId,
+    epochOffset,
+    options.onError,
+    lease,
+  );
 }

@@ -4,6 +4,7 @@
  * the one contract suite holds for both. Nothing survives the process.
  */
 
+import { hostname } from 'node:os';
 import type { TaskResult, TerminalStatus } from '../core/model.js';
 import {
   type AttemptRow,
@@ -29,6 +30,7 @@ import {
   validateRunEnd,
 } from './codec.js';
 import { StoreError } from './errors.js';
+import { type LockHolder, type RunLease, runLockedError } from './lock.js';
 import type {
   AttemptRecord,
   JournalBatch,
@@ -76,6 +78,7 @@ export class MemoryStore implements Store {
   private readonly runs = new Map<string, MemoryRun>();
   private nextKey = 1;
   private closed = false;
+  private readonly locks = new Map<string, LockHolder>();
 
   async createRun(run: NewRun): Promise<void> {
     this.open();
@@ -199,12 +202,35 @@ export class MemoryStore implements Store {
     return doomed.length;
   }
 
+  async lockRun(runId: string): Promise<RunLease> {
+    this.open();
+    // A memory store lives in one process: the only other holder is another session of it.
+    const current = this.locks.get(runId);
+    if (current !== undefined) throw runLockedError(runId, current);
+    const now = Date.now();
+    const holder: LockHolder = { pid: process.pid, host: hostname(), since: now, heartbeatAt: now };
+    this.locks.set(runId, holder);
+    return {
+      runId,
+      holder,
+      release: async () => {
+        if (this.locks.get(runId) === holder) this.locks.delete(runId);
+      },
+    };
+  }
+
+  async runLock(runId: string): Promise<LockHolder | undefined> {
+    this.open();
+    return this.locks.get(runId);
+  }
+
   async flush(): Promise<void> {
     this.open();
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    this.locks.clear();
   }
 
   private open(): void {

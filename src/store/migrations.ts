@@ -130,6 +130,23 @@ export const MIGRATIONS: readonly Migration[] = [
         WHERE s.attempt_started_at IS NOT NULL;
     `,
   },
+  {
+    version: 3,
+    description: 'run locks: which process drives a run (store/lock.ts)',
+    sql: `
+      -- One row per run being driven. Keyed by the run's id, not its key: a new run is locked
+      -- before its row exists. start_ticks tells a reused pid from the holder.
+      CREATE TABLE run_locks (
+        run_id       TEXT    PRIMARY KEY,
+        token        TEXT    NOT NULL,
+        pid          INTEGER NOT NULL,
+        host         TEXT    NOT NULL,
+        start_ticks  INTEGER,
+        since        INTEGER NOT NULL,
+        heartbeat_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+    `,
+  },
 ];
 
 /** The schema version this code writes. */

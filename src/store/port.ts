@@ -23,6 +23,7 @@ import type {
   TerminalStatus,
   Usage,
 } from '../core/model.js';
+import type { LockHolder, RunLease } from './lock.js';
 
 /** What kind of plan a run executes. */
 export type PlanKind = 'test' | 'action';
@@ -253,6 +254,18 @@ export interface Store {
 
   /** Deletes runs outside the retention; resolves with how many were deleted. */
   prune(retention: Retention): Promise<number>;
+
+  /**
+   * Takes the run's lock for this session: exactly one session drives a run at a time (see
+   * `store/lock.ts`). The run need not exist yet (a new run is locked before it is created).
+   * Throws `RUN_LOCKED`, naming the holder, when a live session of any process holds it; a lock
+   * whose holder died is taken over. `attachJournal` takes it unless given a lease; release it
+   * when the session ends (the journal does). `close()` releases every lock the store holds.
+   */
+  lockRun(runId: string): Promise<RunLease>;
+
+  /** Who drives the run now: the live holder of its lock, or undefined. */
+  runLock(runId: string): Promise<LockHolder | undefined>;
 
   /** Writes everything buffered; resolves once it is durable. */
   flush(): Promise<void>;

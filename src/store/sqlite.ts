@@ -41,6 +41,7 @@ import {
   validateRunEnd,
 } from './codec.js';
 import { StoreError } from './errors.js';
+import type { LockHolder, RunLease } from './lock.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 import type {
   AttemptRecord,
@@ -58,6 +59,7 @@ import type {
   StoredRunStatus,
   StoredTransition,
 } from './port.js';
+import { SqliteLocks } from './sqlite-locks.js';
 
 /** Where the CLI keeps its database unless told otherwise. */
 export const DEFAULT_DB_PATH = '.stride/stride.db';
@@ -245,6 +247,7 @@ export class SqliteStore implements Store {
     list: Database.Statement;
   };
   private readonly writePending: () => void;
+  private readonly locks: SqliteLocks;
 
   constructor(options: SqliteStoreOptions = {}) {
     const path = options.path ?? DEFAULT_DB_PATH;
@@ -333,6 +336,7 @@ export class SqliteStore implements Store {
     }
     const tx = db.transaction(() => this.writeBatches());
     this.writePending = () => tx();
+    this.locks = new SqliteLocks(db, (err, doing) => wrap(err, this.file, doing));
   }
 
   /** The schema version of the open database (the latest this code knows). */
@@ -532,6 +536,16 @@ export class SqliteStore implements Store {
     return deleted;
   }
 
+  async lockRun(runId: string): Promise<RunLease> {
+    this.open();
+    return this.locks.lock(runId);
+  }
+
+  async runLock(runId: string): Promise<LockHolder | undefined> {
+    this.open();
+    return this.locks.holder(runId);
+  }
+
   async flush(): Promise<void> {
     this.open();
     this.flushNow('writing the journal');
@@ -541,6 +555,7 @@ export class SqliteStore implements Store {
     if (this.closed) return;
     try {
       this.flushNow('closing');
+      this.locks.releaseAll();
     } finally {
       this.closed = true;
       if (this.scheduled !== undefined) clearImmediate(this.scheduled);

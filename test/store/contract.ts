@@ -3,9 +3,10 @@
  * test/store/sqlite.test.ts), as undici runs one suite against each of its cache stores.
  */
 
+import { hostname } from 'node:os';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { InvalidOptionError, type RunStatistics } from '../../src/core/index.js';
-import { type NewRun, type Store, StoreError } from '../../src/store/index.js';
+import { InvalidOptionError, Run, type RunStatistics } from '../../src/core/index.js';
+import { attachJournal, type NewRun, type Store, StoreError } from '../../src/store/index.js';
 import {
   cancelledQueued,
   collect,
@@ -353,6 +354,56 @@ export function storeContract(name: string, open: () => Store | Promise<Store>):
       expect((await collect(store.results('y'))).map((r) => r.id)).toEqual(['a', 'b']);
       expect((await store.getRun('x'))?.counts.total).toBe(1);
       expect(await collect(store.transitions('x'))).toEqual(stored(succeeds('a', 0).transitions));
+    });
+
+    test('one session holds a run: a second lock is refused naming the holder, until released', async () => {
+      expect(await store.runLock('r1')).toBeUndefined();
+      const lease = await store.lockRun('r1'); // before the run exists: a new run is locked first
+      expect(lease.holder).toMatchObject({ pid: process.pid, host: hostname() });
+      expect(await store.runLock('r1')).toEqual(lease.holder);
+      const refused = await store.lockRun('r1').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(refused).toMatchObject({ code: 'RUN_LOCKED' });
+      expect((refused as Error).message).toContain('run "r1" is being driven by');
+      expect((refused as Error).message).toContain(`pid ${process.pid}`);
+      // Other runs are not affected.
+      const other = await store.lockRun('r2');
+      await lease.release();
+      await lease.release(); // twice is fine
+      expect(await store.runLock('r1')).toBeUndefined();
+      const again = await store.lockRun('r1');
+      expect(again.holder.pid).toBe(process.pid);
+      await again.release();
+      await other.release();
+    });
+
+    test('a journal takes the lock for its session and gives it back when the run ends', async () => {
+      const run = new Run(
+        [{ id: 'a', input: 1 }],
+        { execute: async () => 'ok' },
+        { concurrency: 1 },
+      );
+      const journal = await attachJournal(run, store, { runId: 'j' });
+      expect((await store.runLock('j'))?.pid).toBe(process.pid);
+      const second = new Run(
+        [{ id: 'a', input: 1 }],
+        { execute: async () => 'ok' },
+        { concurrency: 1 },
+      );
+      await expect(
+        attachJournal(second, store, { runId: 'j', resume: true }),
+      ).rejects.toMatchObject({ code: 'RUN_LOCKED' });
+      // The refused session wrote nothing: the run was not re-opened.
+      expect((await store.getRun('j'))?.resumes).toBe(0);
+      await run.start();
+      await journal.closed;
+      expect(await store.runLock('j')).toBeUndefined();
+      const resumed = await attachJournal(second, store, { runId: 'j', resume: true });
+      await second.start();
+      await resumed.closed;
+      expect((await store.getRun('j'))?.resumes).toBe(1);
     });
   });
 }
