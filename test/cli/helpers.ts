@@ -78,6 +78,8 @@ export interface Child {
   readonly stdout: () => string;
   readonly stderr: () => string;
   readonly exited: Promise<number | null>;
+  /** The child's process id (the stride process itself: node is spawned directly). */
+  readonly pid: number;
   kill(signal: NodeJS.Signals): void;
 }
 
@@ -106,6 +108,7 @@ export function spawnStride(
     stdout: () => out,
     stderr: () => err,
     exited,
+    pid: child.pid!,
     kill: (signal) => child.kill(signal),
   };
 }
