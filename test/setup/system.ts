@@ -64,11 +64,12 @@ export function missingMessage(missing: readonly Requirement[], why: string): st
  * Makes sure every requirement is there: installs the missing ones through apt when running as
  * root with apt-get available, else throws with the packages and the install command.
  */
-export function ensureSystemPackages(): void {
-  const missing = missingRequirements();
+export function ensureSystemPackages(given: { path?: string; root?: boolean } = {}): void {
+  const path = given.path ?? process.env.PATH ?? '';
+  const missing = missingRequirements(path);
   if (missing.length === 0) return;
-  const root = typeof process.getuid === 'function' && process.getuid() === 0;
-  if (!root || !onPath('apt-get')) {
+  const root = given.root ?? (typeof process.getuid === 'function' && process.getuid() === 0);
+  if (!root || !onPath('apt-get', path)) {
     throw new Error(missingMessage(missing, root ? 'apt-get not found' : 'not root'));
   }
   const pkgs = missing.map((r) => r.pkg);
