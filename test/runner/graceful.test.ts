@@ -4,11 +4,11 @@
  * completes it without sending a stored verdict again.
  *
  * In-process tests inject an EventEmitter as the signal source and run on the VirtualClock; one
- * test sends a real SIGINT to a child process (plain JS on a build of `src/`, made in
- * `beforeAll` into its own folder so it never races the crash test's build of `dist/`).
+ * test sends a real SIGINT to a child process (plain JS on `dist/`, which the suite's global
+ * set-up builds once when it is stale).
  */
 
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -252,9 +252,7 @@ describe.each(STORES)('gracefulStop (%s store)', (_name, makeStore) => {
 
 // ------------------------------------------------------------------ a real SIGINT
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CHILD = fileURLToPath(new URL('./graceful-child.mjs', import.meta.url));
-const DIST = join(ROOT, 'node_modules', '.cache', 'stride-graceful-dist');
 const CHILD_CASES = 1_000;
 const KEY = 'app-graceful-test';
 
@@ -263,17 +261,6 @@ describe('a real SIGINT to a child process', () => {
   let planPath: string;
 
   beforeAll(async () => {
-    execFileSync(
-      process.execPath,
-      [
-        join(ROOT, 'node_modules/typescript/bin/tsc'),
-        '-p',
-        'tsconfig.build.json',
-        '--outDir',
-        DIST,
-      ],
-      { cwd: ROOT, stdio: 'ignore' },
-    );
     mock = await startMock({ apiKeys: [KEY], latencyMs: { min: 5, max: 20 } });
     const dir = tempDir();
     const lines = Array.from({ length: CHILD_CASES }, (_, i) =>
@@ -298,7 +285,7 @@ describe('a real SIGINT to a child process', () => {
     const runId = 'sigint';
     const child = spawn(process.execPath, [CHILD, db, planPath, runId], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, STRIDE_DIST: DIST },
+      env: process.env,
     });
     let stdout = '';
     let stderr = '';
