@@ -89,6 +89,8 @@ export {
 export {
   type AttemptContext,
   type CancelReason,
+  type Hold,
+  type HoldInfo,
   isTerminal,
   type LatencySummary,
   type RateLimitSnapshot,

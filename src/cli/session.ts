@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isTerminal, type TaskResult } from '../core/index.js';
+import { type Hold, isTerminal, type TaskResult } from '../core/index.js';
 import type { TestResult } from '../report/convert.js';
 import {
   JsonlStreamWriter,
@@ -94,14 +94,8 @@ export async function runSession(start: SessionStart, options: SessionOptions): 
   let writing: Promise<void> = Promise.resolve();
   let pending = 0;
   let writeError: unknown;
-  // Set on the first SIGINT/SIGTERM: from then on only gracefulStop pauses or resumes the run.
-  let stopping = false;
-  const markStopping = (): void => {
-    stopping = true;
-  };
-  process.on('SIGINT', markStopping);
-  process.on('SIGTERM', markStopping);
-  let pausedForJsonl = false;
+  // Held while the JSONL file is too far behind; a graceful stop holds the run on its own.
+  let jsonlHold: Hold | undefined;
 
   const onStart = (session: DurableSession): void => {
     const { run } = session;
@@ -126,9 +120,8 @@ export async function runSession(start: SessionStart, options: SessionOptions): 
         if (!isTerminal(t.to) || !('result' in t)) return;
         const result = session.toTestResult(t.result as TaskResult<never, never>);
         pending++;
-        if (pending === JSONL_HIGH_WATER && run.status === 'running' && !stopping) {
-          pausedForJsonl = true;
-          run.pause();
+        if (pending === JSONL_HIGH_WATER && jsonlHold === undefined) {
+          jsonlHold = run.hold('backpressure', { by: REPORT_FILES.jsonl });
         }
         writing = writing.then(async () => {
           try {
@@ -137,9 +130,9 @@ export async function runSession(start: SessionStart, options: SessionOptions): 
             writeError = err;
           }
           pending--;
-          if (pausedForJsonl && pending <= JSONL_HIGH_WATER / 2) {
-            pausedForJsonl = false;
-            if (!stopping) run.resume();
+          if (jsonlHold !== undefined && pending <= JSONL_HIGH_WATER / 2) {
+            jsonlHold.release();
+            jsonlHold = undefined;
           }
         });
       });
@@ -163,8 +156,6 @@ export async function runSession(start: SessionStart, options: SessionOptions): 
   try {
     result = await start({ onStart, retainResults: false });
   } finally {
-    process.off('SIGINT', markStopping);
-    process.off('SIGTERM', markStopping);
     disposeSignals();
     progress?.stop();
     await writing;

@@ -205,6 +205,23 @@ export type RunStatus =
   | 'cancelled'
   | 'stopped';
 
+/** Who holds a run paused (`Run.hold`). Plain data. */
+export interface HoldInfo {
+  /** Why: `user` (pause()), `signal` (a graceful stop), `backpressure`, `dashboard`, `outage`, ... */
+  readonly reason: string;
+  /** Who asked, when known (a user name, a process, a dashboard client). */
+  readonly by?: string;
+  /** Run clock time the hold was taken. */
+  readonly since: number;
+}
+
+/** A hold on a run (`Run.hold`): the run stays paused until every hold is released. */
+export interface Hold {
+  readonly reason: string;
+  /** Gives the hold back; the run resumes when it was the last one. Idempotent. */
+  release(): void;
+}
+
 /** The run-level outcome of a stop rule. */
 export interface StopInfo {
   readonly rule: StopRule;

@@ -21,12 +21,15 @@ import {
   type ErrorInfo,
   InvalidOptionError,
   PausedError,
+  StrideError,
   TimeoutError,
   toErrorInfo,
 } from './errors.js';
 import { LatencyHistogram } from './histogram.js';
 import {
   type CancelReason,
+  type Hold,
+  type HoldInfo,
   isTerminal,
   type RateLimitSnapshot,
   type RunEvents,
@@ -143,6 +146,14 @@ export class Run<I = unknown, O = unknown> {
   private batchAdmitted = 0;
   private batchLive = 0;
   private batchGapDone = true;
+  /** The journal's durability point (`gateSends`), and the attempts waiting for it. */
+  private sendGate: (() => void) | undefined;
+  private held: Attempt<I, O>[] = [];
+  private releaseQueued = false;
+
+  // Holds: the run is paused while any is held (`hold`); `pause()` is the user's.
+  private readonly holdSet = new Set<HoldInfo>();
+  private userHold: Hold | undefined;
 
   // Stop state
   private stopReason: CancelReason | undefined;
@@ -193,7 +204,10 @@ export class Run<I = unknown, O = unknown> {
     this.concurrencyLimit = options.concurrency ?? 10;
     this.lookahead = options.lookahead ?? Math.max(256, 4 * this.concurrencyLimit);
     this.runId = options.runId ?? newRunId();
-    if (options.paused) this.statusValue = 'paused';
+    if (options.paused) {
+      this.statusValue = 'paused';
+      this.userHold = this.hold('user');
+    }
 
     if (Array.isArray(source)) {
       this.syncIterator = source[Symbol.iterator]();
@@ -334,10 +348,69 @@ export class Run<I = unknown, O = unknown> {
   }
 
   /**
-   * Stops dispatch at once. In-flight attempts finish (default), or are aborted and their tasks
-   * re-queued with `abortInFlight` (those attempts do not spend the retry budget).
+   * Holds the run paused for `reason` until the returned hold is released: the run is paused
+   * while any hold is held, so owners that pause for different reasons (the user, a signal's
+   * graceful stop, a slow consumer, the dashboard, a Redis outage) never resume each other's
+   * pause. The first hold pauses at once (dispatch stops; in-flight attempts finish, or are
+   * aborted and re-queued with `abortInFlight`); releasing the last one resumes. `holds()` says
+   * who holds the run. `pause()` / `resume()` are the `user` hold.
+   *
+   * @example
+   * ```ts
+   * const hold = run.hold('backpressure');
+   * await drain();
+   * hold.release(); // resumes unless someone else still holds the run
+   * ```
+   */
+  hold(reason: string, options: { by?: string; abortInFlight?: boolean } = {}): Hold {
+    const entry: HoldInfo = {
+      reason,
+      ...(options.by === undefined ? {} : { by: options.by }),
+      since: this.clock.now(),
+    };
+    this.holdSet.add(entry);
+    this.pauseNow(options);
+    let released = false;
+    return {
+      reason,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.holdSet.delete(entry);
+        if (this.holdSet.size === 0) this.resumeNow();
+      },
+    };
+  }
+
+  /** Who holds the run paused, oldest first (empty when nobody does). */
+  holds(): HoldInfo[] {
+    return [...this.holdSet];
+  }
+
+  /**
+   * Stops dispatch at once: the `user` hold (see `hold`). In-flight attempts finish (default),
+   * or are aborted and their tasks re-queued with `abortInFlight` (those attempts do not spend
+   * the retry budget).
    */
   pause(options: { abortInFlight?: boolean } = {}): void {
+    if (this.userHold === undefined && !this.finished) {
+      this.userHold = this.hold('user', options);
+    } else {
+      this.pauseNow(options);
+    }
+  }
+
+  /**
+   * Releases the `user` hold: dispatch resumes unless another owner still holds the run (a
+   * graceful stop, backpressure; see `holds()`).
+   */
+  resume(): void {
+    const hold = this.userHold;
+    this.userHold = undefined;
+    hold?.release();
+  }
+
+  private pauseNow(options: { abortInFlight?: boolean }): void {
     if (this.statusValue !== 'running') {
       if (
         !(
@@ -359,8 +432,7 @@ export class Run<I = unknown, O = unknown> {
     this.notify();
   }
 
-  /** Resumes dispatch after either kind of pause. */
-  resume(): void {
+  private resumeNow(): void {
     if (this.statusValue !== 'paused' && this.statusValue !== 'pausing') return;
     this.statusValue = 'running';
     this.emit('resumed', { at: this.clock.now() });
@@ -388,6 +460,23 @@ export class Run<I = unknown, O = unknown> {
     this.concurrencyLimit = n;
     this.emit('concurrency', { from, to: n, at: this.clock.now() });
     this.pump();
+  }
+
+  /**
+   * Installs a durability point (the journal's, `attachJournal`): the attempts started in one
+   * microtask turn are held, `commit` is called once, synchronously, and only then are they
+   * sent. What `commit` makes durable thus holds the start of every attempt before its request
+   * leaves, and the verdict that freed a slot before the slot is used again. Without a gate an
+   * attempt is sent the moment it starts. One gate per run; `commit` must not throw. Returns a
+   * function that removes the gate (held attempts are then sent at once).
+   */
+  gateSends(commit: () => void): () => void {
+    if (this.sendGate !== undefined)
+      throw new StrideError('INVALID_STATE', 'this run already has a send gate (one journal per run)');
+    this.sendGate = commit;
+    return () => {
+      if (this.sendGate === commit) this.sendGate = undefined;
+    };
   }
 
   /** Resolves once `predicate` holds, checked after every state change. */

@@ -10,6 +10,7 @@ import {
   type AttemptContext,
   type CancellationToken,
   type Clock,
+  type Hold,
   InvalidOptionError,
   type RateLimiterRegistry,
   RealClock,
@@ -321,7 +322,8 @@ export class ExecutorService {
     const high = options.highWaterMark ?? 1024;
     const buffer: TestResult[] = [];
     let wake: (() => void) | undefined;
-    let pausedForConsumer = false;
+    // Held while the consumer lags; anyone else's pause or resume is theirs (Run.hold).
+    let consumerHold: Hold | undefined;
     const unsubscribe = run.on('transition', (e) => {
       if (
         e.to !== 'succeeded' &&
@@ -332,9 +334,8 @@ export class ExecutorService {
       )
         return;
       buffer.push(prepared.toTestResult(e.result));
-      if (buffer.length >= high && run.status === 'running') {
-        pausedForConsumer = true;
-        run.pause();
+      if (buffer.length >= high && consumerHold === undefined) {
+        consumerHold = run.hold('backpressure', { by: 'streamTestPlan consumer' });
       }
       wake?.();
     });
@@ -348,9 +349,9 @@ export class ExecutorService {
       for (;;) {
         while (buffer.length > 0) {
           yield buffer.shift()!;
-          if (pausedForConsumer && buffer.length <= high / 2) {
-            pausedForConsumer = false;
-            run.resume();
+          if (consumerHold !== undefined && buffer.length <= high / 2) {
+            consumerHold.release();
+            consumerHold = undefined;
           }
         }
         if (done) break;

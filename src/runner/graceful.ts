@@ -114,11 +114,14 @@ export function gracefulStop<I, O>(
   const abortInFlight = (): void => {
     if (aborted) return;
     aborted = true;
-    r.pause({ abortInFlight: true });
+    // Held, never released: the run ends (cancelled) once the journal is detached.
+    r.hold('signal', { by: 'a second signal', abortInFlight: true });
   };
 
   const stop = async (signal: NodeJS.Signals): Promise<void> => {
-    r.pause(); // no attempt starts from here on
+    // No attempt starts from here on. A hold of its own: nobody else's resume() (a user, a
+    // drained consumer) can restart dispatch during the stop.
+    r.hold('signal', { by: signal });
     const settled = await within(clock, graceMs, Promise.race([r.onIdle(), hurried]));
     if (!settled || aborted || r.progress.running - r.progress.zombiesRunning > 0) {
       abortInFlight();

@@ -344,6 +344,67 @@ describe('pause and resume', () => {
   });
 });
 
+describe('holds: the run is paused while anyone holds it', () => {
+  it('a user resume does not end a signal hold; the last release resumes', async () => {
+    const clock = new VirtualClock();
+    const t = target(async () => clock.sleep(50).then(() => 'ok'));
+    const { run } = virtualRun(6, t, { clock, concurrency: 2 });
+    const done = run.start();
+    await clock.sleep(10);
+    const signal = run.hold('signal', { by: 'SIGINT' });
+    run.pause(); // a second owner: the user
+    expect(run.holds()).toEqual([
+      { reason: 'signal', by: 'SIGINT', since: 10 },
+      { reason: 'user', since: 10 },
+    ]);
+    await run.onPaused();
+    run.resume(); // the user's hold only
+    expect(run.holds().map((h) => h.reason)).toEqual(['signal']);
+    await clock.sleep(1000);
+    expect(run.status).toBe('paused');
+    expect(t.starts).toHaveLength(2);
+    signal.release();
+    signal.release(); // idempotent
+    expect(run.holds()).toEqual([]);
+    expect((await done).statistics.succeededTasks).toBe(6);
+  });
+
+  it('backpressure and the user: either release alone keeps the run paused', async () => {
+    const clock = new VirtualClock();
+    const t = target(async () => clock.sleep(10).then(() => 'ok'));
+    const { run } = virtualRun(4, t, { clock, concurrency: 1 });
+    const done = run.start();
+    const lag = run.hold('backpressure');
+    run.pause();
+    lag.release();
+    await clock.sleep(1000);
+    expect(run.status).toBe('paused');
+    expect(run.holds().map((h) => h.reason)).toEqual(['user']);
+    run.pause(); // pausing twice is one user hold
+    run.resume();
+    expect(run.holds()).toEqual([]);
+    expect((await done).statistics.succeededTasks).toBe(4);
+  });
+
+  it('a hold with abortInFlight re-queues in-flight work even when the run is already paused', async () => {
+    const clock = new VirtualClock();
+    const t = target(async (_task, ctx) => clock.sleep(1000, ctx.signal).then(() => 'ok'));
+    const { run } = virtualRun(2, t, { clock, concurrency: 2 });
+    const done = run.start();
+    await clock.sleep(100);
+    run.pause();
+    expect(run.status).toBe('pausing');
+    const hurry = run.hold('signal', { abortInFlight: true });
+    await run.onPaused();
+    expect(clock.now()).toBe(100);
+    expect(run.progress.byStatus.queued).toBe(2);
+    run.resume();
+    hurry.release();
+    const result = await done;
+    expect(result.statistics).toMatchObject({ succeededTasks: 2, interrupted: 2 });
+  });
+});
+
 describe('stop rules', () => {
   it('stops at max_failures with partial results and says which rule stopped it', async () => {
     const t = target(async (task) => {
