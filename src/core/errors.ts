@@ -39,6 +39,7 @@ export type ErrorCode =
   | 'RUN_LOCKED'
   | 'PLAN_CHANGED'
   | 'RESOURCE_EXHAUSTED'
+  | 'NOTHING_TO_COMPARE'
   | 'TOOL_NOT_FOUND'
   | 'UNKNOWN_ERROR';
 
