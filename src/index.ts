@@ -65,6 +65,7 @@ export {
   isStrideError,
   NonRetryableError,
   PausedError,
+  QuotaExceededError,
   RateLimitedError,
   RetryableError,
   StrideError,

@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'CANCELLED'
   | 'PAUSED'
   | 'RATE_LIMITED'
+  | 'QUOTA_EXCEEDED'
   | 'HTTP_ERROR'
   | 'NETWORK_ERROR'
   | 'AUTH_ERROR'
@@ -157,6 +158,17 @@ export class RateLimitedError extends StrideError {
   }
 }
 
+/**
+ * The target's quota or billing limit is spent (OpenAI's `insufficient_quota`, Dify's
+ * `rate_limit_error`). Not retried and does not cool the rate bucket: unlike a burst limit it
+ * does not lift in seconds, so another request only costs time until the quota resets.
+ */
+export class QuotaExceededError extends StrideError {
+  constructor(message = 'the quota of the target is spent', options: StrideErrorOptions = {}) {
+    super('QUOTA_EXCEEDED', message, { status: 429, ...options, retryable: false });
+  }
+}
+
 /** A non-2xx HTTP response. Retryable for 408, 429 and 5xx; permanent for other 4xx. */
 export class HttpError extends StrideError {
   constructor(status: number, message: string, options: StrideErrorOptions = {}) {
@@ -292,6 +304,9 @@ export function classifyError(err: unknown): ErrorClassification {
     verdict = { ...base, retryable: false, status: 'error', code: 'NON_RETRYABLE' };
   } else if (code === 'VALIDATION_ERROR' || name === 'ValidationError' || name === 'ZodError') {
     verdict = { ...base, retryable: false, status: 'error', code: 'VALIDATION_ERROR' };
+  } else if (code === 'QUOTA_EXCEEDED' || name === 'QuotaExceededError') {
+    // Checked before the 429 rule: a spent quota comes as a 429 but is no burst to wait out.
+    verdict = { ...base, retryable: false, status: 'error', code: 'QUOTA_EXCEEDED' };
   } else if (status === 429 || code === 'RATE_LIMITED') {
     verdict = {
       ...base,

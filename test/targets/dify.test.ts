@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Run } from '../../src/core/index.js';
 import { type MockServer, startMock } from '../../src/mock/index.js';
 import { type DifyOutput, DifyTarget } from '../../src/targets/index.js';
 import { attempt } from './helpers.js';
@@ -159,6 +160,43 @@ describe('Dify target: SSE parsing', () => {
     expect(verdict).toMatchObject({ code: 'NETWORK_ERROR', retryable: true });
     expect((error as Error).message).toMatch(/Dify/);
     expect(mock.stats().stops).toBe(1);
+  });
+});
+
+describe('Dify target: 429s', () => {
+  it('too_many_requests (the app concurrency limit) is a rate limit: retried, cools the bucket', async () => {
+    const { verdict } = await attempt(dify(), { inputs: { query: 'q', __fault: '429' } });
+    expect(verdict).toMatchObject({ code: 'RATE_LIMITED', retryable: true, rateLimited: true });
+  });
+
+  it('rate_limit_error (the billing quota) is QUOTA_EXCEEDED: not retried, the bucket not cooled', async () => {
+    const { verdict, error } = await attempt(dify(), {
+      inputs: { query: 'q', __fault: '429-quota' },
+    });
+    expect(verdict).toMatchObject({ code: 'QUOTA_EXCEEDED', retryable: false, rateLimited: false });
+    expect((error as Error).message).toContain('rate_limit_error');
+    expect((error as { status?: number }).status).toBe(429);
+  });
+
+  it('under the engine a spent quota costs one request per case, not max_attempts', async () => {
+    mock.reset();
+    const run = new Run(
+      [
+        { id: 'q1', input: { inputs: { query: 'q', __fault: '429-quota', __case: 'q1' } } },
+        { id: 'q2', input: { inputs: { query: 'q', __fault: '429-quota', __case: 'q2' } } },
+      ],
+      dify(),
+      { retry: { maxAttempts: 4, backoffMs: 1 } },
+    );
+    const coolDowns: number[] = [];
+    run.on('coolDown', (e) => coolDowns.push(e.ms));
+    const result = await run.start();
+    expect(result.tasks.map((t) => [t.id, t.status, t.error?.code, t.attempts])).toEqual([
+      ['q1', 'error', 'QUOTA_EXCEEDED', 1],
+      ['q2', 'error', 'QUOTA_EXCEEDED', 1],
+    ]);
+    expect(mock.stats().byCase).toEqual({ q1: 1, q2: 1 });
+    expect(coolDowns).toEqual([]);
   });
 });
 

@@ -105,12 +105,12 @@ describe('OpenAI-compatible target', () => {
     expect(verdict).toMatchObject({ code: 'RATE_LIMITED', retryAfterMs: 2000 });
   });
 
-  it('insufficient_quota is a 429 that is not retried', async () => {
+  it('insufficient_quota is a 429 that is not retried, coded QUOTA_EXCEEDED', async () => {
     const { verdict } = await attempt(openai(), {
       prompt: 'x',
       metadata: { __fault: '429-quota' },
     });
-    expect(verdict).toMatchObject({ code: 'RATE_LIMITED', retryable: false });
+    expect(verdict).toMatchObject({ code: 'QUOTA_EXCEEDED', retryable: false, rateLimited: false });
   });
 
   it('errors: 401 auth, 400 permanent, 5xx retryable, broken and errored streams retryable', async () => {

@@ -141,6 +141,13 @@ export interface DifyOutput {
 }
 
 const SERVICE = 'Dify';
+
+/**
+ * Dify's 429 `rate_limit_error` is its billing quota (a Cloud plan's requests per day, a
+ * workflow quota), unlike `too_many_requests`, the app's concurrency limit. Dify's own guide
+ * says not to retry it until the quota resets (docs.dify.ai, API errors).
+ */
+const DIFY_QUOTA_CODES: ReadonlySet<string> = new Set(['rate_limit_error']);
 const ENDPOINT: Record<DifyApp, string> = {
   workflow: '/workflows/run',
   chat: '/chat-messages',
@@ -304,7 +311,15 @@ export class DifyTarget implements Target<unknown, DifyOutput> {
       } catch (err) {
         throw transportError(SERVICE, err, signal, this.redactor);
       }
-      throw errorFromResponse(SERVICE, res.statusCode, res.headers, text, this.redactor, limits);
+      throw errorFromResponse(
+        SERVICE,
+        res.statusCode,
+        res.headers,
+        text,
+        this.redactor,
+        limits,
+        DIFY_QUOTA_CODES,
+      );
     }
     const type = String(res.headers['content-type'] ?? '');
     const state: RunState = {

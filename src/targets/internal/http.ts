@@ -10,6 +10,7 @@ import {
   HttpError,
   InvalidOptionError,
   NonRetryableError,
+  QuotaExceededError,
   RateLimitedError,
   StrideError,
   type StrideErrorOptions,
@@ -204,10 +205,14 @@ export function upstreamError(text: string): { code?: string; message?: string }
   return out;
 }
 
+/** Upstream codes of a 429 that means a spent quota, not a burst: OpenAI's. */
+export const OPENAI_QUOTA_CODES: ReadonlySet<string> = new Set(['insufficient_quota']);
+
 /**
  * The engine error for a non-2xx response: 429 is a RateLimitedError (retried, cools the bucket,
- * with the Retry-After or reset the headers give); 401/403 an HttpError with code AUTH_ERROR;
- * other statuses an HttpError (5xx and 408 retried, other 4xx permanent).
+ * with the Retry-After or reset the headers give), or a QuotaExceededError (not retried) when
+ * its upstream code is one of `quotaCodes`; 401/403 an HttpError with code AUTH_ERROR; other
+ * statuses an HttpError (5xx and 408 retried, other 4xx permanent).
  */
 export function errorFromResponse(
   service: string,
@@ -216,6 +221,7 @@ export function errorFromResponse(
   bodyText: string,
   redactor: Redactor,
   limits: RateLimitInfo | undefined = parseRateLimitHeaders(headers),
+  quotaCodes: ReadonlySet<string> = OPENAI_QUOTA_CODES,
 ): StrideError {
   const { code, message } = upstreamError(bodyText);
   const text = redactor.redact(
@@ -223,10 +229,11 @@ export function errorFromResponse(
   );
   const options: StrideErrorOptions = {};
   if (status === 429) {
+    // A spent quota is not a burst: retrying cannot succeed until the quota resets or the plan
+    // is upgraded, so one request is all it costs.
+    if (code !== undefined && quotaCodes.has(code)) return new QuotaExceededError(text);
     const wait = retryAfterFor429(limits);
     if (wait !== undefined) options.retryAfterMs = wait;
-    // A spent quota is not a burst: retrying cannot succeed until the plan is upgraded.
-    if (code === 'insufficient_quota') options.retryable = false;
     return new RateLimitedError(text, options);
   }
   if (limits?.retryAfterMs !== undefined) options.retryAfterMs = limits.retryAfterMs;
