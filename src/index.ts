@@ -140,6 +140,7 @@ export {
   type RunManifest,
   readCases,
   redact,
+  redactUrl,
   type TargetConfig,
   type TestCase,
 } from './plans/index.js';

@@ -222,9 +222,63 @@ export function setIn(
   return copy;
 }
 
+/** Query parameters whose values are credentials (the HTTP target redacts the same names). */
+const SENSITIVE_PARAM =
+  /authorization|api[-_]?key|token|secret|cookie|password|passwd|signature|sig$|^key$/i;
+
+function paramName(raw: string): string {
+  try {
+    return decodeURIComponent(raw.replaceAll('+', ' '));
+  } catch {
+    return raw;
+  }
+}
+
+/**
+ * `url` with its credentials replaced by `[redacted]`: the user and password before the host
+ * (`http://user:pass@host` -> `http://[redacted]@host`) and the values of query parameters
+ * named like a credential (`?api_key=...`, `token`, `sig`...). Scheme, host, path and the other
+ * parameters are kept, so the URL still says where a run went. Text that is not an absolute URL
+ * is returned unchanged.
+ *
+ * @example
+ * ```ts
+ * redactUrl('https://bob:s3cret@dify.example/v1?token=abc&x=1');
+ * // 'https://[redacted]@dify.example/v1?token=[redacted]&x=1'
+ * ```
+ */
+export function redactUrl(url: string): string {
+  // WHATWG parsing also takes `http:user:pass@host` and backslashes for slashes.
+  const scheme = /^\s*[A-Za-z][A-Za-z0-9+.-]*:[/\\]*/.exec(url);
+  if (scheme === null) return url;
+  const start = scheme[0].length;
+  const stop = url.slice(start).search(/[/?#\\]/);
+  const end = stop < 0 ? url.length : start + stop;
+  // The last `@` of the authority ends the user info (a password may hold an unescaped `@`).
+  const at = url.lastIndexOf('@', end - 1);
+  let out = at < start ? url : `${url.slice(0, start)}${REDACTED}@${url.slice(at + 1)}`;
+  const query = out.indexOf('?');
+  if (query < 0) return out;
+  const hash = out.indexOf('#', query);
+  const qEnd = hash < 0 ? out.length : hash;
+  const params = out
+    .slice(query + 1, qEnd)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      return eq >= 0 && SENSITIVE_PARAM.test(paramName(pair.slice(0, eq)))
+        ? `${pair.slice(0, eq)}=${REDACTED}`
+        : pair;
+    });
+  out = `${out.slice(0, query + 1)}${params.join('&')}${out.slice(qEnd)}`;
+  return out;
+}
+
 /**
  * A copy of the manifest with every secret (`RunManifest.secrets`: the API key, credential
- * headers, headers from `${...}`) replaced by `'[redacted]'`: safe to log, store or report.
+ * headers, headers from `${...}`) replaced by `'[redacted]'`, and the credentials of the
+ * target's URL (`redactUrl`: user info, credential query parameters) too: safe to log, store or
+ * report.
  *
  * @example
  * ```ts
@@ -234,5 +288,9 @@ export function setIn(
 export function redact(manifest: RunManifest): RunManifest {
   let out: unknown = manifest;
   for (const secret of manifest.secrets) out = setIn(out, secret.path, REDACTED);
+  const target = manifest.target;
+  if (target?.type === 'dify' || target?.type === 'openai')
+    out = setIn(out, ['target', 'baseUrl'], redactUrl(target.baseUrl));
+  else if (target?.type === 'http') out = setIn(out, ['target', 'url'], redactUrl(target.url));
   return out as RunManifest;
 }

@@ -37,7 +37,15 @@ export {
   readCases,
 } from './cases.js';
 export { DURATION_EXPECTED, formatDuration, parseDuration, tryParseDuration } from './duration.js';
-export { type Env, type Interpolation, interpolate, REDACTED, redact, setIn } from './env.js';
+export {
+  type Env,
+  type Interpolation,
+  interpolate,
+  REDACTED,
+  redact,
+  redactUrl,
+  setIn,
+} from './env.js';
 export { formatIssue, PlanError, type PlanErrorCode, type PlanIssue } from './errors.js';
 export { type LoadPlanOptions, loadPlan, type ParsePlanOptions, parsePlan } from './load.js';
 export { type PrintPlanOptions, printPlan } from './print.js';

@@ -15,7 +15,7 @@ import {
   parseDocument,
 } from 'yaml';
 import type { z } from 'zod';
-import { formatPath, type InterpolatedValue, pathKey, REDACTED } from './env.js';
+import { formatPath, type InterpolatedValue, pathKey, REDACTED, redactUrl } from './env.js';
 import { invalidValueMessage, type PlanIssue } from './errors.js';
 import { allowedKeysAt, PLAN_KEY_PATHS } from './schema.js';
 import { didYouMean } from './suggest.js';
@@ -190,7 +190,8 @@ export function toPlanIssues(zodIssues: readonly ZodIssue[], ctx: IssueContext):
     const interpolated = ctx.interpolated?.get(pathKey(path as (string | number)[]));
     if (interpolated !== undefined) return interpolated.template;
     if (value !== undefined && ctx.isSecret?.(path) === true) return REDACTED;
-    return value;
+    // A URL with a password in it (a bad base_url) is shown without it.
+    return typeof value === 'string' ? redactUrl(value) : value;
   };
   const push = (path: IssuePath, at: 'value' | 'key', message: string, value: unknown) => {
     const key = `${pathKey(path as (string | number)[])}\u0000${message}`;

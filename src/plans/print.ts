@@ -4,12 +4,13 @@
  * for a manifest `m` that `parsePlan` produced (with the same `file`, `baseDir` and environment).
  *
  * Secrets are never printed: a value that came from `${VAR}` is printed as `${VAR}` again, and a
- * credential written literally in the plan is printed as `[redacted]` unless `secrets: 'reveal'`.
+ * credential written literally in the plan (also a URL's user info and credential query
+ * parameters) is printed as `[redacted]` unless `secrets: 'reveal'`.
  */
 
 import { stringify } from 'yaml';
 import { formatDuration } from './duration.js';
-import { escapeReferences, REDACTED } from './env.js';
+import { escapeReferences, REDACTED, redactUrl } from './env.js';
 import type {
   Assertion,
   CasesSource,
@@ -115,6 +116,8 @@ function printTarget(
   secrets: readonly SecretRef[],
   mode: 'template' | 'reveal',
 ): Obj {
+  // A URL's credentials (user info, credential query parameters) are secrets written inline.
+  const url = (u: string): string => esc(mode === 'reveal' ? u : redactUrl(u));
   const headers = (h: Readonly<Record<string, string>> | undefined): Obj =>
     h === undefined
       ? {}
@@ -130,7 +133,7 @@ function printTarget(
     case 'dify':
       return {
         type: 'dify',
-        base_url: esc(t.baseUrl),
+        base_url: url(t.baseUrl),
         api_key: secretValue(secrets, ['target', 'apiKey'], t.apiKey, mode),
         app: t.app,
         response_mode: t.responseMode,
@@ -140,7 +143,7 @@ function printTarget(
     case 'openai':
       return {
         type: 'openai',
-        base_url: esc(t.baseUrl),
+        base_url: url(t.baseUrl),
         ...(t.apiKey === undefined
           ? {}
           : { api_key: secretValue(secrets, ['target', 'apiKey'], t.apiKey, mode) }),
@@ -151,7 +154,7 @@ function printTarget(
         ...headers(t.headers),
       };
     case 'http':
-      return { type: 'http', url: esc(t.url), method: t.method, ...headers(t.headers) };
+      return { type: 'http', url: url(t.url), method: t.method, ...headers(t.headers) };
     case 'function':
       return { type: 'function', name: esc(t.name) };
   }

@@ -1,6 +1,6 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: `${VAR}` here is plan syntax under test, not a template literal.
 import { describe, expect, test } from 'vitest';
-import { interpolate, parsePlan, printPlan, redact } from '../../src/plans/index.js';
+import { interpolate, parsePlan, printPlan, redact, redactUrl } from '../../src/plans/index.js';
 import { planErrorOf } from './helpers.js';
 
 describe('interpolate', () => {
@@ -139,6 +139,55 @@ target:
     const m = parsePlan('workflow_id: w\ncases: [{}]\ntarget: { type: dify, api_key: app-lit }\n');
     expect(m.secrets).toEqual([{ path: ['target', 'apiKey'] }]);
     expect(redact(m).target).toMatchObject({ apiKey: '[redacted]' });
+  });
+
+  test('a password in base_url is redacted like every other secret; the host stays', () => {
+    const m = parsePlan(
+      'workflow_id: w\ncases: [{}]\ntarget: { type: dify, api_key: app-k, base_url: "${DIFY_URL}" }\n',
+      { env: { DIFY_URL: 'https://bob:PASS-77@dify.example:8443/v1' } },
+    );
+    expect(m.target).toMatchObject({ baseUrl: 'https://bob:PASS-77@dify.example:8443/v1' });
+    expect(redact(m).target).toMatchObject({
+      baseUrl: 'https://[redacted]@dify.example:8443/v1',
+      apiKey: '[redacted]',
+    });
+    expect(printPlan(m)).not.toContain('PASS-77');
+    expect(printPlan(m)).toContain('base_url: https://[redacted]@dify.example:8443/v1');
+    expect(printPlan(m, { secrets: 'reveal' })).toContain('bob:PASS-77@dify.example');
+    // An openai target and an http target's url (with a credential query parameter) too.
+    const o = parsePlan(
+      'workflow_id: w\ncases: [{}]\ntarget: { type: openai, model: m, base_url: "http://u:PASS-78@h/v1" }\n',
+    );
+    expect(JSON.stringify(redact(o))).not.toContain('PASS-78');
+    const h = parsePlan(
+      'workflow_id: w\ncases: [{}]\ntarget: { type: http, url: "http://h/x?api_key=PASS-79&lang=en" }\n',
+    );
+    expect(redact(h).target).toMatchObject({ url: 'http://h/x?api_key=[redacted]&lang=en' });
+  });
+
+  test('redactUrl: user info up to the last @ of the authority, credential parameters, nothing else', () => {
+    expect(redactUrl('http://u:p@ss@h:8/x@y')).toBe('http://[redacted]@h:8/x@y');
+    expect(redactUrl('http:user:pass@host/v1')).toBe('http:[redacted]@host/v1');
+    expect(redactUrl('http://token-only@h')).toBe('http://[redacted]@h');
+    expect(redactUrl('http://h/p?a=1&Api-Key=zz&sig=s&key=k&keys=3#f?token=x')).toBe(
+      'http://h/p?a=1&Api-Key=[redacted]&sig=[redacted]&key=[redacted]&keys=3#f?token=x',
+    );
+    for (const same of ['http://h/v1', 'http://h/a@b', 'not a url', 'http://h\\u:p@x'])
+      expect(redactUrl(same)).toBe(same);
+  });
+
+  test('a bad base_url is shown in the error without its password', () => {
+    const plan =
+      'workflow_id: w\ncases: [{}]\ntarget: { type: dify, api_key: k, base_url: "ftp://u:PASS-80@h" }\n';
+    let err: unknown;
+    try {
+      parsePlan(plan);
+    } catch (e) {
+      err = e;
+    }
+    expect((err as Error).message).toMatch(/base_url: "ftp:\/\/\[redacted\]@h"/);
+    expect((err as Error).message).not.toContain('PASS-80');
+    expect(JSON.stringify(err)).not.toContain('PASS-80');
   });
 
   test('a literal ${ survives printing and reparsing', () => {

@@ -84,4 +84,34 @@ describe('secrets in the store', () => {
       }
     }
   });
+
+  test('a password in base_url is in no byte of the database; the host is kept', async () => {
+    const password = 'PASS-base-url-61f0';
+    const manifest = parsePlan(PLAN.replace('http://127.0.0.1:9/v1', '${DIFY_URL}'), {
+      env: { STRIDE_TEST_DIFY_KEY: KEY, DIFY_URL: `http://stride:${password}@127.0.0.1:9/v1` },
+    });
+    expect(JSON.stringify(manifest)).toContain(password); // the plan really holds it
+    const service = new ExecutorService({ target: async () => ({ text: 'ok' }) });
+    const path = tempDb();
+    const store = new SqliteStore({ path });
+    const prepared = await service.prepare(manifest);
+    const journal = await attachJournal(prepared.run, store, {
+      plan: snapshotPlan(manifest),
+      options: runOptionsFor(manifest),
+    });
+    await prepared.run.start();
+    await journal.closed;
+    await prepared.close();
+    const run = await store.getRun(prepared.run.runId);
+    expect(JSON.parse(run!.planJson).target.baseUrl).toBe('http://[redacted]@127.0.0.1:9/v1');
+    // A new password is the same plan: a resume after rotating it is not refused.
+    const rotated = parsePlan(PLAN.replace('http://127.0.0.1:9/v1', '${DIFY_URL}'), {
+      env: { STRIDE_TEST_DIFY_KEY: KEY, DIFY_URL: 'http://stride:other@127.0.0.1:9/v1' },
+    });
+    expect(snapshotPlan(rotated).hash).toBe(run!.planHash);
+    await store.close();
+    const all = Buffer.concat(scan(path).map((f) => f.bytes));
+    expect(all.includes('127.0.0.1:9')).toBe(true);
+    expect(all.includes(password)).toBe(false);
+  });
 });
