@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'TASK_FAILED'
   | 'NON_RETRYABLE'
   | 'RETRYABLE'
+  | 'ATTEMPTS_EXHAUSTED'
   | 'VALIDATION_ERROR'
   | 'INVALID_OPTION'
   | 'INVALID_STATE'

@@ -71,8 +71,18 @@ export interface TaskSpec<I = unknown> {
   readonly rateKey?: string;
   /** Attempts for this task, overriding the run's retry policy. */
   readonly maxAttempts?: number;
-  /** Attempts already spent in an earlier (crashed) run: resume keeps the count. @default 0 */
+  /**
+   * Attempts started in an earlier (crashed or stopped) session: resume keeps the count, so
+   * attempt numbers go on. When those that count (all but `interruptedBefore`) already reach
+   * `maxAttempts`, the task is not sent again: it ends `error` with code `ATTEMPTS_EXHAUSTED`.
+   * @default 0
+   */
   readonly attemptsBefore?: number;
+  /**
+   * Of `attemptsBefore`, those a pause interrupted: like the run's own interrupted attempts,
+   * they do not count against `maxAttempts`. @default 0
+   */
+  readonly interruptedBefore?: number;
   /**
    * Ids of tasks that must succeed before this one is queued. If one of them ends any other way,
    * this task is cancelled with reason `dependency_failed`. Needs the tasks as an array (the

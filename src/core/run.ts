@@ -472,7 +472,10 @@ export class Run<I = unknown, O = unknown> {
    */
   gateSends(commit: () => void): () => void {
     if (this.sendGate !== undefined)
-      throw new StrideError('INVALID_STATE', 'this run already has a send gate (one journal per run)');
+      throw new StrideError(
+        'INVALID_STATE',
+        'this run already has a send gate (one journal per run)',
+      );
     this.sendGate = commit;
     return () => {
       if (this.sendGate === commit) this.sendGate = undefined;
@@ -569,9 +572,23 @@ export class Run<I = unknown, O = unknown> {
       att.timeoutMs = timeout;
       this.deadlines.add(att, timeout);
     }
+    if (this.sendGate !== undefined) {
+      // Held until the gate ran: the journal commits this start (and every verdict before it,
+      // so the slot's last answer) before the request leaves. One commit per microtask turn.
+      this.held.push(att);
+      if (!this.releaseQueued) {
+        this.releaseQueued = true;
+        queueMicrotask(this.releaseHeld);
+      }
+      return;
+    }
+    this.send(att);
+  }
+
+  private send(att: Attempt<I, O>): void {
     let promise: Promise<O>;
     try {
-      promise = this.target.execute(rec, att);
+      promise = this.target.execute(att.rec, att);
       if (promise === null || typeof (promise as Promise<O>)?.then !== 'function')
         promise = Promise.resolve(promise);
     } catch (err) {
@@ -581,6 +598,69 @@ export class Run<I = unknown, O = unknown> {
       (value) => this.onSettled(att, true, value),
       (err: unknown) => this.onSettled(att, false, err),
     );
+  }
+
+  /**
+   * Runs the gate once for every attempt held since the last turn, then sends them. An attempt
+   * aborted while held (a cancel, a stop rule or a pause with `abortInFlight` in the same turn)
+   * never reached the target: it is withdrawn, not sent.
+   */
+  private readonly releaseHeld = (): void => {
+    this.releaseQueued = false;
+    const held = this.held;
+    if (held.length === 0) return;
+    this.held = [];
+    const commit = this.sendGate;
+    if (commit !== undefined) {
+      try {
+        commit();
+      } catch (err) {
+        // The gate's owner handles its own failures (the journal cancels the run): a throw is a
+        // bug, surfaced loudly like a throwing listener's.
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    }
+    let withdrawn = false;
+    for (const att of held) {
+      if (att.settled) continue;
+      if (att.decided) this.onSettled(att, false, att.abortReason);
+      else if (att.abortReason !== undefined) {
+        this.withdraw(att);
+        withdrawn = true;
+      } else this.send(att);
+    }
+    if (withdrawn) this.afterChange();
+  };
+
+  /**
+   * A held attempt aborted before it was sent: like a start a listener withdrew, it is no
+   * attempt (its tokens and its number are given back). A pause re-queues the task; a stop
+   * ends it cancelled.
+   */
+  private withdraw(att: Attempt<I, O>): void {
+    const rec = att.rec;
+    att.settled = true;
+    att.decided = true;
+    if (att.timeoutMs !== undefined) this.deadlines.remove(att);
+    att.zombieCancel?.();
+    att.zombieCancel = undefined;
+    this.inFlight.delete(att);
+    this.running--;
+    rec.bucket?.refund(1);
+    if (att.reservedTokens > 0) rec.tokenBucket?.refund(att.reservedTokens);
+    rec.attempts--;
+    this.attemptsStarted--;
+    if (this.statusValue === 'pausing' && this.running - this.zombiesRunning === 0)
+      this.statusValue = 'paused';
+    if (isTerminal(rec.status)) return;
+    if (att.abortKind === 'pause' && this.stopReason === undefined) {
+      this.retryQueue.push(rec);
+      this.transition(rec, 'queued', rec.attempts, true);
+    } else {
+      this.finish(rec, 'cancelled', undefined, this.stopReason ?? { kind: 'user' });
+    }
   }
 
   private onTimeout(att: Attempt<I, O>): void {
@@ -920,6 +1000,7 @@ export class Run<I = unknown, O = unknown> {
       key,
       (valid ? spec.attemptsBefore : undefined) ?? 0,
     );
+    if (valid) rec.interrupted = spec.interruptedBefore ?? 0;
     this.total++;
     this.live++;
     this.counts.pending++;
@@ -933,6 +1014,17 @@ export class Run<I = unknown, O = unknown> {
         code: 'VALIDATION_ERROR',
         name: 'ValidationError',
         message: `task ${id}: invalid ${problem.field}: ${describeValue(problem.value)} (expected ${problem.expected})`,
+      });
+      return;
+    }
+    const spent = rec.attempts - rec.interrupted;
+    if (spent >= rec.maxAttempts) {
+      // A resumed task whose budget an earlier session spent, the last attempt with no known
+      // outcome (it was in flight when the process died): one more would go past maxAttempts.
+      this.finish(rec, 'error', {
+        code: 'ATTEMPTS_EXHAUSTED',
+        name: 'AttemptsExhaustedError',
+        message: `task ${id}: ${spent} of ${rec.maxAttempts} attempts were spent before this run, the last with no known outcome: none is left`,
       });
       return;
     }

@@ -152,5 +152,19 @@ export function specProblem(
   ) {
     return { field: 'attemptsBefore', value: spec.attemptsBefore, expected: 'an integer >= 0' };
   }
+  if (
+    spec.interruptedBefore !== undefined &&
+    !(
+      Number.isInteger(spec.interruptedBefore) &&
+      spec.interruptedBefore >= 0 &&
+      spec.interruptedBefore <= (spec.attemptsBefore ?? 0)
+    )
+  ) {
+    return {
+      field: 'interruptedBefore',
+      value: spec.interruptedBefore,
+      expected: 'an integer from 0 to attemptsBefore',
+    };
+  }
   return undefined;
 }

@@ -285,7 +285,14 @@ async function resumeLocked(
     if (keptIds.has(testCase.id)) return undefined;
     const task = taskFor(testCase);
     const before = attemptsBefore.get(testCase.id);
-    return before === undefined || before === 0 ? task : { ...task, attemptsBefore: before };
+    if (before === undefined || before === 0) return task;
+    // Attempts a pause interrupted or a cancel aborted do not count against max_attempts; a
+    // maybe-sent one does: a case whose last allowed attempt was in flight at the crash is not
+    // sent again (the engine ends it ATTEMPTS_EXHAUSTED).
+    const unspent = state.unspent.get(testCase.id);
+    return unspent === undefined
+      ? { ...task, attemptsBefore: before }
+      : { ...task, attemptsBefore: before, interruptedBefore: unspent };
   };
   const inFlight = new Set(maybeSent.map((u) => u.caseId));
   const takeover: ResumeContext = {

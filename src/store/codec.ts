@@ -17,6 +17,7 @@ import type {
   AttemptState,
   JournalBatch,
   NewRun,
+  ResumeState,
   Retention,
   RunCounts,
   RunEnd,
@@ -345,21 +346,34 @@ export function compareAttempts(a: AttemptRecord, b: AttemptRecord): number {
 }
 
 /**
- * Replays a journal to find the cases that are not terminal at its end. Only live cases are
- * held, so memory follows the run's lookahead, not its size.
+ * Replays a journal to find the cases that are not terminal at its end, and the attempts of the
+ * cases still to run that do not count against max_attempts. Only live cases (and aborted ones)
+ * are held, so memory follows the run's lookahead, not its size.
  */
 export class UnfinishedTracker {
   private readonly live = new Map<
     string,
     { status: TaskStatus; attempts: number; since: number }
   >();
+  /**
+   * Per case without a verdict: attempts a pause interrupted (back to `queued` from `running`
+   * with the same count) or a cancel aborted in flight (`cancelled` from `running`, same count).
+   * Both were the run's decision, so neither spends the case's budget; a maybe-sent one does.
+   */
+  private readonly unspent = new Map<string, number>();
 
   add(t: StoredTransition): void {
+    const entry = this.live.get(t.taskId);
+    // A start withdrawn before anything was sent has a lower count: that is no attempt.
+    const aborted = t.from === 'running' && entry !== undefined && t.attempt === entry.attempts;
     if (isTerminal(t.to)) {
       this.live.delete(t.taskId);
+      if (t.to !== 'cancelled') this.unspent.delete(t.taskId);
+      else if (aborted) this.unspent.set(t.taskId, (this.unspent.get(t.taskId) ?? 0) + 1);
       return;
     }
-    const entry = this.live.get(t.taskId);
+    if (aborted && t.to === 'queued')
+      this.unspent.set(t.taskId, (this.unspent.get(t.taskId) ?? 0) + 1);
     // The latest event's attempt count is the truth: a start withdrawn before anything was sent
     // (a pause between "chosen" and "started") gives its attempt back.
     if (entry === undefined)
@@ -371,10 +385,10 @@ export class UnfinishedTracker {
     }
   }
 
-  result(): UnfinishedCase[] {
-    const out: UnfinishedCase[] = [];
+  result(): Pick<ResumeState, 'unfinished' | 'unspent'> {
+    const unfinished: UnfinishedCase[] = [];
     for (const [caseId, e] of this.live) {
-      out.push({
+      unfinished.push({
         caseId,
         status: e.status,
         attempts: e.attempts,
@@ -382,7 +396,7 @@ export class UnfinishedTracker {
         since: e.since,
       });
     }
-    return out;
+    return { unfinished, unspent: this.unspent };
   }
 }
 

@@ -149,8 +149,25 @@ class RunJournal implements Journal {
         }
       }),
       run.on('done', (result) => this.onDone(result)),
+      // The durability point: attempts started in a turn are sent only once this committed.
+      run.gateSends(this.commit),
     ];
   }
+
+  /**
+   * The run's send gate: every transition so far (the starts about to be sent, the verdicts
+   * that freed their slots) is handed over and committed, synchronously, before any request
+   * leaves. A store failure fails the journal (by default the run is cancelled, and the held
+   * attempts are withdrawn unsent).
+   */
+  private readonly commit = (): void => {
+    if (!this.attached || !this.handoff()) return;
+    try {
+      this.store.commit();
+    } catch (err) {
+      this.fail(err);
+    }
+  };
 
   private onTransition(t: TaskTransition): void {
     this.transitions.push(t);
@@ -185,8 +202,12 @@ class RunJournal implements Journal {
         }
         break;
       case 'cancelled':
-        if (t.from === 'running')
-          this.endAttempt(t.taskId, t.at, 'cancelled', undefined, undefined);
+        // A lower count: a held start withdrawn before its request left, so no attempt.
+        if (t.from === 'running') {
+          const live = this.live.get(t.taskId);
+          if (live !== undefined && t.attempt < live.number) this.live.delete(t.taskId);
+          else this.endAttempt(t.taskId, t.at, 'cancelled', undefined, undefined);
+        }
         break;
       default:
         if (t.from === 'running') this.endAttempt(t.taskId, t.at, t.to, t.error, t.result.output);

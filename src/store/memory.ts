@@ -138,7 +138,7 @@ export class MemoryStore implements Store {
     for (const row of r.journal) {
       for (const t of decodeTransitions(row.entries, row.baseAt)) tracker.add(t);
     }
-    return { run: this.record(r), unfinished: tracker.result() };
+    return { run: this.record(r), ...tracker.result() };
   }
 
   async listRuns(options: ListRunsOptions = {}): Promise<RunSummary[]> {
@@ -225,6 +225,11 @@ export class MemoryStore implements Store {
   }
 
   async flush(): Promise<void> {
+    this.open();
+  }
+
+  /** Appends are kept at once: nothing waits to be written. */
+  commit(): void {
     this.open();
   }
 

@@ -173,6 +173,12 @@ export interface ResumeState {
   readonly run: RunRecord;
   /** Cases seen in the journal without a terminal result, in the order they were first seen. */
   readonly unfinished: readonly UnfinishedCase[];
+  /**
+   * Per case without a verdict, the attempts that do not count against max_attempts
+   * (`TaskSpec.interruptedBefore`): interrupted by a pause, or aborted in flight by a cancel.
+   * A maybe-sent attempt counts. Cases with none are absent.
+   */
+  readonly unspent: ReadonlyMap<string, number>;
 }
 
 /** Options of `listRuns`. */
@@ -269,6 +275,13 @@ export interface Store {
 
   /** Writes everything buffered; resolves once it is durable. */
   flush(): Promise<void>;
+
+  /**
+   * Writes everything buffered now, synchronously (SQLite: one transaction), and throws the
+   * store's error if that failed. The journal calls it once per turn before the run sends the
+   * attempts it started (`Run.gateSends`).
+   */
+  commit(): void;
 
   /** Flushes and releases the store. Further calls throw. */
   close(): Promise<void>;

@@ -422,7 +422,7 @@ export class SqliteStore implements Store {
     if (run === undefined) return undefined;
     const tracker = new UnfinishedTracker();
     for await (const t of this.transitions(runId)) tracker.add(t);
-    return { run, unfinished: tracker.result() };
+    return { run, ...tracker.result() };
   }
 
   async listRuns(options: ListRunsOptions = {}): Promise<RunSummary[]> {
@@ -547,6 +547,10 @@ export class SqliteStore implements Store {
   }
 
   async flush(): Promise<void> {
+    this.commit();
+  }
+
+  commit(): void {
     this.open();
     this.flushNow('writing the journal');
   }

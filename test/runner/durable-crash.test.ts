@@ -288,3 +288,132 @@ describe('kill -9 at a random moment, then resume', () => {
     }
   }, 180_000);
 });
+
+/**
+ * Issue 16, item 6: the journal commits an attempt's start before its request leaves, and the
+ * verdict that freed a slot before the slot is used again. The child freezes at the moment most
+ * adverse to that (crash-child.mjs `freezeAfter`: a request that just reached its socket while its
+ * start was not in the journal file, or the 50th request after the chosen one when the journal
+ * always kept up), then gets `kill -9`: no timing decides where the kill lands. Judged at the
+ * mock: every request it saw has an attempt record, and only cases in flight in the journal
+ * (maybe-sent) are sent again. Before the fix every trial failed both (a request with no record,
+ * 9 cases re-sent at concurrency 8).
+ */
+describe('kill -9 right after a request was sent', () => {
+  const SMALL = 600;
+  const CONCURRENCY = 8;
+  let small: MockServer;
+  let smallPlan: string;
+  let smallManifest: RunManifest;
+
+  beforeAll(async () => {
+    small = await startMock({ apiKeys: [KEY], latencyMs: { min: 1, max: 6 }, seed: 16 });
+    const dir = tempDir();
+    // Every 10th case gets a 500 on its first request: its retry needs a record of its own.
+    const lines = Array.from({ length: SMALL }, (_, i) =>
+      JSON.stringify({
+        id: `s${i}`,
+        inputs:
+          i % 10 === 7 ? { query: `s${i}`, __fault: '500', __fault_times: 1 } : { query: `s${i}` },
+      }),
+    );
+    writeFileSync(join(dir, 'cases.jsonl'), `${lines.join('\n')}\n`);
+    smallPlan = writeDifyPlan(dir, {
+      workflowId: 'freeze-test',
+      baseUrl: small.baseUrl,
+      apiKey: KEY,
+      concurrency: CONCURRENCY,
+    });
+    smallManifest = await loadPlan(smallPlan);
+  });
+
+  afterAll(async () => {
+    await small?.close();
+  });
+
+  test.each([20, 150, 400])(
+    'frozen from request %i on: every request has an attempt record, only maybe-sent cases are sent again',
+    async (freezeAfter) => {
+      small.reset();
+      const db = join(tempDir(), 'stride.db');
+      const runId = `freeze-${freezeAfter}`;
+      const child = spawn(
+        process.execPath,
+        [CHILD, db, smallPlan, 'run', runId, String(freezeAfter)],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stdout = '';
+      let stderr = '';
+      child.stdout?.on('data', (d) => {
+        stdout += String(d);
+      });
+      child.stderr?.on('data', (d) => {
+        stderr += String(d);
+      });
+      const sent = await new Promise<number>((resolve, reject) => {
+        child.stdout?.on('data', () => {
+          const m = /frozen (\d+)/.exec(stdout);
+          if (m) resolve(Number(m[1]));
+        });
+        child.once('exit', () =>
+          reject(new Error(`the child ended unfrozen: ${stdout} ${stderr}`)),
+        );
+      });
+      // Every request it wrote is on its way: wait until the mock has them, then kill.
+      const deadline = Date.now() + 10_000;
+      while (small.stats().runs < sent && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 2));
+      child.kill('SIGKILL');
+      await exited(child);
+      expect(small.stats().runs).toBe(sent);
+      const before = { ...small.stats().byCase };
+
+      const store = new SqliteStore({ path: db });
+      try {
+        const stored = new Set<string>();
+        for await (const r of store.results(runId)) stored.add(r.id);
+        const state = await store.loadRun(runId);
+        const maybeSent = new Set(
+          state?.unfinished.filter((u) => u.maybeSent).map((u) => u.caseId),
+        );
+        const ended = new Map<string, number>();
+        for await (const a of store.attempts(runId))
+          ended.set(a.caseId, (ended.get(a.caseId) ?? 0) + 1);
+        // Every request the mock saw has an attempt record: an ended attempt, or the one the
+        // journal shows in flight (recorded maybe_sent by the resume).
+        const unrecorded = Object.entries(before).filter(
+          ([id, n]) => n > (ended.get(id) ?? 0) + (maybeSent.has(id) ? 1 : 0),
+        );
+        expect(unrecorded).toEqual([]);
+        expect(maybeSent.size).toBeLessThanOrEqual(CONCURRENCY);
+
+        await resume(new ExecutorService(), smallManifest, store, runId);
+        const after = small.stats().byCase;
+        // Sent again: a case with a request whose outcome the journal lost. Only cases in flight
+        // in the journal may be (at most the concurrency); never a stored verdict.
+        const resent = Object.keys(before).filter(
+          (id) => (after[id] ?? 0) > before[id]! && before[id]! > (ended.get(id) ?? 0),
+        );
+        expect(resent.filter((id) => !maybeSent.has(id))).toEqual([]);
+        expect([...stored].filter((id) => after[id] !== before[id])).toEqual([]);
+        // Nothing lost: one success per case.
+        const perCase = new Map<string, string[]>();
+        for await (const r of store.results(runId))
+          perCase.set(r.id, [...(perCase.get(r.id) ?? []), r.status]);
+        expect(perCase.size).toBe(SMALL);
+        expect([...perCase.values()].every((s) => s.length === 1 && s[0] === 'succeeded')).toBe(
+          true,
+        );
+        let records = 0;
+        for await (const _ of store.attempts(runId)) records++;
+        const requests = Object.values(after).reduce((s, n) => s + n, 0);
+        // Records beyond requests: maybe-sent attempts whose request never left.
+        expect(records).toBeGreaterThanOrEqual(requests);
+        expect(records - requests).toBeLessThanOrEqual(maybeSent.size);
+      } finally {
+        await store.close();
+      }
+    },
+    30_000,
+  );
+});

@@ -246,6 +246,67 @@ describe.each(STORES)('resume and rerun (%s store)', (_name, makeStore) => {
     }
   });
 
+  test('a case whose last allowed attempt was in flight at the crash is not sent again', async () => {
+    // Issue 16, item 5: an always-429 case had attempts 1 and 2 journaled and attempt 3 (of 3)
+    // in flight at the kill; the resume sent attempt 4. A maybe-sent attempt counts as spent.
+    const store = makeStore();
+    try {
+      const clock = new VirtualClock();
+      const calls = new Map<string, number>();
+      const limited = async (c: TestCase, ctx: AttemptContext): Promise<unknown> => {
+        calls.set(c.id, (calls.get(c.id) ?? 0) + 1);
+        await clock.sleep(10, ctx.signal);
+        if (c.id === 'c0') throw Object.assign(new Error('too many requests'), { status: 429 });
+        return 'ok';
+      };
+      const service = new ExecutorService({ clock, functions: { bot: limited } });
+      const manifest = manifestOf();
+      const prepared = await service.prepare(manifest);
+      const journal = await attachJournal(prepared.run, store, {
+        runId: 'x',
+        plan: snapshotPlan(manifest),
+        clock,
+      });
+      // The "crash" as attempt 3 of c0 starts: nothing after it reaches the store.
+      let detached: Promise<void> | undefined;
+      prepared.run.on('transition', (t) => {
+        if (t.taskId === 'c0' && t.to === 'running' && t.attempt === 3)
+          detached = journal.detach().then(() => prepared.run.cancel());
+      });
+      await prepared.run.start();
+      await detached;
+      expect(calls.get('c0')).toBe(3);
+      const state = await store.loadRun('x');
+      expect(state?.unfinished.find((u) => u.caseId === 'c0')).toMatchObject({
+        attempts: 3,
+        maybeSent: true,
+      });
+
+      const resumed = await resume(service, manifest, store, 'x', { clock });
+      expect(calls.get('c0')).toBe(3); // no attempt 4
+      const c0 = resumed.results.find((r) => r.executionId === 'c0');
+      expect(c0).toMatchObject({
+        status: 'error',
+        metadata: { errorCode: 'ATTEMPTS_EXHAUSTED', attemptCount: 3 },
+      });
+      const attempts = [];
+      for await (const a of store.attempts('x', 'c0')) attempts.push([a.number, a.state]);
+      expect(attempts).toEqual([
+        [1, 'error'],
+        [2, 'error'],
+        [3, 'maybe_sent'],
+      ]);
+      // Every other case got its verdict, each sent as often as it needed.
+      expect(resumed.results).toHaveLength(CASES);
+      expect(
+        resumed.results.filter((r) => r.status !== 'success').map((r) => r.executionId),
+      ).toEqual(['c0']);
+      expect((await store.getRun('x'))?.status).toBe('completed');
+    } finally {
+      await store.close();
+    }
+  });
+
   test('a changed plan is refused unless forced', async () => {
     const store = makeStore();
     try {

@@ -238,10 +238,16 @@ describe.each(STORES)('gracefulStop (%s store)', (_name, makeStore) => {
       expect(state?.run.status).toBe('interrupted');
       expect(state?.unfinished.filter((u) => u.maybeSent)).toEqual([]);
       expect(stop.inFlightAtSignal.size).toBe(4);
+      // The signals come in the microtask after the 8th start, before the journal's commit
+      // released that start to the bot. A first signal only pauses: the start is sent, then
+      // aborted with the others when the grace ends. Two abort at once: the held start is
+      // withdrawn unsent (no attempt); the 3 sent before it are stored as interrupted.
+      const sent = [...stop.inFlightAtSignal].filter((id) => stop.calls.has(id));
+      expect(sent).toHaveLength(signals === 2 ? 3 : 4);
       for (const id of stop.inFlightAtSignal) {
         const attempts = [];
         for await (const a of store.attempts('g', id)) attempts.push(a.state);
-        expect(attempts, id).toEqual(['interrupted']);
+        expect(attempts, id).toEqual(stop.calls.has(id) ? ['interrupted'] : []);
       }
       await resumeAndCheck(store, await baseline());
     } finally {

@@ -13,6 +13,7 @@ import {
   fails,
   join,
   queued,
+  result,
   retriesThenSucceeds,
   startsRunning,
   stored,
@@ -277,6 +278,67 @@ export function storeContract(name: string, open: () => Store | Promise<Store>):
         { caseId: 'r', status: 'running', attempts: 1, maybeSent: true, since: 10 },
         { caseId: 'p', status: 'pending', attempts: 1, maybeSent: false, since: 12 },
         { caseId: 'w', status: 'queued', attempts: 0, maybeSent: false, since: 14 },
+      ]);
+    });
+
+    test('loadRun counts, per case without a verdict, the attempts a pause or a cancel aborted', async () => {
+      await store.createRun(newRun('r1'));
+      const reason = { kind: 'user' } as const;
+      const cancelled = (id: string, attempts: number) =>
+        result(id, { status: 'cancelled', reason, attempts, output: undefined });
+      store.append('r1', {
+        transitions: [
+          // i: interrupted by a pause, then running again (maybe sent at the end).
+          { taskId: 'i', from: 'pending', to: 'queued', at: 1, attempt: 0, retry: false },
+          { taskId: 'i', from: 'queued', to: 'running', at: 2, attempt: 1 },
+          { taskId: 'i', from: 'running', to: 'queued', at: 3, attempt: 1, retry: true },
+          { taskId: 'i', from: 'queued', to: 'running', at: 4, attempt: 2 },
+          // x: aborted in flight by a cancel (a stored cancelled result, run again by a resume).
+          { taskId: 'x', from: 'pending', to: 'queued', at: 1, attempt: 0, retry: false },
+          { taskId: 'x', from: 'queued', to: 'running', at: 2, attempt: 1 },
+          {
+            taskId: 'x',
+            from: 'running',
+            to: 'cancelled',
+            at: 3,
+            attempt: 1,
+            reason,
+            result: cancelled('x', 1),
+          },
+          // v: interrupted, then a verdict: nothing left to count.
+          { taskId: 'v', from: 'pending', to: 'queued', at: 1, attempt: 0, retry: false },
+          { taskId: 'v', from: 'queued', to: 'running', at: 2, attempt: 1 },
+          { taskId: 'v', from: 'running', to: 'queued', at: 3, attempt: 1, retry: true },
+          { taskId: 'v', from: 'queued', to: 'running', at: 4, attempt: 2 },
+          { taskId: 'v', from: 'running', to: 'succeeded', at: 5, attempt: 2, result: result('v') },
+          // w, z: starts withdrawn before anything was sent (a lower count): no attempt.
+          { taskId: 'w', from: 'pending', to: 'queued', at: 1, attempt: 0, retry: false },
+          { taskId: 'w', from: 'queued', to: 'running', at: 2, attempt: 1 },
+          { taskId: 'w', from: 'running', to: 'queued', at: 2, attempt: 0, retry: true },
+          { taskId: 'z', from: 'pending', to: 'queued', at: 1, attempt: 0, retry: false },
+          { taskId: 'z', from: 'queued', to: 'running', at: 2, attempt: 1 },
+          {
+            taskId: 'z',
+            from: 'running',
+            to: 'cancelled',
+            at: 2,
+            attempt: 0,
+            reason,
+            result: cancelled('z', 0),
+          },
+        ],
+        attempts: [],
+      });
+      const state = await store.loadRun('r1');
+      expect(state?.unspent).toEqual(
+        new Map([
+          ['i', 1],
+          ['x', 1],
+        ]),
+      );
+      expect(state?.unfinished.map((u) => [u.caseId, u.attempts, u.maybeSent])).toEqual([
+        ['i', 2, true],
+        ['w', 0, false],
       ]);
     });
 
