@@ -16,6 +16,14 @@
 
 export { StoreError, type StoreFailure } from './errors.js';
 export { attachJournal, type Journal, type JournalOptions } from './journal.js';
+export type {
+  ControlAction,
+  ControlRequest,
+  LiveRecord,
+  LiveSample,
+  LiveState,
+  SessionCounts,
+} from './live.js';
 export {
   LOCK_HEARTBEAT_MS,
   LOCK_STALE_MS,

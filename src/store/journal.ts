@@ -16,6 +16,7 @@ import { type Clock, RealClock } from '../core/clock.js';
 import type { RunExecutionResult, TaskTransition } from '../core/model.js';
 import type { Run } from '../core/run.js';
 import { attemptStateOf, upstreamIds } from './codec.js';
+import { attachLive, type LiveOptions } from './live.js';
 import type { RunLease } from './lock.js';
 import type { PlanSnapshot } from './plan.js';
 import type { AttemptRecord, JournalBatch, Store } from './port.js';
@@ -44,6 +45,11 @@ export interface JournalOptions {
    * (`store.lockRun`), so two sessions never drive one run
    */
   readonly lease?: RunLease;
+  /**
+   * Publish the run's live state and take control requests from other processes
+   * (`store/live.ts`), or `false` not to. @default on, polling every 250 ms
+   */
+  readonly live?: false | Omit<LiveOptions, 'clock'>;
   /**
    * Called once when the store fails (disk full, locked database). The journal stops writing;
    * the run stays `running` in the store, resumable from what was written. @default cancels the
@@ -367,7 +373,7 @@ export async function attachJournal<I, O>(
     await lease.release();
     throw err;
   }
-  return new RunJournal(
+  const journal = new RunJournal(
     run as Run<unknown, unknown>,
     store,
     runId,
@@ -375,4 +381,13 @@ export async function attachJournal<I, O>(
     options.onError,
     lease,
   );
+  if (options.live !== false) {
+    const live = attachLive(run as Run<unknown, unknown>, store, runId, {
+      ...options.live,
+      clock,
+    });
+    // A detached or failed journal ends the session as surely as the run's end does.
+    journal.closed.then(live.stop, live.stop);
+  }
+  return journal;
 }

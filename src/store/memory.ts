@@ -30,6 +30,7 @@ import {
   validateRunEnd,
 } from './codec.js';
 import { StoreError } from './errors.js';
+import type { ControlAction, ControlRequest, LiveRecord, LiveState } from './live.js';
 import { type LockHolder, type RunLease, runLockedError } from './lock.js';
 import type {
   AttemptRecord,
@@ -79,6 +80,8 @@ export class MemoryStore implements Store {
   private nextKey = 1;
   private closed = false;
   private readonly locks = new Map<string, LockHolder>();
+  private readonly live = new Map<string, LiveRecord>();
+  private readonly control: ControlRequest[] = [];
 
   async createRun(run: NewRun): Promise<void> {
     this.open();
@@ -222,6 +225,53 @@ export class MemoryStore implements Store {
   async runLock(runId: string): Promise<LockHolder | undefined> {
     this.open();
     return this.locks.get(runId);
+  }
+
+  writeLive(runId: string, state: LiveState): void {
+    this.open();
+    // A copy through JSON, as the SQLite store keeps it.
+    this.live.set(runId, {
+      runId,
+      updatedAt: Date.now(),
+      state: JSON.parse(JSON.stringify(state)) as LiveState,
+    });
+  }
+
+  async readLive(runId: string): Promise<LiveRecord | undefined> {
+    this.open();
+    return this.live.get(runId);
+  }
+
+  async requestControl(runId: string, action: ControlAction, by: string): Promise<ControlRequest> {
+    this.open();
+    const request: ControlRequest = {
+      id: this.control.length + 1,
+      runId,
+      action,
+      by,
+      at: Date.now(),
+      takenAt: undefined,
+      outcome: undefined,
+    };
+    this.control.push(request);
+    return request;
+  }
+
+  takeControl(runId: string, apply: (request: ControlRequest) => string): number {
+    this.open();
+    let taken = 0;
+    this.control.forEach((r, i) => {
+      if (r.runId !== runId || r.takenAt !== undefined) return;
+      const outcome = apply(r);
+      this.control[i] = { ...r, takenAt: Date.now(), outcome };
+      taken++;
+    });
+    return taken;
+  }
+
+  async controlRequests(runId: string): Promise<ControlRequest[]> {
+    this.open();
+    return this.control.filter((r) => r.runId === runId);
   }
 
   async flush(): Promise<void> {

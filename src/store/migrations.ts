@@ -147,6 +147,33 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 4,
+    description: 'outside control (run_control) and live state (run_live) of a driven run',
+    sql: `
+      -- Requests from other processes (the dashboard, a script) to the session driving a run:
+      -- pause, resume, cancel. The session polls for rows it has not taken, applies them in
+      -- order and stamps taken_at and outcome.
+      CREATE TABLE run_control (
+        id        INTEGER PRIMARY KEY,
+        run_id    TEXT    NOT NULL,
+        action    TEXT    NOT NULL,
+        by        TEXT    NOT NULL,
+        at        INTEGER NOT NULL,
+        taken_at  INTEGER,
+        outcome   TEXT
+      );
+      CREATE INDEX run_control_open ON run_control (run_id, id) WHERE taken_at IS NULL;
+
+      -- The driving session's live state, one row per run, rewritten about once a second: what
+      -- another process reads without scanning results (docs/store.md, "Live state").
+      CREATE TABLE run_live (
+        run_id     TEXT    PRIMARY KEY,
+        updated_at INTEGER NOT NULL,
+        state      TEXT    NOT NULL
+      ) WITHOUT ROWID;
+    `,
+  },
 ];
 
 /** The schema version this code writes. */

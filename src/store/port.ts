@@ -23,6 +23,7 @@ import type {
   TerminalStatus,
   Usage,
 } from '../core/model.js';
+import type { ControlAction, ControlRequest, LiveRecord, LiveState } from './live.js';
 import type { LockHolder, RunLease } from './lock.js';
 
 /** What kind of plan a run executes. */
@@ -272,6 +273,31 @@ export interface Store {
 
   /** Who drives the run now: the live holder of its lock, or undefined. */
   runLock(runId: string): Promise<LockHolder | undefined>;
+
+  /**
+   * Replaces the run's live state (the driving session calls it about once a second, see
+   * `store/live.ts`). Synchronous and small: it never waits for the journal's batch.
+   */
+  writeLive(runId: string, state: LiveState): void;
+
+  /** The run's last live state, with when it was written, or undefined if none was. */
+  readLive(runId: string): Promise<LiveRecord | undefined>;
+
+  /**
+   * Asks the session driving the run to pause, resume or cancel it (from any process on the
+   * same journal). Resolves with the stored request; the session applies it within its poll
+   * interval and stamps `takenAt` and `outcome` (see `controlRequests`).
+   */
+  requestControl(runId: string, action: ControlAction, by: string): Promise<ControlRequest>;
+
+  /**
+   * For the driving session: takes the run's waiting requests in order, calls `apply` for each
+   * and stores what it returned as the outcome, all in one transaction. Returns how many.
+   */
+  takeControl(runId: string, apply: (request: ControlRequest) => string): number;
+
+  /** Every control request of the run, oldest first (who paused it, and what came of it). */
+  controlRequests(runId: string): Promise<ControlRequest[]>;
 
   /** Writes everything buffered; resolves once it is durable. */
   flush(): Promise<void>;

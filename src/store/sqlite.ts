@@ -41,6 +41,7 @@ import {
   validateRunEnd,
 } from './codec.js';
 import { StoreError } from './errors.js';
+import type { ControlAction, ControlRequest, LiveRecord, LiveState } from './live.js';
 import type { LockHolder, RunLease } from './lock.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 import type {
@@ -59,6 +60,7 @@ import type {
   StoredRunStatus,
   StoredTransition,
 } from './port.js';
+import { SqliteLive } from './sqlite-live.js';
 import { SqliteLocks } from './sqlite-locks.js';
 
 /** Where the CLI keeps its database unless told otherwise. */
@@ -174,6 +176,26 @@ function wrap(err: unknown, file: string, doing: string): StoreError {
   }
 }
 
+/**
+ * Decodes what a row holds as JSON. A page damaged where SQLite does not look (a flipped byte
+ * inside a text value: SQLite keeps no checksums) shows up here, as STORE_CORRUPT naming the
+ * file and the run, like damage SQLite finds itself. Only the parser's position is shown,
+ * never the stored text.
+ */
+function decoded<T>(file: string, what: string, decode: () => T): T {
+  try {
+    return decode();
+  } catch (err) {
+    const at = err instanceof Error ? / at position \d+/.exec(err.message)?.[0] : undefined;
+    throw new StoreError(
+      'corrupt',
+      file,
+      `database ${file} is damaged: ${what} cannot be read back (${err instanceof SyntaxError ? `not valid JSON${at ?? ''}` : 'malformed'}); Stride did not change it: move it away or use another --db file`,
+      err,
+    );
+  }
+}
+
 /** Refuses a file that is not SQLite before SQLite touches it, so it is never overwritten. */
 function checkHeader(file: string): void {
   let size: number;
@@ -248,6 +270,7 @@ export class SqliteStore implements Store {
   };
   private readonly writePending: () => void;
   private readonly locks: SqliteLocks;
+  private readonly live: SqliteLive;
 
   constructor(options: SqliteStoreOptions = {}) {
     const path = options.path ?? DEFAULT_DB_PATH;
@@ -337,6 +360,7 @@ export class SqliteStore implements Store {
     const tx = db.transaction(() => this.writeBatches());
     this.writePending = () => tx();
     this.locks = new SqliteLocks(db, (err, doing) => wrap(err, this.file, doing));
+    this.live = new SqliteLive(db, (err, doing) => wrap(err, this.file, doing));
   }
 
   /** The schema version of the open database (the latest this code knows). */
@@ -442,13 +466,23 @@ export class SqliteStore implements Store {
       () => this.stmt.runByIdFull.get(runId) as FullRunRow | undefined,
     );
     if (row === undefined) return undefined;
+    const run = `run ${JSON.stringify(runId)}`;
+    // Parsed here, once, so every reader of planJson / optionsJson may trust them.
+    decoded(this.file, `the plan of ${run}`, () => JSON.parse(row.plan_json));
+    decoded(this.file, `the options of ${run}`, () => JSON.parse(row.options_json));
     return {
       ...this.summary(row),
       planJson: row.plan_json,
       optionsJson: row.options_json,
       clockOffsetMs: row.clock_offset_ms,
       statistics:
-        row.statistics === null ? undefined : (JSON.parse(row.statistics) as RunStatistics),
+        row.statistics === null
+          ? undefined
+          : decoded(
+              this.file,
+              `the statistics of ${run}`,
+              () => JSON.parse(row.statistics!) as RunStatistics,
+            ),
     };
   }
 
@@ -461,7 +495,9 @@ export class SqliteStore implements Store {
         : 'SELECT * FROM results WHERE id BETWEEN ? AND ? AND status IN (SELECT value FROM json_each(?)) ORDER BY id';
     const range = [key * RANGE, key * RANGE + RANGE - 1];
     const params: unknown[] = status === undefined ? range : [...range, JSON.stringify(status)];
-    for (const row of this.stream<ResultRow>(sql, params)) yield fromResultRow(row);
+    const what = `a result of run ${JSON.stringify(runId)}`;
+    for (const row of this.stream<ResultRow>(sql, params))
+      yield decoded(this.file, what, () => fromResultRow(row));
   }
 
   async *attempts(runId: string, caseId?: string): AsyncIterableIterator<AttemptRecord> {
@@ -475,15 +511,18 @@ export class SqliteStore implements Store {
       ORDER BY case_id, number`;
     const range = { lo: key * RANGE, hi: key * RANGE + RANGE - 1 };
     const params: unknown[] = [caseId === undefined ? range : { ...range, caseId }];
-    for (const row of this.stream<AttemptRow>(sql, params)) yield fromAttemptRow(row);
+    const what = `an attempt of run ${JSON.stringify(runId)}`;
+    for (const row of this.stream<AttemptRow>(sql, params))
+      yield decoded(this.file, what, () => fromAttemptRow(row));
   }
 
   async *transitions(runId: string): AsyncIterableIterator<StoredTransition> {
     const key = this.prepareRead(runId);
     const sql = 'SELECT base_at, entries FROM journal WHERE id BETWEEN ? AND ? ORDER BY id';
     const range = [key * RANGE, key * RANGE + RANGE - 1];
+    const what = `the journal of run ${JSON.stringify(runId)}`;
     for (const row of this.stream<{ base_at: number; entries: string }>(sql, range)) {
-      yield* decodeTransitions(row.entries, row.base_at);
+      yield* decoded(this.file, what, () => decodeTransitions(row.entries, row.base_at));
     }
   }
 
@@ -544,6 +583,31 @@ export class SqliteStore implements Store {
   async runLock(runId: string): Promise<LockHolder | undefined> {
     this.open();
     return this.locks.holder(runId);
+  }
+
+  writeLive(runId: string, state: LiveState): void {
+    this.open();
+    this.live.writeLive(runId, state);
+  }
+
+  async readLive(runId: string): Promise<LiveRecord | undefined> {
+    this.open();
+    return this.live.readLive(runId);
+  }
+
+  async requestControl(runId: string, action: ControlAction, by: string): Promise<ControlRequest> {
+    this.open();
+    return this.live.request(runId, action, by);
+  }
+
+  takeControl(runId: string, apply: (request: ControlRequest) => string): number {
+    this.open();
+    return this.live.takeControl(runId, apply);
+  }
+
+  async controlRequests(runId: string): Promise<ControlRequest[]> {
+    this.open();
+    return this.live.requests(runId);
   }
 
   async flush(): Promise<void> {
