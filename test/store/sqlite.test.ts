@@ -217,6 +217,57 @@ describe('SqliteStore: damaged and foreign files', () => {
     expect(readFileSync(path).equals(bytes)).toBe(true);
   });
 
+  test('damaged data pages under an intact header: every read names the file, STORE_CORRUPT', async () => {
+    // A byte flipped inside a stored JSON text: SQLite keeps no checksums, so only the decoder
+    // can notice. Each copy of the database is damaged in one place.
+    const path = tempDb('data.db');
+    const store = new SqliteStore({ path });
+    await store.createRun(
+      newRun('r1', {
+        planJson: '{"workflowId":"PLAN-MARK"}',
+        optionsJson: '{"note":"OPTS-MARK"}',
+      }),
+    );
+    store.append('r1', succeeds('JRNL-MARK', 0, { output: { text: 'OUT-MARK' } }));
+    await store.finishRun('r1', {
+      status: 'completed',
+      finishedAt: 1_700_000_000_100,
+      statistics: undefined,
+    });
+    await store.close();
+    expect(existsSync(`${path}-wal`)).toBe(false); // everything is in the main file
+    const clean = readFileSync(path);
+    const damaged = (marker: string, n: number): string => {
+      const bytes = Buffer.from(clean);
+      const at = bytes.indexOf(marker);
+      expect(at).toBeGreaterThan(0);
+      bytes[at + 2] = 0x01; // a control character inside a JSON string literal
+      const copy = tempDb(`damaged-${n}.db`);
+      writeFileSync(copy, bytes);
+      return copy;
+    };
+    const reads: [string, string, (s: SqliteStore) => Promise<unknown>][] = [
+      ['"PLAN-MARK"', 'the plan of run "r1"', (s) => s.getRun('r1')],
+      ['"OPTS-MARK"', 'the options of run "r1"', (s) => s.loadRun('r1')],
+      ['"OUT-MARK"', 'a result of run "r1"', (s) => collect(s.results('r1'))],
+      ['"JRNL-MARK"', 'the journal of run "r1"', (s) => s.loadRun('r1')],
+    ];
+    for (const [n, [marker, what, read]] of reads.entries()) {
+      const copy = damaged(marker, n);
+      const before = readFileSync(copy);
+      const s = new SqliteStore({ path: copy });
+      const err = await rejection(read(s));
+      expect(err.code).toBe('STORE_CORRUPT');
+      expect(err.failure).toBe('corrupt');
+      expect(err.file).toBe(copy);
+      expect(err.message).toContain(`database ${copy} is damaged: ${what} cannot be read back`);
+      expect(err.message).toMatch(/not valid JSON at position \d+/);
+      expect(err.message).not.toContain('MARK'); // the stored text is never echoed
+      await s.close();
+      expect(readFileSync(copy).equals(before)).toBe(true);
+    }
+  });
+
   test("another program's SQLite database is refused, not written into", () => {
     const path = tempDb('other.db');
     const raw = new Database(path);
