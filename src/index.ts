@@ -19,6 +19,9 @@
  * ```
  */
 
+// Installs runManifest on the seeds' faces (core reads plans only through it).
+import './runner/manifest.js';
+
 // Action plans (seed 004, see docs/actions.md)
 export {
   type ActionPlan,
@@ -78,6 +81,7 @@ export {
   CancellationToken,
   ConcurrentExecutor,
   type ExecutorOptions,
+  type ManifestLike,
   type StubBehavior,
   StubExecutor,
   type StubExecutorOptions,

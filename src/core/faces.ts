@@ -5,8 +5,14 @@
  */
 
 import { type Clock, RealClock } from './clock.js';
-import { InvalidOptionError, RateLimitedError, TaskFailedError, TimeoutError } from './errors.js';
-import type { AttemptContext, RunExecutionResult, Target, TaskView } from './model.js';
+import {
+  InvalidOptionError,
+  RateLimitedError,
+  StrideError,
+  TaskFailedError,
+  TimeoutError,
+} from './errors.js';
+import type { AttemptContext, RunExecutionResult, Target, TaskView, Usage } from './model.js';
 import type { RunOptions } from './options.js';
 import { Run, type TaskSource } from './run.js';
 
@@ -63,6 +69,79 @@ export interface ExecutorOptions<I, O> {
   clock?: Clock;
 }
 
+/**
+ * The usage a seed-style result carries: the seeds' execution functions returned a TestResult,
+ * and their converter read `tokens_used` and `cost` from it. An object with a numeric
+ * `tokensUsed` counts as one (a bare `cost` field is too common in ordinary outputs to be read).
+ */
+export function seedResultUsage(value: unknown): Partial<Usage> | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const { tokensUsed, cost } = value as { tokensUsed?: unknown; cost?: unknown };
+  if (typeof tokensUsed !== 'number' || !Number.isFinite(tokensUsed) || tokensUsed < 0)
+    return undefined;
+  return typeof cost === 'number' && Number.isFinite(cost) && cost >= 0
+    ? { tokens: tokensUsed, cost }
+    : { tokens: tokensUsed };
+}
+
+/**
+ * Wraps a user's execution function so a TestResult it returns reports its `tokensUsed` and
+ * `cost` as the attempt's usage, unless the function reported usage itself (then that is the
+ * usage, counted once).
+ */
+export function withSeedUsage<I, O, T extends unknown[]>(
+  fn: (input: I, ctx: AttemptContext, ...rest: T) => O | Promise<O>,
+): (input: I, ctx: AttemptContext, ...rest: T) => Promise<O> {
+  return async (input, ctx, ...rest) => {
+    let reported = false;
+    const counted: AttemptContext = {
+      get signal() {
+        return ctx.signal;
+      },
+      attempt: ctx.attempt,
+      taskId: ctx.taskId,
+      reportUsage(usage) {
+        reported = true;
+        ctx.reportUsage(usage);
+      },
+      reportLimits: (limits) => ctx.reportLimits(limits),
+    };
+    const output = await fn(input, counted, ...rest);
+    if (!reported) {
+      const usage = seedResultUsage(output);
+      if (usage !== undefined) ctx.reportUsage(usage);
+    }
+    return output;
+  };
+}
+
+/**
+ * A test plan as `runManifest` takes it (the plans layer's `RunManifest`). Core reads a plan
+ * only through the adapter the runner layer installs, so it knows no plan format.
+ */
+export interface ManifestLike {
+  readonly workflowId: string;
+  readonly datasets: readonly unknown[];
+}
+
+/** How a manifest becomes tasks and run options (installed by runner/manifest.ts). */
+export interface ManifestAdapter {
+  /** The manifest's cases as tasks; throws (EMPTY_PLAN, a PlanError) for a plan without any. */
+  tasks(manifest: ManifestLike): TaskSource<unknown>;
+  /** The run options its execution policy means. */
+  options(manifest: ManifestLike): RunOptions;
+}
+
+let manifestAdapter: ManifestAdapter | undefined;
+
+/**
+ * Teaches the seeds' faces to run manifests. Called once by the runner layer when it loads
+ * (`import 'stride'` does); core itself imports no other layer.
+ */
+export function installManifestAdapter(adapter: ManifestAdapter): void {
+  manifestAdapter = adapter;
+}
+
 function withToken(options: RunOptions, token: CancellationToken | undefined): RunOptions {
   if (token === undefined) return options;
   if (options.signal === undefined) return { ...options, signal: token.signal };
@@ -90,7 +169,9 @@ export class ConcurrentExecutor<I = unknown, O = unknown> {
       (async (task: TaskView<I>) => ({ taskId: task.id, input: task.input }) as O);
     if (typeof fn !== 'function')
       throw new InvalidOptionError('taskExecutionFunc', fn, 'a function');
-    this.fn = fn;
+    // The seeds' functions returned a TestResult carrying tokens and cost: keep them as usage.
+    const counted = withSeedUsage((task: TaskView<I>, ctx) => fn(task, ctx));
+    this.fn = options.taskExecutionFunc === undefined ? fn : counted;
     this.clock = options.clock ?? new RealClock();
   }
 
@@ -115,6 +196,34 @@ export class ConcurrentExecutor<I = unknown, O = unknown> {
     token?: CancellationToken,
   ): Promise<RunExecutionResult<I, O>> {
     return this.createRun(tasks, options, token).start();
+  }
+
+  /**
+   * The seeds' `run_manifest`: runs every case of a test plan (`loadPlan`, `parsePlan`) with
+   * the plan's execution policy (concurrency, timeout, rate, retries, stop rules, batches). Each
+   * task's input is the `TestCase`. Assertions are not judged here (that is ExecutorService's
+   * work); cancelling the token resolves with the rest cancelled. Rejects with MISSING_ARGUMENT
+   * for no manifest and EMPTY_PLAN for a plan without cases, as the seeds raised.
+   *
+   * @example
+   * ```ts
+   * const executor = new ConcurrentExecutor<TestCase, string>({ taskExecutionFunc: async (task) => ask(task.input.inputs) });
+   * const result = await executor.runManifest(await loadPlan('plan.yaml'), token);
+   * result.statistics.failedTasks;
+   * ```
+   */
+  async runManifest(
+    manifest: ManifestLike | null | undefined,
+    token?: CancellationToken,
+  ): Promise<RunExecutionResult<I, O>> {
+    if (manifest == null) throw new StrideError('MISSING_ARGUMENT', 'manifest is required');
+    if (manifestAdapter === undefined)
+      throw new StrideError(
+        'INVALID_STATE',
+        "runManifest needs the plans layer: import ConcurrentExecutor from 'stride'",
+      );
+    const tasks = manifestAdapter.tasks(manifest) as TaskSource<I>;
+    return this.run(tasks, manifestAdapter.options(manifest), token);
   }
 }
 

@@ -23,6 +23,7 @@ import {
   TaskFailedError,
   type TaskSpec,
   type TaskView,
+  withSeedUsage,
 } from '../core/index.js';
 import {
   evaluateAssertionsAsync,
@@ -183,7 +184,11 @@ export class ExecutorService {
   /** The target the manifest's cases run against. */
   async resolveTarget(manifest: RunManifest): Promise<Target<TestCase, unknown>> {
     const given = this.options.target;
-    if (typeof given === 'function') return { execute: (task, ctx) => given(task.input, ctx) };
+    // A seed-style function may return a TestResult: its tokensUsed and cost are the usage.
+    if (typeof given === 'function') {
+      const fn = withSeedUsage(given);
+      return { execute: (task, ctx) => fn(task.input, ctx) };
+    }
     if (given !== undefined) return given;
     const config = manifest.target;
     // The seeds defaulted to a stub execution when no function was given.
@@ -197,7 +202,8 @@ export class ExecutorService {
           `target function ${JSON.stringify(config.name)} is not registered (registered: ${known.length === 0 ? 'none' : known.join(', ')})`,
         );
       }
-      return { key: `function:${config.name}`, execute: (task, ctx) => fn(task.input, ctx) };
+      const counted = withSeedUsage(fn);
+      return { key: `function:${config.name}`, execute: (task, ctx) => counted(task.input, ctx) };
     }
     const concurrency = manifest.executionPolicy.concurrency;
     if (this.options.targetFactory !== undefined) {

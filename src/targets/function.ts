@@ -9,6 +9,7 @@ import {
   StrideError,
   type Target,
   type TaskView,
+  withSeedUsage,
 } from '../core/index.js';
 
 /**
@@ -37,7 +38,9 @@ export interface FunctionTarget<I = unknown, O = unknown> extends Target<I, O> {
 
 /**
  * Wraps a function as a Target. Errors it throws are classified by the engine as they are
- * (throw `TaskFailedError` for a wrong answer, `NonRetryableError` for "do not retry").
+ * (throw `TaskFailedError` for a wrong answer, `NonRetryableError` for "do not retry"). A
+ * returned TestResult-like object (a numeric `tokensUsed`, and `cost`) reports those as the
+ * attempt's usage unless the function called `ctx.reportUsage` itself.
  *
  * @example
  * ```ts
@@ -54,10 +57,12 @@ export function functionTarget<I = unknown, O = unknown>(
 ): FunctionTarget<I, O> {
   if (typeof fn !== 'function') throw new InvalidOptionError('function', fn, 'a function');
   const name = options.name;
+  // A seed-style function may return a TestResult: its tokensUsed and cost are the usage.
+  const counted = withSeedUsage(fn);
   return {
     key: options.key ?? (name === undefined ? 'function' : `function:${name}`),
     name,
-    execute: (task, ctx) => Promise.resolve(fn(task.input, ctx, task)),
+    execute: (task, ctx) => counted(task.input, ctx, task),
     close: () => Promise.resolve(),
   };
 }
