@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import { Executor } from '../actions/executor.js';
 import { type ActionPlanFile, parseActionPlan, readActionPlanText } from '../actions/load.js';
 import { ToolRegistry } from '../actions/registry.js';
+import { fileRootWarnings } from '../actions/root-check.js';
 import type { ActionPlan, ExecutionResult } from '../actions/types.js';
 import type { ReportFormat } from '../report/index.js';
 import { gracefulStop } from '../runner/graceful.js';
@@ -40,17 +41,20 @@ export function registryFor(file: ActionPlanFile): ToolRegistry {
   });
 }
 
-/** Loads an action plan file, checking its tools against the registry it will run with. */
+/**
+ * Loads an action plan file, checking its tools against the registry it will run with.
+ * `warnings` says what is legal but likely a mistake (a file sandbox that confines nothing).
+ */
 export async function loadActionFile(
   path: string,
   env: NodeJS.ProcessEnv,
-): Promise<{ file: ActionPlanFile; tools: ToolRegistry }> {
+): Promise<{ file: ActionPlanFile; tools: ToolRegistry; warnings: string[] }> {
   const text = await readActionPlanText(path);
   const tools = registryFor(parseActionPlan(text, { env, file: path }));
   // The tools depend on the file (`tools.root`): the text is parsed again with their names, so
   // an unknown tool is reported at its step.
   const file = parseActionPlan(text, { env, tools: tools.names(), file: path });
-  return { file, tools };
+  return { file, tools, warnings: await fileRootWarnings(file) };
 }
 
 /** The plan as a run of it: the run id as its id, the file's id and path kept in metadata. */
@@ -74,7 +78,8 @@ export async function runActionPlan(
   options: ActionRunOptions & { readonly resume?: boolean },
 ): Promise<number> {
   const { io, history } = options;
-  const { file, tools } = await loadActionFile(planPath, io.env);
+  const { file, tools, warnings } = await loadActionFile(planPath, io.env);
+  for (const w of warnings) io.stderr.write(`warning: ${w}\n`);
   const plan = asRun(file, runId);
   const concurrency = options.concurrency ?? file.maxConcurrentSteps;
   const executor = new Executor({

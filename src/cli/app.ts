@@ -32,6 +32,7 @@ import {
   maxFailuresArg,
   rangeArg,
   rateArg,
+  runIdFlagProblem,
   shareArg,
 } from './flags.js';
 import { type Io, processIo } from './io.js';
@@ -325,6 +326,8 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
     'stride run plan.yaml -j 20 --rate 600/min --timeout 60s --report junit,html --out reports',
     'stride run plan.yaml --tag smoke --fail-under 95% --json',
   ).action(async (planPath: string, flags: RunFlags) => {
+    const badId = flags.runId === undefined ? undefined : runIdFlagProblem(flags.runId);
+    if (badId !== undefined) throw new UsageError(badId);
     if ((await planKind(planPath)) === 'action') {
       const testOnly = (
         [
@@ -584,11 +587,12 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
   ).action(async (planPath: string, flags: { json?: boolean }) => {
     if ((await planKind(planPath)) === 'action') {
       const { loadActionFile } = await import('./action.js');
-      const { file, tools } = await loadActionFile(planPath, io.env);
+      const { file, tools, warnings } = await loadActionFile(planPath, io.env);
       const edges = file.plan.steps.reduce((n, s) => n + (s.dependencies?.length ?? 0), 0);
+      for (const w of warnings) io.stderr.write(`warning: ${w}\n`);
       if (flags.json === true) {
         io.stdout.write(
-          `${JSON.stringify({ plan: file.plan.id, kind: 'action', valid: true, steps: file.plan.steps.length, dependencies: edges, tools: [...new Set(file.plan.steps.map((s) => s.tool))] })}\n`,
+          `${JSON.stringify({ plan: file.plan.id, kind: 'action', valid: true, steps: file.plan.steps.length, dependencies: edges, tools: [...new Set(file.plan.steps.map((s) => s.tool))], warnings })}\n`,
         );
       } else {
         io.stdout.write(

@@ -5,7 +5,9 @@
  */
 
 import { InvalidArgumentError } from 'commander';
+import { describeValue } from '../core/errors.js';
 import { tryParseDuration } from '../plans/duration.js';
+import { RUN_ID_EXPECTED, RUN_ID_MAX_LENGTH, runIdProblem } from '../store/run-id.js';
 
 /** An integer >= `min`. */
 export function intArg(min: number): (raw: string) => number {
@@ -89,4 +91,16 @@ export function listArg(raw: string, previous: string[] | undefined): string[] {
     .filter((s) => s !== '');
   if (items.length === 0) throw new InvalidArgumentError('expected a non-empty value');
   return [...(previous ?? []), ...items];
+}
+
+/**
+ * What is wrong with `--run-id`'s value, as a whole message, or `undefined`. Not a commander
+ * parser: commander would echo the raw value (5,000 characters, control characters) in its
+ * message; this shows it quoted, escaped and shortened.
+ */
+export function runIdFlagProblem(raw: string): string | undefined {
+  const problem = runIdProblem(raw);
+  return problem === undefined
+    ? undefined
+    : `--run-id ${describeValue(raw)}: the id ${problem}; expected ${RUN_ID_EXPECTED}, at most ${RUN_ID_MAX_LENGTH} characters`;
 }

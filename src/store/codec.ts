@@ -25,6 +25,7 @@ import type {
   UnfinishedCase,
   UpstreamIds,
 } from './port.js';
+import { RUN_ID_EXPECTED, runIdProblem, STORED_RUN_ID_MAX_LENGTH } from './run-id.js';
 
 /** A case's terminal result, as stored; its final attempt is folded in when it ended the case. */
 export interface ResultRow {
@@ -452,7 +453,13 @@ function requireString(value: unknown, field: string, nonEmpty: boolean): void {
 export function validateNewRun(run: NewRun): void {
   if (typeof run !== 'object' || run === null)
     throw new InvalidOptionError('run', run, 'an object');
-  requireString(run.id, 'run.id', true);
+  const idProblem = runIdProblem(run.id, STORED_RUN_ID_MAX_LENGTH);
+  if (idProblem !== undefined)
+    throw new InvalidOptionError(
+      'run.id',
+      run.id,
+      `${RUN_ID_EXPECTED}, at most ${STORED_RUN_ID_MAX_LENGTH} characters; it ${idProblem}`,
+    );
   if (!KINDS.has(run.kind))
     throw new InvalidOptionError('run.kind', run.kind, "'test' or 'action'");
   requireString(run.plan, 'run.plan', false);

@@ -53,4 +53,10 @@ export type {
   UnfinishedCase,
   UpstreamIds,
 } from './port.js';
+export {
+  RUN_ID_EXPECTED,
+  RUN_ID_MAX_LENGTH,
+  runIdProblem,
+  STORED_RUN_ID_MAX_LENGTH,
+} from './run-id.js';
 export { DEFAULT_DB_PATH, SqliteStore, type SqliteStoreOptions } from './sqlite.js';
