@@ -1,9 +1,10 @@
 /**
  * Test-only helpers for the property and pitfall suites: detecting a run that can make no more
  * progress on a VirtualClock (instead of waiting on wall time), and counting windows of starts.
+ * Also `runOnClock`, for runs over real sockets whose timers must not race the real work.
  */
 
-import type { VirtualClock } from '../../src/core/index.js';
+import type { RunEvents, VirtualClock } from '../../src/core/index.js';
 
 function turn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
@@ -65,4 +66,63 @@ export function maxInWindow(times: readonly number[], w: number): { count: numbe
 /** The token-bucket bound on starts in a window of `w` ms: floor(burst + rate * w). */
 export function windowBound(perMinute: number, burst: number, w: number): number {
   return Math.floor(burst + (perMinute / 60_000) * w + 1e-9);
+}
+
+/**
+ * Polls `predicate` (every 5 ms, up to `limitMs` of real time) and resolves once it holds. For
+ * states reached through real I/O (a socket, a child process); the limit only ends a test that
+ * would otherwise hang, it never decides an outcome.
+ */
+export async function until(
+  predicate: () => boolean,
+  what: string,
+  limitMs = 20_000,
+): Promise<void> {
+  const end = Date.now() + limitMs;
+  for (;;) {
+    if (predicate()) return;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** The part of a `Run` that `runOnClock` drives. */
+export interface ClockDrivenRun<R> {
+  on<K extends keyof RunEvents>(event: K, listener: RunEvents[K]): () => void;
+  start(): Promise<R>;
+  readonly progress: { readonly running: number };
+}
+
+/**
+ * Runs `run` (built with `clock`, a VirtualClock without auto-advance) to its end over real I/O,
+ * moving the clock by `stepMs` only when `ready(running)` holds and no attempt whose outcome is
+ * already decided still holds its slot. `running` maps each task holding a slot to its attempt
+ * number; `ready` says that the real work that must happen before a timer fires (a request
+ * reaching the server, a first event read) has happened. So a timeout, backoff or rate wait never
+ * decides what a server's answer could have decided, whatever the machine's speed, and an aborted
+ * attempt always settles before time moves again (it never turns zombie on virtual time).
+ */
+export async function runOnClock<R>(
+  run: ClockDrivenRun<R>,
+  clock: VirtualClock,
+  stepMs: number,
+  ready: (running: ReadonlyMap<string, number>) => boolean,
+): Promise<R> {
+  const running = new Map<string, number>();
+  run.on('transition', (e) => {
+    if (e.to === 'running') running.set(e.taskId, e.attempt);
+    else if (e.from === 'running') running.delete(e.taskId);
+  });
+  let finished = false;
+  const done = run.start().finally(() => {
+    finished = true;
+  });
+  while (!finished) {
+    await until(
+      () => finished || (run.progress.running === running.size && ready(running)),
+      'the run to wait on its clock',
+    );
+    if (!finished) await clock.advance(stepMs);
+  }
+  return done;
 }
