@@ -30,7 +30,7 @@ import type { Journal } from '../store/journal.js';
 import { attachJournal } from '../store/journal.js';
 import type { Store } from '../store/port.js';
 import { ToolRegistry } from './registry.js';
-import { validateSchema } from './schema.js';
+import { validateSchema, validateSchemaAsync } from './schema.js';
 import { actionSnapshot } from './snapshot.js';
 import { resolveArguments } from './template.js';
 import type { Tool, ToolContext, ToolUsage } from './tool.js';
@@ -755,7 +755,7 @@ export class Executor {
           entry.output = output;
           entry.order = ++exec.sagaSeq;
         }
-        const problem = this.validate(step, output);
+        const problem = await this.validate(step, output, ctx);
         if (problem !== undefined) {
           throw new TaskFailedError(`step "${step.id}": output failed validation: ${problem}`, {
             output,
@@ -767,8 +767,15 @@ export class Executor {
     };
   }
 
-  /** The first validation rule the output breaks, as a message. */
-  private validate(step: ActionStep, output: unknown): string | undefined {
+  /**
+   * The first validation rule the output breaks, as a message. A `pattern` too large to match on
+   * this thread runs on the pattern worker, ended by the attempt's signal (its timeout, a cancel).
+   */
+  private async validate(
+    step: ActionStep,
+    output: unknown,
+    ctx: AttemptContext,
+  ): Promise<string | undefined> {
     for (const rule of step.validationRules ?? []) {
       if ('predicate' in rule) {
         const verdict = rule.predicate(output);
@@ -784,7 +791,12 @@ export class Executor {
         if (!found.found) return rule.message ?? `${rule.path} is missing`;
         value = found.value;
       }
-      const problems = validateSchema(rule.schema, value, rule.path ?? '$');
+      // A getter: reading ctx.signal creates the attempt's AbortController; only the worker needs it.
+      const problems = await validateSchemaAsync(rule.schema, value, rule.path ?? '$', {
+        get signal() {
+          return ctx.signal;
+        },
+      });
       if (problems.length > 0)
         return rule.message === undefined
           ? problems.join('; ')

@@ -10,6 +10,13 @@
  */
 
 import { ValidationError } from '../core/errors.js';
+import { matchInWorker } from '../plans/match-worker.js';
+import {
+  type CompiledPattern,
+  compilePattern,
+  fitsInThread,
+  PatternError,
+} from '../plans/pattern.js';
 import type { JsonSchema, JsonType, ToolSchema } from './tool.js';
 
 /** A schema with zod's `safeParse` (zod 3 and 4, valibot adapters, ...). */
@@ -149,21 +156,27 @@ export function jsonEqual(a: unknown, b: unknown): boolean {
   return false;
 }
 
-const patternCache = new Map<string, RegExp | Error>();
-
-/** Compiles a `pattern` (ECMAScript syntax with the `u` flag, unanchored as in JSON Schema). */
-function compilePattern(pattern: string): RegExp | Error {
-  let compiled = patternCache.get(pattern);
-  if (compiled === undefined) {
-    try {
-      compiled = new RegExp(pattern, 'u');
-    } catch (err) {
-      compiled = err instanceof Error ? err : new Error(String(err));
-    }
-    if (patternCache.size > 500) patternCache.clear();
-    patternCache.set(pattern, compiled);
+/**
+ * A schema's `pattern`, compiled for linear-time matching (plans/pattern.ts, issue #16): an
+ * action plan's `validate` rules come from a file, and a backtracking RegExp on a step's output
+ * could hold the event loop past every timeout.
+ */
+function compileSchemaPattern(pattern: string): CompiledPattern | PatternError {
+  try {
+    return compilePattern(pattern);
+  } catch (err) {
+    if (err instanceof PatternError) return err;
+    throw err;
   }
-  return compiled;
+}
+
+/** A `pattern` check too large for this thread, left for `validateSchemaAsync` to finish. */
+interface SlowMatch {
+  /** Where its problem goes in `out` (a placeholder `''` until then). */
+  readonly at: number;
+  readonly pattern: CompiledPattern;
+  readonly value: string;
+  readonly problem: string;
 }
 
 /** Length in Unicode code points, as JSON Schema counts `minLength` / `maxLength`. */
@@ -173,7 +186,13 @@ function codePoints(text: string): number {
   return n;
 }
 
-function validateJson(schema: JsonSchema, value: unknown, path: string, out: string[]): void {
+function validateJson(
+  schema: JsonSchema,
+  value: unknown,
+  path: string,
+  out: string[],
+  slow?: SlowMatch[],
+): void {
   if (schema.type !== undefined) {
     const types: readonly JsonType[] =
       typeof schema.type === 'string' ? [schema.type] : schema.type;
@@ -209,11 +228,16 @@ function validateJson(schema: JsonSchema, value: unknown, path: string, out: str
         );
     }
     if (schema.pattern !== undefined) {
-      const re = compilePattern(schema.pattern);
-      if (re instanceof Error)
-        out.push(`${path}: the schema's pattern ${show(schema.pattern)} is not a valid regex`);
-      else if (!re.test(value))
-        out.push(`${path}: ${show(value)} does not match the pattern ${show(schema.pattern)}`);
+      const re = compileSchemaPattern(schema.pattern);
+      const problem = `${path}: ${show(value)} does not match the pattern ${show(schema.pattern)}`;
+      if (re instanceof PatternError)
+        out.push(
+          `${path}: the schema's pattern ${show(schema.pattern)} cannot be used (${re.message})`,
+        );
+      else if (slow !== undefined && !fitsInThread(re, value.length)) {
+        slow.push({ at: out.length, pattern: re, value, problem });
+        out.push('');
+      } else if (!re.test(value)) out.push(problem);
     }
   }
 
@@ -224,7 +248,7 @@ function validateJson(schema: JsonSchema, value: unknown, path: string, out: str
       out.push(`${path}: ${value.length} items, more than the maximum ${schema.maxItems}`);
     if (schema.items !== undefined) {
       for (let i = 0; i < value.length; i++)
-        validateJson(schema.items, value[i], childPath(path, i), out);
+        validateJson(schema.items, value[i], childPath(path, i), out, slow);
     }
   }
 
@@ -238,7 +262,7 @@ function validateJson(schema: JsonSchema, value: unknown, path: string, out: str
       const sub = Object.hasOwn(properties, key) ? properties[key] : undefined;
       if (sub !== undefined) {
         // An optional property explicitly set to undefined is treated as absent (JSON has no undefined).
-        if (child !== undefined) validateJson(sub, child, childPath(path, key), out);
+        if (child !== undefined) validateJson(sub, child, childPath(path, key), out, slow);
       } else if (schema.additionalProperties === false) {
         out.push(`${childPath(path, key)}: unexpected property (additionalProperties is false)`);
       }
@@ -310,6 +334,27 @@ export function validateSchema(schema: ToolSchema, value: unknown, path = '$'): 
   const out: string[] = [];
   validateJson(schema, value, path, out);
   return out;
+}
+
+/**
+ * Like `validateSchema`, for values too large to match a `pattern` against on this thread within
+ * ~10 ms: those matches run on the pattern worker, which `options.signal` (read only then) ends,
+ * rejecting with its reason, so a step's validation cannot outlive the step's timeout.
+ */
+export async function validateSchemaAsync(
+  schema: ToolSchema,
+  value: unknown,
+  path = '$',
+  options: { readonly signal?: AbortSignal } = {},
+): Promise<string[]> {
+  if (isSafeParseSchema(schema)) return safeParseProblems(schema, value, path);
+  const out: string[] = [];
+  const slow: SlowMatch[] = [];
+  validateJson(schema, value, path, out, slow);
+  for (const m of slow) {
+    out[m.at] = (await matchInWorker(m.pattern, m.value, options.signal)) ? '' : m.problem;
+  }
+  return slow.length === 0 ? out : out.filter((p) => p !== '');
 }
 
 /**
@@ -400,9 +445,13 @@ function checkJson(schema: unknown, path: string, out: string[]): void {
     if (typeof s.pattern !== 'string')
       out.push(`${path}.pattern: expected a regex string, got ${describe(s.pattern)}`);
     else {
-      const re = compilePattern(s.pattern);
-      if (re instanceof Error)
-        out.push(`${path}.pattern: ${show(s.pattern)} is not a valid regex (${re.message})`);
+      const re = compileSchemaPattern(s.pattern);
+      if (re instanceof PatternError)
+        out.push(
+          re.unsupported
+            ? `${path}.pattern: ${show(s.pattern)} is not supported: ${re.message} (RE2 syntax, see docs/plans.md)`
+            : `${path}.pattern: ${show(s.pattern)} is not a valid regex (${re.message})`,
+        );
     }
   }
   if (s.description !== undefined && typeof s.description !== 'string')

@@ -4,6 +4,8 @@
 
 import { describeValue } from '../core/errors.js';
 import { evalJsonPath, parseJsonPath } from '../core/index.js';
+import { matchInWorker } from './match-worker.js';
+import { type CompiledPattern, compilePattern, fitsInThread, PatternError } from './pattern.js';
 import type {
   Assertion,
   AssertionContext,
@@ -120,6 +122,63 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
   );
 }
 
+type RegexAssertion = Extract<Assertion, { type: 'regex' }>;
+
+/**
+ * The text a regex assertion reads and its compiled pattern, or the outcome when there is
+ * nothing to match. Patterns run on a linear-time engine (`pattern.ts`, issue #16): a plan's
+ * pattern was checked when the plan was read, so a `PatternError` here means a manifest built
+ * by hand, and fails the assertion instead of throwing.
+ */
+function regexSubject(
+  a: RegexAssertion,
+  ctx: AssertionInput,
+): { text: string; pattern: CompiledPattern } | { outcome: AssertionOutcome } {
+  const s = subject(ctx.output, a.field);
+  if (!s.found && a.field !== undefined) return { outcome: missingField(a.type, a.field) };
+  try {
+    const pattern = compilePattern(a.pattern, { ignoreCase: a.ignoreCase === true });
+    return { text: textOf(s.value), pattern };
+  } catch (e) {
+    if (!(e instanceof PatternError)) throw e;
+    return {
+      outcome: {
+        type: a.type,
+        passed: false,
+        message: `/${a.pattern}/ cannot be used: ${e.message}`,
+        expected: a.pattern,
+      },
+    };
+  }
+}
+
+function regexOutcome(a: RegexAssertion, text: string, passed: boolean): AssertionOutcome {
+  return {
+    type: a.type,
+    passed,
+    message: `${where(a.field)} ${passed ? 'matches' : 'does not match'} /${a.pattern}/${a.ignoreCase === true ? 'i' : ''}${passed ? '' : `: ${JSON.stringify(short(text))}`}`,
+    expected: a.pattern,
+    actual: text,
+  };
+}
+
+/**
+ * A regex assertion that may wait: a match too large for this thread (`fitsInThread`) runs on
+ * the pattern worker, which `signal` (read only then) ends.
+ */
+async function evaluateRegexAsync(
+  a: RegexAssertion,
+  input: AssertionInput,
+  options: EvaluateOptions,
+): Promise<AssertionOutcome> {
+  const r = regexSubject(a, input);
+  if ('outcome' in r) return r.outcome;
+  const passed = fitsInThread(r.pattern, r.text.length)
+    ? r.pattern.test(r.text)
+    : await matchInWorker(r.pattern, r.text, options.signal);
+  return regexOutcome(a, r.text, passed);
+}
+
 function evaluateOne(a: Assertion, ctx: AssertionInput): AssertionOutcome {
   switch (a.type) {
     case 'equals': {
@@ -162,17 +221,8 @@ function evaluateOne(a: Assertion, ctx: AssertionInput): AssertionOutcome {
       };
     }
     case 'regex': {
-      const s = subject(ctx.output, a.field);
-      if (!s.found && a.field !== undefined) return missingField(a.type, a.field);
-      const text = textOf(s.value);
-      const passed = new RegExp(a.pattern, a.ignoreCase === true ? 'i' : '').test(text);
-      return {
-        type: a.type,
-        passed,
-        message: `${where(a.field)} ${passed ? 'matches' : 'does not match'} /${a.pattern}/${a.ignoreCase === true ? 'i' : ''}${passed ? '' : `: ${JSON.stringify(short(text))}`}`,
-        expected: a.pattern,
-        actual: text,
-      };
+      const r = regexSubject(a, ctx);
+      return 'outcome' in r ? r.outcome : regexOutcome(a, r.text, r.pattern.test(r.text));
     }
     case 'is_json': {
       const s = subject(ctx.output, a.field);
@@ -297,13 +347,29 @@ export function evaluateAssertions(
   return assertions.map((a) => evaluateOne(a, input));
 }
 
-/** Like `evaluateAssertions`, awaiting custom assertions that return promises. */
+/** Options of `evaluateAssertionsAsync`. */
+export interface EvaluateOptions {
+  /**
+   * Ends a regex match that runs on the pattern worker (its text too large to match on this
+   * thread within ~10 ms): the promise then rejects with `signal.reason`. Pass the attempt's
+   * signal, so no assertion outlives the case's timeout, a cancel or Ctrl-C.
+   */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Like `evaluateAssertions`, awaiting custom assertions that return promises. A regex match too
+ * large for this thread runs on a worker thread that `options.signal` ends; `evaluateAssertions`
+ * always matches on the calling thread (linear time, but not bounded by any timeout).
+ */
 export async function evaluateAssertionsAsync(
   assertions: readonly Assertion[],
   input: AssertionInput,
+  options: EvaluateOptions = {},
 ): Promise<AssertionOutcome[]> {
   return Promise.all(
     assertions.map(async (a) => {
+      if (a.type === 'regex') return evaluateRegexAsync(a, input, options);
       if (a.type !== 'custom') return evaluateOne(a, input);
       try {
         return settleCustom(a.name, await a.fn(input));

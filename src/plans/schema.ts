@@ -12,6 +12,7 @@ import { z } from 'zod';
 import type { RateLimit, RetryPolicy, StopConditions } from '../core/index.js';
 import { parseJsonPath } from '../core/index.js';
 import { DURATION_EXPECTED, DURATION_HINT, tryParseDuration } from './duration.js';
+import { PatternError, patternProblem } from './pattern.js';
 
 // ---------------------------------------------------------------------------------------------
 // The normalised types
@@ -332,21 +333,23 @@ const fieldPath = z.custom<string>((v) => validJsonPath(v, true), {
   error: 'a field path such as "answer" or "data.items[0].name"',
 });
 
-function regexError(v: unknown): string | undefined {
-  if (typeof v !== 'string' || v === '') return 'not a string';
-  try {
-    new RegExp(v);
-    return undefined;
-  } catch (e) {
-    return e instanceof Error ? e.message : String(e);
-  }
+// Checked by compiling for the linear-time engine the assertion will run on (pattern.ts), so
+// a pattern that could hang a run (a backreference, lookaround) is refused before anything runs.
+function regexError(v: unknown): PatternError | undefined {
+  if (typeof v !== 'string' || v === '') return new PatternError('not a string', false);
+  return patternProblem(v);
 }
 
 const regex = z.custom<string>((v) => regexError(v) === undefined, {
-  error: (issue) =>
-    typeof issue.input === 'string' && issue.input !== ''
-      ? `a valid regular expression (${regexError(issue.input)})`
-      : 'a regular expression (a non-empty string)',
+  error: (issue) => {
+    if (typeof issue.input !== 'string' || issue.input === '') {
+      return 'a regular expression (a non-empty string)';
+    }
+    const problem = regexError(issue.input);
+    return problem?.unsupported === true
+      ? `a regular expression in RE2 syntax (${problem.message}; see docs/plans.md)`
+      : `a valid regular expression (${problem?.message})`;
+  },
 });
 
 function oneOrMany<T extends z.ZodType>(schema: T, expected: string) {

@@ -138,13 +138,18 @@ export function judgedTarget(
       const assertions =
         testCase.expected.length === 0
           ? []
-          : await evaluateAssertionsAsync(testCase.expected, {
-              output,
-              latencyMs,
-              tokens,
-              cost,
-              testCase,
-            });
+          : await evaluateAssertionsAsync(
+              testCase.expected,
+              { output, latencyMs, tokens, cost, testCase },
+              // Read only when a regex match goes to the pattern worker: the attempt's timeout
+              // or a cancel ends it there (issue #16). A getter, because reading ctx.signal
+              // creates the attempt's AbortController.
+              {
+                get signal() {
+                  return ctx.signal;
+                },
+              },
+            );
       const outcome: CaseOutcome = { output, assertions, latencyMs };
       const failed = assertions.filter((a) => !a.passed);
       if (failed.length > 0) {

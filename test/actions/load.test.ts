@@ -480,6 +480,24 @@ describe('parseActionPlan: every problem at its position', () => {
     );
   });
 
+  it('a validation pattern linear-time matching cannot run (issue #16), at its position', () => {
+    const err = problem(
+      yaml(
+        'id: p',
+        'steps:',
+        '  - id: a',
+        '    tool: sleep',
+        '    validate:',
+        "      - { path: $.body, schema: { type: string, pattern: '^(\\w+) \\1$' } }",
+      ),
+      { tools: ['sleep'] },
+    );
+    expect(err.code).toBe('PLAN_INVALID');
+    expect(err.message).toBe(
+      'plan.yaml:6:33: steps[0].validate[0].schema: schema.pattern: "^(\\\\w+) \\\\1$" is not supported: the backreference "\\1" is not supported in linear-time matching (RE2 syntax, see docs/plans.md)',
+    );
+  });
+
   it('problems under `dependencies:` are placed and named as written', () => {
     const unknown = problem(
       yaml(

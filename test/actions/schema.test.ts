@@ -7,6 +7,7 @@ import {
   isSafeParseSchema,
   jsonEqual,
   validateSchema,
+  validateSchemaAsync,
 } from '../../src/actions/schema.js';
 import type { JsonSchema } from '../../src/actions/tool.js';
 import { classifyError, isStrideError } from '../../src/core/errors.js';
@@ -233,5 +234,57 @@ describe('checkJsonSchema / isJsonSchema', () => {
       expect.stringMatching(/^schema\.pattern: "\(" is not a valid regex/),
     ]);
     expect(isJsonSchema('string')).toBe(false);
+  });
+});
+
+// Issue #16: `pattern` comes from action plan files (validate rules), so it runs on the
+// linear-time engine; a match too large for this thread goes to the pattern worker.
+describe('patterns run in linear time', () => {
+  const poison = `ok:${'a'.repeat(31)}!`;
+
+  test('the catastrophic pattern gives its verdict (RegExp would backtrack for minutes)', () => {
+    const schema: JsonSchema = { type: 'string', pattern: '(a+)+$' };
+    expect(validateSchema(schema, poison)).toEqual([
+      `$: ${JSON.stringify(poison)} does not match the pattern "(a+)+$"`,
+    ]);
+    expect(validateSchema(schema, 'ok:aaa')).toEqual([]);
+  });
+
+  test('lookaround and backreferences are refused when the schema is checked', () => {
+    expect(checkJsonSchema({ type: 'string', pattern: 'a(?=b)' })).toEqual([
+      'schema.pattern: "a(?=b)" is not supported: lookahead "(?=" is not supported in linear-time matching (RE2 syntax, see docs/plans.md)',
+    ]);
+    expect(validateSchema({ pattern: '(x)\\1' }, 'xx')).toEqual([
+      '$: the schema\'s pattern "(x)\\\\1" cannot be used (the backreference "\\1" is not supported in linear-time matching)',
+    ]);
+  });
+
+  test('validateSchemaAsync: the same problems, in order, with large values matched on the worker', async () => {
+    const schema: JsonSchema = {
+      type: 'object',
+      properties: {
+        big: { type: 'string', pattern: '^x+$' },
+        small: { type: 'string', pattern: '^[a-z]+$' },
+        bad: { type: 'string', pattern: 'y$' },
+      },
+    };
+    const big = `${'x'.repeat(300_000)}!`; // over the in-thread budget
+    const value = { big, small: 'NO', bad: big };
+    const problems = await validateSchemaAsync(schema, value);
+    expect(problems).toEqual(validateSchema(schema, value));
+    expect(problems.map((p) => p.slice(0, 8))).toEqual(['$.big: "', '$.small:', '$.bad: "']);
+    expect(await validateSchemaAsync(schema, { big: 'x'.repeat(300_000) })).toEqual([]);
+  });
+
+  test("validateSchemaAsync rejects with the signal's reason when the attempt is aborted", async () => {
+    const controller = new AbortController();
+    const pending = validateSchemaAsync(
+      { type: 'string', pattern: '(?:a[ab]{999}[c-z]|b[ab]{999}[c-z])' },
+      'ab'.repeat(200_000),
+      '$',
+      { signal: controller.signal },
+    );
+    controller.abort(new Error('step timed out'));
+    await expect(pending).rejects.toThrow('step timed out');
   });
 });

@@ -413,7 +413,24 @@ const MALFORMED: readonly Malformed[] = [
     files: plan("cases:\n  - id: a\n    expected: { regex: '(unclosed' }\n"),
     code: 'PLAN_INVALID',
     message:
-      '@/plan.yaml:4:24: cases[0].expected.regex: "(unclosed" is invalid, expected a valid regular expression (Invalid regular expression: /(unclosed/: Unterminated group)',
+      '@/plan.yaml:4:24: cases[0].expected.regex: "(unclosed" is invalid, expected a valid regular expression (missing closing ): `(unclosed`)',
+  },
+  {
+    // Issue #16: assertions run on a linear-time engine, which has no lookaround.
+    name: 'a lookahead, which linear-time matching cannot run',
+    files: plan("cases:\n  - id: a\n    expected: { regex: 'refund(?! denied)' }\n"),
+    code: 'PLAN_INVALID',
+    message:
+      '@/plan.yaml:4:24: cases[0].expected.regex: "refund(?! denied)" is invalid, expected a regular expression in RE2 syntax (negative lookahead "(?!" is not supported in linear-time matching; see docs/plans.md)',
+  },
+  {
+    name: 'a backreference in a CSV expected_regex column',
+    files: withCases('cases: c.csv\n', {
+      'c.csv': 'id,query,expected_regex\na,hi,^ok\nb,hi,"(\\w+) \\1"\n',
+    }),
+    code: 'CASES_INVALID',
+    message:
+      '@/c.csv:3:6: expected_regex: "(\\\\w+) \\\\1" is invalid, expected a regular expression in RE2 syntax (the backreference "\\1" is not supported in linear-time matching; see docs/plans.md)',
   },
   {
     name: 'an unsupported JSON path',
