@@ -18,6 +18,7 @@ import {
   CancelledError,
   classifyError,
   describeValue,
+  type ErrorClassification,
   type ErrorInfo,
   InvalidOptionError,
   PausedError,
@@ -52,9 +53,16 @@ import {
   validateConcurrency,
   validateRunOptions,
 } from './options.js';
+import {
+  type PaceChange,
+  PaceController,
+  type PaceSignal,
+  type PaceState,
+  paceSignalOf,
+} from './pace.js';
 import { Fifo, PriorityFifo } from './queue.js';
 import { type RateLimiter, RateLimiterRegistry } from './rate.js';
-import { type AbortKind, Attempt, specProblem, TaskRecord } from './task.js';
+import { type AbortKind, Attempt, specProblem, TaskRecord, type UsageSink } from './task.js';
 
 /** Where tasks come from: an array, any iterable, or an async iterable (streamed, never all in memory). */
 export type TaskSource<I> = Iterable<TaskSpec<I>> | AsyncIterable<TaskSpec<I>>;
@@ -103,7 +111,13 @@ export class Run<I = unknown, O = unknown> {
   private readonly zombieGraceMs: number;
   private readonly retain: boolean;
   private readonly lookahead: number;
+  /** The effective concurrency: the option's, or what the adaptive pace lowered it to. */
   private concurrencyLimit: number;
+  /** The adaptive pace (undefined with `adaptive: false`) and its rate gate, if engaged. */
+  private readonly paceController: PaceController | undefined;
+  private paceBucket: RateLimiter | undefined;
+  /** Refusals (429s) per task still running: they do not count against maxAttempts. */
+  private readonly refusals = new Map<TaskRecord<I, O>, number>();
 
   private statusValue: RunStatus = 'running';
   private started = false;
@@ -118,6 +132,7 @@ export class Run<I = unknown, O = unknown> {
     paused: [],
     resumed: [],
     concurrency: [],
+    paceChanged: [],
     stopping: [],
     done: [],
   };
@@ -175,6 +190,7 @@ export class Run<I = unknown, O = unknown> {
   private total = 0;
   private attemptsStarted = 0;
   private retries = 0;
+  private refused = 0;
   private interrupted = 0;
   private zombies = 0;
   private tokens = 0;
@@ -202,6 +218,16 @@ export class Run<I = unknown, O = unknown> {
     this.zombieGraceMs = options.zombieGraceMs ?? 1000;
     this.retain = options.retainResults ?? true;
     this.concurrencyLimit = options.concurrency ?? 10;
+    const adaptive = options.adaptive ?? true;
+    this.paceController =
+      adaptive === false
+        ? undefined
+        : new PaceController(
+            this.clock,
+            this.concurrencyLimit,
+            adaptive === true ? {} : adaptive,
+            options.rate?.perMinute,
+          );
     this.lookahead = options.lookahead ?? Math.max(256, 4 * this.concurrencyLimit);
     this.runId = options.runId ?? newRunId();
     if (options.paused) {
@@ -270,9 +296,22 @@ export class Run<I = unknown, O = unknown> {
     return this.statusValue;
   }
 
-  /** Current concurrency limit. */
+  /** Current concurrency limit: the effective one (see `pace`). */
   get concurrency(): number {
     return this.concurrencyLimit;
+  }
+
+  /** The pace now: the ceiling, the effective concurrency and the adapted rate. */
+  get pace(): PaceState {
+    return (
+      this.paceController?.state ?? {
+        adaptive: false,
+        ceiling: this.concurrencyLimit,
+        concurrency: this.concurrencyLimit,
+        minConcurrency: this.concurrencyLimit,
+        ratePerMinute: undefined,
+      }
+    );
   }
 
   /** Aborted when the run stops (cancel, stop rule, deadline): the parent of every attempt's signal. */
@@ -453,12 +492,18 @@ export class Run<I = unknown, O = unknown> {
     this.stop(reason, options.drain ? 'drain' : 'abort', undefined);
   }
 
-  /** Changes the concurrency limit; lowering it never interrupts running attempts. */
+  /**
+   * Changes the concurrency limit; lowering it never interrupts running attempts. With adaptive
+   * pace it is the new ceiling: an effective limit the pace lowered stays at most what it was.
+   */
   setConcurrency(n: number): void {
     validateConcurrency(n);
     const from = this.concurrencyLimit;
-    this.concurrencyLimit = n;
-    this.emit('concurrency', { from, to: n, at: this.clock.now() });
+    const at = this.clock.now();
+    const change = this.paceController?.setCeiling(n, at);
+    this.concurrencyLimit = this.paceController?.limit ?? n;
+    this.emit('concurrency', { from, to: this.concurrencyLimit, at });
+    if (change !== undefined) this.emit('paceChanged', change);
     this.pump();
   }
 
@@ -512,13 +557,21 @@ export class Run<I = unknown, O = unknown> {
         const rec = fromRetry ? this.retryQueue.peek()! : this.ready.peek();
         if (rec === undefined) break;
         if (!fromRetry && this.options.batch !== undefined && !this.batchGateOpen()) break;
+        const pace = this.paceBucket;
+        if (pace !== undefined && !pace.tryAcquire()) {
+          this.paceController!.waitedForRate();
+          this.armRateTimer(pace, rec.rateKey, 1);
+          break;
+        }
         const bucket = rec.bucket;
         if (bucket !== undefined && !bucket.tryAcquire()) {
+          pace?.refund(1);
           this.armRateTimer(bucket, rec.rateKey, 1);
           break;
         }
         const reserve = rec.tokenBucket === undefined ? 0 : this.tokenEstimate(rec.tokenBucket);
         if (reserve > 0 && !rec.tokenBucket!.tryAcquire(reserve)) {
+          pace?.refund(1);
           bucket?.refund(1);
           this.armRateTimer(rec.tokenBucket!, rec.rateKey, reserve);
           break;
@@ -550,6 +603,7 @@ export class Run<I = unknown, O = unknown> {
     if (this.statusValue !== 'running' || isTerminal(rec.status)) {
       // A listener paused or stopped the run between "chosen" and "started": nothing is sent.
       // Give back the tokens and the attempt; the task waits at the head of the retry queue.
+      this.paceBucket?.refund(1);
       rec.bucket?.refund(1);
       if (reservedTokens > 0) rec.tokenBucket?.refund(reservedTokens);
       rec.attempts--;
@@ -563,8 +617,12 @@ export class Run<I = unknown, O = unknown> {
       this.transition(rec, 'queued', rec.attempts, true);
       return;
     }
-    const att = new Attempt<I, O>(this, rec, rec.attempts, now);
+    const att = new Attempt<I, O>(this.sink, rec, rec.attempts, now);
     att.reservedTokens = reservedTokens;
+    if (this.paceController !== undefined) {
+      att.paceSeq = this.paceController.started(now);
+      att.inFlightAtStart = this.running;
+    }
     this.inFlight.add(att);
     this.running++;
     const timeout = rec.timeoutMs ?? this.options.timeoutMs;
@@ -588,7 +646,7 @@ export class Run<I = unknown, O = unknown> {
   private send(att: Attempt<I, O>): void {
     let promise: Promise<O>;
     try {
-      promise = this.target.execute(att.rec, att);
+      promise = this.target.execute(att.rec, att.context);
       if (promise === null || typeof (promise as Promise<O>)?.then !== 'function')
         promise = Promise.resolve(promise);
     } catch (err) {
@@ -648,6 +706,7 @@ export class Run<I = unknown, O = unknown> {
     att.zombieCancel = undefined;
     this.inFlight.delete(att);
     this.running--;
+    this.paceBucket?.refund(1);
     rec.bucket?.refund(1);
     if (att.reservedTokens > 0) rec.tokenBucket?.refund(att.reservedTokens);
     rec.attempts--;
@@ -680,7 +739,7 @@ export class Run<I = unknown, O = unknown> {
     this.abortAttempt(att, 'timeout', err);
     att.decided = true;
     this.latency.record(this.clock.now() - att.startedAt);
-    this.attemptFailed(att.rec, err);
+    this.attemptFailed(att.rec, err, att);
     this.afterChange();
   }
 
@@ -700,13 +759,14 @@ export class Run<I = unknown, O = unknown> {
       if (ok) {
         this.consecutiveAuth = 0;
         rec.output = value as O;
+        this.paceAnswered(att);
         this.finish(rec, 'succeeded');
       } else if (att.abortKind === 'pause') {
         this.requeueInterrupted(rec);
       } else if (att.abortKind === 'cancel') {
         this.finish(rec, 'cancelled', undefined, this.stopReason ?? { kind: 'user' });
       } else {
-        this.attemptFailed(rec, value);
+        this.attemptFailed(rec, value, att);
       }
     }
     if (this.statusValue === 'pausing' && this.running - this.zombiesRunning === 0)
@@ -752,18 +812,70 @@ export class Run<I = unknown, O = unknown> {
     this.transition(rec, 'queued', rec.attempts, true);
   }
 
-  private attemptFailed(rec: TaskRecord<I, O>, err: unknown): void {
+  /**
+   * Tells the adaptive pace what a failed attempt means: a refusal without Retry-After lowers
+   * the pace (returned, so the retry knows to wait for the pace instead of a timer); a wrong
+   * answer is still an answer.
+   */
+  private paceSignal(
+    err: unknown,
+    cls: ErrorClassification,
+    att: Attempt<I, O> | undefined,
+  ): PaceSignal | undefined {
+    const pace = this.paceController;
+    if (pace === undefined || att === undefined) return undefined;
+    const signal = paceSignalOf(err, cls, att.limitsReported);
+    if (signal !== undefined) {
+      this.applyPace(pace.refused(att.paceSeq, att.inFlightAtStart, signal, this.clock.now()));
+    } else if (cls.code === 'TASK_FAILED') this.paceAnswered(att);
+    return signal;
+  }
+
+  private paceAnswered(att: Attempt<I, O>): void {
+    const pace = this.paceController;
+    if (pace !== undefined)
+      this.applyPace(pace.answered(att.paceSeq, att.inFlightAtStart, this.clock.now()));
+  }
+
+  private applyPace(change: PaceChange | undefined): void {
+    if (change === undefined) return;
+    this.paceBucket = this.paceController!.bucket;
+    const { from, to } = change.concurrency;
+    this.concurrencyLimit = to;
+    if (from !== to) this.emit('concurrency', { from, to, at: change.at });
+    this.emit('paceChanged', change);
+  }
+
+  private attemptFailed(rec: TaskRecord<I, O>, err: unknown, att?: Attempt<I, O>): void {
     const cls = classifyError(err);
     if (cls.auth) this.consecutiveAuth++;
     else this.consecutiveAuth = 0;
-    const spent = rec.attempts - rec.interrupted;
-    const canRetry = cls.retryable && spent < rec.maxAttempts && this.stopReason === undefined;
-    const delay = cls.retryAfterMs ?? backoffDelay(this.retry, Math.max(1, spent), this.random);
-    if (cls.rateLimited && rec.bucket !== undefined) {
+    // A 429 (not a spent quota) was refused before any work: it is no failed attempt of the
+    // case, so it does not spend maxAttempts; maxRateLimitRetries bounds it instead.
+    let refusals = this.refusals.get(rec) ?? 0;
+    if (cls.rateLimited) {
+      this.refusals.set(rec, ++refusals);
+      this.refused++;
+    }
+    const spent = rec.attempts - rec.interrupted - refusals;
+    const canRetry =
+      cls.retryable &&
+      spent < rec.maxAttempts &&
+      refusals <= this.retry.maxRateLimitRetries &&
+      this.stopReason === undefined;
+    const signal = this.paceSignal(err, cls, att);
+    let delay =
+      cls.retryAfterMs ??
+      backoffDelay(this.retry, Math.max(1, cls.rateLimited ? refusals : spent), this.random);
+    // A bare 429 under adaptive pace: the lowered pace is the wait, not a timer.
+    if (signal === 'rate_limited') delay = 0;
+    else if (cls.rateLimited && rec.bucket !== undefined) {
       rec.bucket.coolDown(delay);
       this.emit('coolDown', { key: rec.rateKey, ms: delay, at: this.clock.now() });
     }
     const info = toErrorInfo(err, cls.code);
+    if (cls.rateLimited && refusals > this.retry.maxRateLimitRetries)
+      info.message += ` (refused ${refusals} times; the ${this.retry.maxRateLimitRetries} rate-limit retries are spent)`;
     if (!canRetry) {
       // A failed verdict may still carry what the target answered (TaskFailedError's output).
       const output = (err as { output?: unknown } | null)?.output;
@@ -774,6 +886,8 @@ export class Run<I = unknown, O = unknown> {
     rec.retrying = true;
     rec.error = info;
     this.backingOff.add(rec);
+    // A zero delay still goes through a timer: the retry's `pending` and `queued` stay two
+    // transitions, and it waits behind the answers of this turn.
     rec.backoffCancel = this.clock.schedule(delay, () => {
       rec.backoffCancel = undefined;
       this.backingOff.delete(rec);
@@ -792,6 +906,7 @@ export class Run<I = unknown, O = unknown> {
   ): void {
     if (isTerminal(rec.status)) return;
     const now = this.clock.now();
+    if (this.refusals.size > 0) this.refusals.delete(rec);
     rec.finishedAt = now;
     rec.executionTimeMs = rec.startedAt === undefined ? 0 : now - rec.startedAt;
     if (status === 'succeeded') rec.error = undefined;
@@ -1163,8 +1278,15 @@ export class Run<I = unknown, O = unknown> {
   private reportedTokenSum = 0;
   private reportedAttempts = 0;
 
-  /** @internal Called by Attempt.reportLimits. */
-  syncLimits(att: Attempt<I, O>, limits: RateLimitSnapshot): void {
+  /** What an attempt's context reports to (not part of the Run's public surface). */
+  private readonly sink: UsageSink<I, O> = {
+    addUsage: (att, usage) => this.addUsage(att, usage),
+    syncLimits: (att, limits) => this.syncLimits(att, limits),
+  };
+
+  /** Called by an attempt's `reportLimits`. */
+  private syncLimits(att: Attempt<I, O>, limits: RateLimitSnapshot): void {
+    att.limitsReported = true;
     const rec = att.rec;
     const key = rec.rateKey;
     const cool = (bucket: RateLimiter | undefined, ms: number | undefined, name: string) => {
@@ -1182,8 +1304,8 @@ export class Run<I = unknown, O = unknown> {
     }
   }
 
-  /** @internal Called by Attempt.reportUsage. */
-  addUsage(att: Attempt<I, O>, usage: Partial<Usage>): void {
+  /** Called by an attempt's `reportUsage`. */
+  private addUsage(att: Attempt<I, O>, usage: Partial<Usage>): void {
     const tokens = usage.tokens ?? 0;
     const cost = usage.cost ?? 0;
     if (!Number.isFinite(tokens) || tokens < 0)
@@ -1364,6 +1486,8 @@ export class Run<I = unknown, O = unknown> {
       cancelledTasks: c.cancelled,
       attempts: this.attemptsStarted,
       retries: this.retries,
+      refused: this.refused,
+      ...(this.paceController === undefined ? {} : { pace: this.paceController.statistics() }),
       interrupted: this.interrupted,
       zombies: this.zombies,
       tokens: this.tokens,

@@ -24,7 +24,12 @@ export interface UsageSink<I, O> {
   syncLimits(att: Attempt<I, O>, limits: RateLimitSnapshot): void;
 }
 
-/** A task's live record. It becomes the task's TaskResult when terminal (no copy). */
+/**
+ * A task's live record. It becomes the task's TaskResult when terminal (no copy), so its own
+ * enumerable fields are exactly TaskResult's: the engine's bookkeeping (rate buckets, budget,
+ * backoff timer, batch and dependency state) lives in ES private fields behind accessors, and
+ * `JSON.stringify(result)` or `structuredClone(result)` give the documented fields only.
+ */
 export class TaskRecord<I, O> implements TaskResult<I, O>, TaskView<I> {
   status: TaskStatus = 'pending';
   attempts: number;
@@ -35,35 +40,121 @@ export class TaskRecord<I, O> implements TaskResult<I, O>, TaskView<I> {
   startedAt: number | undefined = undefined;
   finishedAt: number | undefined = undefined;
   executionTimeMs = 0;
-  /** Attempts aborted by pause; they do not spend the retry budget. */
-  interrupted = 0;
-  /** A retry is waiting in backoff or in the retry queue. */
-  retrying = false;
-  /** Admitted into the current batch (batch mode). */
-  batched = false;
-  /** Dependencies that have not succeeded yet (`TaskSpec.dependsOn`). */
-  waitingOn = 0;
-  backoffCancel: CancelTimer | undefined = undefined;
+
+  #interrupted = 0;
+  #retrying = false;
+  #batched = false;
+  #waitingOn = 0;
+  #backoffCancel: CancelTimer | undefined = undefined;
+  readonly #timeoutMs: number | undefined;
+  readonly #maxAttempts: number;
+  readonly #bucket: RateLimiter | undefined;
+  readonly #tokenBucket: RateLimiter | undefined;
+  readonly #rateKey: string;
 
   constructor(
     readonly id: string,
     readonly input: I,
     readonly priority: number,
-    readonly timeoutMs: number | undefined,
-    readonly maxAttempts: number,
-    readonly bucket: RateLimiter | undefined,
-    readonly tokenBucket: RateLimiter | undefined,
-    readonly rateKey: string,
+    timeoutMs: number | undefined,
+    maxAttempts: number,
+    bucket: RateLimiter | undefined,
+    tokenBucket: RateLimiter | undefined,
+    rateKey: string,
     attemptsBefore: number,
   ) {
     this.attempts = attemptsBefore;
+    this.#timeoutMs = timeoutMs;
+    this.#maxAttempts = maxAttempts;
+    this.#bucket = bucket;
+    this.#tokenBucket = tokenBucket;
+    this.#rateKey = rateKey;
+  }
+
+  /** Attempts aborted by pause; they do not spend the retry budget. */
+  get interrupted(): number {
+    return this.#interrupted;
+  }
+  set interrupted(n: number) {
+    this.#interrupted = n;
+  }
+  /** A retry is waiting in backoff or in the retry queue. */
+  get retrying(): boolean {
+    return this.#retrying;
+  }
+  set retrying(v: boolean) {
+    this.#retrying = v;
+  }
+  /** Admitted into the current batch (batch mode). */
+  get batched(): boolean {
+    return this.#batched;
+  }
+  set batched(v: boolean) {
+    this.#batched = v;
+  }
+  /** Dependencies that have not succeeded yet (`TaskSpec.dependsOn`). */
+  get waitingOn(): number {
+    return this.#waitingOn;
+  }
+  set waitingOn(n: number) {
+    this.#waitingOn = n;
+  }
+  get backoffCancel(): CancelTimer | undefined {
+    return this.#backoffCancel;
+  }
+  set backoffCancel(c: CancelTimer | undefined) {
+    this.#backoffCancel = c;
+  }
+  get timeoutMs(): number | undefined {
+    return this.#timeoutMs;
+  }
+  get maxAttempts(): number {
+    return this.#maxAttempts;
+  }
+  get bucket(): RateLimiter | undefined {
+    return this.#bucket;
+  }
+  get tokenBucket(): RateLimiter | undefined {
+    return this.#tokenBucket;
+  }
+  /** The task's rate bucket key (TaskView). */
+  get rateKey(): string {
+    return this.#rateKey;
   }
 }
 
 export type AbortKind = 'timeout' | 'cancel' | 'pause';
 
-/** One attempt; it is also the AttemptContext the target receives. */
+/**
+ * What a target receives as its AttemptContext: the documented fields and nothing of the
+ * engine's (no slot, deadline or abort bookkeeping a target could read or break).
+ */
+class AttemptContextView<I, O> implements AttemptContext {
+  readonly #att: Attempt<I, O>;
+  constructor(att: Attempt<I, O>) {
+    this.#att = att;
+  }
+  get signal(): AbortSignal {
+    return this.#att.signal;
+  }
+  get attempt(): number {
+    return this.#att.attempt;
+  }
+  get taskId(): string {
+    return this.#att.rec.id;
+  }
+  reportUsage(usage: Partial<Usage>): void {
+    this.#att.reportUsage(usage);
+  }
+  reportLimits(limits: RateLimitSnapshot): void {
+    this.#att.reportLimits(limits);
+  }
+}
+
+/** One attempt: the state the run loop keeps for it. Targets see only its `context`. */
 export class Attempt<I, O> implements AttemptContext, DeadlineEntry {
+  /** The narrow view handed to the target. */
+  readonly context: AttemptContext = new AttemptContextView(this);
   private controller: AbortController | undefined = undefined;
   abortReason: unknown = undefined;
   abortKind: AbortKind | undefined = undefined;
@@ -76,6 +167,12 @@ export class Attempt<I, O> implements AttemptContext, DeadlineEntry {
   reservedTokens = 0;
   /** Tokens the target reported for this attempt, or undefined if it reported none. */
   reportedTokens: number | undefined = undefined;
+  /** The adaptive pace's number of this start (0 without adaptive pace). */
+  paceSeq = 0;
+  /** Attempts of the run in flight when this one started (the pace's evidence on a refusal). */
+  inFlightAtStart = 0;
+  /** The target reported rate-limit headers for this attempt (`reportLimits`). */
+  limitsReported = false;
   /** This attempt's timeout, if it has one; its countdown lives in the run's DeadlineQueue. */
   timeoutMs: number | undefined = undefined;
   deadline = 0;

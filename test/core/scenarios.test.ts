@@ -710,6 +710,48 @@ describe('concurrency, priority, batches, sources', () => {
 });
 
 describe('results and statistics', () => {
+  it('results and the target context are plain data: only their documented fields', async () => {
+    const clock = new VirtualClock();
+    let ctxKeys: string[] = [];
+    let ctxJson = '';
+    const t = target(async (_task, ctx) => {
+      ctxKeys = Object.keys(ctx);
+      ctxJson = JSON.stringify(ctx);
+      expect([ctx.attempt, ctx.taskId, ctx.signal.aborted]).toEqual([1, 't0', false]);
+      // Nothing of the engine's bookkeeping is reachable from the context.
+      for (const k of ['rec', 'run', 'decided', 'zombie', 'settled', 'deadline'])
+        expect(k in ctx).toBe(false);
+      return 'ok';
+    });
+    const result = await virtualRun(1, t, {
+      clock,
+      rateLimit: { requestsPerSecond: 5 },
+      retry: { maxAttempts: 2 },
+    }).run.start();
+    expect(ctxKeys).toEqual([]);
+    expect(ctxJson).toBe('{}');
+    const task = result.tasks[0]!;
+    const fields = [
+      'id',
+      'input',
+      'priority',
+      'status',
+      'attempts',
+      'output',
+      'error',
+      'reason',
+      'usage',
+      'startedAt',
+      'finishedAt',
+      'executionTimeMs',
+    ];
+    expect(Object.keys(JSON.parse(JSON.stringify(task))).sort()).toEqual(
+      fields.filter((f) => (task as unknown as Record<string, unknown>)[f] !== undefined).sort(),
+    );
+    expect(Object.keys(structuredClone(task)).sort()).toEqual([...fields].sort());
+    expect(JSON.stringify(task)).not.toMatch(/bucket|clock|maxAttempts|rateKey/);
+  });
+
   it('reports usage, latency percentiles and per-state counts', async () => {
     const clock = new VirtualClock();
     const t = target(async (task, ctx) => {
