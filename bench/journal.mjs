@@ -13,7 +13,8 @@
  * - `S1 journal off`: bench/scenario.mjs's S1 for Stride: 200,000 no-op tasks at concurrency
  *   64, `retry: { maxAttempts: 3 }`, `timeoutMs: 60_000`, a transition listener.
  * - `S1 journal on`: the same run with `attachJournal` into a SqliteStore; the measured window
- *   ends when `journal.closed` resolved (everything durable).
+ *   ends when `journal.closed` resolved (everything durable). `send-gate commits` counts the
+ *   synchronous commits the journal makes before attempts are sent (one per turn).
  * - `S1 journal on, test-plan rows`: the same with a test case's input (~250 bytes of JSON) and
  *   a Dify-like output (~450 bytes) per task, so rows have a realistic size.
  * - `store alone`: the same 600,000 transitions and 200,000 attempts, prepared beforehand, handed
@@ -90,8 +91,17 @@ async function s1(stride, { journal, rows }) {
   });
   let store;
   let j;
+  let commits = 0;
   if (journal) {
     store = new stride.SqliteStore({ path });
+    // Counts the send gate's commits: one synchronous transaction per turn that starts attempts
+    // (a build without the gate has no Store.commit, and counts none).
+    const commit = store.commit?.bind(store);
+    if (commit !== undefined)
+      store.commit = () => {
+        commits++;
+        commit();
+      };
     j = await stride.attachJournal(run, store, { options: { concurrency: CONCURRENCY } });
   }
   const result = await run.start();
@@ -110,6 +120,7 @@ async function s1(stride, { journal, rows }) {
     completed: result.statistics.succeededTasks,
     stored,
     transitions: events,
+    commits: journal ? commits : undefined,
     wallMs,
     cpuUs: cpu.user + cpu.system,
     dbMB,
@@ -281,6 +292,7 @@ async function main(argv) {
       0,
     ],
     ['database MB', (r) => r.dbMB ?? NaN, 1],
+    ['send-gate commits', (r) => r.commits ?? NaN, 0],
     ['peak RSS MB', (r) => r.maxRssMB, 0],
   ];
   const lines = [
