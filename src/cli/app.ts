@@ -24,6 +24,16 @@ import {
 import { ExecutorService } from '../runner/executor-service.js';
 import { RunHistory } from '../runner/history.js';
 import { DEFAULT_DB_PATH, SqliteStore } from '../store/sqlite.js';
+import {
+  baselineHook,
+  CompareUsageError,
+  planRunsText,
+  type RegressionGate,
+  registerCompare,
+  regressionGateOption,
+  reportHtmlOptions,
+  resolveBaseline,
+} from './compare.js';
 import { runDemo } from './demo.js';
 import {
   durationArg,
@@ -54,6 +64,7 @@ const BAD_INPUT = new Set([
   'CASES_INVALID',
   'ENV_MISSING',
   'PLAN_CHANGED',
+  'NOTHING_TO_COMPARE',
   'RUN_NOT_FOUND',
   'RUN_LOCKED',
   'STORE_CORRUPT',
@@ -83,6 +94,8 @@ interface RunFlags extends OutputFlags, DispatchFlags {
   seed?: number;
   repeat?: number;
   runId?: string;
+  baseline?: string;
+  failOnRegression?: RegressionGate;
 }
 
 const ALL_FORMATS = 'jsonl,json,csv,junit,html';
@@ -317,7 +330,9 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
       .option('--sample <n>', 'a seeded random sample of n cases', intArg(1))
       .option('--seed <n>', 'the sample seed', intArg(0))
       .option('--repeat <n>', 'run every selected case n times', intArg(1))
-      .option('--run-id <id>', 'the new run id (default: generated)'),
+      .option('--run-id <id>', 'the new run id (default: generated)')
+      .option('--baseline <run-id|latest>', 'compare the run with this one at the end (latest~N)')
+      .addOption(regressionGateOption()),
     { out: 'stride-out' },
   );
   example(
@@ -340,6 +355,8 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
           'sample',
           'seed',
           'repeat',
+          'baseline',
+          'failOnRegression',
           'failUnder',
         ] as const
       ).filter((k) => flags[k] !== undefined);
@@ -377,8 +394,25 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
     });
     const manifest = applyOverrides(loaded, flags);
     const stats = await checkCases(manifest); // with the flags' selection, before anything runs
+    if (flags.failOnRegression !== undefined && flags.baseline === undefined) {
+      throw new UsageError('--fail-on-regression needs --baseline <run-id|latest>');
+    }
+    // Resolved before the run's journal and report folder are opened: an unknown baseline exits
+    // 2 with nothing sent or written.
+    const baseline =
+      flags.baseline === undefined
+        ? undefined
+        : await resolveBaseline(flags.db, flags.baseline, manifest.workflowId);
     const { history, close } = await openRuns(flags, io, false);
     try {
+      const afterRun =
+        baseline === undefined
+          ? undefined
+          : baselineHook(history, baseline, {
+              spec: flags.baseline!,
+              out: flags.out,
+              gate: flags.failOnRegression,
+            });
       const code = await runSession(
         ({ onStart, retainResults }) =>
           history.run(manifest, {
@@ -391,6 +425,7 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
             command: `stride ${argv.join(' ')}`,
           }),
           total: stats.selected,
+          ...(afterRun === undefined ? {} : { afterRun }),
         },
       );
       setCode(code);
@@ -510,16 +545,22 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
       .description('list the runs in the journal, newest first')
       .option('--db <path>', 'the run journal (SQLite)', DEFAULT_DB_PATH)
       .option('-n, --limit <n>', 'at most this many', intArg(1), 20)
+      .option('--plan <name>', "one plan's runs with pass rate, cost, p50 and a trend")
       .option('--json', 'print JSON'),
     'stride runs',
     'stride runs -n 5 --json',
-  ).action(async (flags: { db: string; limit: number; json?: boolean }) => {
+    'stride runs --plan support-bot',
+  ).action(async (flags: { db: string; limit: number; json?: boolean; plan?: string }) => {
     if (!existsSync(flags.db)) {
       io.stdout.write(flags.json === true ? '[]\n' : `no runs yet (no journal at ${flags.db})\n`);
       return;
     }
     const history = openHistory(flags.db, true);
     try {
+      if (flags.plan !== undefined) {
+        io.stdout.write(await planRunsText(history, flags.plan, flags.limit, flags.json === true));
+        return;
+      }
       const runs = await history.listRuns({ limit: flags.limit });
       io.stdout.write(flags.json === true ? `${JSON.stringify(runs)}\n` : `${formatRuns(runs)}\n`);
     } finally {
@@ -564,12 +605,13 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
     const formats = formatsOf(flags.format, '--format');
     const history = openHistory(flags.db, true);
     try {
-      const { summary, source } = await summaryOf(history, runId);
+      const { summary, source, record } = await summaryOf(history, runId);
+      const options = { html: await reportHtmlOptions(history, record) };
       const file =
         formats.length === 1 && flags.output !== undefined && !flags.output.endsWith('/');
       const written = file
-        ? { [formats[0]!]: await writeReport(formats[0]!, flags.output!, summary, source) }
-        : await writeReports(flags.output ?? 'stride-out', formats, summary, source);
+        ? { [formats[0]!]: await writeReport(formats[0]!, flags.output!, summary, source, options) }
+        : await writeReports(flags.output ?? 'stride-out', formats, summary, source, options);
       for (const [format, path] of Object.entries(written))
         io.stdout.write(`${format.padEnd(6)} ${path}\n`);
     } finally {
@@ -693,6 +735,8 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
     },
   );
 
+  registerCompare(root, io, setCode);
+
   // `stride mock` parses its own flags (see src/mock/cli.ts); listed here for --help.
   root
     .command('mock')
@@ -779,7 +823,10 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
       return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
     io.stderr.write(`stride: ${err instanceof Error ? err.message : String(err)}\n`);
-    const bad = err instanceof UsageError || (isStrideError(err) && BAD_INPUT.has(err.code));
+    const bad =
+      err instanceof UsageError ||
+      err instanceof CompareUsageError ||
+      (isStrideError(err) && BAD_INPUT.has(err.code));
     return bad ? EXIT.usage : EXIT.failures;
   }
 }

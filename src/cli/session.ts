@@ -7,9 +7,11 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { passRateTrend } from '../compare/trend.js';
 import { type Hold, isTerminal, type TaskResult } from '../core/index.js';
 import type { TestResult } from '../report/convert.js';
 import {
+  type HtmlOptions,
   JsonlStreamWriter,
   REPORT_FILES,
   type ReportFormat,
@@ -52,6 +54,20 @@ export interface SessionOptions {
   readonly total?: number;
   /** True for a resume: the JSONL file is re-written from the store at the end, every case in it. */
   readonly rewriteJsonl?: boolean;
+  /**
+   * Called once the run ended by itself (not when interrupted), before its reports are written
+   * (`run --baseline`: the comparison). Its HTML options go to report.html, its text is printed
+   * after the run's summary, its JSON merged into `--json`'s, its code raises the exit code.
+   */
+  readonly afterRun?: (runId: string) => Promise<AfterRun>;
+}
+
+/** What `SessionOptions.afterRun` adds to a session's end. */
+export interface AfterRun {
+  readonly html?: HtmlOptions;
+  readonly text?: string;
+  readonly json?: Record<string, unknown>;
+  readonly code?: number;
 }
 
 /** What the session starts: a RunHistory call given the hooks. */
@@ -175,6 +191,7 @@ export async function runSession(start: SessionStart, options: SessionOptions): 
     return EXIT.interrupted;
   }
 
+  const after = await options.afterRun?.(runId);
   const {
     summary,
     record: final,
@@ -186,17 +203,22 @@ export async function runSession(start: SessionStart, options: SessionOptions): 
         ? options.formats
         : options.formats.filter((f) => f !== 'jsonl'),
     command: options.command,
+    ...(after?.html === undefined ? {} : { html: after.html }),
   });
   if (streamJsonl) paths.jsonl = jsonlPath;
   const code = exitCodeFor(summary, final, options.failUnder);
+  const exit = Math.max(code, after?.code ?? 0);
   if (options.json) {
-    io.stdout.write(`${JSON.stringify(jsonSummary(summary, final, paths, code))}\n`);
+    io.stdout.write(
+      `${JSON.stringify({ ...jsonSummary(summary, final, paths, exit), ...after?.json })}\n`,
+    );
   } else {
     io.stdout.write(
       `${formatRunSummary(summary, final, paths, { quiet: options.quiet, failUnder: options.failUnder })}\n`,
     );
   }
-  return code;
+  if (after?.text !== undefined && !options.json) io.stdout.write(`\n${after.text}\n`);
+  return exit;
 }
 
 /** A stored run's record and report summary, read from the journal in one pass. */
@@ -232,14 +254,26 @@ export async function summaryOf(
 export async function writeRunReports(
   history: RunHistory,
   runId: string,
-  options: { out: string; formats: readonly ReportFormat[]; command?: string },
+  options: {
+    out: string;
+    formats: readonly ReportFormat[];
+    command?: string;
+    html?: HtmlOptions;
+  },
 ): Promise<{
   summary: ReportSummary;
   record: RunRecord;
   paths: Partial<Record<ReportFormat, string>>;
 }> {
   const { record, summary, source } = await summaryOf(history, runId, options.command);
-  const written = await writeReports(options.out, options.formats, summary, source);
+  // The HTML report shows the plan's recent pass rates (cheap: stored counts, see passRateTrend).
+  const trend =
+    options.formats.includes('html') && record.kind === 'test'
+      ? await passRateTrend(history, record.plan, { upTo: runId })
+      : undefined;
+  const written = await writeReports(options.out, options.formats, summary, source, {
+    html: { ...(trend === undefined ? {} : { trend }), ...options.html },
+  });
   return { summary, record, paths: { ...written } };
 }
 

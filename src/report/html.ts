@@ -23,6 +23,22 @@ const OPEN_FAILURES = 20;
 export interface HtmlOptions {
   /** @default HTML_MAX_FAILURES */
   readonly maxFailures?: number;
+  /**
+   * The plan's recent runs, oldest first, this run last: their pass rates are drawn as a small
+   * chart under the summary (`stride run` and `stride report` give the last 20).
+   */
+  readonly trend?: readonly HtmlTrendPoint[];
+  /** A comparison made with this run (`stride run --baseline`): linked from the header. */
+  readonly comparison?: { readonly href: string; readonly text: string };
+}
+
+/** A run on the report's pass-rate chart. */
+export interface HtmlTrendPoint {
+  readonly runId: string;
+  /** Epoch milliseconds. */
+  readonly startedAt: number;
+  /** Null when the run has no result. */
+  readonly passRate: number | null;
 }
 
 const STATUS_LABEL: Readonly<Record<TestStatus | 'cancelled', string>> = {
@@ -33,7 +49,8 @@ const STATUS_LABEL: Readonly<Record<TestStatus | 'cancelled', string>> = {
   cancelled: 'cancelled',
 };
 
-const CSS = `
+/** The reports' style sheet (also the comparison page's, src/compare/html.ts). */
+export const REPORT_CSS = `
 :root{--fg:#1f2328;--muted:#656d76;--line:#d0d7de;--bg:#f6f8fa;--card:#fff;--ok:#1a7f37;--fail:#cf222e;--err:#bc4c00;--tmo:#8250df;--skip:#8c959f;--accent:#0969da}
 *{box-sizing:border-box}
 body{margin:0;font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:var(--fg);background:var(--bg)}
@@ -50,6 +67,7 @@ dl.meta dd{margin:0;font-weight:500;word-break:break-all}
 .verdict{display:inline-block;margin-top:14px;padding:4px 12px;border-radius:999px;font-weight:600}
 .verdict.ok{background:#dafbe1;color:var(--ok)}
 .verdict.bad{background:#ffebe9;color:var(--fail)}
+.verdict.link{background:#ddf4ff;color:var(--accent);margin-left:8px;text-decoration:none}
 nav{position:sticky;top:0;z-index:1;background:rgba(255,255,255,.95);border-bottom:1px solid var(--line);padding:8px 32px;display:flex;gap:18px;flex-wrap:wrap}
 nav a{color:var(--accent);text-decoration:none;font-weight:500}
 main{max-width:1200px;margin:0 auto;padding:24px 32px 48px}
@@ -156,7 +174,7 @@ function card(
   );
 }
 
-function header(s: ReportSummary): string {
+function header(s: ReportSummary, comparison: HtmlOptions['comparison']): string {
   const m = s.meta;
   const facts: [string, string][] = [
     ['Run', m.runId],
@@ -181,7 +199,11 @@ function header(s: ReportSummary): string {
     (m.command === undefined
       ? ''
       : `<pre class="command" data-testid="command" title="Command to reproduce this run"><code>${h(m.command)}</code></pre>`) +
-    `${verdict}</header>`
+    verdict +
+    (comparison === undefined
+      ? ''
+      : `<a class="verdict link" data-testid="comparison-link" href="${h(comparison.href)}">${h(comparison.text)}</a>`) +
+    '</header>'
   );
 }
 
@@ -380,6 +402,44 @@ function slowest(s: ReportSummary): string {
   return `<section id="slowest"><h2>Slowest cases</h2><table class="grid"><thead><tr><th>Case</th><th>Dataset</th><th>Status</th><th>Time</th></tr></thead><tbody>${rows}</tbody></table></section>`;
 }
 
+/** The plan's recent pass rates as a line chart (no script: an inline SVG). */
+function trendSection(points: readonly HtmlTrendPoint[], runId: string): string {
+  const known = points.filter((p) => p.passRate !== null);
+  if (points.length < 2 || known.length === 0) return '';
+  const W = 720;
+  const H = 160;
+  const left = 48;
+  const top = 16;
+  const plotW = W - left - 16;
+  const plotH = H - top - 28;
+  // The axis starts at the lowest rate rounded down to 10 %: a plan's rate moves by a few points.
+  const floor = Math.min(0.9, Math.floor(Math.min(...known.map((p) => p.passRate!)) * 10) / 10);
+  const x = (i: number) =>
+    left + (points.length === 1 ? plotW / 2 : (i * plotW) / (points.length - 1));
+  const y = (r: number) => top + plotH - ((r - floor) / (1 - floor)) * plotH;
+  const line = points
+    .map((p, i) => (p.passRate === null ? null : `${x(i).toFixed(1)},${y(p.passRate).toFixed(1)}`))
+    .filter((v) => v !== null)
+    .join(' ');
+  const dots = points
+    .map((p, i) => {
+      if (p.passRate === null) return '';
+      const current = p.runId === runId;
+      return `<circle data-testid="trend-point" data-run-id="${h(p.runId)}" data-value="${p.passRate}" cx="${x(i).toFixed(1)}" cy="${y(p.passRate).toFixed(1)}" r="${current ? 5 : 3.5}" fill="${current ? '#cf222e' : '#0969da'}"><title>${h(`${p.runId}: ${pct(p.passRate)}`)}</title></circle>`;
+    })
+    .join('');
+  const svg =
+    `<svg viewBox="0 0 ${W} ${H}" role="img" aria-label="Pass rate of the plan's recent runs" data-testid="trend" xmlns="http://www.w3.org/2000/svg" font-size="11" font-family="system-ui,sans-serif">` +
+    `<line x1="${left}" y1="${top}" x2="${W - 16}" y2="${top}" stroke="#d0d7de" stroke-dasharray="3 3"/>` +
+    `<line x1="${left}" y1="${top + plotH}" x2="${W - 16}" y2="${top + plotH}" stroke="#d0d7de"/>` +
+    `<text x="${left - 6}" y="${top + 4}" text-anchor="end" fill="#656d76">100%</text>` +
+    `<text x="${left - 6}" y="${top + plotH + 4}" text-anchor="end" fill="#656d76">${pct(floor)}</text>` +
+    `<polyline points="${line}" fill="none" stroke="#0969da" stroke-width="2"/>${dots}` +
+    `<text x="${left}" y="${H - 6}" fill="#656d76">${h(points[0]!.runId)}</text>` +
+    `<text x="${W - 16}" y="${H - 6}" text-anchor="end" fill="#656d76">${h(points[points.length - 1]!.runId)}</text></svg>`;
+  return `<section id="trend"><h2>Pass rate, last ${points.length} runs of the plan</h2>${svg}<p class="muted">Oldest on the left; this run in red.</p></section>`;
+}
+
 function value(v: unknown): string {
   return `<pre class="value">${h(clip(diffText(v), MAX_VALUE))}</pre>`;
 }
@@ -477,9 +537,9 @@ export async function writeHtml(
         // No script may run and nothing may load: the report shows untrusted model output.
         `<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">` +
         `<title>${h(`${s.meta.plan} · ${s.meta.runId} · Stride report`)}</title>` +
-        `<style>${CSS}</style></head><body>`,
+        `<style>${REPORT_CSS}</style></head><body>`,
     );
-    await sink.write(header(s));
+    await sink.write(header(s, options.comparison));
     await sink.write(
       '<nav><a href="#summary">Summary</a><a href="#latency">Latency</a>' +
         (s.datasets.length > 0 ? '<a href="#datasets">Datasets</a>' : '') +
@@ -488,7 +548,13 @@ export async function writeHtml(
         `<a href="#failures">Failures (${int(listable)})</a></nav><main>`,
     );
     await sink.write(
-      cards(s) + statusBar(s) + latency(s) + datasets(s) + errorCodes(s) + slowest(s),
+      cards(s) +
+        trendSection(options.trend ?? [], s.meta.runId) +
+        statusBar(s) +
+        latency(s) +
+        datasets(s) +
+        errorCodes(s) +
+        slowest(s),
     );
     await sink.write(
       `<section id="failures"><h2>Failures, errors and timeouts <span class="muted" data-testid="failure-count" data-value="${listable}">(${int(listable)})</span></h2>`,

@@ -17,7 +17,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { InvalidOptionError } from '../core/index.js';
 import { writeCsv } from './csv.js';
-import { writeHtml } from './html.js';
+import { type HtmlOptions, writeHtml } from './html.js';
 import { writeJson } from './json.js';
 import { writeJsonl } from './jsonl.js';
 import { writeJunit } from './junit.js';
@@ -27,7 +27,7 @@ import type { ReportSummary } from './summary.js';
 export * from './convert.js';
 export { CSV_COLUMNS, type CsvOptions, csvField, writeCsv } from './csv.js';
 export { type DiffLine, lineDiff } from './diff.js';
-export { HTML_MAX_FAILURES, type HtmlOptions, writeHtml } from './html.js';
+export { HTML_MAX_FAILURES, type HtmlOptions, type HtmlTrendPoint, writeHtml } from './html.js';
 export { writeJson } from './json.js';
 export { JsonlStreamWriter, jsonlLine, writeJsonl } from './jsonl.js';
 export { writeJunit } from './junit.js';
@@ -50,6 +50,11 @@ export {
   SummaryBuilder,
   summarize,
 } from './summary.js';
+
+/** Options of the writers that take some, by format. */
+export interface ReportOptions {
+  readonly html?: HtmlOptions;
+}
 
 /** A report file format. */
 export type ReportFormat = 'jsonl' | 'json' | 'csv' | 'junit' | 'html';
@@ -125,12 +130,14 @@ export async function writeReports(
   formats: readonly ReportFormat[],
   summary: ReportSummary,
   source: ResultSource,
+  options: ReportOptions = {},
 ): Promise<Partial<Record<ReportFormat, string>>> {
   await mkdir(dir, { recursive: true });
   const paths: Partial<Record<ReportFormat, string>> = {};
   for (const format of formats) {
     const path = join(dir, REPORT_FILES[format]);
-    await WRITERS[format](path, summary, source);
+    if (format === 'html') await writeHtml(path, summary, source, options.html);
+    else await WRITERS[format](path, summary, source);
     paths[format] = path;
   }
   return paths;
@@ -149,8 +156,10 @@ export async function writeReport(
   path: string,
   summary: ReportSummary,
   source: ResultSource,
+  options: ReportOptions = {},
 ): Promise<string> {
   await mkdir(dirname(path), { recursive: true });
-  await WRITERS[format](path, summary, source);
+  if (format === 'html') await writeHtml(path, summary, source, options.html);
+  else await WRITERS[format](path, summary, source);
   return path;
 }

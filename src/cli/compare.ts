@@ -1,0 +1,347 @@
+/**
+ * The CLI faces of run comparison: `stride compare <base> <head>`, `stride run --baseline`
+ * (the comparison at the end of a run, with the same gate), and `stride runs --plan NAME` (the
+ * plan's runs with pass rate, cost, p50 and a sparkline). Bad input exits 2 before anything is
+ * written: the comparison is computed whole first.
+ */
+
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { COMPARE_DETAILS, compareRuns } from '../compare/compare.js';
+import { writeComparisonHtml } from '../compare/html.js';
+import { resolveRuns } from '../compare/refs.js';
+import { comparisonMarkdown, formatComparison } from '../compare/text.js';
+import { passRateTrend, runFigures, runsOfPlan, sparkline } from '../compare/trend.js';
+import type { Comparison } from '../compare/types.js';
+import { isStrideError } from '../core/index.js';
+import type { HtmlOptions } from '../report/index.js';
+import { writeFileStreamed } from '../report/sink.js';
+import { RunHistory } from '../runner/history.js';
+import type { RunRecord } from '../store/port.js';
+import { DEFAULT_DB_PATH, SqliteStore } from '../store/sqlite.js';
+import { intArg } from './flags.js';
+import type { Io } from './io.js';
+import type { AfterRun } from './session.js';
+
+/** When `--fail-on-regression` fails the command. */
+export type RegressionGate =
+  | { readonly when: 'any' }
+  | { readonly when: 'significant'; readonly alpha: number };
+
+/** A bad flag combination found after parsing: exit 2 (app.ts's UsageError, without the cycle). */
+export class CompareUsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/**
+ * `--fail-on-regression[=any|significant|P]`: without a value, any regression fails; with
+ * `significant`, only one the paired test finds at p < 0.05; with a number, at p < that number.
+ */
+export function regressionGateArg(raw: string | boolean): RegressionGate {
+  if (raw === true || raw === 'any') return { when: 'any' };
+  const s = String(raw).trim();
+  if (s === 'significant') return { when: 'significant', alpha: 0.05 };
+  const n = Number(s);
+  if (s !== '' && Number.isFinite(n) && n > 0 && n < 1) return { when: 'significant', alpha: n };
+  throw new InvalidArgumentError(
+    'expected any, significant, or a p-value threshold between 0 and 1 such as 0.01',
+  );
+}
+
+/** The `--fail-on-regression` option (the value is optional: write `--fail-on-regression=0.01`). */
+export function regressionGateOption(): Option {
+  return new Option(
+    '--fail-on-regression [when]',
+    'exit 1 on a regression: any (default), significant (p < 0.05) or a p threshold (=0.01)',
+  )
+    .preset('any')
+    .argParser(regressionGateArg);
+}
+
+/** True when the gate fails the comparison. */
+export function gateTrips(c: Comparison, gate: RegressionGate | undefined): boolean {
+  if (gate === undefined || c.regressions.length === 0) return false;
+  return gate.when === 'any' || c.summary.significant;
+}
+
+function gateMessage(c: Comparison, gate: RegressionGate): string {
+  const n = c.regressions.length;
+  return gate.when === 'any'
+    ? `--fail-on-regression: ${n} regression(s) (${c.regressions
+        .slice(0, 5)
+        .map((r) => r.id)
+        .join(', ')}${n > 5 ? ', ...' : ''})`
+    : `--fail-on-regression=significant: ${n} regression(s) against ${c.fixes.length} fix(es), p = ${c.summary.p_value.toPrecision(3)} < ${gate.alpha}`;
+}
+
+type Format = 'text' | 'md' | 'html' | 'json';
+
+function formatArg(raw: string): Format {
+  const f = raw.trim().toLowerCase();
+  if (f === 'markdown') return 'md';
+  if (f === 'text' || f === 'md' || f === 'html' || f === 'json') return f;
+  throw new InvalidArgumentError('expected text, md, html or json');
+}
+
+/** The comparison as JSON text: stable snake_case keys (types.ts). */
+function comparisonJson(c: Comparison): string {
+  return `${JSON.stringify(c, null, 2)}\n`;
+}
+
+/** Writes `text` to `path` whole or not at all (a temporary file renamed). */
+async function writeWhole(path: string, text: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await writeFileStreamed(path, (sink) => sink.write(text));
+}
+
+/** Writes one format of the comparison to `path`. */
+async function writeComparison(path: string, format: Format, c: Comparison): Promise<void> {
+  if (format === 'html') {
+    await mkdir(dirname(path), { recursive: true });
+    await writeComparisonHtml(path, c);
+  } else if (format === 'json') await writeWhole(path, comparisonJson(c));
+  else if (format === 'md') await writeWhole(path, comparisonMarkdown(c));
+  else await writeWhole(path, `${formatComparison(c)}\n`);
+}
+
+function openJournal(db: string): RunHistory {
+  if (db !== ':memory:' && !existsSync(db)) {
+    throw new CompareUsageError(
+      `--db ${db}: no such run journal (start a run first, or pass --db)`,
+    );
+  }
+  return new RunHistory({ store: new SqliteStore({ path: db }) });
+}
+
+interface CompareFlags {
+  db: string;
+  plan?: string;
+  json?: boolean;
+  format?: Format;
+  output?: string;
+  failOnRegression?: RegressionGate;
+  details: number;
+}
+
+/** Adds `stride compare` to the program; `setCode` receives its exit code. */
+export function registerCompare(root: Command, io: Io, setCode: (code: number) => void): void {
+  const cmd = root
+    .command('compare')
+    .description(
+      'compare two runs case by case: regressions, fixes, flaky cases, and whether the difference is real',
+    )
+    .argument('<base>', 'the baseline: a run id, latest or latest~N (--plan), or a comma list')
+    .argument('<head>', 'the run to judge: a run id, latest or latest~N, or a comma list')
+    .option('--db <path>', 'the run journal (SQLite)', DEFAULT_DB_PATH)
+    .option('--plan <name>', 'the plan whose runs latest and latest~N name')
+    .option('--json', 'print the comparison as JSON (same as --format json)')
+    .addOption(
+      new Option('--format <format>', 'text (default), md, html or json').argParser(formatArg),
+    )
+    .option('-o, --output <file>', 'write the --format output to this file')
+    .addOption(regressionGateOption())
+    .option(
+      '--details <n>',
+      'cases of each list given with inputs, outputs and diff',
+      intArg(0),
+      COMPARE_DETAILS,
+    )
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Examples:',
+        '  $ stride compare latest~1 latest --plan support-bot',
+        '  $ stride compare 20261124-213005-ab12 20261125-090112-c3d4 --format html -o compare.html',
+        '  $ stride compare latest~1 latest --plan support-bot --format md -o comment.md --fail-on-regression=significant',
+        '',
+      ].join('\n'),
+    );
+  cmd.action(async (base: string, head: string, flags: CompareFlags) => {
+    if (flags.json === true && flags.format !== undefined && flags.format !== 'json') {
+      throw new CompareUsageError(`--json and --format ${flags.format}: choose one`);
+    }
+    const format: Format = flags.json === true ? 'json' : (flags.format ?? 'text');
+    if (format === 'html' && flags.output === undefined) {
+      throw new CompareUsageError('--format html needs -o FILE (the page is not for a terminal)');
+    }
+    const history = openJournal(flags.db);
+    try {
+      const gate = flags.failOnRegression;
+      const c = await compareRuns(history, base, head, {
+        ...(flags.plan === undefined ? {} : { plan: flags.plan }),
+        details: flags.details,
+        ...(gate?.when === 'significant' ? { alpha: gate.alpha } : {}),
+      });
+      if (flags.output !== undefined) {
+        await writeComparison(flags.output, format, c);
+        io.stdout.write(`${formatComparison(c)}\n\n${format.padEnd(5)} ${flags.output}\n`);
+      } else {
+        io.stdout.write(
+          format === 'json'
+            ? comparisonJson(c)
+            : format === 'md'
+              ? comparisonMarkdown(c)
+              : `${formatComparison(c)}\n`,
+        );
+      }
+      if (gate !== undefined && gateTrips(c, gate)) {
+        io.stderr.write(`stride: ${gateMessage(c, gate)}\n`);
+        setCode(1);
+      }
+    } finally {
+      await history.store.close();
+    }
+  });
+}
+
+/** The comparison files `run --baseline` writes beside the run's reports. */
+export const COMPARE_FILES = {
+  json: 'compare.json',
+  md: 'compare.md',
+  html: 'compare.html',
+} as const;
+
+/**
+ * For `stride run --baseline REF`: resolves the baseline before anything runs or is written (a
+ * bad reference exits 2), in its own read of the journal.
+ */
+export async function resolveBaseline(db: string, spec: string, plan: string): Promise<string[]> {
+  if (db !== ':memory:' && !existsSync(db)) {
+    throw new CompareUsageError(`--baseline ${spec}: no run journal at ${db} (pass --db)`);
+  }
+  const history = openJournal(db);
+  try {
+    return (await resolveRuns(history, spec, { plan, label: '--baseline' })).map((r) => r.id);
+  } finally {
+    await history.store.close();
+  }
+}
+
+/**
+ * The session's `afterRun` for `stride run --baseline`: compares the finished run with the
+ * baseline runs `ids`, writes compare.json, compare.md and compare.html into `out`, links the
+ * page from report.html and applies the gate.
+ */
+export function baselineHook(
+  history: RunHistory,
+  ids: readonly string[],
+  options: { spec: string; out: string; gate: RegressionGate | undefined },
+): (runId: string) => Promise<AfterRun> {
+  const spec = options.spec;
+  return async (runId) => {
+    let c: Comparison;
+    try {
+      c = await compareRuns(history, ids, runId, {
+        ...(options.gate?.when === 'significant' ? { alpha: options.gate.alpha } : {}),
+      });
+    } catch (err) {
+      // The run is done and its reports are still written; the gate cannot judge it.
+      if (!isStrideError(err)) throw err;
+      const message = `--baseline ${spec}: ${err.message}`;
+      return {
+        text: `stride: ${message}`,
+        json: { comparison: { error: { code: err.code, message } } },
+        code: 2,
+      };
+    }
+    const paths = {
+      json: join(options.out, COMPARE_FILES.json),
+      md: join(options.out, COMPARE_FILES.md),
+      html: join(options.out, COMPARE_FILES.html),
+    };
+    await writeComparison(paths.json, 'json', c);
+    await writeComparison(paths.md, 'md', c);
+    await writeComparison(paths.html, 'html', c);
+    const tripped = gateTrips(c, options.gate);
+    const n = c.summary.counts;
+    const html: HtmlOptions = {
+      comparison: {
+        href: COMPARE_FILES.html,
+        text: `Compared with ${ids.join(', ')}: ${n.regressions} regression(s), ${n.fixes} fix(es)`,
+      },
+    };
+    return {
+      html,
+      text:
+        `${formatComparison(c)}\n  comparison files: ${paths.json}, ${paths.md}, ${paths.html}` +
+        (tripped ? `\nstride: ${gateMessage(c, options.gate!)}` : ''),
+      json: {
+        comparison: {
+          baseline: ids,
+          regressions: c.regressions.map((r) => ({ id: r.id, dataset: r.dataset })),
+          fixes: c.fixes.map((r) => ({ id: r.id, dataset: r.dataset })),
+          counts: n,
+          p_value: c.summary.p_value,
+          significant: c.summary.significant,
+          gate: tripped ? 'failed' : options.gate === undefined ? 'off' : 'passed',
+          reports: paths,
+        },
+      },
+      code: tripped ? 1 : 0,
+    };
+  };
+}
+
+function pct(x: number | null): string {
+  return x === null ? '-' : `${(x * 100).toFixed(1)}%`;
+}
+
+function secs(s: number | null): string {
+  if (s === null) return '-';
+  return s < 1 ? `${Math.round(s * 1000)} ms` : `${s.toFixed(2)} s`;
+}
+
+/**
+ * `stride runs --plan NAME`: the plan's runs, newest first, with each run's pass rate, cost and
+ * p50 as its report gives them (each run's results are read once), and a sparkline of the pass
+ * rate, oldest to newest.
+ */
+export async function planRunsText(
+  history: RunHistory,
+  plan: string,
+  limit: number,
+  json: boolean,
+): Promise<string> {
+  const runs = await runsOfPlan(history, plan, limit);
+  const figures = [];
+  for (const r of runs) figures.push(await runFigures(history, r));
+  if (json) return `${JSON.stringify(figures)}\n`;
+  if (figures.length === 0) {
+    const plans = [...new Set((await history.listRuns({ limit: 200 })).map((r) => r.plan))];
+    return `no runs of plan ${plan}${plans.length === 0 ? '' : ` (plans in the journal: ${plans.slice(0, 10).join(', ')})`}\n`;
+  }
+  const header = ['RUN', 'STATUS', 'CASES', 'PASS RATE', 'COST', 'P50'];
+  const rows = figures.map((f) => [
+    f.id,
+    f.status,
+    String(f.total),
+    pct(f.passRate),
+    f.cost.toFixed(4),
+    secs(f.p50),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  const lines = [header, ...rows].map((row) =>
+    row
+      .map((cell, i) => (i >= 2 ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd(),
+  );
+  const rates = figures.map((f) => f.passRate).reverse();
+  const known = rates.filter((r): r is number => r !== null);
+  const range =
+    known.length === 0 ? '' : ` (${pct(Math.min(...known))} to ${pct(Math.max(...known))})`;
+  lines.push('', `pass rate, oldest → newest: ${sparkline(rates)}${range}`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** The HTML options of a stored run's report: the plan's recent pass-rate trend. */
+export async function reportHtmlOptions(
+  history: RunHistory,
+  record: RunRecord,
+): Promise<HtmlOptions> {
+  if (record.kind !== 'test') return {};
+  return { trend: await passRateTrend(history, record.plan, { upTo: record.id }) };
+}
