@@ -151,6 +151,15 @@ function printTarget(
         ...(t.system === undefined ? {} : { system: esc(t.system) }),
         ...(t.temperature === undefined ? {} : { temperature: t.temperature }),
         ...(t.maxTokens === undefined ? {} : { max_tokens: t.maxTokens }),
+        ...(t.responseMode === undefined ? {} : { response_mode: t.responseMode }),
+        ...(t.pricePerMillion === undefined
+          ? {}
+          : {
+              price_per_million: {
+                input: t.pricePerMillion.input,
+                output: t.pricePerMillion.output,
+              },
+            }),
         ...headers(t.headers),
       };
     case 'http':

@@ -73,6 +73,10 @@ export interface OpenAiTargetConfig {
   readonly system?: string;
   readonly temperature?: number;
   readonly maxTokens?: number;
+  /** Absent: blocking (the target's default). Streaming asks for `include_usage`. */
+  readonly responseMode?: 'blocking' | 'streaming';
+  /** Prices per million tokens, to report a cost; without them the cost is unknown. */
+  readonly pricePerMillion?: { readonly input: number; readonly output: number };
   readonly headers?: Readonly<Record<string, string>>;
 }
 
@@ -501,6 +505,7 @@ const difyShape = {
   user: text().optional(),
   headers: headers.optional(),
 };
+const priceShape = { input: num({ gte: 0 }), output: num({ gte: 0 }) };
 const openaiShape = {
   type: z.literal('openai'),
   base_url: httpUrl.optional(),
@@ -509,6 +514,12 @@ const openaiShape = {
   system: z.string({ error: 'a string' }).optional(),
   temperature: num({ gte: 0, lte: 2 }).optional(),
   max_tokens: int(1).optional(),
+  response_mode: oneOf(['blocking', 'streaming']).optional(),
+  price_per_million: z
+    .strictObject(priceShape, {
+      error: 'a mapping {input, output} of prices per million tokens',
+    })
+    .optional(),
   headers: headers.optional(),
 };
 const httpShape = {
@@ -652,6 +663,7 @@ const SECTION_KEYS: Readonly<Record<string, readonly string[]>> = {
   cases: Object.keys(caseShape),
   expected: Object.keys(expectShape),
   json_path: ['path', 'equals'],
+  price_per_million: Object.keys(priceShape),
 };
 
 /**
@@ -832,6 +844,10 @@ function stringHeaders(h: Record<string, string | number> | undefined) {
   return { headers: Object.fromEntries(Object.entries(h).map(([k, v]) => [k, String(v)])) };
 }
 
+function normalisePrice(p: Record<string, unknown>): { input: number; output: number } {
+  return { input: toNumber(p.input), output: toNumber(p.output) };
+}
+
 function normaliseTarget(t: Record<string, unknown>): TargetConfig {
   const h = stringHeaders(t.headers as Record<string, string | number> | undefined);
   switch (t.type) {
@@ -855,6 +871,12 @@ function normaliseTarget(t: Record<string, unknown>): TargetConfig {
         ...(t.system === undefined ? {} : { system: t.system as string }),
         ...(t.temperature === undefined ? {} : { temperature: toNumber(t.temperature) }),
         ...(t.max_tokens === undefined ? {} : { maxTokens: toNumber(t.max_tokens) }),
+        ...(t.response_mode === undefined
+          ? {}
+          : { responseMode: t.response_mode as 'blocking' | 'streaming' }),
+        ...(t.price_per_million === undefined
+          ? {}
+          : { pricePerMillion: normalisePrice(t.price_per_million as Record<string, unknown>) }),
         ...h,
       };
     case 'http':

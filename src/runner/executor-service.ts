@@ -116,8 +116,10 @@ export function judgedTarget(
   return {
     ...(inner.key === undefined ? {} : { key: inner.key }),
     async execute(task: TaskView<TestCase>, ctx: AttemptContext): Promise<CaseOutcome> {
-      let tokens = 0;
-      let cost = 0;
+      // Undefined until reported: `cost_below` on a target that never priced the answer fails
+      // ("cost was not reported") instead of passing on a made-up 0.
+      let tokens: number | undefined;
+      let cost: number | undefined;
       const counted: AttemptContext = {
         get signal() {
           return ctx.signal;
@@ -125,8 +127,8 @@ export function judgedTarget(
         attempt: ctx.attempt,
         taskId: ctx.taskId,
         reportUsage(usage) {
-          tokens += usage.tokens ?? 0;
-          cost += usage.cost ?? 0;
+          if (usage.tokens !== undefined) tokens = (tokens ?? 0) + usage.tokens;
+          if (usage.cost !== undefined) cost = (cost ?? 0) + usage.cost;
           ctx.reportUsage(usage);
         },
         reportLimits: (limits) => ctx.reportLimits(limits),
@@ -140,7 +142,13 @@ export function judgedTarget(
           ? []
           : await evaluateAssertionsAsync(
               testCase.expected,
-              { output, latencyMs, tokens, cost, testCase },
+              {
+                output,
+                latencyMs,
+                ...(tokens === undefined ? {} : { tokens }),
+                ...(cost === undefined ? {} : { cost }),
+                testCase,
+              },
               // Read only when a regex match goes to the pattern worker: the attempt's timeout
               // or a cancel ends it there (issue #16). A getter, because reading ctx.signal
               // creates the attempt's AbortController.

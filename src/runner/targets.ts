@@ -59,6 +59,10 @@ export async function builtInTarget(
           baseUrl: config.baseUrl,
           model: config.model,
           ...(config.apiKey === undefined ? {} : { apiKey: config.apiKey }),
+          ...(config.responseMode === undefined ? {} : { responseMode: config.responseMode }),
+          ...(config.pricePerMillion === undefined
+            ? {}
+            : { pricePerMillion: config.pricePerMillion }),
           ...(config.headers === undefined ? {} : { headers: config.headers }),
           ...(Object.keys(body).length === 0 ? {} : { body }),
         },

@@ -5,6 +5,7 @@ import {
   type ExecutionPolicy,
   loadPlan,
   parsePlan,
+  printPlan,
   type RunManifest,
 } from '../../src/plans/index.js';
 import { planErrorOf, planErrorOfAsync, removeTempDirs, tempFiles } from './helpers.js';
@@ -13,9 +14,11 @@ afterAll(removeTempDirs);
 
 const DEFAULT_POLICY: ExecutionPolicy = {
   concurrency: 10,
+  adaptive: true,
   backoffMs: 0,
   retryPolicy: {
     maxAttempts: 3,
+    maxRateLimitRetries: 10,
     backoffMs: 1000,
     backoffMultiplier: 2,
     maxBackoffMs: 60_000,
@@ -61,11 +64,13 @@ execution_policy:
       datasets: [{ weight: 1, cases: { kind: 'file', path: 'cases.jsonl', format: 'jsonl' } }],
       executionPolicy: {
         concurrency: 20,
+        adaptive: true,
         backoffMs: 0,
         timeoutMs: 60_000,
         rateControl: { perMinute: 600, burst: 10 },
         retryPolicy: {
           maxAttempts: 3,
+          maxRateLimitRetries: 10,
           backoffMs: 2000,
           backoffMultiplier: 1.5,
           maxBackoffMs: 60_000,
@@ -227,6 +232,45 @@ describe('targets', () => {
       headers: { 'X-Version': '2', Accept: 'text/plain' },
     });
     expect(target('  type: function\n  name: echo\n')).toEqual({ type: 'function', name: 'echo' });
+  });
+
+  test('openai: response_mode and price_per_million (issue #18 item 7), printed back', () => {
+    const yaml = `workflow_id: w
+cases: [{}]
+target:
+  type: openai
+  model: gpt-4o-mini
+  response_mode: streaming
+  price_per_million: { input: 0.15, output: 0.6 }
+`;
+    const m = parsePlan(yaml, { env: {} });
+    expect(m.target).toEqual({
+      type: 'openai',
+      baseUrl: 'https://api.openai.com/v1',
+      model: 'gpt-4o-mini',
+      responseMode: 'streaming',
+      pricePerMillion: { input: 0.15, output: 0.6 },
+    });
+    expect(parsePlan(printPlan(m), { env: {} })).toEqual(m);
+    expect(printPlan(m)).toContain('price_per_million');
+  });
+
+  test('openai: a bad response_mode or price is named with its line', () => {
+    const bad = (body: string) =>
+      planErrorOf(() =>
+        parsePlan(`workflow_id: w\ncases: [{}]\ntarget:\n  type: openai\n  model: m\n${body}`, {
+          file: 'plan.yaml',
+          env: {},
+        }),
+      ).message;
+    expect(bad('  response_mode: stream\n')).toMatch(
+      /plan\.yaml:6:\d+: target\.response_mode: "stream" is invalid.*blocking.*streaming/,
+    );
+    expect(bad('  price_per_million: { input: -1, output: 2 }\n')).toMatch(
+      /plan\.yaml:6:\d+: target\.price_per_million\.input: -1 is invalid/,
+    );
+    expect(bad('  price_per_million: { input: 1 }\n')).toMatch(/target\.price_per_million\.output/);
+    expect(bad('  price_per_million: { input: 1, ouput: 2 }\n')).toMatch(/did you mean `output`/);
   });
 });
 

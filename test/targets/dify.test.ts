@@ -48,7 +48,12 @@ describe('Dify target: successful runs', () => {
       } else {
         expect(out.totalPrice).toBeUndefined();
       }
-      expect(usage).toEqual([{ tokens: out.totalTokens, cost: out.totalPrice ?? 0 }]);
+      // A blocking workflow has no price: the cost is absent (unknown), never a made-up 0.
+      expect(usage).toEqual([
+        out.totalPrice === undefined
+          ? { tokens: out.totalTokens }
+          : { tokens: out.totalTokens, cost: out.totalPrice },
+      ]);
     });
 
     it(`chat ${responseMode}: answer, message and conversation ids, usage with price`, async () => {

@@ -39,7 +39,8 @@ describe('HTTP target', () => {
     const echoed = (value as HttpOutput).output;
     expect(echoed).toEqual({ question: 'a b&c', meta: { deep: [1, 2] }, label: 'id=7', n: 1 });
     expect((value as HttpOutput).status).toBe(200);
-    expect(usage).toEqual([{ tokens: 10, cost: 0 }]);
+    // No costPath: the cost is absent (unknown), never a made-up 0.
+    expect(usage).toEqual([{ tokens: 10 }]);
   });
 
   it('percent-encodes URL values and sends rendered headers', async () => {

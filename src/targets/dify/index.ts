@@ -576,7 +576,11 @@ export class DifyTarget implements Target<unknown, DifyOutput> {
     const tokens = this.tokens(state);
     const cost = this.price(state);
     if (tokens === undefined && cost === undefined) return;
-    ctx.reportUsage({ tokens: tokens ?? 0, cost: cost ?? 0 });
+    // What Dify did not send stays absent (a blocking workflow has no price): unknown, not 0.
+    ctx.reportUsage({
+      ...(tokens === undefined ? {} : { tokens }),
+      ...(cost === undefined ? {} : { cost }),
+    });
   }
 
   private settle(state: RunState, ctx: AttemptContext): DifyOutput {

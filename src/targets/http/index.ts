@@ -273,8 +273,12 @@ export class HttpTarget implements Target<unknown, HttpOutput> {
     const tokens =
       this.tokensPath === undefined ? undefined : num(getPath(parsed, this.tokensPath));
     const cost = this.costPath === undefined ? undefined : num(getPath(parsed, this.costPath));
+    // A path that found nothing stays absent: unknown, not 0.
     if (tokens !== undefined || cost !== undefined)
-      ctx.reportUsage({ tokens: tokens ?? 0, cost: cost ?? 0 });
+      ctx.reportUsage({
+        ...(tokens === undefined ? {} : { tokens }),
+        ...(cost === undefined ? {} : { cost }),
+      });
     let output = parsed;
     if (this.outputPath !== undefined) {
       output = getPath(parsed, this.outputPath);

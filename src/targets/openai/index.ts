@@ -207,8 +207,12 @@ export class OpenAITarget implements Target<unknown, OpenAIOutput> {
     if (type.includes('text/event-stream')) await this.readStream(res, state, ctx);
     else await this.readBlocking(res, state, ctx);
     const cost = this.costOf(state);
+    // Without prices the cost is unknown: reported as absent, never as 0.
     if (state.totalTokens !== undefined || cost !== undefined)
-      ctx.reportUsage({ tokens: state.totalTokens ?? 0, cost: cost ?? 0 });
+      ctx.reportUsage({
+        ...(state.totalTokens === undefined ? {} : { tokens: state.totalTokens }),
+        ...(cost === undefined ? {} : { cost }),
+      });
     return compact<OpenAIOutput>({
       text: state.text,
       finishReason: state.finishReason,
