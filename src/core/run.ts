@@ -71,7 +71,7 @@ type Listeners = { [K in keyof RunEvents]: RunEvents[K][] };
 
 let runCounter = 0;
 
-function newRunId(): string {
+function generatedRunId(): string {
   const c = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto;
   return c?.randomUUID?.() ?? `run-${Date.now().toString(36)}-${(runCounter++).toString(36)}`;
 }
@@ -229,7 +229,7 @@ export class Run<I = unknown, O = unknown> {
             options.rate?.perMinute,
           );
     this.lookahead = options.lookahead ?? Math.max(256, 4 * this.concurrencyLimit);
-    this.runId = options.runId ?? newRunId();
+    this.runId = options.runId ?? generatedRunId();
     if (options.paused) {
       this.statusValue = 'paused';
       this.userHold = this.hold('user');

@@ -49,7 +49,7 @@ export interface DurableSession {
 }
 
 /** What every durable call accepts. */
-interface SessionOptions {
+interface DurableSessionOptions {
   /** Called once the journal is attached, right before the run starts. */
   readonly onStart?: (session: DurableSession) => void;
   /**
@@ -60,7 +60,7 @@ interface SessionOptions {
 }
 
 /** Options of `runDurable`. */
-export interface DurableRunOptions extends SessionOptions {
+export interface DurableRunOptions extends DurableSessionOptions {
   /** The stored run's id. @default the engine's generated run id */
   readonly runId?: string;
   readonly token?: CancellationToken;
@@ -71,7 +71,7 @@ export interface DurableRunOptions extends SessionOptions {
 }
 
 /** Options of `resume`. */
-export interface ResumeOptions extends SessionOptions {
+export interface ResumeOptions extends DurableSessionOptions {
   /** Resume even if the plan's hash differs from the stored run's. @default false */
   readonly force?: boolean;
   readonly token?: CancellationToken;
@@ -79,7 +79,7 @@ export interface ResumeOptions extends SessionOptions {
 }
 
 /** Options of `rerun`. */
-export interface RerunOptions extends SessionOptions {
+export interface RerunOptions extends DurableSessionOptions {
   /** Re-run the cases whose stored result has one of these statuses. */
   readonly statuses: readonly TaskResult['status'][];
   /** The new run's id. @default a generated one */
@@ -111,7 +111,7 @@ async function execute(
   },
   token: CancellationToken | undefined,
   select: ((testCase: TestCase) => ReturnType<typeof taskFor> | undefined) | undefined,
-  session: SessionOptions,
+  session: DurableSessionOptions,
 ): Promise<{ runId: string; run: RunExecutionResult<TestCase, CaseOutcome>; fresh: TestResult[] }> {
   const retain = session.retainResults ?? true;
   const extra = {

@@ -31,7 +31,7 @@ export {
   type RunLease,
 } from './lock.js';
 export { MemoryStore } from './memory.js';
-export { MIGRATIONS, type Migration, SCHEMA_VERSION } from './migrations.js';
+export { SCHEMA_VERSION } from './migrations.js';
 export type { PlanSnapshot } from './plan.js';
 export type {
   AttemptRecord,

@@ -31,7 +31,7 @@ export {
 export { type HttpOutput, HttpTarget, type HttpTargetOptions } from './http/index.js';
 export type { RateLimitListener, TransportOptions } from './internal/http.js';
 export {
-  parseDuration,
+  parseResetDuration,
   parseRateLimitHeaders,
   parseRetryAfter,
   type RateLimitInfo,

@@ -725,7 +725,7 @@ describe('results and statistics', () => {
     });
     const result = await virtualRun(1, t, {
       clock,
-      rateLimit: { requestsPerSecond: 5 },
+      rate: { perMinute: 300 },
       retry: { maxAttempts: 2 },
     }).run.start();
     expect(ctxKeys).toEqual([]);

@@ -6,11 +6,11 @@ import { isStrideError, Run, VirtualClock } from '../../src/core/index.js';
 import {
   attachJournal,
   DEFAULT_DB_PATH,
-  MIGRATIONS,
   SCHEMA_VERSION,
   SqliteStore,
   StoreError,
 } from '../../src/store/index.js';
+import { MIGRATIONS } from '../../src/store/migrations.js';
 import { newRun, storeContract } from './contract.js';
 import { collect, retriesThenSucceeds, succeeds } from './fixtures.js';
 import { tempDb, tempDir } from './helpers.js';

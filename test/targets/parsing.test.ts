@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseDuration, parseRateLimitHeaders, parseRetryAfter } from '../../src/targets/index.js';
+import { parseResetDuration, parseRateLimitHeaders, parseRetryAfter } from '../../src/targets/index.js';
 import { readSse } from '../../src/targets/internal/sse.js';
 
 async function collect(
@@ -50,12 +50,12 @@ describe('SSE reading', () => {
 
 describe('rate-limit headers', () => {
   it('parses OpenAI durations', () => {
-    expect(parseDuration('1s')).toBe(1000);
-    expect(parseDuration('6m0s')).toBe(360_000);
-    expect(parseDuration('20ms')).toBe(20);
-    expect(parseDuration('1h2m3.5s')).toBe(3_723_500);
-    expect(parseDuration('2.5')).toBe(2500);
-    expect(parseDuration('soon')).toBeUndefined();
+    expect(parseResetDuration('1s')).toBe(1000);
+    expect(parseResetDuration('6m0s')).toBe(360_000);
+    expect(parseResetDuration('20ms')).toBe(20);
+    expect(parseResetDuration('1h2m3.5s')).toBe(3_723_500);
+    expect(parseResetDuration('2.5')).toBe(2500);
+    expect(parseResetDuration('soon')).toBeUndefined();
   });
 
   it('parses Retry-After as seconds or an HTTP date', () => {

@@ -44,7 +44,7 @@ const DURATION = /(\d+(?:\.\d+)?)(ms|h|m|s)/g;
  * Parses OpenAI-style durations (`1s`, `6m0s`, `20ms`, `1h2m3.5s`) and bare numbers (seconds).
  * Returns milliseconds, or undefined when the value is not a duration.
  */
-export function parseDuration(raw: string | undefined): number | undefined {
+export function parseResetDuration(raw: string | undefined): number | undefined {
   if (raw === undefined) return undefined;
   const s = raw.trim();
   if (s === '') return undefined;
@@ -110,10 +110,10 @@ export function parseRateLimitHeaders(
   // OpenAI (and the many servers that copy it).
   set('limitRequests', count(header(headers, 'x-ratelimit-limit-requests')));
   set('remainingRequests', count(header(headers, 'x-ratelimit-remaining-requests')));
-  set('resetRequestsMs', parseDuration(header(headers, 'x-ratelimit-reset-requests')));
+  set('resetRequestsMs', parseResetDuration(header(headers, 'x-ratelimit-reset-requests')));
   set('limitTokens', count(header(headers, 'x-ratelimit-limit-tokens')));
   set('remainingTokens', count(header(headers, 'x-ratelimit-remaining-tokens')));
-  set('resetTokensMs', parseDuration(header(headers, 'x-ratelimit-reset-tokens')));
+  set('resetTokensMs', parseResetDuration(header(headers, 'x-ratelimit-reset-tokens')));
 
   // Generic and IETF draft headers count requests.
   for (const prefix of ['x-ratelimit-', 'ratelimit-']) {
