@@ -104,11 +104,64 @@ interface CompletionState {
   model?: string | undefined;
   id?: string | undefined;
   toolCalls?: unknown[] | undefined;
+  /** Streamed tool calls being assembled, by their `index`. */
+  toolParts?: Map<number, ToolCallPart> | undefined;
   promptTokens?: number | undefined;
   completionTokens?: number | undefined;
   totalTokens?: number | undefined;
   done: boolean;
   raw?: unknown | undefined;
+}
+
+/** One streamed tool call: its first delta names it, later ones append argument text. */
+interface ToolCallPart {
+  id?: string | undefined;
+  type?: string | undefined;
+  name?: string | undefined;
+  arguments: string;
+}
+
+/**
+ * Adds one chunk's `delta.tool_calls` to the calls being assembled. OpenAI sends each call's id,
+ * type and name once (with `arguments: ""`), then fragments of its arguments, all keyed by
+ * `index`; calls may interleave.
+ */
+function addToolDeltas(parts: Map<number, ToolCallPart>, deltas: readonly unknown[]): void {
+  for (const d of deltas) {
+    if (!isRecord(d)) continue;
+    const id = str(d.id);
+    let index = typeof d.index === 'number' ? d.index : undefined;
+    if (index === undefined) {
+      // No index: a known id continues its call, a new id opens the next one, a bare fragment
+      // continues the last call.
+      const known = id === undefined ? undefined : [...parts].find(([, p]) => p.id === id)?.[0];
+      const last = parts.size === 0 ? -1 : Math.max(...parts.keys());
+      index = known ?? (id === undefined ? Math.max(last, 0) : last + 1);
+    }
+    let part = parts.get(index);
+    if (part === undefined) {
+      part = { arguments: '' };
+      parts.set(index, part);
+    }
+    part.id ??= id;
+    part.type ??= str(d.type);
+    const fn = isRecord(d.function) ? d.function : {};
+    part.name ??= str(fn.name);
+    if (typeof fn.arguments === 'string') part.arguments += fn.arguments;
+  }
+}
+
+/** The assembled calls in blocking mode's shape (`message.tool_calls`), in index order. */
+function assembledToolCalls(parts: Map<number, ToolCallPart>): unknown[] {
+  return [...parts.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([, p]) =>
+      compact<Record<string, unknown>>({
+        id: p.id,
+        type: p.type ?? 'function',
+        function: { name: p.name ?? '', arguments: p.arguments },
+      }),
+    );
 }
 
 function str(value: unknown): string | undefined {
@@ -345,8 +398,8 @@ export class OpenAITarget implements Target<unknown, OpenAIOutput> {
           const delta = isRecord(choice.delta) ? choice.delta : {};
           if (typeof delta.content === 'string') state.text += delta.content;
           if (Array.isArray(delta.tool_calls)) {
-            state.toolCalls ??= [];
-            state.toolCalls.push(...delta.tool_calls);
+            state.toolParts ??= new Map();
+            addToolDeltas(state.toolParts, delta.tool_calls);
           }
           state.finishReason = str(choice.finish_reason) ?? state.finishReason;
         }
@@ -355,6 +408,7 @@ export class OpenAITarget implements Target<unknown, OpenAIOutput> {
     } catch (err) {
       failure = transportError(SERVICE, err, ctx.signal, this.redactor);
     }
+    if (state.toolParts !== undefined) state.toolCalls = assembledToolCalls(state.toolParts);
     if (failure === undefined && !state.done && state.finishReason === undefined)
       failure = incompleteStream(SERVICE, 'the stream closed before [DONE]');
     if (failure === undefined) return;
