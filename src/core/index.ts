@@ -25,6 +25,13 @@ export {
   type StopConditions,
   type TokenBudget,
 } from './options.js';
+export type {
+  AdaptiveOptions,
+  PaceChange,
+  PaceReason,
+  PaceState,
+  PaceStatistics,
+} from './pace.js';
 export {
   type RateLimit,
   RateLimiter,

@@ -4,6 +4,7 @@
  */
 
 import type { ErrorInfo } from './errors.js';
+import type { PaceChange, PaceStatistics } from './pace.js';
 
 /** The seeds' eight task states. */
 export const TaskStatus = {
@@ -262,6 +263,13 @@ export interface RunStatistics {
   readonly attempts: number;
   /** Attempts that were retries (attempt number > 1). */
   readonly retries: number;
+  /**
+   * Attempts the target refused with a 429 (not a spent quota): turned away before any work,
+   * they do not count against maxAttempts (bounded by `retry.maxRateLimitRetries`).
+   */
+  readonly refused: number;
+  /** The adaptive pace over the run (absent with `adaptive: false`). */
+  readonly pace?: PaceStatistics;
   /** Attempts aborted by a pause and re-queued (they do not count against maxAttempts). */
   readonly interrupted: number;
   /** Attempts that ignored their abort past the grace period; they kept their slot. */
@@ -301,7 +309,10 @@ export interface RunEvents {
   usage: (event: { taskId: string; attempt: number; tokens: number; cost: number }) => void;
   paused: (event: { at: number; abortInFlight: boolean }) => void;
   resumed: (event: { at: number }) => void;
+  /** The effective concurrency changed (`setConcurrency`, or the adaptive pace). */
   concurrency: (event: { from: number; to: number; at: number }) => void;
+  /** The adaptive pace changed the effective concurrency or rate, and why. */
+  paceChanged: (event: PaceChange) => void;
   stopping: (event: { at: number; reason: CancelReason }) => void;
   done: (result: RunExecutionResult) => void;
 }

@@ -5,6 +5,7 @@
 
 import type { Clock } from './clock.js';
 import { InvalidOptionError } from './errors.js';
+import type { AdaptiveOptions } from './pace.js';
 import { type RateLimit, type RateLimiterRegistry, validateRateLimit } from './rate.js';
 
 /**
@@ -28,6 +29,12 @@ export interface RetryPolicy {
   readonly maxBackoffMs?: number;
   /** 'full': uniform in [0, d]; 'equal': d/2 + uniform in [0, d/2]. @default 'none' */
   readonly jitter?: 'none' | 'full' | 'equal';
+  /**
+   * Retries of a case the target refused with a 429 (not a spent quota). A refused attempt was
+   * turned away before any work, so it does not count against `maxAttempts`; this bounds how
+   * often one case may be refused before it ends `error` (`RATE_LIMITED`). @default 10
+   */
+  readonly maxRateLimitRetries?: number;
 }
 
 /** Run-level stop rules, checked after every settled task. */
@@ -85,8 +92,15 @@ export interface BatchOptions {
  * ```
  */
 export interface RunOptions {
-  /** Attempts running at once. Changeable during the run. @default 10 */
+  /** Attempts running at once: the ceiling of the adaptive pace. Changeable during the run. @default 10 */
   readonly concurrency?: number;
+  /**
+   * Adaptive pace (docs/architecture.md): when the target refuses without saying how long to
+   * wait (a 429 without Retry-After or rate-limit headers, a 503), the effective concurrency goes
+   * down, then, at its floor, the request rate; clean answers bring both back up to
+   * `concurrency` and `rate`. `false` keeps the concurrency fixed. @default true
+   */
+  readonly adaptive?: boolean | AdaptiveOptions;
   /** Per-attempt timeout in ms; none if absent. */
   readonly timeoutMs?: number;
   /** Requests per minute and burst, per rate key. */
@@ -126,6 +140,7 @@ export interface RunOptions {
 /** Options after defaults: what the scheduler reads. */
 export interface ResolvedRetry {
   maxAttempts: number;
+  maxRateLimitRetries: number;
   backoffMs: number;
   backoffMultiplier: number;
   maxBackoffMs: number;
@@ -166,6 +181,11 @@ export function resolveRetry(retry: RetryPolicy | undefined, field = 'retry'): R
   }
   return {
     maxAttempts: positiveInt(r.maxAttempts ?? 3, `${field}.maxAttempts`),
+    maxRateLimitRetries: positiveInt(
+      r.maxRateLimitRetries ?? 10,
+      `${field}.maxRateLimitRetries`,
+      0,
+    ),
     backoffMs: nonNegative(r.backoffMs ?? 1000, `${field}.backoffMs`),
     backoffMultiplier,
     maxBackoffMs: nonNegative(r.maxBackoffMs ?? 60_000, `${field}.maxBackoffMs`),
@@ -176,6 +196,12 @@ export function resolveRetry(retry: RetryPolicy | undefined, field = 'retry'): R
 /** Validates every field of RunOptions; throws InvalidOptionError naming the first bad one. */
 export function validateRunOptions(o: RunOptions): void {
   if (o.concurrency !== undefined) validateConcurrency(o.concurrency);
+  if (
+    o.adaptive !== undefined &&
+    typeof o.adaptive !== 'boolean' &&
+    (typeof o.adaptive !== 'object' || o.adaptive === null)
+  )
+    throw new InvalidOptionError('adaptive', o.adaptive, 'true, false or { minConcurrency }');
   if (o.timeoutMs !== undefined && nonNegative(o.timeoutMs, 'timeoutMs') === 0) {
     throw new InvalidOptionError('timeoutMs', o.timeoutMs, 'a number > 0');
   }

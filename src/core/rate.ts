@@ -45,9 +45,9 @@ const EPSILON = 1e-9;
  * ```
  */
 export class RateLimiter {
-  readonly perMinute: number;
   readonly burst: number;
-  private readonly perMs: number;
+  private perMinuteValue: number;
+  private perMs: number;
   private readonly clock: Clock;
   private tokens: number;
   private updatedAt: number;
@@ -55,12 +55,28 @@ export class RateLimiter {
 
   constructor(limit: RateLimit, options: RateLimiterOptions = {}) {
     validateRateLimit(limit, 'rate');
-    this.perMinute = limit.perMinute;
+    this.perMinuteValue = limit.perMinute;
     this.burst = limit.burst ?? 1;
-    this.perMs = this.perMinute / 60_000;
+    this.perMs = limit.perMinute / 60_000;
     this.clock = options.clock ?? new RealClock();
     this.tokens = this.burst;
     this.updatedAt = this.clock.now();
+  }
+
+  /** Sustained starts per minute. */
+  get perMinute(): number {
+    return this.perMinuteValue;
+  }
+
+  /**
+   * Changes the refill rate from now on (the adaptive pace lowers and raises it): what was
+   * refilled so far is kept, the rest refills at the new rate.
+   */
+  setRate(perMinute: number): void {
+    validateRateLimit({ perMinute }, 'rate');
+    this.refill(this.clock.now());
+    this.perMinuteValue = perMinute;
+    this.perMs = perMinute / 60_000;
   }
 
   /** Tokens available now (fractional while refilling). */

@@ -149,6 +149,18 @@ function crossChecks(data: Obj, locate: Locator, file: string): PlanIssue[] {
       );
     }
   }
+  const policy = data.execution_policy;
+  if (isObj(policy) && policy.min_concurrency !== undefined) {
+    const min = Number(policy.min_concurrency);
+    const ceiling = policy.concurrency === undefined ? 10 : Number(policy.concurrency);
+    if (Number.isInteger(min) && Number.isInteger(ceiling) && min > ceiling) {
+      add(
+        ['execution_policy', 'min_concurrency'],
+        `${min} is invalid, expected at most the concurrency (${ceiling})`,
+        policy.min_concurrency,
+      );
+    }
+  }
   return issues;
 }
 

@@ -26,8 +26,15 @@ export type ResolvedRetryPolicy = Required<RetryPolicy>;
 
 /** The seeds' `ExecutionPolicy`. */
 export interface ExecutionPolicy {
-  /** Attempts running at once. @default 10 */
+  /** Attempts running at once: the ceiling of the adaptive pace. @default 10 */
   readonly concurrency: number;
+  /**
+   * Adaptive pace: a target that refuses without Retry-After lowers the effective concurrency
+   * (then the rate), clean answers raise it back to `concurrency`. @default true
+   */
+  readonly adaptive: boolean;
+  /** The floor of the adaptive concurrency. @default 1 */
+  readonly minConcurrency?: number;
   /** Batch mode (the seeds' `batch_size`): admit this many, wait for all, back off. Absent: a sliding window. */
   readonly batchSize?: number;
   /** The seeds' `execution_policy.backoff_seconds`: the pause between batches. @default 0 */
@@ -550,6 +557,7 @@ const rateShape = {
 };
 const retryShape = {
   max_attempts: int(1).optional(),
+  max_rate_limit_retries: int(0).optional(),
   backoff_seconds: duration(false).optional(),
   backoff_multiplier: num({ gte: 1 }).optional(),
   max_backoff_seconds: duration(false).optional(),
@@ -572,6 +580,8 @@ const stopShape = {
 };
 const policyShape = {
   concurrency: int(1).optional(),
+  adaptive: z.boolean({ error: 'true or false' }).optional(),
+  min_concurrency: int(1).optional(),
   batch_size: int(1).optional(),
   backoff_seconds: duration(false).optional(),
   timeout: duration(true).optional(),
@@ -902,6 +912,10 @@ function normalisePolicy(p: Obj | undefined): ExecutionPolicy {
   const jitter = retry.jitter === true ? 'full' : retry.jitter === false ? 'none' : retry.jitter;
   return {
     concurrency: policy.concurrency === undefined ? 10 : toNumber(policy.concurrency),
+    adaptive: policy.adaptive !== false,
+    ...(policy.min_concurrency === undefined
+      ? {}
+      : { minConcurrency: toNumber(policy.min_concurrency) }),
     ...(policy.batch_size === undefined ? {} : { batchSize: toNumber(policy.batch_size) }),
     backoffMs: ms(policy.backoff_seconds, 0),
     ...(policy.timeout === undefined ? {} : { timeoutMs: ms(policy.timeout, 0) }),
@@ -918,6 +932,8 @@ function normalisePolicy(p: Obj | undefined): ExecutionPolicy {
         }),
     retryPolicy: {
       maxAttempts: retry.max_attempts === undefined ? 3 : toNumber(retry.max_attempts),
+      maxRateLimitRetries:
+        retry.max_rate_limit_retries === undefined ? 10 : toNumber(retry.max_rate_limit_retries),
       backoffMs: ms(retry.backoff_seconds, 1000),
       backoffMultiplier:
         retry.backoff_multiplier === undefined ? 2 : toNumber(retry.backoff_multiplier),

@@ -85,6 +85,10 @@ export function runOptionsFor(manifest: RunManifest): RunOptions {
   const p = manifest.executionPolicy;
   return {
     concurrency: p.concurrency,
+    adaptive:
+      p.adaptive && p.minConcurrency !== undefined
+        ? { minConcurrency: p.minConcurrency }
+        : p.adaptive,
     retry: p.retryPolicy,
     stop: p.stopConditions,
     ...(p.timeoutMs === undefined ? {} : { timeoutMs: p.timeoutMs }),

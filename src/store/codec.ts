@@ -360,6 +360,7 @@ export class UnfinishedTracker {
    * Per case without a verdict: attempts a pause interrupted (back to `queued` from `running`
    * with the same count) or a cancel aborted in flight (`cancelled` from `running`, same count).
    * Both were the run's decision, so neither spends the case's budget; a maybe-sent one does.
+   * Nor does a refusal (retried after a 429: `pending` with code RATE_LIMITED).
    */
   private readonly unspent = new Map<string, number>();
 
@@ -374,6 +375,9 @@ export class UnfinishedTracker {
       return;
     }
     if (aborted && t.to === 'queued')
+      this.unspent.set(t.taskId, (this.unspent.get(t.taskId) ?? 0) + 1);
+    // A 429 turned the attempt away before any work: not spent either (Run's refusals).
+    if (t.to === 'pending' && t.error.code === 'RATE_LIMITED')
       this.unspent.set(t.taskId, (this.unspent.get(t.taskId) ?? 0) + 1);
     // The latest event's attempt count is the truth: a start withdrawn before anything was sent
     // (a pause between "chosen" and "started") gives its attempt back.

@@ -176,8 +176,9 @@ export interface ResumeState {
   readonly unfinished: readonly UnfinishedCase[];
   /**
    * Per case without a verdict, the attempts that do not count against max_attempts
-   * (`TaskSpec.interruptedBefore`): interrupted by a pause, or aborted in flight by a cancel.
-   * A maybe-sent attempt counts. Cases with none are absent.
+   * (`TaskSpec.interruptedBefore`): interrupted by a pause, aborted in flight by a cancel, or
+   * refused with a 429 (retried as RATE_LIMITED). A maybe-sent attempt counts. Cases with none
+   * are absent.
    */
   readonly unspent: ReadonlyMap<string, number>;
 }

@@ -155,13 +155,27 @@ describe('pitfalls of the anchors, as regressions', () => {
     expect(run.progress.running).toBe(0);
   });
 
-  it('makes exactly maxAttempts upstream calls for an always-429 case (promptfoo stacked retries: 20 requests)', async () => {
-    const cases: [string, () => unknown, number | undefined][] = [
-      ['Dify 429 without Retry-After', () => new HttpError(429, 'Too Many Requests'), 3],
-      ['429 with Retry-After', () => new RateLimitedError('slow down', { retryAfterMs: 2000 }), 4],
-      ['default maxAttempts', () => new HttpError(429, 'Too Many Requests'), undefined],
+  it('makes exactly 1 + maxRateLimitRetries upstream calls for an always-429 case, whatever maxAttempts (promptfoo stacked retries: 20 requests)', async () => {
+    // A 429 is refused before any work: it does not spend maxAttempts (1 here), its own bound
+    // does. With and without adaptive pace.
+    const cases: [string, () => unknown, number | undefined, boolean][] = [
+      ['Dify 429 without Retry-After', () => new HttpError(429, 'Too Many Requests'), 2, true],
+      [
+        '429 with Retry-After',
+        () => new RateLimitedError('slow down', { retryAfterMs: 2000 }),
+        3,
+        true,
+      ],
+      [
+        'default maxRateLimitRetries',
+        () => new HttpError(429, 'Too Many Requests'),
+        undefined,
+        true,
+      ],
+      ['adaptive: false', () => new HttpError(429, 'Too Many Requests'), 2, false],
     ];
-    for (const [label, make, maxAttempts] of cases) {
+    for (const [label, make, maxRateLimitRetries, adaptive] of cases) {
+      const calls = 1 + (maxRateLimitRetries ?? 10);
       const clock = new VirtualClock();
       let upstream = 0;
       const run = new Run(
@@ -174,17 +188,24 @@ describe('pitfalls of the anchors, as regressions', () => {
         },
         {
           clock,
+          adaptive,
           rate: { perMinute: 600, burst: 1 },
-          retry: { backoffMs: 500, ...(maxAttempts === undefined ? {} : { maxAttempts }) },
+          retry: {
+            backoffMs: 500,
+            maxAttempts: 1,
+            ...(maxRateLimitRetries === undefined ? {} : { maxRateLimitRetries }),
+          },
         },
       );
       const result = await run.start();
-      expect(upstream, label).toBe(maxAttempts ?? 3);
+      expect(upstream, label).toBe(calls);
       expect(result.tasks[0], label).toMatchObject({
         status: 'error',
-        attempts: maxAttempts ?? 3,
+        attempts: calls,
         error: { code: 'RATE_LIMITED' },
       });
+      expect(result.tasks[0]!.error!.message, label).toContain(`refused ${calls} times`);
+      expect(result.statistics.refused, label).toBe(calls);
     }
   });
 

@@ -564,12 +564,14 @@ const attemptKinds = [
   'nonRetryable',
 ] as const;
 
-describe('property: attempts never exceed maxAttempts', () => {
+describe('property: attempts never exceed maxAttempts (429s: 1 + maxRateLimitRetries)', () => {
   it('counts upstream calls per task for random failure patterns (no pause)', async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.record({
           maxAttempts: fc.integer({ min: 1, max: 4 }),
+          maxRateLimitRetries: fc.integer({ min: 0, max: 3 }),
+          adaptive: fc.boolean(),
           concurrency: fc.integer({ min: 1, max: 4 }),
           timeoutMs: fc.integer({ min: 50, max: 200 }),
           backoffMs: fc.integer({ min: 0, max: 200 }),
@@ -621,14 +623,21 @@ describe('property: attempts never exceed maxAttempts', () => {
               clock,
               concurrency: o.concurrency,
               timeoutMs: o.timeoutMs,
-              retry: { maxAttempts: o.maxAttempts, backoffMs: o.backoffMs },
+              adaptive: o.adaptive,
+              retry: {
+                maxAttempts: o.maxAttempts,
+                maxRateLimitRetries: o.maxRateLimitRetries,
+                backoffMs: o.backoffMs,
+              },
               ...(o.rated ? { rate: { perMinute: 600, burst: 2 } } : {}),
             },
           );
           const result = await run.start();
           for (const r of result.tasks) {
             const t = o.tasks[Number(r.id.slice(1))]!;
-            const max = t.own ?? o.maxAttempts;
+            // A 429 was refused before any work: it spends maxRateLimitRetries, not maxAttempts.
+            const max =
+              t.kind === 'always429' ? 1 + o.maxRateLimitRetries : (t.own ?? o.maxAttempts);
             const n = calls.get(r.id) ?? 0;
             expect(n, r.id).toBeLessThanOrEqual(max);
             expect(r.attempts, r.id).toBe(n);
@@ -786,7 +795,9 @@ describe('property: classifyError', () => {
           const make = () => httpShaped(shape, status, name, code, extra);
           const expected = flag ?? true;
           expect(classifyError(make()).retryable).toBe(expected);
-          expect(await attemptsFor(make, max)).toBe(expected ? max : 1);
+          // A retried 429 is a refusal: 1 + maxRateLimitRetries (10) calls, whatever maxAttempts.
+          const retried = status === 429 ? 11 : max;
+          expect(await attemptsFor(make, max)).toBe(expected ? retried : 1);
         },
       ),
       { numRuns: 60 },

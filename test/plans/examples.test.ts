@@ -55,6 +55,7 @@ describe('examples', () => {
     });
     expect(manifest.executionPolicy.retryPolicy).toEqual({
       maxAttempts: 3,
+      maxRateLimitRetries: 10,
       backoffMs: 2000,
       backoffMultiplier: 1.5,
       maxBackoffMs: 30_000,

@@ -104,11 +104,13 @@ execution_policy:
     expect(m.target).toBeUndefined();
     expect(m.executionPolicy).toEqual({
       concurrency: 4,
+      adaptive: true,
       batchSize: 5,
       backoffMs: 500,
       rateControl: { perMinute: 60, burst: 5 },
       retryPolicy: {
         maxAttempts: 3,
+        maxRateLimitRetries: 10,
         backoffMs: 2000,
         backoffMultiplier: 1.5,
         maxBackoffMs: 60_000,
@@ -183,6 +185,44 @@ execution_policy:
       'workflow_id: w\ncases: [{}]\nexecution_policy:\n  retry_policy:\n  concurrency: 2\n',
     );
     expect(n.executionPolicy.retryPolicy).toEqual(DEFAULT_POLICY.retryPolicy);
+  });
+
+  test('adaptive pace: adaptive, min_concurrency, retry_policy.max_rate_limit_retries', async () => {
+    const m = parsePlan(`workflow_id: w
+cases: [{}]
+execution_policy:
+  concurrency: 20
+  adaptive: false
+  min_concurrency: 4
+  retry_policy: { max_rate_limit_retries: 0 }
+`);
+    expect(m.executionPolicy).toMatchObject({
+      concurrency: 20,
+      adaptive: false,
+      minConcurrency: 4,
+      retryPolicy: { maxRateLimitRetries: 0 },
+    });
+    const { runOptionsFor } = await import('../../src/runner/executor-service.js');
+    expect(runOptionsFor(m).adaptive).toBe(false);
+    const on = parsePlan('workflow_id: w\ncases: [{}]\nexecution_policy: { min_concurrency: 2 }\n');
+    expect(runOptionsFor(on).adaptive).toEqual({ minConcurrency: 2 });
+    expect(runOptionsFor(parsePlan('workflow_id: w\ncases: [{}]\n')).adaptive).toBe(true);
+    const bad = (body: string) =>
+      planErrorOf(() =>
+        parsePlan(`workflow_id: w\ncases: [{}]\nexecution_policy:\n${body}`, { file: 'plan.yaml' }),
+      ).message;
+    expect(bad('  concurrency: 4\n  min_concurrency: 5\n')).toBe(
+      'plan.yaml:5:20: execution_policy.min_concurrency: 5 is invalid, expected at most the concurrency (4)',
+    );
+    expect(bad('  min_concurrency: 11\n')).toMatch(
+      /^plan\.yaml:4:20: execution_policy\.min_concurrency: 11 is invalid, expected at most the concurrency \(10\)$/,
+    );
+    expect(bad('  adaptive: sometimes\n')).toMatch(
+      /^plan\.yaml:4:13: execution_policy\.adaptive: "sometimes" is invalid, expected true or false/,
+    );
+    expect(bad('  retry_policy: { max_rate_limit_retries: -1 }\n')).toMatch(
+      /execution_policy\.retry_policy\.max_rate_limit_retries: -1 is invalid/,
+    );
   });
 
   test('jitter: true means full, false means none', () => {

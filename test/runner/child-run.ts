@@ -79,3 +79,19 @@ export function exited(child: ChildProcess): Promise<number | null> {
     else child.once('exit', (code) => resolve(code));
   });
 }
+
+/**
+ * Waits for `cond` (an event in a file, at the mock, in a child), checking every 10 ms; fails
+ * naming `what` and the child's stderr after 15 s. A guard against a hang, not a timing check.
+ */
+export async function until(
+  what: string,
+  cond: () => boolean | Promise<boolean>,
+  child?: { stderr(): string },
+): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${child?.stderr()}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

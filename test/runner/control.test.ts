@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type MockServer, startMock } from '../../src/mock/index.js';
 import { SqliteStore } from '../../src/store/index.js';
 import { type Child, spawnStride } from '../cli/helpers.js';
+import { until, writeDifyPlan } from './child-run.js';
 
 const KEY = 'app-control-test';
 const CASES = 400;
@@ -31,23 +32,12 @@ beforeAll(async () => {
     JSON.stringify({ id: `k${i}`, inputs: { query: `question ${i}` } }),
   );
   writeFileSync(join(dir, 'cases.jsonl'), `${lines.join('\n')}\n`);
-  plan = join(dir, 'plan.yaml');
-  writeFileSync(
-    plan,
-    [
-      'workflow_id: control-test',
-      'target:',
-      '  type: dify',
-      `  base_url: ${mock.baseUrl}`,
-      `  api_key: ${KEY}`,
-      '  app: workflow',
-      '  response_mode: blocking',
-      'cases: cases.jsonl',
-      'execution_policy:',
-      '  concurrency: 2',
-      '',
-    ].join('\n'),
-  );
+  plan = writeDifyPlan(dir, {
+    workflowId: 'control-test',
+    baseUrl: mock.baseUrl,
+    apiKey: KEY,
+    concurrency: 2,
+  });
 });
 
 afterAll(async () => {
@@ -55,14 +45,6 @@ afterAll(async () => {
   await Promise.all(children.map((c) => c.exited));
   await mock.close();
 });
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, child: Child) {
-  const deadline = Date.now() + 15_000;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${child.stderr()}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('control from another process', () => {
   test('pause stops new starts at the mock, resume continues, cancel ends the run (exit 130)', async () => {

@@ -249,6 +249,7 @@ describe.each(STORES)('resume and rerun (%s store)', (_name, makeStore) => {
   test('a case whose last allowed attempt was in flight at the crash is not sent again', async () => {
     // Issue 16, item 5: an always-429 case had attempts 1 and 2 journaled and attempt 3 (of 3)
     // in flight at the kill; the resume sent attempt 4. A maybe-sent attempt counts as spent.
+    // (A 503 now: a 429 is a refusal, which does not spend max_attempts; see the next test.)
     const store = makeStore();
     try {
       const clock = new VirtualClock();
@@ -256,7 +257,7 @@ describe.each(STORES)('resume and rerun (%s store)', (_name, makeStore) => {
       const limited = async (c: TestCase, ctx: AttemptContext): Promise<unknown> => {
         calls.set(c.id, (calls.get(c.id) ?? 0) + 1);
         await clock.sleep(10, ctx.signal);
-        if (c.id === 'c0') throw Object.assign(new Error('too many requests'), { status: 429 });
+        if (c.id === 'c0') throw Object.assign(new Error('unavailable'), { status: 503 });
         return 'ok';
       };
       const service = new ExecutorService({ clock, functions: { bot: limited } });
@@ -302,6 +303,59 @@ describe.each(STORES)('resume and rerun (%s store)', (_name, makeStore) => {
         resumed.results.filter((r) => r.status !== 'success').map((r) => r.executionId),
       ).toEqual(['c0']);
       expect((await store.getRun('x'))?.status).toBe('completed');
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('refusals (429s) before the crash do not spend max_attempts after the resume either', async () => {
+    // Issue 17, item 3: a 429 was turned away before any work. c0 is refused 4 times, then
+    // answers; the session ends after its 3rd refusal. With max_attempts 3, the resumed case
+    // must still be sent (its 3 journaled attempts are refusals), and answer on attempt 5.
+    const store = makeStore();
+    try {
+      const clock = new VirtualClock();
+      const calls = new Map<string, number>();
+      const refusing = async (c: TestCase, ctx: AttemptContext): Promise<unknown> => {
+        const n = (calls.get(c.id) ?? 0) + 1;
+        calls.set(c.id, n);
+        await clock.sleep(10, ctx.signal);
+        if (c.id === 'c0' && n <= 4)
+          throw Object.assign(new Error('too many requests'), { status: 429 });
+        return 'ok';
+      };
+      const service = new ExecutorService({ clock, functions: { bot: refusing } });
+      const manifest = manifestOf();
+      const token = new CancellationToken();
+      await runDurable(service, manifest, store, {
+        clock,
+        runId: 'refused',
+        token,
+        onStart: (session) =>
+          session.run.on('transition', (t) => {
+            if (t.taskId === 'c0' && t.to === 'pending' && t.attempt === 3) token.cancel('stop');
+          }),
+      });
+      expect(calls.get('c0')).toBe(3);
+      const state = await store.loadRun('refused');
+      expect(state?.unspent.get('c0')).toBe(3);
+
+      const resumed = await resume(service, manifest, store, 'refused', { clock });
+      expect(calls.get('c0')).toBe(5);
+      expect(resumed.results.find((r) => r.executionId === 'c0')).toMatchObject({
+        status: 'success',
+        metadata: { attemptCount: 5 },
+      });
+      const attempts = [];
+      for await (const a of store.attempts('refused', 'c0'))
+        attempts.push([a.number, a.state, a.error?.code]);
+      expect(attempts.map((a) => a[2])).toEqual([
+        'RATE_LIMITED',
+        'RATE_LIMITED',
+        'RATE_LIMITED',
+        'RATE_LIMITED',
+        undefined,
+      ]);
     } finally {
       await store.close();
     }

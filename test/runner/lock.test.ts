@@ -17,7 +17,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type MockServer, startMock } from '../../src/mock/index.js';
 import { type Child, spawnStride } from '../cli/helpers.js';
-import { storedTotal } from './child-run.js';
+import { storedTotal, until, writeDifyPlan } from './child-run.js';
 
 const KEY = 'app-lock-test';
 let mock: MockServer;
@@ -38,25 +38,13 @@ beforeAll(async () => {
     join(dir, 'cases.jsonl'),
     `${[line('h', { __fault: 'hang', __fault_times: 2 }), line('a'), line('b'), line('c')].join('\n')}\n`,
   );
-  plan = join(dir, 'plan.yaml');
-  writeFileSync(
-    plan,
-    [
-      'workflow_id: lock-test',
-      'target:',
-      '  type: dify',
-      `  base_url: ${mock.baseUrl}`,
-      `  api_key: ${KEY}`,
-      '  app: workflow',
-      '  response_mode: blocking',
-      'cases: cases.jsonl',
-      'execution_policy:',
-      '  concurrency: 4',
-      '  timeout: 1h',
-      '  retry_policy: { max_attempts: 5, backoff_seconds: 0.01 }',
-      '',
-    ].join('\n'),
-  );
+  // No timeout: case h hangs until its session is killed.
+  plan = writeDifyPlan(dir, {
+    workflowId: 'lock-test',
+    baseUrl: mock.baseUrl,
+    apiKey: KEY,
+    concurrency: 4,
+  });
 });
 
 afterAll(async () => {
@@ -86,15 +74,6 @@ function query<T>(sql: string, ...params: unknown[]): T | undefined {
 const holderPid = () =>
   query<{ pid: number }>("SELECT pid FROM run_locks WHERE run_id = 'L'")?.pid ?? undefined;
 const hangs = () => mock.stats().byCase.h ?? 0;
-
-/** Waits for `cond`, or fails naming `what` (a guard against a hang, not a timing assertion). */
-async function until(what: string, cond: () => boolean, child?: Child): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${child?.stderr()}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** What must not change when a session is refused. */
 function footprint() {

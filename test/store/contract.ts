@@ -53,6 +53,7 @@ const STATISTICS: RunStatistics = {
   cancelledTasks: 0,
   attempts: 4,
   retries: 1,
+  refused: 0,
   interrupted: 0,
   zombies: 0,
   tokens: 12,

@@ -1,0 +1,480 @@
+/**
+ * Adaptive pace: the concurrency and request rate a run actually uses, learned from what the
+ * target answers. The run's `concurrency` (and `rate`) are ceilings; this controller keeps the
+ * effective values below them (docs/architecture.md, "Adaptive pace").
+ *
+ * The rule, in short (AIMD, as TCP and Netflix's concurrency-limits `AIMDLimit` do it):
+ * - a bare refusal (a 429 without Retry-After or rate-limit headers, or a 503) of an attempt
+ *   sent under the current pace lowers the concurrency to at most ⌊0.9 × limit⌋ (and by at
+ *   least 1), and never above what we had in flight when the refused attempt was sent: the
+ *   target admitted fewer than that. Refusals of attempts sent before the last decrease only
+ *   apply that second bound (one multiplicative decrease per window, as TCP);
+ * - at the concurrency floor, a further bare 429 means the target limits the rate: the rate
+ *   goes to 0.9 × the rate it admitted over the last few seconds (or the rate we sent at);
+ * - a window of clean answers (as many as the limit) while the limit was what held us back
+ *   raises the limit by 1, or the rate by 5 % of the level last refused; a step that would reach
+ *   that level again waits 2, 4, ... 32 windows (doubling after every refused probe), so
+ *   probing a fixed limit costs few requests, and a raised one is found within 32 windows.
+ *
+ * No I/O and no timers: the run calls it on every start and answer, on its own clock.
+ */
+
+import type { Clock } from './clock.js';
+import { type ErrorClassification, InvalidOptionError } from './errors.js';
+import { RateLimiter } from './rate.js';
+
+/** Options of adaptive pace (`RunOptions.adaptive`). */
+export interface AdaptiveOptions {
+  /** The lowest concurrency the pace may go down to. @default 1 */
+  readonly minConcurrency?: number;
+}
+
+/**
+ * Why the pace changed: the target refused without saying how long to wait (`rate_limited`: a
+ * 429, `busy`: a 503), a run of clean answers (`recovered`), or `setConcurrency` (`set`).
+ */
+export type PaceReason = 'rate_limited' | 'busy' | 'recovered' | 'set';
+
+/** One change of the effective pace (event `paceChanged`). Plain data. */
+export interface PaceChange {
+  /** Run clock time. */
+  readonly at: number;
+  /** The effective concurrency before and after (equal when only the rate changed). */
+  readonly concurrency: { readonly from: number; readonly to: number };
+  /** The adapted request rate per minute before and after; undefined: not limited by the pace. */
+  readonly ratePerMinute: { readonly from: number | undefined; readonly to: number | undefined };
+  readonly reason: PaceReason;
+  /** For people: `concurrency 20 → 4: target answered 429 without Retry-After`. */
+  readonly message: string;
+}
+
+/** The pace now (`Run.pace`). */
+export interface PaceState {
+  /** False when the run was built with `adaptive: false`: the concurrency is the plan's. */
+  readonly adaptive: boolean;
+  /** The plan's concurrency: the ceiling. */
+  readonly ceiling: number;
+  /** The effective concurrency. */
+  readonly concurrency: number;
+  readonly minConcurrency: number;
+  /** The adapted rate per minute, or undefined when the pace does not limit the rate. */
+  readonly ratePerMinute: number | undefined;
+}
+
+/** The pace over a whole run, in its statistics. */
+export interface PaceStatistics {
+  readonly ceiling: number;
+  /** Effective concurrency at the end. */
+  readonly concurrency: number;
+  /** Lowest effective concurrency during the run. */
+  readonly lowestConcurrency: number;
+  /** Adapted rate per minute at the end, or undefined. */
+  readonly ratePerMinute: number | undefined;
+  /** Lowest adapted rate per minute during the run, or undefined if the rate was never lowered. */
+  readonly lowestRatePerMinute: number | undefined;
+  /** How many times the pace changed. */
+  readonly changes: number;
+  /** The message of the first decrease: why the pace went down. */
+  readonly firstDecrease: string | undefined;
+}
+
+/** A refusal that says "slow down" without saying how much (a pace signal). */
+export type PaceSignal = 'rate_limited' | 'busy';
+
+/**
+ * The pace signal of a failed attempt, if it is one: a 429 (not a spent quota) or a 503, with
+ * no Retry-After and no rate-limit headers. Headers are exact, so when present they decide (the
+ * bucket cools for the time they give) and the pace does not guess.
+ */
+export function paceSignalOf(
+  err: unknown,
+  cls: ErrorClassification,
+  limitsReported: boolean,
+): PaceSignal | undefined {
+  if (cls.retryAfterMs !== undefined || limitsReported) return undefined;
+  if (cls.rateLimited) return 'rate_limited';
+  const status = (err as { status?: unknown } | null)?.status;
+  return status === 503 && cls.retryable ? 'busy' : undefined;
+}
+
+/** Multiplicative decrease: Netflix's AIMDLimit default backoff ratio. */
+const BACKOFF = 0.9;
+/**
+ * The decrease when the target still refuses before a single clean window followed the last
+ * decrease: the pace is far above what it admits, so halve (TCP's ratio) instead of creeping.
+ */
+const STEEP_BACKOFF = 0.5;
+/** Refused probes double the wait before the next, up to 2^5 = 32 windows. */
+const MAX_PROBE_SHIFT = 5;
+/** The additive rate step, as a share of the rate last refused. */
+const RATE_STEP = 0.05;
+/** The adapted rate never goes below one request a minute. */
+const MIN_RATE_PER_MINUTE = 1;
+/** Rates are measured over the last 64 events, at most this far back. */
+const RATE_WINDOW_MS = 10_000;
+
+/** Times of the last few events, to measure a rate. */
+class TimeRing {
+  private readonly times = new Float64Array(64);
+  private count = 0;
+  private head = 0;
+
+  push(t: number): void {
+    this.times[this.head] = t;
+    this.head = (this.head + 1) % this.times.length;
+    if (this.count < this.times.length) this.count++;
+  }
+
+  /**
+   * Events per minute from `since` (or `RATE_WINDOW_MS` ago, if later; or the oldest event the
+   * ring still holds, if the ring is full) to `now`; undefined with no event in it.
+   */
+  perMinute(now: number, since: number): number | undefined {
+    const from = Math.max(since, now - RATE_WINDOW_MS);
+    let k = 0;
+    let start = from;
+    for (let i = 1; i <= this.count; i++) {
+      const t = this.times[(this.head - i + this.times.length) % this.times.length]!;
+      if (t < from) break;
+      k++;
+      if (i === this.times.length) start = t;
+    }
+    if (k === 0) return undefined;
+    return (k * 60_000) / Math.max(1, now - start);
+  }
+}
+
+/**
+ * Probing above a level the target refused: the lowest level refused since the capacity last
+ * grew, and how many clean windows to wait before stepping onto it again.
+ */
+class Probe {
+  refusedAt = Number.POSITIVE_INFINITY;
+  private shift = 0;
+  private wait = 0;
+
+  /** A refusal at `level`; `fresh` when it was sent under the current pace (a refused probe). */
+  refused(level: number, fresh: boolean): void {
+    if (!fresh) {
+      this.refusedAt = Math.min(this.refusedAt, level);
+      return;
+    }
+    this.refusedAt = level;
+    this.shift = Math.min(MAX_PROBE_SHIFT, this.shift + 1);
+    this.wait = 2 ** this.shift;
+  }
+
+  /**
+   * A clean window at `level`: may the pace step by `step` now? A step that comes within half a
+   * step of the level refused counts as reaching it (rates are not integers).
+   */
+  mayStep(level: number, step: number): boolean {
+    if (level > this.refusedAt - step / 2) {
+      // The target admitted a level it refused before: its capacity grew. Probe freely.
+      this.refusedAt = Number.POSITIVE_INFINITY;
+      this.shift = 0;
+      this.wait = 0;
+    }
+    if (level + step <= this.refusedAt - step / 2) return true;
+    if (this.wait > 0) {
+      this.wait--;
+      return false;
+    }
+    return true;
+  }
+}
+
+function perMinuteText(r: number | undefined): string {
+  if (r === undefined) return 'unlimited';
+  return `${r >= 100 ? Math.round(r) : Number(r.toPrecision(3))}/min`;
+}
+
+/**
+ * The adaptive pace of one run. The run tells it every start (`started`, whose number the
+ * attempt keeps), every answer (`answered`) and every pace signal (`refused`); it returns the
+ * change to apply, if any. `bucket` is the gate of the adapted rate, when the rate is limited.
+ */
+export class PaceController {
+  private floorValue: number;
+  private limitValue: number;
+  private ceilingValue: number;
+  private rateValue: number | undefined = undefined;
+  private bucketValue: RateLimiter | undefined = undefined;
+  private readonly rateCeiling: number;
+  /** Number of the last start; `changedAt` / `decreasedAt`: of the last start before a change. */
+  private seq = 0;
+  private changedAt = 0;
+  private decreasedAt = 0;
+  private clean = 0;
+  /** A clean window passed since the last decrease (else a refusal halves). */
+  private settled = true;
+  private heldByLimit = false;
+  private heldByRate = false;
+  private readonly concurrencyProbe = new Probe();
+  private readonly rateProbe = new Probe();
+  private rateStep = 0;
+  private readonly starts = new TimeRing();
+  private readonly admits = new TimeRing();
+  private firstStart: number | undefined = undefined;
+  // Statistics.
+  private changes = 0;
+  private lowest: number;
+  private lowestRate: number | undefined = undefined;
+  private firstDecrease: string | undefined = undefined;
+
+  constructor(
+    private readonly clock: Clock,
+    ceiling: number,
+    options: AdaptiveOptions = {},
+    /** The run's own rate per minute (`RunOptions.rate`): the adapted rate never exceeds it. */
+    rateCeiling: number | undefined = undefined,
+  ) {
+    this.floorValue = validateMinConcurrency(options.minConcurrency, ceiling);
+    this.ceilingValue = ceiling;
+    this.limitValue = ceiling;
+    this.lowest = ceiling;
+    this.rateCeiling = rateCeiling ?? Number.POSITIVE_INFINITY;
+  }
+
+  /** The lowest the concurrency may go (`minConcurrency`, at most the ceiling). */
+  get floor(): number {
+    return this.floorValue;
+  }
+
+  /** The effective concurrency. */
+  get limit(): number {
+    return this.limitValue;
+  }
+
+  /** The gate of the adapted rate, or undefined while the pace does not limit the rate. */
+  get bucket(): RateLimiter | undefined {
+    return this.bucketValue;
+  }
+
+  get state(): PaceState {
+    return {
+      adaptive: true,
+      ceiling: this.ceilingValue,
+      concurrency: this.limitValue,
+      minConcurrency: this.floor,
+      ratePerMinute: this.rateValue,
+    };
+  }
+
+  statistics(): PaceStatistics {
+    return {
+      ceiling: this.ceilingValue,
+      concurrency: this.limitValue,
+      lowestConcurrency: this.lowest,
+      ratePerMinute: this.rateValue,
+      lowestRatePerMinute: this.lowestRate,
+      changes: this.changes,
+      firstDecrease: this.firstDecrease,
+    };
+  }
+
+  /** An attempt starts; returns its number (the attempt keeps it for `answered` / `refused`). */
+  started(now: number): number {
+    this.starts.push(now);
+    this.firstStart ??= now;
+    return ++this.seq;
+  }
+
+  /** The run waited for the adapted rate's token: the rate is what holds the run back. */
+  waitedForRate(): void {
+    this.heldByRate = true;
+  }
+
+  /**
+   * The target answered attempt `seq` (sent while `inFlight` others of this run were in flight):
+   * a success, or an answer judged wrong. Counts towards a clean window.
+   */
+  answered(seq: number, inFlight: number, now: number): PaceChange | undefined {
+    this.admits.push(now);
+    if (seq <= this.changedAt) return undefined; // sent under an earlier pace
+    if (inFlight + 1 >= this.limitValue) this.heldByLimit = true;
+    if (++this.clean < this.limitValue) return undefined;
+    this.clean = 0;
+    this.settled = true;
+    let change: PaceChange | undefined;
+    if (this.rateValue !== undefined && this.heldByRate) change = this.raiseRate(now);
+    else if (this.heldByLimit && this.limitValue < this.ceilingValue)
+      change = this.raiseConcurrency(now);
+    this.heldByLimit = false;
+    this.heldByRate = false;
+    return change;
+  }
+
+  /** The target refused attempt `seq` without saying how long to wait. */
+  refused(seq: number, inFlight: number, signal: PaceSignal, now: number): PaceChange | undefined {
+    const fresh = seq > this.decreasedAt;
+    if (this.limitValue > this.floor || !fresh) {
+      return this.lowerConcurrency(inFlight, fresh, signal, now);
+    }
+    // At the floor, and still refused: the target limits the rate, not the concurrency. A 503
+    // says "busy", which the floor already answers.
+    return signal === 'rate_limited' ? this.lowerRate(now) : undefined;
+  }
+
+  /** `setConcurrency`: a new ceiling. An unlowered limit follows it; a lowered one stays under. */
+  setCeiling(n: number, now: number): PaceChange | undefined {
+    const from = this.limitValue;
+    const to = from === this.ceilingValue ? n : Math.min(from, n);
+    this.ceilingValue = n;
+    if (this.floorValue > n) this.floorValue = n;
+    if (to === from) return undefined;
+    this.clean = 0;
+    this.changedAt = this.seq;
+    return this.change(now, from, to, this.rateValue, 'set', `concurrency ${from} → ${to}: set`);
+  }
+
+  private lowerConcurrency(
+    inFlight: number,
+    fresh: boolean,
+    signal: PaceSignal,
+    now: number,
+  ): PaceChange | undefined {
+    const from = this.limitValue;
+    // The target refused while `inFlight` others of ours were there: it admits no more than that.
+    let to = Math.min(from, Math.max(this.floor, inFlight));
+    if (fresh) {
+      const cut = Math.min(from - 1, Math.floor(from * this.backoff()));
+      to = Math.min(to, Math.max(this.floor, cut));
+      this.decreasedAt = this.seq;
+    }
+    this.concurrencyProbe.refused(inFlight + 1, fresh);
+    if (to === from) return undefined;
+    this.clean = 0;
+    this.changedAt = this.seq;
+    const why =
+      signal === 'busy' ? 'target answered 503 (busy)' : 'target answered 429 without Retry-After';
+    return this.change(
+      now,
+      from,
+      to,
+      this.rateValue,
+      signal,
+      `concurrency ${from} → ${to}: ${why}`,
+    );
+  }
+
+  /**
+   * A fresh refusal at the concurrency floor. Once the rate is limited, it is the level refused;
+   * the first time, what we sent and what the target admitted since the run began (10 s at
+   * most) say where the target's rate is: the lower of the two.
+   */
+  private lowerRate(now: number): PaceChange | undefined {
+    const from = this.rateValue;
+    const since = this.firstStart ?? now;
+    const level = Math.min(
+      from ??
+        Math.min(
+          this.starts.perMinute(now, since) ?? Number.POSITIVE_INFINITY,
+          this.admits.perMinute(now, since) ?? Number.POSITIVE_INFINITY,
+        ),
+      this.rateCeiling,
+    );
+    if (!Number.isFinite(level)) return undefined;
+    const to = Math.max(MIN_RATE_PER_MINUTE, level * this.backoff());
+    this.rateProbe.refused(level, true);
+    this.rateStep = level * RATE_STEP;
+    this.decreasedAt = this.seq;
+    this.clean = 0;
+    this.changedAt = this.seq;
+    this.setRate(to);
+    return this.change(
+      now,
+      this.limitValue,
+      this.limitValue,
+      from,
+      'rate_limited',
+      `rate ${perMinuteText(from)} → ${perMinuteText(to)}: target answered 429 without Retry-After at concurrency ${this.limitValue}`,
+    );
+  }
+
+  /** The decrease ratio of a fresh refusal (and, from now on, the last decrease). */
+  private backoff(): number {
+    const ratio = this.settled ? BACKOFF : STEEP_BACKOFF;
+    this.settled = false;
+    return ratio;
+  }
+
+  private raiseConcurrency(now: number): PaceChange | undefined {
+    const from = this.limitValue;
+    if (!this.concurrencyProbe.mayStep(from, 1)) return undefined;
+    this.changedAt = this.seq;
+    return this.change(
+      now,
+      from,
+      from + 1,
+      this.rateValue,
+      'recovered',
+      `concurrency ${from} → ${from + 1}: ${from} answers in a row without a refusal`,
+    );
+  }
+
+  private raiseRate(now: number): PaceChange | undefined {
+    const from = this.rateValue!;
+    const next = from + this.rateStep;
+    if (!this.rateProbe.mayStep(from, this.rateStep)) return undefined;
+    this.changedAt = this.seq;
+    this.setRate(next >= this.rateCeiling ? undefined : next);
+    const to = this.rateValue;
+    return this.change(
+      now,
+      this.limitValue,
+      this.limitValue,
+      from,
+      'recovered',
+      `rate ${perMinuteText(from)} → ${perMinuteText(to)}: answers without a refusal`,
+    );
+  }
+
+  private setRate(perMinute: number | undefined): void {
+    this.rateValue = perMinute;
+    if (perMinute === undefined) {
+      this.bucketValue = undefined;
+      return;
+    }
+    if (this.lowestRate === undefined || perMinute < this.lowestRate) this.lowestRate = perMinute;
+    if (this.bucketValue === undefined) {
+      // Created empty, as a cooled bucket restarts: the first start after the refusal is paced.
+      this.bucketValue = new RateLimiter({ perMinute, burst: 1 }, { clock: this.clock });
+      this.bucketValue.forceTake(1);
+    } else this.bucketValue.setRate(perMinute);
+  }
+
+  private change(
+    at: number,
+    from: number,
+    to: number,
+    rateFrom: number | undefined,
+    reason: PaceReason,
+    message: string,
+  ): PaceChange {
+    this.limitValue = to;
+    if (to < this.lowest) this.lowest = to;
+    this.changes++;
+    if (this.firstDecrease === undefined && (reason === 'rate_limited' || reason === 'busy'))
+      this.firstDecrease = message;
+    return {
+      at,
+      concurrency: { from, to },
+      ratePerMinute: { from: rateFrom, to: this.rateValue },
+      reason,
+      message,
+    };
+  }
+}
+
+/** The floor, checked: an integer from 1 to the ceiling. */
+function validateMinConcurrency(value: unknown, ceiling: number): number {
+  if (value === undefined) return 1;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > ceiling)
+    throw new InvalidOptionError(
+      'adaptive.minConcurrency',
+      value,
+      `an integer from 1 to the concurrency (${ceiling})`,
+    );
+  return value;
+}

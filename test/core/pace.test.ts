@@ -1,0 +1,378 @@
+/**
+ * Adaptive pace on the virtual clock: the controller's rules (decrease, increase, floor,
+ * ceiling, headers winning) through Run against in-process targets whose limits are exact, and
+ * the PaceController itself.
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  HttpError,
+  type PaceChange,
+  RateLimitedError,
+  RateLimiter,
+  Run,
+  type RunOptions,
+  VirtualClock,
+} from '../../src/core/index.js';
+import { PaceController } from '../../src/core/pace.js';
+
+interface Limits {
+  /** Requests the target works on at once; more are refused with a bare 429. */
+  capacity: () => number;
+  latencyMs: number;
+  /** A per-minute limiter (burst 1) in front of it, refusing with a bare 429. */
+  perMinute?: number;
+  /** How the refusal looks. @default a bare 429 */
+  refuse?: () => unknown;
+}
+
+/** A target with a concurrency limit (and optionally a rate limit), refusing before any work. */
+function limitedTarget(clock: VirtualClock, limits: Limits) {
+  let admitted = 0;
+  const stats = { calls: 0, refused: 0, peakAdmitted: 0 };
+  const bucket =
+    limits.perMinute === undefined
+      ? undefined
+      : new RateLimiter({ perMinute: limits.perMinute, burst: 1 }, { clock });
+  return {
+    stats,
+    async execute(): Promise<string> {
+      stats.calls++;
+      if (admitted >= limits.capacity() || (bucket !== undefined && !bucket.tryAcquire())) {
+        stats.refused++;
+        throw limits.refuse?.() ?? new HttpError(429, 'Dify answered HTTP 429 too_many_requests');
+      }
+      admitted++;
+      stats.peakAdmitted = Math.max(stats.peakAdmitted, admitted);
+      try {
+        await clock.sleep(limits.latencyMs);
+        return 'ok';
+      } finally {
+        admitted--;
+      }
+    },
+  };
+}
+
+/** Runs `n` tasks and records the pace: changes, and our in-flight count at every start. */
+async function paced(n: number, limits: Limits, options: RunOptions = {}) {
+  const clock = new VirtualClock();
+  const target = limitedTarget(clock, limits);
+  const run = new Run(
+    Array.from({ length: n }, (_, i) => ({ id: `t${i}`, input: i })),
+    target,
+    { clock, concurrency: 20, ...options },
+  );
+  const changes: PaceChange[] = [];
+  const startsAfterFirstDecrease: number[] = [];
+  run.on('paceChanged', (c) => changes.push(c));
+  run.on('transition', (t) => {
+    if (t.to === 'running' && changes.length > 0)
+      startsAfterFirstDecrease.push(run.progress.running);
+  });
+  const result = await run.start();
+  return { result, target, changes, startsAfterFirstDecrease, run };
+}
+
+describe('adaptive concurrency (a target that admits N at a time, bare 429 otherwise)', () => {
+  it('finds the limit of 4 under a plan of 20: 200 cases pass, at most 1.2 requests per case, within 1.5 x the ideal 2.5 s', async () => {
+    const { result, target, changes, startsAfterFirstDecrease } = await paced(200, {
+      capacity: () => 4,
+      latencyMs: 50,
+    });
+    expect(result.statistics.succeededTasks).toBe(200);
+    expect(target.stats.calls).toBeLessThanOrEqual(240);
+    expect(result.statistics.attempts).toBe(target.stats.calls);
+    expect(result.statistics.refused).toBe(target.stats.refused);
+    expect(result.statistics.wallTimeMs).toBeLessThanOrEqual(1.5 * 2500);
+    // One wave of 20 tells it everything: the first decrease goes straight to the limit.
+    expect(changes[0]).toMatchObject({
+      reason: 'rate_limited',
+      concurrency: { from: 20 },
+      message: expect.stringMatching(
+        /^concurrency 20 → \d+: target answered 429 without Retry-After$/,
+      ),
+    });
+    expect(result.statistics.pace).toMatchObject({ ceiling: 20, lowestConcurrency: 4 });
+    // Once lowered, no more than the limit plus one probe is ever in flight.
+    expect(Math.max(...startsAfterFirstDecrease)).toBeLessThanOrEqual(5);
+    expect(target.stats.peakAdmitted).toBe(4);
+  });
+
+  it('limit 8, 2,000 cases: the same ratios, and refused probes back off (the gap between them doubles, up to 32 windows)', async () => {
+    const { result, target, changes } = await paced(2000, { capacity: () => 8, latencyMs: 50 });
+    expect(result.statistics.succeededTasks).toBe(2000);
+    expect(target.stats.calls).toBeLessThanOrEqual(2400);
+    expect(result.statistics.wallTimeMs).toBeLessThanOrEqual(1.5 * 12_500);
+    const refusedProbes = changes
+      .filter((c) => c.reason === 'rate_limited' && c.concurrency.from === 9)
+      .map((c) => c.at);
+    expect(refusedProbes.length).toBeGreaterThan(4);
+    const gaps = refusedProbes.slice(1).map((t, i) => t - refusedProbes[i]!);
+    for (let i = 1; i < gaps.length; i++) expect(gaps[i]!).toBeGreaterThanOrEqual(gaps[i - 1]!);
+    // A window is 8 answers, one round trip of 50 ms: 32 windows and the probe's own window.
+    expect(Math.max(...gaps)).toBeLessThanOrEqual(34 * 50);
+    expect(gaps[1]! / gaps[0]!).toBeGreaterThan(1.5);
+  });
+
+  it('follows the target both ways: limit 8, then 2 from 2 s, then 8 again from 6 s', async () => {
+    const clock = new VirtualClock();
+    let capacity = 8;
+    clock.schedule(2000, () => {
+      capacity = 2;
+    });
+    clock.schedule(6000, () => {
+      capacity = 8;
+    });
+    const target = limitedTarget(clock, { capacity: () => capacity, latencyMs: 50 });
+    const run = new Run(
+      Array.from({ length: 3000 }, (_, i) => ({ id: `t${i}`, input: i })),
+      target,
+      { clock, concurrency: 20 },
+    );
+    const trace: [number, number][] = [];
+    run.on('concurrency', (e) => trace.push([e.at, e.to]));
+    const at = (t: number) => trace.filter(([when]) => when <= t).at(-1)?.[1];
+    const result = await run.start();
+    expect(result.statistics.succeededTasks).toBe(3000);
+    expect(at(1990)).toBeGreaterThanOrEqual(8);
+    // Down within half a second of the drop, up again within 2.5 s of the rise.
+    expect(at(2500)).toBeLessThanOrEqual(3);
+    expect(
+      Math.max(...trace.filter(([t]) => t > 2500 && t < 6000).map(([, c]) => c)),
+    ).toBeLessThanOrEqual(3);
+    expect(at(8500)).toBeGreaterThanOrEqual(8);
+    expect(target.stats.calls).toBeLessThanOrEqual(1.2 * 3000);
+  });
+
+  it('never goes below min_concurrency nor above the plan concurrency', async () => {
+    const floored = await paced(
+      100,
+      { capacity: () => 1, latencyMs: 20 },
+      {
+        adaptive: { minConcurrency: 3 },
+      },
+    );
+    expect(floored.result.statistics.succeededTasks).toBe(100);
+    expect(Math.min(...floored.changes.map((c) => c.concurrency.to))).toBe(3);
+    expect(floored.result.statistics.pace?.lowestConcurrency).toBe(3);
+
+    const roomy = await paced(200, { capacity: () => 100, latencyMs: 20 });
+    expect(roomy.changes).toEqual([]);
+    expect(roomy.run.concurrency).toBe(20);
+    expect(roomy.target.stats.peakAdmitted).toBe(20);
+    expect(roomy.result.statistics.wallTimeMs).toBe(200);
+  });
+
+  it('a 503 lowers the concurrency too, but spends an attempt (work may have started)', async () => {
+    const { result, target, changes } = await paced(
+      100,
+      { capacity: () => 4, latencyMs: 50, refuse: () => new HttpError(503, 'busy') },
+      { retry: { maxAttempts: 10, backoffMs: 10 } },
+    );
+    expect(result.statistics.succeededTasks).toBe(100);
+    expect(changes[0]).toMatchObject({ reason: 'busy', message: expect.stringContaining('503') });
+    expect(result.statistics.refused).toBe(0);
+    expect(target.stats.calls).toBeLessThanOrEqual(130);
+  });
+
+  it('a refusal does not spend max_attempts: max_attempts 1 and every case still passes', async () => {
+    const { result, target } = await paced(
+      200,
+      { capacity: () => 4, latencyMs: 50 },
+      { retry: { maxAttempts: 1 } },
+    );
+    expect(result.statistics.succeededTasks).toBe(200);
+    expect(target.stats.refused).toBeGreaterThan(0);
+    const refusedCases = result.tasks.filter((t) => t.attempts > 1);
+    expect(refusedCases.length).toBeGreaterThan(0);
+  });
+
+  it('adaptive: false keeps the plan concurrency and pays for it in requests', async () => {
+    const { result, target, changes, run } = await paced(
+      200,
+      { capacity: () => 4, latencyMs: 50 },
+      { adaptive: false, retry: { backoffMs: 100, maxRateLimitRetries: 100 } },
+    );
+    expect(changes).toEqual([]);
+    expect(run.concurrency).toBe(20);
+    expect(result.statistics.pace).toBeUndefined();
+    expect(result.statistics.succeededTasks).toBe(200);
+    expect(target.stats.calls).toBeGreaterThan(400);
+  });
+});
+
+describe('adaptive rate (a per-minute limit with bare 429s)', () => {
+  it('600/min, plan rate unset: all pass, at most 1.2 requests per case, within 1.3 x the ideal', async () => {
+    const { result, target, changes, run } = await paced(200, {
+      capacity: () => 100,
+      latencyMs: 50,
+      perMinute: 600,
+    });
+    expect(result.statistics.succeededTasks).toBe(200);
+    expect(target.stats.calls).toBeLessThanOrEqual(240);
+    // The ideal: the first request at once, then one every 100 ms.
+    expect(result.statistics.wallTimeMs).toBeLessThanOrEqual(1.3 * 19_950);
+    const firstRate = changes.find((c) => c.ratePerMinute.to !== undefined)!;
+    expect(firstRate).toMatchObject({
+      reason: 'rate_limited',
+      concurrency: { from: 1, to: 1 },
+      ratePerMinute: { from: undefined },
+      message: expect.stringMatching(
+        /^rate unlimited → \d+\/min: target answered 429 without Retry-After at concurrency 1$/,
+      ),
+    });
+    expect(run.pace.ratePerMinute).toBeGreaterThan(500);
+    expect(result.statistics.pace?.lowestRatePerMinute).toBeGreaterThan(250);
+  });
+
+  it('never goes above the plan rate_control', async () => {
+    const { result, run, changes } = await paced(
+      60,
+      { capacity: () => 100, latencyMs: 50, perMinute: 600 },
+      { rate: { perMinute: 400, burst: 1 } },
+    );
+    expect(result.statistics.succeededTasks).toBe(60);
+    for (const c of changes) {
+      if (c.ratePerMinute.to !== undefined) expect(c.ratePerMinute.to).toBeLessThanOrEqual(400);
+    }
+    expect(run.pace.ratePerMinute ?? 0).toBeLessThanOrEqual(400);
+  });
+});
+
+describe('headers win', () => {
+  it('a 429 with Retry-After cools the bucket for exactly that long and leaves the pace alone', async () => {
+    const clock = new VirtualClock();
+    const starts: number[] = [];
+    let refusedOnce = false;
+    const run = new Run(
+      Array.from({ length: 10 }, (_, i) => ({ id: `t${i}`, input: i })),
+      {
+        async execute() {
+          starts.push(clock.now());
+          if (!refusedOnce) {
+            refusedOnce = true;
+            throw new RateLimitedError('slow down', { retryAfterMs: 3000 });
+          }
+          await clock.sleep(10);
+          return 'ok';
+        },
+      },
+      { clock, concurrency: 1, rate: { perMinute: 6000, burst: 1 } },
+    );
+    const changes: PaceChange[] = [];
+    const cooled: number[] = [];
+    run.on('paceChanged', (c) => changes.push(c));
+    run.on('coolDown', (e) => cooled.push(e.ms));
+    const result = await run.start();
+    expect(result.statistics.succeededTasks).toBe(10);
+    expect(changes).toEqual([]);
+    expect(cooled).toEqual([3000]);
+    expect(starts[1]).toBe(3010);
+  });
+
+  it('a 429 whose attempt reported rate-limit headers is exact too: no pace change', async () => {
+    const clock = new VirtualClock();
+    let calls = 0;
+    const run = new Run(
+      Array.from({ length: 20 }, (_, i) => ({ id: `t${i}`, input: i })),
+      {
+        async execute(_task, ctx) {
+          calls++;
+          if (calls <= 5) {
+            ctx.reportLimits({ limitRequests: 100, remainingRequests: 3 });
+            throw new HttpError(429, 'too many');
+          }
+          await clock.sleep(10);
+          return 'ok';
+        },
+      },
+      { clock, concurrency: 10, retry: { backoffMs: 100 } },
+    );
+    const changes: PaceChange[] = [];
+    run.on('paceChanged', (c) => changes.push(c));
+    const result = await run.start();
+    expect(result.statistics.succeededTasks).toBe(20);
+    expect(changes).toEqual([]);
+    expect(result.statistics.refused).toBe(5);
+  });
+});
+
+describe('setConcurrency with adaptive pace', () => {
+  it('is the new ceiling: a lowered limit stays under it, an unlowered one follows it', () => {
+    const clock = new VirtualClock();
+    const pace = new PaceController(clock, 20);
+    expect(pace.setCeiling(30, 0)).toMatchObject({
+      concurrency: { from: 20, to: 30 },
+      reason: 'set',
+    });
+    pace.refused(pace.started(0), 5, 'rate_limited', 0);
+    expect(pace.limit).toBe(5);
+    expect(pace.setCeiling(40, 1)).toBeUndefined();
+    expect(pace.limit).toBe(5);
+    expect(pace.setCeiling(3, 2)).toMatchObject({ concurrency: { from: 5, to: 3 } });
+  });
+});
+
+describe('PaceController rules', () => {
+  it('decrease: to at most what was in flight when the refused attempt was sent, and by at least 10 %', () => {
+    const pace = new PaceController(new VirtualClock(), 20);
+    const seqs = Array.from({ length: 20 }, () => pace.started(0));
+    // The 12th start (11 in flight) refused first: min(floor(0.9 * 20), 11).
+    expect(pace.refused(seqs[11]!, 11, 'rate_limited', 1)?.concurrency).toEqual({
+      from: 20,
+      to: 11,
+    });
+    // A stale refusal (sent before that decrease) only brings its evidence: 4 were admitted.
+    expect(pace.refused(seqs[4]!, 4, 'rate_limited', 1)?.concurrency).toEqual({ from: 11, to: 4 });
+    expect(pace.refused(seqs[19]!, 19, 'rate_limited', 1)).toBeUndefined();
+    expect(pace.limit).toBe(4);
+  });
+
+  it('a fresh refusal before any clean window since the last decrease halves the limit', () => {
+    const pace = new PaceController(new VirtualClock(), 100);
+    expect(pace.refused(pace.started(0), 99, 'rate_limited', 0)?.concurrency.to).toBe(90);
+    expect(pace.refused(pace.started(1), 89, 'rate_limited', 1)?.concurrency.to).toBe(45);
+  });
+
+  it('increase: +1 after a window of clean answers that used the whole limit, not after idle ones', () => {
+    const pace = new PaceController(new VirtualClock(), 10);
+    pace.refused(pace.started(0), 4, 'rate_limited', 0); // limit 4; a probe of 5 waits 2 windows
+    expect(pace.limit).toBe(4);
+    let change: PaceChange | undefined;
+    // Answers of attempts that had the limit to themselves (1 in flight of 4): no evidence.
+    for (let i = 0; i < 40; i++) change ??= pace.answered(pace.started(1), 0, 2);
+    expect(change).toBeUndefined();
+    const windowFull = () => {
+      let c: PaceChange | undefined;
+      for (let i = 0; i < pace.limit; i++) c ??= pace.answered(pace.started(3), 3, 3);
+      return c;
+    };
+    expect(windowFull()).toBeUndefined(); // waiting: 1 of 2
+    expect(windowFull()).toBeUndefined(); // waiting: 2 of 2
+    expect(windowFull()).toMatchObject({ reason: 'recovered', concurrency: { from: 4, to: 5 } });
+  });
+
+  it('floor: at min_concurrency a further 429 lowers the rate; a 503 does not', () => {
+    const clock = new VirtualClock();
+    const pace = new PaceController(clock, 4, { minConcurrency: 2 });
+    pace.refused(pace.started(0), 1, 'rate_limited', 0);
+    expect(pace.limit).toBe(2);
+    // Answers with the limit not in use: admissions to measure, no reason to raise the limit.
+    for (let t = 0; t < 1000; t += 100) pace.answered(pace.started(t), 0, t + 50);
+    expect(pace.refused(pace.started(1000), 1, 'busy', 1000)).toBeUndefined();
+    const change = pace.refused(pace.started(1000), 1, 'rate_limited', 1001);
+    expect(change?.ratePerMinute.from).toBeUndefined();
+    expect(change?.ratePerMinute.to).toBeGreaterThan(0);
+    expect(pace.bucket?.perMinute).toBe(change?.ratePerMinute.to);
+    expect(pace.limit).toBe(2);
+  });
+
+  it('rejects a floor above the ceiling', () => {
+    expect(() => new PaceController(new VirtualClock(), 4, { minConcurrency: 5 })).toThrow(
+      /adaptive.minConcurrency: 5/,
+    );
+    expect(
+      () => new Run([], { execute: async () => 1 }, { adaptive: { minConcurrency: 0 } }),
+    ).toThrow(/adaptive.minConcurrency/);
+  });
+});
