@@ -28,7 +28,7 @@ export {
 } from './executor.js';
 export { type ActionPlanFile, loadActionPlan, parseActionPlan, planKindOf } from './load.js';
 export { ToolRegistry } from './registry.js';
-export { checkJsonSchema, validateSchema } from './schema.js';
+export { checkJsonSchema, validateSchema, validateSchemaAsync } from './schema.js';
 export { actionSnapshot } from './snapshot.js';
 export { resolveArguments } from './template.js';
 export type { JsonSchema, JsonType, Tool, ToolContext, ToolSchema, ToolUsage } from './tool.js';

@@ -24,6 +24,7 @@ export {
   type AssertionInput,
   type AssertionOutcome,
   customAssertion,
+  type EvaluateOptions,
   evaluateAssertions,
   evaluateAssertionsAsync,
   textOf,
@@ -48,6 +49,7 @@ export {
 } from './env.js';
 export { formatIssue, PlanError, type PlanErrorCode, type PlanIssue } from './errors.js';
 export { type LoadPlanOptions, loadPlan, type ParsePlanOptions, parsePlan } from './load.js';
+export { type CompiledPattern, compilePattern, PatternError, patternProblem } from './pattern.js';
 export { type PrintPlanOptions, printPlan } from './print.js';
 export {
   type Assertion,
