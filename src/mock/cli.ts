@@ -10,17 +10,20 @@
 
 import { parseArgs } from 'node:util';
 import type { LatencySpec, MockFault, MockOptions, MockOutputRule } from './options.js';
-import { MOCK_FAULTS } from './options.js';
+import { DEFAULT_MODELS, DIFY_APP_MODES, type DifyAppMode, MOCK_FAULTS } from './options.js';
 import { startMock } from './server.js';
 
 export const MOCK_USAGE = `usage: stride mock [--port N] [--host H] [--latency MS|MIN-MAX|MEAN~SD|exp:MEAN]
                    [--error-rate FAULT:SHARE,...] [--max-concurrency N] [--rate-limit PER_MINUTE]
                    [--burst N] [--retry-after SECONDS] [--api-key KEY]... [--output RULE]
                    [--tokens N] [--ping-interval MS] [--chunk-delay MS] [--seed N] [--quiet]
+                   [--app KEY=MODE]... [--model ID]...
 
   A Dify- and OpenAI-compatible mock server with fault injection.
   Faults: ${MOCK_FAULTS.join(', ')}
-  Output rules: echo, upper, lower, reverse, template:TEXT (with {{text}} or {{input-name}})`;
+  Output rules: echo, upper, lower, reverse, template:TEXT (with {{text}} or {{input-name}})
+  --app KEY=MODE binds a Dify key to an app mode (${DIFY_APP_MODES.join(', ')});
+  --model ID lists a model in GET /v1/models (default: ${DEFAULT_MODELS.join(', ')})`;
 
 /** Where the command writes, and what stops it (SIGINT/SIGTERM by default). */
 export interface MockCommandIo {
@@ -85,6 +88,21 @@ function parseOutput(raw: string): MockOutputRule {
   );
 }
 
+/** Parses `--app KEY=MODE` flags; the key is a secret, so a bad one is not echoed. */
+export function parseApps(raw: readonly string[]): Record<string, DifyAppMode> {
+  const apps: Record<string, DifyAppMode> = {};
+  for (const item of raw) {
+    const i = item.lastIndexOf('=');
+    const mode = item.slice(i + 1);
+    if (i <= 0 || !DIFY_APP_MODES.includes(mode as DifyAppMode))
+      throw new MockUsageError(
+        `--app: expected KEY=MODE with MODE one of ${DIFY_APP_MODES.join(', ')}, got ${i <= 0 ? 'no =' : JSON.stringify(mode)}`,
+      );
+    apps[item.slice(0, i)] = mode as DifyAppMode;
+  }
+  return apps;
+}
+
 /** Turns command-line arguments into mock options. Throws on bad input. */
 export function parseMockArgs(argv: readonly string[]): MockOptions & { quiet: boolean } {
   const { values } = parseArgs({
@@ -99,6 +117,8 @@ export function parseMockArgs(argv: readonly string[]): MockOptions & { quiet: b
       burst: { type: 'string' },
       'retry-after': { type: 'string' },
       'api-key': { type: 'string', multiple: true },
+      app: { type: 'string', multiple: true },
+      model: { type: 'string', multiple: true },
       output: { type: 'string' },
       tokens: { type: 'string' },
       'ping-interval': { type: 'string' },
@@ -131,6 +151,8 @@ export function parseMockArgs(argv: readonly string[]): MockOptions & { quiet: b
   if (values['retry-after'] !== undefined)
     options.retryAfterSeconds = num('retry-after', values['retry-after'], 0);
   if (values['api-key'] !== undefined) options.apiKeys = values['api-key'];
+  if (values.app !== undefined) options.apps = parseApps(values.app);
+  if (values.model !== undefined) options.models = values.model;
   if (values.output !== undefined) options.output = parseOutput(values.output);
   if (values.tokens !== undefined) options.tokens = num('tokens', values.tokens, 1, true);
   if (values['ping-interval'] !== undefined)

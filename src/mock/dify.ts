@@ -5,13 +5,20 @@
  */
 
 import { randomUUID } from 'node:crypto';
-import { chunk, deriveOutput, type MockFault, sourceText, tokenSplit } from './options.js';
-import { type Control, difyAuthorized, type Exchange, type MockCore } from './server.js';
+import {
+  chunk,
+  type DifyAppMode,
+  deriveOutput,
+  type MockFault,
+  sourceText,
+  tokenSplit,
+} from './options.js';
+import { difyAuthorized, type Exchange, type MockCore } from './server.js';
+import { price, type Run, stepsOf, workflowData, workflowStream } from './workflow.js';
 
 export type DifyApp = 'workflow' | 'chat' | 'completion';
 
 const APP_ID = '6c8c3f41-2c6f-4e1b-8f4f-7f11c8f2ad2a';
-const WORKFLOW_ID = '19eff89f-ec03-4f75-b0fc-897e7effea02';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const conversations = new WeakMap<MockCore, Set<string>>();
 
@@ -43,16 +50,6 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function price(tokens: { prompt: number; completion: number; total: number }) {
-  const prompt = tokens.prompt * 0.000001;
-  const completion = tokens.completion * 0.000002;
-  return {
-    prompt: prompt.toFixed(7),
-    completion: completion.toFixed(7),
-    total: (prompt + completion).toFixed(7),
-  };
-}
-
 function usage(tokens: { prompt: number; completion: number; total: number }, latencyS: number) {
   const p = price(tokens);
   return {
@@ -71,6 +68,42 @@ function usage(tokens: { prompt: number; completion: number; total: number }, la
     time_to_first_token: null,
     time_to_generate: null,
   };
+}
+
+/** The mode of the app the request's key is bound to; undefined: a key that serves every route. */
+function appModeOf(core: MockCore, ex: Exchange): DifyAppMode | undefined {
+  const token = ex.req.headers.authorization?.split(' ', 2)[1];
+  return token === undefined ? undefined : core.options.apps.get(token);
+}
+
+/** What each route accepts, and what Dify answers an app of another mode (checked first). */
+const ROUTE_MODES: Readonly<
+  Record<DifyApp, { modes: readonly DifyAppMode[]; code: string; message: string }>
+> = {
+  workflow: {
+    modes: ['workflow'],
+    code: 'not_workflow_app',
+    message: 'Please check if your Workflow app mode matches the right API route.',
+  },
+  chat: {
+    modes: ['chat', 'agent-chat', 'advanced-chat'],
+    code: 'not_chat_app',
+    message: 'Please check if your app mode matches the right API route.',
+  },
+  completion: {
+    modes: ['completion'],
+    code: 'app_unavailable',
+    message: 'App unavailable, please check your app configurations.',
+  },
+};
+
+/** Answers 400 when the key's app has another mode than the route's; true if it did. */
+function wrongMode(core: MockCore, ex: Exchange, app: DifyApp): boolean {
+  const mode = appModeOf(core, ex);
+  const route = ROUTE_MODES[app];
+  if (mode === undefined || route.modes.includes(mode)) return false;
+  fail(ex, 400, route.code, route.message);
+  return true;
 }
 
 /**
@@ -144,7 +177,7 @@ export function handleDifyRun(
   app: DifyApp,
   text: string | undefined,
 ): void {
-  if (!difyAuthorized(core, ex)) return;
+  if (!difyAuthorized(core, ex) || wrongMode(core, ex, app)) return;
   let body: unknown;
   try {
     body = text === undefined || text.trim() === '' ? undefined : JSON.parse(text);
@@ -233,6 +266,7 @@ export function handleDifyRun(
   const tokens = tokenSplit(ctl.tokens, src, out);
   const run: Run = {
     app,
+    mode: appModeOf(core, ex) ?? app,
     taskId: randomUUID(),
     runId: randomUUID(),
     messageId: randomUUID(),
@@ -250,36 +284,6 @@ export function handleDifyRun(
   }
   if (mode === 'streaming') stream(core, ex, run);
   else blocking(core, ex, run);
-}
-
-interface Run {
-  app: DifyApp;
-  taskId: string;
-  runId: string;
-  messageId: string;
-  conversationId: string | undefined;
-  out: string;
-  tokens: { prompt: number; completion: number; total: number };
-  ctl: Control;
-  inputs: Record<string, unknown>;
-  user: string;
-  created: number;
-}
-
-function workflowData(run: Run, status: string, error: string | null, elapsedS: number) {
-  const finished = Math.floor(Date.now() / 1000);
-  return {
-    id: run.runId,
-    workflow_id: WORKFLOW_ID,
-    status,
-    outputs: status === 'succeeded' ? { text: run.out } : status === 'stopped' ? {} : null,
-    error,
-    elapsed_time: elapsedS,
-    total_tokens: status === 'stopped' ? 0 : run.tokens.total,
-    total_steps: 3,
-    created_at: run.created,
-    finished_at: finished,
-  };
 }
 
 function blocking(core: MockCore, ex: Exchange, run: Run): void {
@@ -310,6 +314,7 @@ function blocking(core: MockCore, ex: Exchange, run: Run): void {
           failed ? 'failed' : 'succeeded',
           failed ? 'Node LLM run failed: [mock] injected failure' : null,
           elapsed,
+          stepsOf(failed),
         ),
       });
       return;
@@ -327,7 +332,7 @@ function blocking(core: MockCore, ex: Exchange, run: Run): void {
     };
     if (run.app === 'chat') message.conversation_id = run.conversationId;
     Object.assign(message, {
-      mode: run.app,
+      mode: run.mode,
       answer: run.out,
       metadata: { usage: usage(run.tokens, elapsed), retriever_resources: [] },
       created_at: run.created,
@@ -354,142 +359,6 @@ function stream(core: MockCore, ex: Exchange, run: Run): void {
   const elapsed = (): number => (performance.now() - started) / 1000;
   if (run.app === 'workflow') workflowStream(core, ex, run, chunks, half, delay, elapsed);
   else messageStream(core, ex, run, chunks, half, delay, elapsed);
-}
-
-function workflowStream(
-  core: MockCore,
-  ex: Exchange,
-  run: Run,
-  chunks: string[],
-  half: number,
-  delay: number,
-  elapsed: () => number,
-): void {
-  const fault = run.ctl.fault;
-  const base = { task_id: run.taskId, workflow_run_id: run.runId };
-  const nodeId = '1711';
-  ex.event({
-    event: 'workflow_started',
-    ...base,
-    data: {
-      id: run.runId,
-      workflow_id: WORKFLOW_ID,
-      inputs: { ...run.inputs, 'sys.user_id': run.user },
-      created_at: run.created,
-      reason: 'initial',
-    },
-  });
-  ex.event({
-    event: 'node_started',
-    ...base,
-    data: {
-      id: `${run.runId}-llm`,
-      node_id: nodeId,
-      node_type: 'llm',
-      title: 'LLM',
-      index: 2,
-      predecessor_node_id: '1710',
-      inputs: {},
-      created_at: run.created,
-      extras: {},
-      iteration_id: null,
-      loop_id: null,
-    },
-  });
-  ex.onStop = () => {
-    ex.event({
-      event: 'workflow_finished',
-      ...base,
-      data: {
-        ...workflowData(run, 'stopped', 'Stopped by user.', elapsed()),
-        created_by: { id: run.user, user: run.user },
-        exceptions_count: 0,
-        files: [],
-      },
-    });
-    ex.endStream();
-  };
-  if (fault === 'hang') return;
-  const finish = (): void => {
-    const p = price(run.tokens);
-    const failed = fault === 'failed';
-    ex.event({
-      event: 'node_finished',
-      ...base,
-      data: {
-        id: `${run.runId}-llm`,
-        node_id: nodeId,
-        node_type: 'llm',
-        title: 'LLM',
-        index: 2,
-        predecessor_node_id: '1710',
-        inputs: {},
-        process_data: {},
-        outputs: failed ? null : { text: run.out },
-        status: failed ? 'failed' : 'succeeded',
-        error: failed ? '[mock] injected failure' : null,
-        elapsed_time: elapsed(),
-        execution_metadata: {
-          total_tokens: run.tokens.total,
-          total_price: p.total,
-          currency: 'USD',
-        },
-        created_at: run.created,
-        finished_at: Math.floor(Date.now() / 1000),
-        files: [],
-      },
-    });
-    core.charge(run.tokens.total);
-    ex.event({
-      event: 'workflow_finished',
-      ...base,
-      data: {
-        ...workflowData(
-          run,
-          failed ? 'failed' : 'succeeded',
-          failed ? 'Node LLM run failed: [mock] injected failure' : null,
-          elapsed(),
-        ),
-        created_by: { id: run.user, user: run.user },
-        exceptions_count: 0,
-        files: [],
-      },
-    });
-    ex.endStream();
-  };
-  const send = (i: number): void => {
-    if (fault === 'break' && i === half) {
-      ex.destroy();
-      return;
-    }
-    if (i >= chunks.length) {
-      finish();
-      return;
-    }
-    ex.event({
-      event: 'text_chunk',
-      ...base,
-      data: { text: chunks[i], from_variable_selector: [nodeId, 'text'] },
-    });
-    ex.later(delay, () => send(i + 1));
-  };
-  ex.later(run.ctl.latencyMs, () => {
-    if (fault === 'stream-error' || fault === 'stream-error-400') {
-      const is400 = fault === 'stream-error-400';
-      ex.event({
-        event: 'error',
-        workflow_run_id: run.runId,
-        code: is400 ? 'invalid_param' : 'internal_server_error',
-        status: is400 ? 400 : 500,
-        message: is400
-          ? 'Run failed: [mock] injected failure'
-          : 'Internal Server Error, please contact support.',
-      });
-      ex.endStream();
-      return;
-    }
-    send(0);
-  });
 }
 
 function messageStream(
@@ -562,10 +431,11 @@ function messageStream(
 export function handleDifyStop(
   core: MockCore,
   ex: Exchange,
+  app: DifyApp,
   taskId: string,
   text: string | undefined,
 ): void {
-  if (!difyAuthorized(core, ex)) return;
+  if (!difyAuthorized(core, ex) || wrongMode(core, ex, app)) return;
   let body: unknown;
   try {
     body = text === undefined || text === '' ? undefined : JSON.parse(text);
@@ -585,4 +455,52 @@ export function handleDifyStop(
     live.onStop?.();
   }
   ex.json(200, { result: 'success' });
+}
+
+/** `GET /v1/info` and `/v1/parameters`; `/v1/info` names the mode of the key's app. */
+export function handleAppInfo(core: MockCore, ex: Exchange, path: string): void {
+  if (!difyAuthorized(core, ex)) return;
+  if (path === '/v1/info') {
+    ex.json(200, {
+      name: 'Stride mock',
+      description: 'A Dify-compatible mock',
+      tags: [],
+      // A key without a mode serves every route; it calls itself a workflow app.
+      mode: appModeOf(core, ex) ?? 'workflow',
+      author_name: 'stride',
+    });
+    return;
+  }
+  const form = (
+    core.options.requiredInputs.length > 0 ? core.options.requiredInputs : ['query']
+  ).map((variable) => ({
+    'text-input': { label: variable, variable, required: true, default: '' },
+  }));
+  ex.json(200, {
+    opening_statement: null,
+    suggested_questions: [],
+    suggested_questions_after_answer: { enabled: false },
+    speech_to_text: { enabled: false },
+    text_to_speech: { enabled: false },
+    retriever_resource: { enabled: false },
+    annotation_reply: { enabled: false },
+    more_like_this: { enabled: false },
+    user_input_form: form,
+    sensitive_word_avoidance: { enabled: false, type: '', configs: [] },
+    file_upload: {
+      image: {
+        enabled: false,
+        number_limits: 3,
+        detail: 'high',
+        transfer_methods: ['remote_url', 'local_file'],
+      },
+    },
+    system_parameters: {
+      file_size_limit: 15,
+      image_file_size_limit: 10,
+      audio_file_size_limit: 50,
+      video_file_size_limit: 100,
+      workflow_file_upload_limit: 10,
+    },
+  });
 }

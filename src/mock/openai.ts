@@ -19,8 +19,66 @@ function error(
   type: string,
   code: string | null,
   headers: Record<string, string> = {},
+  param: string | null = null,
 ): void {
-  ex.json(status, { error: { message, type, param: null, code } }, headers);
+  ex.json(status, { error: { message, type, param, code } }, headers);
+}
+
+/** OpenAI's answer to a path or method it does not serve (a 404, also for a wrong method). */
+export function openAiInvalidUrl(ex: Exchange, method: string, pathname: string): void {
+  error(ex, 404, `Invalid URL (${method} ${pathname})`, 'invalid_request_error', null);
+}
+
+/** OpenAI's Bearer check; answers 401 in OpenAI's shape itself when it fails. */
+export function openAiAuthorized(core: MockCore, ex: Exchange): boolean {
+  const auth = ex.req.headers.authorization;
+  const token = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
+  const keys = core.options.apiKeys;
+  if (token !== undefined && token !== '' && (keys === undefined || keys.has(token))) return true;
+  const shown =
+    token === undefined
+      ? ''
+      : core.options.leakKeyInErrors
+        ? token
+        : `${token.slice(0, 3)}***${token.slice(-4)}`;
+  error(
+    ex,
+    401,
+    token === undefined
+      ? "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+      : `Incorrect API key provided: ${shown}. You can find your API key at https://platform.openai.com/account/api-keys.`,
+    'invalid_request_error',
+    token === undefined ? null : 'invalid_api_key',
+  );
+  return false;
+}
+
+/** `GET /v1/models` (the list clients fetch first) and `GET /v1/models/{model}`. */
+export function handleModels(core: MockCore, ex: Exchange, path: string): void {
+  if (!openAiAuthorized(core, ex)) return;
+  // A fixed creation time: the same answer on every run.
+  const model = (id: string) => ({
+    id,
+    object: 'model',
+    created: 1_700_000_000,
+    owned_by: 'stride',
+  });
+  if (path === '/v1/models') {
+    ex.json(200, { object: 'list', data: core.options.models.map(model) });
+    return;
+  }
+  const id = decodeURIComponent(path.slice('/v1/models/'.length));
+  if (core.options.models.includes(id)) ex.json(200, model(id));
+  else
+    error(
+      ex,
+      404,
+      `The model '${id}' does not exist`,
+      'invalid_request_error',
+      'model_not_found',
+      {},
+      'model',
+    );
 }
 
 function fmtDuration(ms: number): string {
@@ -46,27 +104,7 @@ function lastUserText(messages: unknown[]): string {
 }
 
 export function handleOpenAI(core: MockCore, ex: Exchange, text: string | undefined): void {
-  const auth = ex.req.headers.authorization;
-  const token = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
-  const keys = core.options.apiKeys;
-  if (token === undefined || token === '' || (keys !== undefined && !keys.has(token))) {
-    const shown =
-      token === undefined
-        ? ''
-        : core.options.leakKeyInErrors
-          ? token
-          : `${token.slice(0, 3)}***${token.slice(-4)}`;
-    error(
-      ex,
-      401,
-      token === undefined
-        ? "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
-        : `Incorrect API key provided: ${shown}. You can find your API key at https://platform.openai.com/account/api-keys.`,
-      'invalid_request_error',
-      token === undefined ? null : 'invalid_api_key',
-    );
-    return;
-  }
+  if (!openAiAuthorized(core, ex)) return;
   let body: unknown;
   try {
     body = text === undefined || text === '' ? undefined : JSON.parse(text);

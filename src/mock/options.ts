@@ -91,6 +91,20 @@ export type MockOutputRule =
   | { readonly template: string }
   | { readonly lookup: Readonly<Record<string, string>>; readonly fallback?: string };
 
+/** A Dify app's mode, as `GET /v1/info` names it. */
+export type DifyAppMode = 'workflow' | 'chat' | 'agent-chat' | 'advanced-chat' | 'completion';
+
+export const DIFY_APP_MODES: readonly DifyAppMode[] = [
+  'workflow',
+  'chat',
+  'agent-chat',
+  'advanced-chat',
+  'completion',
+];
+
+/** The models `GET /v1/models` lists by default. */
+export const DEFAULT_MODELS: readonly string[] = ['gpt-4o-mini', 'gpt-4o', 'stride-mock'];
+
 /** Options of `startMock`. Every field is optional. */
 export interface MockOptions {
   /** @default '127.0.0.1' */
@@ -113,8 +127,17 @@ export interface MockOptions {
     /** Send Retry-After with these 429s (Dify sends none). @default false */
     readonly retryAfter?: boolean;
   };
-  /** Accepted keys; without it, any `Bearer app-…` (Dify) or any Bearer token (OpenAI) passes. */
+  /** Accepted keys; without it (and `apps`), any `Bearer app-…` (Dify) or any Bearer token (OpenAI) passes. */
   readonly apiKeys?: readonly string[];
+  /**
+   * Dify app keys and their app's mode, one key per app as Dify binds them: `/v1/info` says the
+   * key's mode, and a route of another mode answers 400 `not_workflow_app` / `not_chat_app` /
+   * `app_unavailable`. These keys are accepted (with `apiKeys`, if given; a key of `apiKeys`
+   * without a mode serves every route). Without it any key serves every route.
+   */
+  readonly apps?: Readonly<Record<string, DifyAppMode>>;
+  /** Model ids `GET /v1/models` lists (chat completions accept any model). @default DEFAULT_MODELS */
+  readonly models?: readonly string[];
   /** Inputs every workflow run must have (`<name> is required in input form`). */
   readonly requiredInputs?: readonly string[];
   /** @default 'echo' */
@@ -148,6 +171,8 @@ export interface ResolvedMockOptions {
   maxConcurrency: number | undefined;
   rateLimit: { perMinute: number; burst: number; retryAfter: boolean } | undefined;
   apiKeys: ReadonlySet<string> | undefined;
+  apps: ReadonlyMap<string, DifyAppMode>;
+  models: readonly string[];
   requiredInputs: readonly string[];
   output: MockOutputRule;
   tokens: number | undefined;
@@ -247,6 +272,25 @@ export function resolveMockOptions(o: MockOptions): ResolvedMockOptions {
   }
   if (o.apiKeys !== undefined && !Array.isArray(o.apiKeys))
     throw new InvalidOptionError('apiKeys', '(hidden)', 'an array of keys');
+  const apps = new Map<string, DifyAppMode>();
+  if (o.apps !== undefined) {
+    if (typeof o.apps !== 'object' || o.apps === null || Array.isArray(o.apps))
+      throw new InvalidOptionError('apps', '(hidden)', 'a mapping of app keys to modes');
+    for (const [key, mode] of Object.entries(o.apps)) {
+      // The key is a secret: only its mode is shown.
+      if (!DIFY_APP_MODES.includes(mode))
+        throw new InvalidOptionError('apps.<key>', mode, DIFY_APP_MODES.join(' | '));
+      apps.set(key, mode);
+    }
+  }
+  const models = o.models ?? DEFAULT_MODELS;
+  if (!Array.isArray(models) || !models.every((m) => typeof m === 'string' && m !== ''))
+    throw new InvalidOptionError('models', models, 'a list of model ids');
+  // Keys of `apps` are accepted keys too: with either option, only the listed keys pass.
+  const keys =
+    o.apiKeys === undefined && o.apps === undefined
+      ? undefined
+      : new Set([...(o.apiKeys ?? []), ...apps.keys()]);
   const output = o.output ?? 'echo';
   if (
     !(
@@ -274,7 +318,9 @@ export function resolveMockOptions(o: MockOptions): ResolvedMockOptions {
     maxConcurrency:
       o.maxConcurrency === undefined ? undefined : positiveInt(o.maxConcurrency, 'maxConcurrency'),
     rateLimit,
-    apiKeys: o.apiKeys === undefined ? undefined : new Set(o.apiKeys),
+    apiKeys: keys,
+    apps,
+    models,
     requiredInputs: o.requiredInputs ?? [],
     output,
     tokens: o.tokens === undefined ? undefined : positiveInt(o.tokens, 'tokens'),

@@ -17,8 +17,7 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { type DifyApp, handleDifyRun, handleDifyStop } from './dify.js';
-import { handleOpenAI } from './openai.js';
+import { dispatch, isGeneration } from './routes.js';
 import {
   MOCK_FAULTS,
   type MockFault,
@@ -475,17 +474,6 @@ function readBody(req: IncomingMessage): Promise<string | undefined> {
   });
 }
 
-const STOP = /^\/v1\/(?:workflows\/tasks|chat-messages|completion-messages)\/([^/]+)\/stop$/;
-
-function notFound(ex: Exchange): void {
-  ex.json(404, {
-    code: 'not_found',
-    message:
-      'The requested URL was not found on the server. If you entered the URL manually please check your spelling and try again.',
-    status: 404,
-  });
-}
-
 async function route(core: MockCore, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const ex = new Exchange(core, req, res);
   core.live.add(ex);
@@ -505,57 +493,18 @@ async function route(core: MockCore, req: IncomingMessage, res: ServerResponse):
   }
   const isApi = path.startsWith('/v1/') || path === '/echo' || path.startsWith('/echo/');
   if (isApi) core.stats.requests++;
-  const runApp: DifyApp | undefined =
-    path === '/v1/workflows/run'
-      ? 'workflow'
-      : path === '/v1/chat-messages'
-        ? 'chat'
-        : path === '/v1/completion-messages'
-          ? 'completion'
-          : undefined;
   // Generation requests count as in flight from the moment they arrive.
-  if (
-    runApp !== undefined ||
-    path === '/v1/chat/completions' ||
-    path === '/echo' ||
-    path.startsWith('/echo/')
-  ) {
+  if (isGeneration(path, method)) {
     core.stats.runs++;
     ex.enter();
   }
   const text = await readBody(req);
   if (ex.done) return;
-  if (runApp !== undefined && method === 'POST') {
-    core.count(core.stats.byEndpoint, runApp);
-    handleDifyRun(core, ex, runApp, text);
-    return;
-  }
-  const stop = STOP.exec(path);
-  if (stop !== null && method === 'POST') {
-    core.count(core.stats.byEndpoint, 'stop');
-    handleDifyStop(core, ex, decodeURIComponent(stop[1]!), text);
-    return;
-  }
-  if (path === '/v1/chat/completions' && method === 'POST') {
-    core.count(core.stats.byEndpoint, 'openai');
-    handleOpenAI(core, ex, text);
-    return;
-  }
-  if (path === '/echo' || path.startsWith('/echo/')) {
-    core.count(core.stats.byEndpoint, 'echo');
-    handleEcho(core, ex, url, text);
-    return;
-  }
-  if ((path === '/v1/parameters' || path === '/v1/info') && method === 'GET') {
-    core.count(core.stats.byEndpoint, path.slice(4));
-    handleAppInfo(core, ex, path);
-    return;
-  }
-  notFound(ex);
+  dispatch(core, ex, url, path, method, text);
 }
 
 /** `ANY /echo[/...]`: answers what it received (method, path, query, headers, body). */
-function handleEcho(core: MockCore, ex: Exchange, url: URL, text: string | undefined): void {
+export function handleEcho(core: MockCore, ex: Exchange, url: URL, text: string | undefined): void {
   let body: unknown = text;
   try {
     body = text === undefined || text === '' ? undefined : JSON.parse(text);
@@ -589,52 +538,6 @@ function handleEcho(core: MockCore, ex: Exchange, url: URL, text: string | undef
     });
   };
   ex.later(ctl.latencyMs, answer);
-}
-
-function handleAppInfo(core: MockCore, ex: Exchange, path: string): void {
-  if (!difyAuthorized(core, ex)) return;
-  if (path === '/v1/info') {
-    ex.json(200, {
-      name: 'Stride mock',
-      description: 'A Dify-compatible mock',
-      tags: [],
-      mode: 'workflow',
-      author_name: 'stride',
-    });
-    return;
-  }
-  const form = (
-    core.options.requiredInputs.length > 0 ? core.options.requiredInputs : ['query']
-  ).map((variable) => ({
-    'text-input': { label: variable, variable, required: true, default: '' },
-  }));
-  ex.json(200, {
-    opening_statement: null,
-    suggested_questions: [],
-    suggested_questions_after_answer: { enabled: false },
-    speech_to_text: { enabled: false },
-    text_to_speech: { enabled: false },
-    retriever_resource: { enabled: false },
-    annotation_reply: { enabled: false },
-    more_like_this: { enabled: false },
-    user_input_form: form,
-    sensitive_word_avoidance: { enabled: false, type: '', configs: [] },
-    file_upload: {
-      image: {
-        enabled: false,
-        number_limits: 3,
-        detail: 'high',
-        transfer_methods: ['remote_url', 'local_file'],
-      },
-    },
-    system_parameters: {
-      file_size_limit: 15,
-      image_file_size_limit: 10,
-      audio_file_size_limit: 50,
-      video_file_size_limit: 100,
-      workflow_file_upload_limit: 10,
-    },
-  });
 }
 
 /** Dify's Bearer check (`controllers/service_api/wraps.py`); answers 401 itself when it fails. */
