@@ -17,7 +17,6 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { dispatch, isGeneration } from './routes.js';
 import {
   MOCK_FAULTS,
   type MockFault,
@@ -25,6 +24,7 @@ import {
   type ResolvedMockOptions,
   resolveMockOptions,
 } from './options.js';
+import { dispatch, isGeneration } from './routes.js';
 
 export type { LatencySpec, MockFault, MockOptions, MockOutputRule } from './options.js';
 export { MOCK_FAULTS } from './options.js';
