@@ -28,6 +28,7 @@ import {
   HttpError,
   InvalidOptionError,
   NonRetryableError,
+  StrideError,
   TimeoutError,
   ValidationError,
 } from '../core/errors.js';
@@ -167,6 +168,76 @@ function responseHeaders(headers: Headers): Record<string, string> {
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
+/** What a socket error code means, in the words of the message. */
+const CONNECT_CAUSES: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'connection refused',
+  ENOTFOUND: 'host not found',
+  EAI_AGAIN: 'DNS lookup failed, temporarily',
+  ECONNRESET: 'connection reset',
+  ETIMEDOUT: 'connection timed out',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  UND_ERR_CONNECT_TIMEOUT: 'connect timed out',
+  UND_ERR_SOCKET: 'socket closed',
+};
+
+function isTlsFailure(cause: { code?: unknown; library?: unknown }): boolean {
+  const code = typeof cause.code === 'string' ? cause.code : '';
+  return (
+    code.startsWith('ERR_SSL_') ||
+    code.startsWith('ERR_TLS_') ||
+    code.includes('CERT') ||
+    code === 'EPROTO' ||
+    cause.library === 'SSL routines'
+  );
+}
+
+/**
+ * fetch() rejects with a bare `TypeError: fetch failed` whose `cause` says why (an AggregateError
+ * when every address of the host refused). This names the request, the host and port, and the
+ * cause with its code, as the test-plan targets do: a refused connection or a failed DNS lookup is
+ * a retried NETWORK_ERROR, a TLS failure (a certificate, a handshake) is not retried. Anything
+ * else is returned as it is.
+ */
+function fetchFailure(err: unknown, method: string, url: URL): unknown {
+  if (!(err instanceof TypeError) || err.cause === undefined || err.cause === null) return err;
+  let cause = err.cause as {
+    code?: unknown;
+    message?: unknown;
+    reason?: unknown;
+    errors?: unknown;
+    library?: unknown;
+  };
+  if (typeof cause.code !== 'string' && Array.isArray(cause.errors) && cause.errors.length > 0)
+    cause = cause.errors[0] as typeof cause;
+  const code = typeof cause.code === 'string' ? cause.code : undefined;
+  const port = url.port !== '' ? url.port : url.protocol === 'https:' ? '443' : '80';
+  const where = `${url.hostname}:${port}`;
+  const request = `http: ${method} ${safeUrl(url)} failed`;
+  // OpenSSL's message is a colon-separated dump with a file path; its `reason` is the words.
+  const text = typeof cause.reason === 'string' ? cause.reason : cause.message;
+  const said =
+    typeof text === 'string' && text.trim() !== ''
+      ? text.trim().split('\n')[0]!
+      : 'no reason given';
+  const suffix = code === undefined ? '' : ` (${code})`;
+  if (isTlsFailure(cause))
+    return new NonRetryableError(
+      `${request}: TLS handshake with ${where} failed: ${said}${suffix}`,
+      {
+        cause: err,
+      },
+    );
+  const meaning = code === undefined ? undefined : CONNECT_CAUSES[code];
+  return new StrideError(
+    'NETWORK_ERROR',
+    meaning === undefined
+      ? `${request}: ${where}: ${said}${suffix}`
+      : `${request}: cannot connect to ${where}: ${meaning}${suffix}`,
+    { cause: err, retryable: true },
+  );
+}
+
 /**
  * The `http` tool: one HTTP request with the global `fetch`.
  *
@@ -255,7 +326,7 @@ export function httpTool(options: HttpToolOptions = {}): Tool<HttpArgs, HttpResu
           return new TimeoutError(
             `http: ${method} ${safeUrl(url)} did not complete within ${timeoutMs} ms`,
           );
-        return err;
+        return fetchFailure(err, method, url);
       };
 
       for (let hop = 0; ; hop++) {
