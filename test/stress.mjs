@@ -61,7 +61,7 @@ function round() {
   return new Promise((resolve) => {
     child.on('close', (code) => {
       // Vitest's own summary (files, tests) and the names of failed tests, without colours.
-      const plain = log.replace(/\x1b\[[0-9;]*m/g, '');
+      const plain = log.replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g'), '');
       const summary = plain
         .split('\n')
         .filter((l) => /^\s*(Test Files|Tests)\s/.test(l))

@@ -31,8 +31,8 @@ export {
 export { type HttpOutput, HttpTarget, type HttpTargetOptions } from './http/index.js';
 export type { RateLimitListener, TransportOptions } from './internal/http.js';
 export {
-  parseResetDuration,
   parseRateLimitHeaders,
+  parseResetDuration,
   parseRetryAfter,
   type RateLimitInfo,
 } from './internal/ratelimit.js';

@@ -83,20 +83,23 @@ workflow_id: w
 cases: [{ inputs: { q: 1 } }]
 execution_policy:
   concurrency: 7
+  min_concurrency: 2
   batch_size: 5
   backoff_seconds: 2
   timeout: 90s
   rate_control: { per_minute: 600, burst: 10, tokens_per_minute: 90000 }
-  retry_policy: { max_attempts: 4, backoff_seconds: 2, backoff_multiplier: 1.5, max_backoff_seconds: 30 }
+  retry_policy: { max_attempts: 4, max_rate_limit_retries: 6, backoff_seconds: 2, backoff_multiplier: 1.5, max_backoff_seconds: 30 }
   stop_conditions: { max_failures: 50, timeout: 2h, max_cost: 5 }
 `);
     expect(runOptionsFor(manifest)).toEqual({
       concurrency: 7,
+      adaptive: { minConcurrency: 2 },
       timeoutMs: 90_000,
       rate: { perMinute: 600, burst: 10 },
       tokens: { perMinute: 90_000 },
       retry: {
         maxAttempts: 4,
+        maxRateLimitRetries: 6,
         backoffMs: 2000,
         backoffMultiplier: 1.5,
         maxBackoffMs: 30_000,

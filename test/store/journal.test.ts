@@ -102,6 +102,8 @@ describe.each(stores)('journal into %s', (_name, open) => {
       {
         clock,
         concurrency: 4,
+        // The pause must find attempts in flight: a fixed concurrency (its 429 would lower it).
+        adaptive: false,
         timeoutMs: 1_000,
         retry: { maxAttempts: 2, backoffMs: 100 },
         stop: { maxConsecutiveAuthErrors: 0 },
@@ -190,7 +192,14 @@ describe.each(stores)('journal into %s', (_name, open) => {
           return task.input;
         },
       },
-      { clock, concurrency: 3, lookahead: 1, retry: { maxAttempts: 3, backoffMs: 10 } },
+      // A fixed concurrency: c9's bare 429 would lower it, and c12 would never start.
+      {
+        clock,
+        concurrency: 3,
+        adaptive: false,
+        lookahead: 1,
+        retry: { maxAttempts: 3, backoffMs: 10 },
+      },
     );
     const journal = await attachJournal(run, store, { clock });
     const done = run.start();

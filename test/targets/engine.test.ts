@@ -208,8 +208,10 @@ describe('concurrency as the mock sees it', () => {
 });
 
 describe('retries cost exactly what the engine decides', () => {
+  // max_attempts 4 and max_rate_limit_retries 5: a 429 is refused before any work, so it spends
+  // the second bound (1 + 5 requests), every other retried fault the first.
   const cases: [string, number, string, 'error' | 'failed'][] = [
-    ['429', 4, 'RATE_LIMITED', 'error'],
+    ['429', 6, 'RATE_LIMITED', 'error'],
     ['500', 4, 'HTTP_ERROR', 'error'],
     ['502', 4, 'HTTP_ERROR', 'error'],
     ['503', 4, 'HTTP_ERROR', 'error'],
@@ -228,7 +230,7 @@ describe('retries cost exactly what the engine decides', () => {
         [{ id: 'x', input: { inputs: { __fault: fault, __case: 'x' } } }],
         t,
         {
-          retry: { maxAttempts: 4, backoffMs: 1 },
+          retry: { maxAttempts: 4, maxRateLimitRetries: 5, backoffMs: 1 },
         },
       ).start();
       const task = result.tasks[0]!;
@@ -243,7 +245,7 @@ describe('retries cost exactly what the engine decides', () => {
     const m = await mockWith({ retryAfterSeconds: 0.05 });
     const t = difyTarget(m, 'workflow', 'streaming');
     const run = new Run([{ id: 'r', input: { inputs: { __fault: '429-retry-after' } } }], t, {
-      retry: { maxAttempts: 2, backoffMs: 1 },
+      retry: { maxAttempts: 2, maxRateLimitRetries: 1, backoffMs: 1 },
       rate: { perMinute: 60_000, burst: 10 },
     });
     const pending: TaskTransition[] = [];

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { parseResetDuration, parseRateLimitHeaders, parseRetryAfter } from '../../src/targets/index.js';
+import {
+  parseRateLimitHeaders,
+  parseResetDuration,
+  parseRetryAfter,
+} from '../../src/targets/index.js';
 import { readSse } from '../../src/targets/internal/sse.js';
 
 async function collect(
