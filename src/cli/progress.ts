@@ -54,6 +54,8 @@ export class Progress {
   private timer: NodeJS.Timeout | undefined;
   private rateWaits = 0;
   private retries = 0;
+  /** The adaptive pace's last change, as it explains itself. */
+  private paceNote: string | undefined;
   private readonly off: (() => void)[] = [];
   private readonly now: () => number;
   /** (time, done) samples of the last ~10 s, for a rate that follows the current pace. */
@@ -61,7 +63,7 @@ export class Progress {
   private lastLength = 0;
 
   constructor(
-    private readonly run: Pick<Run<unknown, unknown>, 'progress' | 'concurrency' | 'on'>,
+    private readonly run: Pick<Run<unknown, unknown>, 'progress' | 'concurrency' | 'pace' | 'on'>,
     private readonly out: ProgressOut,
     private readonly options: ProgressOptions,
   ) {
@@ -76,6 +78,9 @@ export class Progress {
       this.run.on('transition', (t: TaskTransition) => {
         // A task goes back to `pending` only to back off before a retry.
         if (t.to === 'pending') this.retries++;
+      }),
+      this.run.on('paceChanged', (c) => {
+        this.paceNote = c.message;
       }),
     );
     const every = this.options.tty
@@ -108,12 +113,18 @@ export class Progress {
     const first = this.samples[0]!;
     const perSec = at > first.at ? ((p.settled - first.done) * 1000) / (at - first.at) : 0;
     const eta = perSec > 0 ? ((total - done) / perSec) * 1000 : Number.POSITIVE_INFINITY;
-    // Fits 80 columns for runs up to 99,999 cases; wider terminals just get the same line.
+    // Fits 80 columns for runs up to 99,999 cases while the pace is the plan's; wider terminals
+    // just get the same line. An adapted pace adds the plan's ceiling, the rate and why.
+    const pace = this.run.pace;
+    const ceiling = pace.concurrency < pace.ceiling ? ` of ${pace.ceiling}` : '';
+    const rate =
+      pace.ratePerMinute === undefined ? '' : ` rate ${Math.round(pace.ratePerMinute)}/min`;
     const parts = [
       `[${String(pct).padStart(3)}%] ${done}/${total} ok ${s.succeeded} fail ${s.failed} err ${s.error + s.timeout}`,
       `${perSec >= 10 ? Math.round(perSec) : perSec.toFixed(1)}/s ETA ${done >= total ? '0s' : duration(eta)}`,
-      `conc ${p.running}/${this.run.concurrency} waits ${this.rateWaits} retries ${this.retries}`,
+      `conc ${p.running}/${this.run.concurrency}${ceiling}${rate} waits ${this.rateWaits} retries ${this.retries}`,
     ];
+    if (this.paceNote !== undefined) parts.push(this.paceNote);
     return parts.join(' | ');
   }
 

@@ -409,7 +409,7 @@ export class PaceController {
       from + 1,
       this.rateValue,
       'recovered',
-      `concurrency ${from} → ${from + 1}: ${from} answers in a row without a refusal`,
+      `concurrency ${from} → ${from + 1}: ${from} answer${from === 1 ? '' : 's'} in a row without a refusal`,
     );
   }
 

@@ -3,7 +3,8 @@
  *
  *   stride mock [--port 5001] [--host 127.0.0.1] [--latency 50 | 20-80 | 50~10 | exp:50]
  *               [--error-rate 429:0.1,500:0.05] [--max-concurrency N] [--rate-limit PER_MINUTE]
- *               [--burst N] [--retry-after SECONDS] [--api-key KEY]... [--output echo|upper|lower|
+ *               [--burst N] [--rate-limit-code CODE] [--retry-after SECONDS] [--api-key KEY]...
+ *               [--output echo|upper|lower|
  *               reverse|template:TEXT] [--tokens N] [--ping-interval MS] [--chunk-delay MS]
  *               [--seed N] [--quiet]
  */
@@ -15,7 +16,8 @@ import { startMock } from './server.js';
 
 export const MOCK_USAGE = `usage: stride mock [--port N] [--host H] [--latency MS|MIN-MAX|MEAN~SD|exp:MEAN]
                    [--error-rate FAULT:SHARE,...] [--max-concurrency N] [--rate-limit PER_MINUTE]
-                   [--burst N] [--retry-after SECONDS] [--api-key KEY]... [--output RULE]
+                   [--burst N] [--rate-limit-code rate_limit_error|too_many_requests]
+                   [--retry-after SECONDS] [--api-key KEY]... [--output RULE]
                    [--tokens N] [--ping-interval MS] [--chunk-delay MS] [--seed N] [--quiet]
                    [--app KEY=MODE]... [--model ID]...
 
@@ -115,6 +117,7 @@ export function parseMockArgs(argv: readonly string[]): MockOptions & { quiet: b
       'max-concurrency': { type: 'string' },
       'rate-limit': { type: 'string' },
       burst: { type: 'string' },
+      'rate-limit-code': { type: 'string' },
       'retry-after': { type: 'string' },
       'api-key': { type: 'string', multiple: true },
       app: { type: 'string', multiple: true },
@@ -147,6 +150,16 @@ export function parseMockArgs(argv: readonly string[]): MockOptions & { quiet: b
       perMinute: num('rate-limit', values['rate-limit'].replace(/\/min$/, ''), 0.001),
       burst: values.burst === undefined ? 1 : num('burst', values.burst, 1, true),
     };
+    const code = values['rate-limit-code'];
+    if (code !== undefined) {
+      if (code !== 'rate_limit_error' && code !== 'too_many_requests')
+        throw new MockUsageError(
+          `--rate-limit-code: ${JSON.stringify(code)} is invalid, expected rate_limit_error or too_many_requests`,
+        );
+      options.rateLimit = { ...options.rateLimit, code };
+    }
+  } else if (values['rate-limit-code'] !== undefined) {
+    throw new MockUsageError('--rate-limit-code: needs --rate-limit');
   }
   if (values['retry-after'] !== undefined)
     options.retryAfterSeconds = num('retry-after', values['retry-after'], 0);

@@ -254,8 +254,10 @@ export function handleDifyRun(
       fail(
         ex,
         429,
-        'rate_limit_error',
-        `Rate limit exceeded, please upgrade your plan or your RPM was ${rl.perMinute} requests/minute`,
+        rl.code,
+        rl.code === 'too_many_requests'
+          ? `Too many requests. Please try again later. The rate limit is ${rl.perMinute} requests/minute.`
+          : `Rate limit exceeded, please upgrade your plan or your RPM was ${rl.perMinute} requests/minute`,
         rl.retryAfter ? { 'retry-after': String(Math.max(1, Math.ceil(limit.waitMs / 1000))) } : {},
       );
     }

@@ -12,6 +12,7 @@ export {
   type LatencySpec,
   MOCK_FAULTS,
   type MockFault,
+  type MockLimits,
   type MockOptions,
   type MockOutputRule,
   type MockServer,

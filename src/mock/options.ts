@@ -126,6 +126,13 @@ export interface MockOptions {
     readonly burst?: number;
     /** Send Retry-After with these 429s (Dify sends none). @default false */
     readonly retryAfter?: boolean;
+    /**
+     * The code of the Dify 429s: `rate_limit_error` is Dify's billing quota (a client does not
+     * retry it); `too_many_requests` answers like the app's concurrency limiter, as a gateway's
+     * per-minute limit in front of Dify would: a bare 429 a client should slow down for.
+     * @default 'rate_limit_error'
+     */
+    readonly code?: 'rate_limit_error' | 'too_many_requests';
   };
   /** Accepted keys; without it (and `apps`), any `Bearer app-…` (Dify) or any Bearer token (OpenAI) passes. */
   readonly apiKeys?: readonly string[];
@@ -169,7 +176,14 @@ export interface ResolvedMockOptions {
   errorRates: [MockFault, number][];
   retryAfterSeconds: number;
   maxConcurrency: number | undefined;
-  rateLimit: { perMinute: number; burst: number; retryAfter: boolean } | undefined;
+  rateLimit:
+    | {
+        perMinute: number;
+        burst: number;
+        retryAfter: boolean;
+        code: 'rate_limit_error' | 'too_many_requests';
+      }
+    | undefined;
   apiKeys: ReadonlySet<string> | undefined;
   apps: ReadonlyMap<string, DifyAppMode>;
   models: readonly string[];
@@ -241,6 +255,34 @@ export function latencySampler(
   );
 }
 
+/** The limits a running mock can change (`MockServer.setLimits`, `POST /__limits`). */
+export interface MockLimits {
+  /** The new app concurrency limit; `null` removes it. Absent: unchanged. */
+  readonly maxConcurrency?: number | null;
+  /** The new requests per minute of the rate limit (the mock must have one). Absent: unchanged. */
+  readonly ratePerMinute?: number;
+}
+
+/**
+ * Applies `limits` to resolved options, from now on: a target whose capacity changes mid-run.
+ * Throws InvalidOptionError naming the bad field, and then changes nothing.
+ */
+export function applyMockLimits(options: ResolvedMockOptions, limits: MockLimits): void {
+  if (typeof limits !== 'object' || limits === null)
+    throw new InvalidOptionError('limits', limits, '{ maxConcurrency?, ratePerMinute? }');
+  const max = limits.maxConcurrency;
+  if (max !== undefined && max !== null) positiveInt(max, 'maxConcurrency');
+  const rate = limits.ratePerMinute;
+  if (rate !== undefined) {
+    if (typeof rate !== 'number' || !(rate > 0) || !Number.isFinite(rate))
+      throw new InvalidOptionError('ratePerMinute', rate, 'a number > 0');
+    if (options.rateLimit === undefined)
+      throw new InvalidOptionError('ratePerMinute', rate, 'a mock started with a rateLimit');
+  }
+  if (max !== undefined) options.maxConcurrency = max ?? undefined;
+  if (rate !== undefined) options.rateLimit!.perMinute = rate;
+}
+
 /** Merges defaults and validates; throws InvalidOptionError naming the bad field. */
 export function resolveMockOptions(o: MockOptions): ResolvedMockOptions {
   const random = seededRandom(o.seed ?? 1);
@@ -264,10 +306,18 @@ export function resolveMockOptions(o: MockOptions): ResolvedMockOptions {
     const perMinute = o.rateLimit.perMinute;
     if (typeof perMinute !== 'number' || !(perMinute > 0))
       throw new InvalidOptionError('rateLimit.perMinute', perMinute, 'a number > 0');
+    const code = o.rateLimit.code ?? 'rate_limit_error';
+    if (code !== 'rate_limit_error' && code !== 'too_many_requests')
+      throw new InvalidOptionError(
+        'rateLimit.code',
+        code,
+        "'rate_limit_error' or 'too_many_requests'",
+      );
     rateLimit = {
       perMinute,
       burst: positiveInt(o.rateLimit.burst ?? 1, 'rateLimit.burst'),
       retryAfter: o.rateLimit.retryAfter ?? false,
+      code,
     };
   }
   if (o.apiKeys !== undefined && !Array.isArray(o.apiKeys))

@@ -18,15 +18,23 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import {
+  applyMockLimits,
   MOCK_FAULTS,
   type MockFault,
+  type MockLimits,
   type MockOptions,
   type ResolvedMockOptions,
   resolveMockOptions,
 } from './options.js';
 import { dispatch, isGeneration } from './routes.js';
 
-export type { LatencySpec, MockFault, MockOptions, MockOutputRule } from './options.js';
+export type {
+  LatencySpec,
+  MockFault,
+  MockLimits,
+  MockOptions,
+  MockOutputRule,
+} from './options.js';
 export { MOCK_FAULTS } from './options.js';
 
 /** What the mock has seen since it started (or since `reset()`). */
@@ -97,6 +105,11 @@ export interface MockServer {
   maxInWindow(windowMs: number, what: 'tokens' | 'requests'): number;
   /** Recorded requests (with `recordRequests`), oldest first. */
   requests(): RecordedRequest[];
+  /**
+   * Changes the concurrency or rate limit from now on (also `POST /__limits` with the same
+   * JSON): a target whose capacity changes mid-run. Requests already admitted keep running.
+   */
+  setLimits(limits: MockLimits): void;
   /** Stops listening, ends every open request and connection, clears every timer. */
   close(): Promise<void>;
 }
@@ -414,6 +427,20 @@ export class MockCore {
     this.active--;
   }
 
+  setLimits(limits: MockLimits): void {
+    const rl = this.options.rateLimit;
+    if (rl !== undefined) {
+      // What the bucket filled so far, at the old rate; from now on it fills at the new one.
+      const now = performance.now();
+      this.bucket = Math.min(
+        rl.burst,
+        this.bucket + ((now - this.bucketAt) * rl.perMinute) / 60_000,
+      );
+      this.bucketAt = now;
+    }
+    applyMockLimits(this.options, limits);
+  }
+
   /** Requests left in the rate window, and ms until one more is available (for x-ratelimit-*). */
   rateState(): { limit: number; remaining: number; resetMs: number } | undefined {
     const rl = this.options.rateLimit;
@@ -489,6 +516,15 @@ async function route(core: MockCore, req: IncomingMessage, res: ServerResponse):
   if (path === '/__reset' && method === 'POST') {
     core.reset();
     ex.json(200, { result: 'success' });
+    return;
+  }
+  if (path === '/__limits' && method === 'POST') {
+    try {
+      core.setLimits(JSON.parse((await readBody(req)) ?? '') as MockLimits);
+      ex.json(200, { result: 'success' });
+    } catch (err) {
+      ex.json(400, { code: 'invalid_param', message: String((err as Error).message), status: 400 });
+    }
     return;
   }
   const isApi = path.startsWith('/v1/') || path === '/echo' || path.startsWith('/echo/');
@@ -616,6 +652,7 @@ export async function startMock(options: MockOptions = {}): Promise<MockServer> 
     reset: () => core.reset(),
     maxInWindow: (windowMs, what) => core.maxInWindow(windowMs, what),
     requests: () => core.recordedRequests(),
+    setLimits: (limits) => core.setLimits(limits),
     close: () => {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -46,7 +46,10 @@ describe('Progress', () => {
     progress.stop();
     expect(line).toMatch(/^\[100%\] 20\/20 ok 19 fail 0 err 1 \| /);
     expect(line).toContain('ETA 0s');
-    expect(line).toContain('conc 0/4');
+    // The 503 lowered the concurrency (adaptive pace): the line shows it, of the plan's 4, and
+    // the pace's last change in its own words.
+    expect(line).toContain('conc 0/2 of 4 ');
+    expect(line).toMatch(/ \| concurrency \d+ → 2: [^|]+$/);
     expect(line).toMatch(/waits [1-9]\d*/); // 20 starts at 10/s with a burst of 2 must wait
     expect(line).toContain('retries 1');
   });
