@@ -23,6 +23,7 @@ import {
 } from '../report/index.js';
 import { ExecutorService } from '../runner/executor-service.js';
 import { RunHistory } from '../runner/history.js';
+import { StoreError } from '../store/errors.js';
 import { DEFAULT_DB_PATH, SqliteStore } from '../store/sqlite.js';
 import {
   baselineHook,
@@ -46,6 +47,7 @@ import {
   shareArg,
 } from './flags.js';
 import { type Io, processIo } from './io.js';
+import { prepareOutput } from './output.js';
 import { EXIT, newRunId, runSession, summaryOf } from './session.js';
 import { formatRun, formatRuns } from './summary.js';
 
@@ -119,7 +121,15 @@ function openHistory(db: string, mustExist: boolean): RunHistory {
   if (mustExist && db !== ':memory:' && !existsSync(db)) {
     throw new UsageError(`--db ${db}: no such run journal (start a run first, or pass --db)`);
   }
-  return new RunHistory({ store: new SqliteStore({ path: db }) });
+  let store: SqliteStore;
+  try {
+    store = new SqliteStore({ path: db });
+  } catch (err) {
+    // Nothing ran yet: a journal that cannot be created or opened here is bad input (exit 2).
+    if (err instanceof StoreError && err.failure === 'io') throw new UsageError(err.message);
+    throw err;
+  }
+  return new RunHistory({ store });
 }
 
 interface DispatchFlags {
@@ -135,7 +145,7 @@ interface DispatchFlags {
  * journaled as a `maybe_sent` attempt.
  */
 async function openRuns(
-  flags: { db: string } & DispatchFlags,
+  flags: { db: string; out?: string } & DispatchFlags,
   io: Io,
   mustExist: boolean,
 ): Promise<{ history: RunHistory; close(): Promise<void> }> {
@@ -150,6 +160,8 @@ async function openRuns(
   if (dispatch === 'inprocess' && flags.batch !== undefined) {
     throw new UsageError('--batch applies to --dispatch bullmq only');
   }
+  // Before the journal is opened: a report folder that cannot be written is bad input.
+  if (flags.out !== undefined) await prepareOutput('--out', flags.out);
   const history = openHistory(flags.db, mustExist);
   if (dispatch === 'inprocess') return { history, close: () => history.store.close() };
   const store = history.store;
@@ -370,6 +382,7 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
           `--${testOnly[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} applies to test plans; ${planPath} is an action plan`,
         );
       }
+      await prepareOutput('--out', flags.out);
       const history = openHistory(flags.db, false);
       try {
         setCode(
@@ -603,12 +616,12 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
     'stride report 20261124-213005-ab12 --format html,csv -o reports/',
   ).action(async (runId: string, flags: { db: string; format: string; output?: string }) => {
     const formats = formatsOf(flags.format, '--format');
+    const file = formats.length === 1 && flags.output !== undefined && !flags.output.endsWith('/');
+    await prepareOutput('--output', file ? dirname(flags.output!) : (flags.output ?? 'stride-out'));
     const history = openHistory(flags.db, true);
     try {
       const { summary, source, record } = await summaryOf(history, runId);
       const options = { html: await reportHtmlOptions(history, record) };
-      const file =
-        formats.length === 1 && flags.output !== undefined && !flags.output.endsWith('/');
       const written = file
         ? { [formats[0]!]: await writeReport(formats[0]!, flags.output!, summary, source, options) }
         : await writeReports(flags.output ?? 'stride-out', formats, summary, source, options);
@@ -769,6 +782,7 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
         resume?: string;
       },
     ) => {
+      await prepareOutput('--out', flags.out);
       const history = openHistory(flags.db, false);
       try {
         setCode(

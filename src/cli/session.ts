@@ -5,11 +5,12 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { passRateTrend } from '../compare/trend.js';
 import { type Hold, isTerminal, type TaskResult } from '../core/index.js';
 import type { TestResult } from '../report/convert.js';
+import { makeDirectory } from '../report/disk.js';
 import {
   type HtmlOptions,
   JsonlStreamWriter,
@@ -24,6 +25,15 @@ import { gracefulStop } from '../runner/graceful.js';
 import type { RunHistory } from '../runner/history.js';
 import type { RunRecord } from '../store/port.js';
 import type { Io } from './io.js';
+import {
+  describeJsonlFailure,
+  type JsonlFailure,
+  journalFailure,
+  keepPartialJsonl,
+  messageOf,
+  reportFailure,
+  type SessionPlace,
+} from './output.js';
 import { isLiveTerminal, Progress } from './progress.js';
 import { formatRunSummary } from './summary.js';
 
@@ -99,7 +109,7 @@ export async function runSession(start: SessionStart, options: SessionOptions): 
   const { io, history } = options;
   const jsonlPath = join(options.out, REPORT_FILES.jsonl);
   const streamJsonl = options.formats.includes('jsonl');
-  await mkdir(options.out, { recursive: true });
+  await makeDirectory(options.out);
   // Opened (and so truncated) only once the session holds its run's lock (onStart): a session
   // refused with RUN_LOCKED must not empty the file a live session of that run is writing.
   let jsonl: JsonlStreamWriter | undefined;
@@ -112,9 +122,13 @@ export async function runSession(start: SessionStart, options: SessionOptions): 
   let writeError: unknown;
   // Held while the JSONL file is too far behind; a graceful stop holds the run on its own.
   let jsonlHold: Hold | undefined;
+  let place: SessionPlace | undefined;
+  // What reached results.jsonl, for the message of a failed journal.
+  const streamed = { verdicts: 0, cancelled: 0 };
 
   const onStart = (session: DurableSession): void => {
     const { run } = session;
+    place = { runId: session.runId, history, resumeCommand: options.resumeCommand };
     if (options.progress) {
       progress = new Progress(run, io.stderr, {
         tty: isLiveTerminal(io.stderr, io.env),
@@ -141,7 +155,11 @@ export async function runSession(start: SessionStart, options: SessionOptions): 
         }
         writing = writing.then(async () => {
           try {
-            if (writeError === undefined) await jsonl?.write(result);
+            if (writeError === undefined && jsonl !== undefined) {
+              await jsonl.write(result);
+              if (t.to === 'cancelled') streamed.cancelled++;
+              else streamed.verdicts++;
+            }
           } catch (err) {
             writeError = err;
           }
@@ -168,16 +186,27 @@ export async function runSession(start: SessionStart, options: SessionOptions): 
     });
   };
 
-  let result: DurableRunResult;
+  let result: DurableRunResult | undefined;
+  let failure: unknown;
   try {
     result = await start({ onStart, retainResults: false });
+  } catch (err) {
+    failure = err;
   } finally {
     disposeSignals();
     progress?.stop();
     await writing;
-    await jsonl?.close();
+    await jsonl?.close().catch((err: unknown) => {
+      writeError ??= err;
+    });
   }
-  if (writeError !== undefined) throw writeError;
+  // A results.jsonl cut short (a full disk) is not left under its name as if it were complete.
+  const jsonlFailure: JsonlFailure | undefined =
+    writeError === undefined ? undefined : await keepPartialJsonl(jsonlPath, writeError);
+  if (failure !== undefined || result === undefined) {
+    const written = jsonl === undefined ? undefined : { path: jsonlPath, ...streamed };
+    throw await journalFailure(failure, place, jsonlFailure ?? written);
+  }
   const runId = result.runId;
 
   if (resumable) {
@@ -187,6 +216,7 @@ export async function runSession(start: SessionStart, options: SessionOptions): 
       `${done} case(s) have a verdict; nothing else was recorded as done.\n` +
         `Resume with: ${options.resumeCommand.replace('{id}', runId)}\n`,
     );
+    if (jsonlFailure !== undefined) io.stderr.write(`${describeJsonlFailure(jsonlFailure)}\n`);
     if (options.json) io.stdout.write(`${JSON.stringify({ runId, status: 'interrupted' })}\n`);
     return EXIT.interrupted;
   }
@@ -198,14 +228,28 @@ export async function runSession(start: SessionStart, options: SessionOptions): 
     paths,
   } = await writeRunReports(history, runId, {
     out: options.out,
+    // A results.jsonl that failed while the run went is written again from the journal.
     formats:
-      options.rewriteJsonl === true
+      options.rewriteJsonl === true || jsonlFailure !== undefined
         ? options.formats
         : options.formats.filter((f) => f !== 'jsonl'),
     command: options.command,
     ...(after?.html === undefined ? {} : { html: after.html }),
+  }).catch((err: unknown) => {
+    throw reportFailure(
+      err,
+      { runId, history, resumeCommand: options.resumeCommand },
+      { out: options.out, formats: options.formats, jsonl: jsonlFailure },
+    );
   });
   if (streamJsonl) paths.jsonl = jsonlPath;
+  if (jsonlFailure !== undefined) {
+    // Written again, whole, from the journal: the partial copy has served its purpose.
+    if (jsonlFailure.partial !== undefined) await rm(jsonlFailure.partial.path, { force: true });
+    io.stderr.write(
+      `warning: ${messageOf(jsonlFailure.error)} while the run went; it was written again from the journal\n`,
+    );
+  }
   const code = exitCodeFor(summary, final, options.failUnder);
   const exit = Math.max(code, after?.code ?? 0);
   if (options.json) {

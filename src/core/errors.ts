@@ -36,6 +36,7 @@ export type ErrorCode =
   | 'STORE_LOCKED'
   | 'STORE_VERSION'
   | 'STORE_IO'
+  | 'REPORT_IO'
   | 'RUN_NOT_FOUND'
   | 'RUN_EXISTS'
   | 'RUN_LOCKED'

@@ -13,10 +13,10 @@
  * ```
  */
 
-import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { InvalidOptionError } from '../core/index.js';
 import { writeCsv } from './csv.js';
+import { makeDirectory } from './disk.js';
 import { type HtmlOptions, writeHtml } from './html.js';
 import { writeJson } from './json.js';
 import { writeJsonl } from './jsonl.js';
@@ -132,7 +132,7 @@ export async function writeReports(
   source: ResultSource,
   options: ReportOptions = {},
 ): Promise<Partial<Record<ReportFormat, string>>> {
-  await mkdir(dir, { recursive: true });
+  await makeDirectory(dir);
   const paths: Partial<Record<ReportFormat, string>> = {};
   for (const format of formats) {
     const path = join(dir, REPORT_FILES[format]);
@@ -158,7 +158,7 @@ export async function writeReport(
   source: ResultSource,
   options: ReportOptions = {},
 ): Promise<string> {
-  await mkdir(dirname(path), { recursive: true });
+  await makeDirectory(dirname(path));
   if (format === 'html') await writeHtml(path, summary, source, options.html);
   else await WRITERS[format](path, summary, source);
   return path;

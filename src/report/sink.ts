@@ -9,6 +9,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
 import type { TestResult } from './convert.js';
+import { reportIoError } from './disk.js';
 
 /**
  * Where a writer reads results from: a function that returns a fresh iterable on every call
@@ -35,21 +36,31 @@ export class FileSink {
   private constructor(
     private readonly stream: WriteStream,
     private readonly chunk: number,
+    private readonly name: string,
   ) {
     // Kept rather than thrown from an event handler: the next write or close rethrows it.
-    stream.on('error', (e) => {
-      this.failure ??= e;
-    });
+    stream.on('error', (e) => this.fail(e));
+  }
+
+  /** Keeps the first failure, naming the file: Node's says only `ENOSPC: ..., write`. */
+  private fail(e: unknown): Error {
+    this.failure ??= reportIoError('write', this.name, e);
+    return this.failure;
   }
 
   /**
    * Opens (creates or truncates) `path`. Rejects if the file cannot be opened.
    * `chunk` is how many characters to gather before writing; 0 writes through at once.
+   * Errors (REPORT_IO) name `name`: the file the user asked for, when `path` is a temporary one.
    */
-  static async open(path: string, chunk = CHUNK): Promise<FileSink> {
+  static async open(path: string, chunk = CHUNK, name = path): Promise<FileSink> {
     const stream = createWriteStream(path, { encoding: 'utf8' });
-    await once(stream, 'ready');
-    return new FileSink(stream, chunk);
+    try {
+      await once(stream, 'ready');
+    } catch (err) {
+      throw reportIoError('write', name, err);
+    }
+    return new FileSink(stream, chunk, name);
   }
 
   /** Appends `text`. Await it: it waits while the stream is over its high-water mark. */
@@ -66,7 +77,11 @@ export class FileSink {
     this.pending = [];
     this.pendingLength = 0;
     // `once` rejects if 'error' is emitted while we wait, so a full disk cannot hang us here.
-    if (!this.stream.write(text)) await once(this.stream, 'drain');
+    try {
+      if (!this.stream.write(text)) await once(this.stream, 'drain');
+    } catch (e) {
+      throw this.fail(e);
+    }
     if (this.failure !== undefined) throw this.failure;
   }
 
@@ -76,9 +91,7 @@ export class FileSink {
       await this.flush();
     } finally {
       this.stream.end();
-      await finished(this.stream).catch((e: unknown) => {
-        this.failure ??= e as Error;
-      });
+      await finished(this.stream).catch((e: unknown) => this.fail(e));
     }
     if (this.failure !== undefined) throw this.failure;
   }
@@ -101,14 +114,16 @@ export async function writeFileStreamed(
   fill: (sink: FileSink) => Promise<void>,
 ): Promise<void> {
   const temp = `${path}.${process.pid}.tmp`;
-  const sink = await FileSink.open(temp);
+  const sink = await FileSink.open(temp, CHUNK, path);
   try {
     await fill(sink);
     await sink.close();
+    await rename(temp, path).catch((e: unknown) => {
+      throw reportIoError('write', path, e);
+    });
   } catch (e) {
     await sink.abort();
     await rm(temp, { force: true });
     throw e;
   }
-  await rename(temp, path);
 }

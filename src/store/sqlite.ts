@@ -12,7 +12,7 @@
  * - Migrations run at open, in one transaction; a newer schema than this code knows is refused.
  */
 
-import { closeSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import type Database from 'better-sqlite3';
@@ -41,6 +41,7 @@ import {
   validateRunEnd,
 } from './codec.js';
 import { StoreError } from './errors.js';
+import { makeFolderSync, openError } from './folder.js';
 import type { ControlAction, ControlRequest, LiveRecord, LiveState } from './live.js';
 import type { LockHolder, RunLease } from './lock.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
@@ -289,7 +290,7 @@ export class SqliteStore implements Store {
     this.busyTimeoutMs = busy;
     this.file = resolve(path);
     try {
-      mkdirSync(dirname(this.file), { recursive: true });
+      makeFolderSync(dirname(this.file));
     } catch (err) {
       throw wrap(err, this.file, 'creating its folder');
     }
@@ -299,7 +300,7 @@ export class SqliteStore implements Store {
     try {
       db = new Sqlite(this.file, { timeout: busy });
     } catch (err) {
-      throw wrap(err, this.file, 'opening it');
+      throw wrap(openError(err, this.file), this.file, 'opening it');
     }
     this.db = db;
     try {

@@ -120,8 +120,11 @@ describe('JSONL report', () => {
     expect(lines).toHaveLength(500);
     expect((JSON.parse(lines[499]!) as { executionId: string }).executionId).toBe('c499');
     await expect(out.write(result())).rejects.toMatchObject({ code: 'INVALID_STATE' });
-    await expect(JsonlStreamWriter.open(join(dir, 'missing', 'x.jsonl'))).rejects.toMatchObject({
-      code: 'ENOENT',
+    // A file that cannot be opened is named, with the reason in words (REPORT_IO).
+    const missing = join(dir, 'missing', 'x.jsonl');
+    await expect(JsonlStreamWriter.open(missing)).rejects.toMatchObject({
+      code: 'REPORT_IO',
+      message: `cannot write ${missing}: no such file or folder (ENOENT)`,
     });
   });
 });
