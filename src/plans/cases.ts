@@ -307,7 +307,10 @@ type Column =
   | { readonly kind: 'input'; readonly key: string; readonly type: InputType };
 
 const RESERVED = new Set(['id', 'dataset', 'scenario', 'tags', 'priority', 'timeout']);
-const EXPECTED_COLUMNS = ASSERTION_KEYS.map((k) => `expected_${k}`);
+/** `field` and `ignore_case` narrow the row's other expected_* assertions, as in a mapping. */
+const EXPECTED_MODIFIERS = ['field', 'ignore_case'] as const;
+const EXPECTED_KEYS: readonly string[] = [...ASSERTION_KEYS, ...EXPECTED_MODIFIERS];
+const EXPECTED_COLUMNS = EXPECTED_KEYS.map((k) => `expected_${k}`);
 const INPUT_TYPES = new Set<string>(['string', 'number', 'boolean', 'json']);
 
 /**
@@ -350,7 +353,7 @@ function parseHeader(
       columns.push({ kind: 'expected' });
     } else if (name.startsWith('expected_')) {
       const key = name.slice('expected_'.length);
-      if (!(ASSERTION_KEYS as readonly string[]).includes(key)) {
+      if (!EXPECTED_KEYS.includes(key)) {
         const guess = didYouMean(name, EXPECTED_COLUMNS);
         fail(
           `unknown column "${name}", ${guess === undefined ? `expected one of: ${EXPECTED_COLUMNS.join(', ')}` : `did you mean \`${guess}\`?`}`,
@@ -457,9 +460,9 @@ function csvRow(
       case 'expected_item': {
         cellOf.set(`expected.${col.key}`, i);
         if (empty) break;
-        if (col.key === 'is_json') {
+        if (col.key === 'is_json' || col.key === 'ignore_case') {
           const v = cell.trim().toLowerCase();
-          if (TRUE.has(v)) expected.is_json = true;
+          if (TRUE.has(v)) expected[col.key] = true;
           else if (!FALSE.has(v)) {
             issues.push(issueAt(cellAt(i), invalidValueMessage(cell, 'true or false'), cell));
           }
@@ -494,7 +497,9 @@ function csvRow(
   });
   if (issues.length > 0) return { fatal: false, issues };
   obj.inputs = inputs;
-  if (Object.keys(expected).length > 0) obj.expected = expected;
+  // A field or ignore_case with no assertion in the row narrows nothing.
+  if (Object.keys(expected).some((k) => (ASSERTION_KEYS as readonly string[]).includes(k)))
+    obj.expected = expected;
   if (Object.keys(metadata).length > 0) obj.metadata = metadata;
   const cellFor = (path: IssuePath): number | undefined => {
     const [a, b] = path;

@@ -146,6 +146,33 @@ describe('CSV', () => {
     ]);
   });
 
+  test('expected_field and expected_ignore_case narrow the row\'s expected_* assertions', async () => {
+    const dir = await tempFiles({
+      'c.csv':
+        'id,query,expected_field,expected_ignore_case,expected_contains,expected_regex\n' +
+        'a,hi,text,true,Nine,\\b9\n' +
+        'b,ho,answer,,x,\n' +
+        'c,hu,text,,,\n' +
+        'd,hy,,no,y,\n',
+    });
+    const cases = await collect(readCases('c.csv', { baseDir: dir }));
+    expect(cases.map((c) => c.expected)).toEqual([
+      [
+        { type: 'contains', value: 'Nine', field: 'text', ignoreCase: true },
+        { type: 'regex', pattern: '\\b9', field: 'text', ignoreCase: true },
+      ],
+      [{ type: 'contains', value: 'x', field: 'answer' }],
+      // A field with no assertion in its row narrows nothing.
+      [],
+      [{ type: 'contains', value: 'y' }],
+    ]);
+    const bad = await tempFiles({ 'c.csv': 'id,expected_ignore_case,expected_contains\na,maybe,x\n' });
+    const err = await planErrorOfAsync(() => collect(readCases('c.csv', { baseDir: bad })));
+    expect(err.message).toContain(
+      `${bad}/c.csv:2:3: expected_ignore_case: "maybe" is invalid, expected true or false`,
+    );
+  });
+
   test('header mistakes are reported with their column', async () => {
     const dir = await tempFiles({
       'a.csv': 'id,query,query\n1,x,y\n',
