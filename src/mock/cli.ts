@@ -9,7 +9,9 @@
  *               [--seed N] [--quiet]
  */
 
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
 import type { LatencySpec, MockFault, MockOptions, MockOutputRule } from './options.js';
 import { DEFAULT_MODELS, DIFY_APP_MODES, type DifyAppMode, MOCK_FAULTS } from './options.js';
 import { startMock } from './server.js';
@@ -19,13 +21,15 @@ export const MOCK_USAGE = `usage: stride mock [--port N] [--host H] [--latency M
                    [--burst N] [--rate-limit-code rate_limit_error|too_many_requests]
                    [--retry-after SECONDS] [--api-key KEY]... [--output RULE]
                    [--tokens N] [--ping-interval MS] [--chunk-delay MS] [--seed N] [--quiet]
-                   [--app KEY=MODE]... [--model ID]...
+                   [--app KEY=MODE]... [--model ID]... [--responses FILE]
 
   A Dify- and OpenAI-compatible mock server with fault injection.
   Faults: ${MOCK_FAULTS.join(', ')}
   Output rules: echo, upper, lower, reverse, template:TEXT (with {{text}} or {{input-name}})
   --app KEY=MODE binds a Dify key to an app mode (${DIFY_APP_MODES.join(', ')});
-  --model ID lists a model in GET /v1/models (default: ${DEFAULT_MODELS.join(', ')})`;
+  --model ID lists a model in GET /v1/models (default: ${DEFAULT_MODELS.join(', ')})
+  --responses FILE answers from a YAML or JSON mapping of message -> answer (the query, or the last
+    user message); other messages get --output (default echo)`;
 
 /** Where the command writes, and what stops it (SIGINT/SIGTERM by default). */
 export interface MockCommandIo {
@@ -105,6 +109,39 @@ export function parseApps(raw: readonly string[]): Record<string, DifyAppMode> {
   return apps;
 }
 
+/**
+ * Reads `--responses FILE`: a YAML (or JSON) mapping of a message (the Dify query, else
+ * `inputs.query`; OpenAI's last user message) to the answer the mock gives, so a plan's
+ * assertions can pass without a provider. Throws naming the file and the bad entry.
+ */
+export function readResponses(file: string): Record<string, string> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new MockUsageError(
+      `--responses: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
+    );
+  }
+  let data: unknown;
+  try {
+    data = parseYaml(text);
+  } catch (e) {
+    throw new MockUsageError(`--responses: ${file} is not YAML or JSON: ${(e as Error).message}`);
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data))
+    throw new MockUsageError(`--responses: ${file} must be a mapping of message -> answer`);
+  const out: Record<string, string> = {};
+  for (const [message, answer] of Object.entries(data)) {
+    if (typeof answer !== 'string')
+      throw new MockUsageError(
+        `--responses: ${file}: the answer to ${JSON.stringify(message)} must be a string, got ${JSON.stringify(answer)}`,
+      );
+    out[message] = answer;
+  }
+  return out;
+}
+
 /** Turns command-line arguments into mock options. Throws on bad input. */
 export function parseMockArgs(argv: readonly string[]): MockOptions & { quiet: boolean } {
   const { values } = parseArgs({
@@ -122,6 +159,7 @@ export function parseMockArgs(argv: readonly string[]): MockOptions & { quiet: b
       'api-key': { type: 'string', multiple: true },
       app: { type: 'string', multiple: true },
       model: { type: 'string', multiple: true },
+      responses: { type: 'string' },
       output: { type: 'string' },
       tokens: { type: 'string' },
       'ping-interval': { type: 'string' },
@@ -167,6 +205,14 @@ export function parseMockArgs(argv: readonly string[]): MockOptions & { quiet: b
   if (values.app !== undefined) options.apps = parseApps(values.app);
   if (values.model !== undefined) options.models = values.model;
   if (values.output !== undefined) options.output = parseOutput(values.output);
+  if (values.responses !== undefined) {
+    const fallback = options.output ?? 'echo';
+    if (typeof fallback !== 'string')
+      throw new MockUsageError(
+        '--responses: other messages are answered by --output, which must then be echo, upper, lower or reverse',
+      );
+    options.output = { lookup: readResponses(values.responses), fallback };
+  }
   if (values.tokens !== undefined) options.tokens = num('tokens', values.tokens, 1, true);
   if (values['ping-interval'] !== undefined)
     options.pingIntervalMs = num('ping-interval', values['ping-interval'], 1, true);

@@ -6,6 +6,9 @@
  * a known route called with the wrong method.
  */
 
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type MockOptions, type MockServer, startMock } from '../../src/mock/index.js';
@@ -284,5 +287,53 @@ describe('stride mock flags', () => {
     );
     expect(() => parseMockArgs(['--app', 'app-secret=chatbot'])).not.toThrow(/app-secret/);
     expect(() => parseMockArgs(['--app', 'chat'])).toThrow(/--app: .*got no =/);
+  });
+
+  it('--responses FILE answers from a YAML mapping, other messages by --output', async () => {
+    const { parseMockArgs } = await import('../../src/mock/cli.js');
+    const dir = await mkdtemp(join(tmpdir(), 'stride-responses-'));
+    try {
+      const file = join(dir, 'responses.yaml');
+      await writeFile(file, 'What is 17 * 3?: "51"\n"Say {\\"ok\\": true}": \'{"ok": true}\'\n');
+      const o = parseMockArgs(['--responses', file, '--output', 'upper']);
+      expect(o.output).toEqual({
+        lookup: { 'What is 17 * 3?': '51', 'Say {"ok": true}': '{"ok": true}' },
+        fallback: 'upper',
+      });
+      const m = await start(o);
+      const ask = async (content: string) =>
+        (
+          await call(m, 'POST', '/v1/chat/completions', 'sk-test', {
+            model: 'gpt-4o-mini',
+            messages: [
+              { role: 'system', content: 'Be terse.' },
+              { role: 'user', content },
+            ],
+          })
+        ).json.choices[0].message.content;
+      expect(await ask('What is 17 * 3?')).toBe('51');
+      expect(await ask('Say {"ok": true}')).toBe('{"ok": true}');
+      expect(await ask('anything else')).toBe('ANYTHING ELSE');
+      const wf = await call(m, 'POST', '/v1/workflows/run', 'app-x', {
+        inputs: { query: 'What is 17 * 3?' },
+        user: 'u',
+      });
+      expect(wf.json.data.outputs).toEqual({ text: '51' });
+      // Bad files are usage errors naming the file and the entry.
+      await writeFile(file, 'q: [not, a, string]\n');
+      expect(() => parseMockArgs(['--responses', file])).toThrow(
+        /--responses: .*responses\.yaml: the answer to "q" must be a string/,
+      );
+      expect(() => parseMockArgs(['--responses', join(dir, 'missing.yaml')])).toThrow(
+        /--responses: cannot read .*missing\.yaml: ENOENT/,
+      );
+      await writeFile(file, '- a list\n');
+      expect(() => parseMockArgs(['--responses', file])).toThrow(/must be a mapping/);
+      expect(() =>
+        parseMockArgs(['--responses', join(dir, 'x'), '--output', 'template:{{text}}']),
+      ).toThrow(/--output, which must then be echo, upper, lower or reverse/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
