@@ -54,6 +54,30 @@ export {
   type ToolUsage,
   type ValidationRule,
 } from './actions/index.js';
+// Comparing runs: regressions against a baseline, the paired test, trends (docs/compare.md).
+export { COMPARE_DETAILS, type CompareOptions, compareRuns } from './compare/compare.js';
+export { writeComparisonHtml } from './compare/html.js';
+export { caseVerdict, type Interval, mcnemar, type PairedTest, wilson } from './compare/stats.js';
+export { comparisonMarkdown, formatComparison } from './compare/text.js';
+export {
+  passRateTrend,
+  type RunFigures,
+  runFigures,
+  sparkline,
+  type TrendPoint,
+} from './compare/trend.js';
+export type {
+  CaseChange,
+  CaseSide,
+  CaseVerdict,
+  CompareSummary,
+  Comparison,
+  DatasetComparison,
+  Rate,
+  RunInfo,
+  SampleStatus,
+  SideSummary,
+} from './compare/types.js';
 export { type Clock, RealClock, VirtualClock, type VirtualClockOptions } from './core/clock.js';
 export { checkDependencies, DependencyError } from './core/dag.js';
 // Errors (see docs/errors.md)
@@ -123,7 +147,6 @@ export type {
 } from './core/options.js';
 export { type RateLimit, RateLimiter, RateLimiterRegistry } from './core/rate.js';
 export { Run, type TaskSource } from './core/run.js';
-
 // Test plans (see docs/plans.md)
 export {
   type Assertion,

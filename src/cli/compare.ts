@@ -85,15 +85,53 @@ function formatArg(raw: string): Format {
   throw new InvalidArgumentError('expected text, md, html or json');
 }
 
-/** The comparison as JSON text: stable snake_case keys (types.ts). */
-function comparisonJson(c: Comparison): string {
-  return `${JSON.stringify(c, null, 2)}\n`;
+/**
+ * The comparison as JSON, in chunks: stable snake_case keys (types.ts), one case per line (jq
+ * and grep friendly), the summary indented. Chunked so a 100,000-case comparison is never one
+ * string in memory.
+ */
+export function* comparisonJson(c: Comparison): Generator<string> {
+  const lists = Object.keys(c).filter((k) => k !== 'summary') as (keyof Omit<
+    Comparison,
+    'summary'
+  >)[];
+  yield '{\n';
+  for (const key of lists) {
+    yield `${JSON.stringify(key)}: [`;
+    yield* chunked(c[key]);
+    yield `${c[key].length === 0 ? '' : '\n'}],\n`;
+  }
+  yield `"summary": ${JSON.stringify(c.summary, null, 2)}\n}\n`;
+}
+
+function* chunked(items: readonly unknown[]): Generator<string> {
+  let chunk = '';
+  for (let i = 0; i < items.length; i++) {
+    chunk += `${i === 0 ? '\n' : ',\n'}${JSON.stringify(items[i])}`;
+    if (chunk.length > 65_536) {
+      yield chunk;
+      chunk = '';
+    }
+  }
+  if (chunk !== '') yield chunk;
+}
+
+/** Writes chunks to a stream, waiting for 'drain' when it is full (a pipe to a slow reader). */
+async function writeChunks(out: Io['stdout'], chunks: Iterable<string>): Promise<void> {
+  const stream = out as Io['stdout'] & { once?: (e: string, f: () => void) => unknown };
+  for (const chunk of chunks) {
+    if (stream.write(chunk) === false && typeof stream.once === 'function') {
+      await new Promise<void>((resolve) => stream.once!('drain', resolve));
+    }
+  }
 }
 
 /** Writes `text` to `path` whole or not at all (a temporary file renamed). */
-async function writeWhole(path: string, text: string): Promise<void> {
+async function writeWhole(path: string, text: string | Iterable<string>): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
-  await writeFileStreamed(path, (sink) => sink.write(text));
+  await writeFileStreamed(path, async (sink) => {
+    for (const chunk of typeof text === 'string' ? [text] : text) await sink.write(chunk);
+  });
 }
 
 /** Writes one format of the comparison to `path`. */
@@ -179,12 +217,11 @@ export function registerCompare(root: Command, io: Io, setCode: (code: number) =
         await writeComparison(flags.output, format, c);
         io.stdout.write(`${formatComparison(c)}\n\n${format.padEnd(5)} ${flags.output}\n`);
       } else {
-        io.stdout.write(
+        await writeChunks(
+          io.stdout,
           format === 'json'
             ? comparisonJson(c)
-            : format === 'md'
-              ? comparisonMarkdown(c)
-              : `${formatComparison(c)}\n`,
+            : [format === 'md' ? comparisonMarkdown(c) : `${formatComparison(c)}\n`],
         );
       }
       if (gate !== undefined && gateTrips(c, gate)) {

@@ -12,14 +12,17 @@ import { clip } from '../report/text.js';
 import type { RunHistory } from '../runner/history.js';
 import type { RunRecord } from '../store/port.js';
 import {
-  type CaseRecord,
+  CaseTable,
   comparable,
-  fetchRows,
-  type RowRef,
+  fetchRefs,
   readSide,
-  rowKey,
-  type Side,
+  refKey,
+  type SampleRef,
+  type SideState,
+  type SideTotals,
+  splitKey,
 } from './read.js';
+import { readerFor } from './read-rows.js';
 import { isLatestRef, refsOf, resolveRuns } from './refs.js';
 import { caseVerdict, mcnemar, wilson } from './stats.js';
 import type {
@@ -45,6 +48,12 @@ export interface CompareOptions {
   readonly details?: number;
   /** The level at which the paired test calls a regression significant. @default 0.05 */
   readonly alpha?: number;
+  /**
+   * Read a SqliteStore's file directly (one query per run, SQLite picking the fields out of each
+   * row's JSON) rather than through `Store.results`. Same result, about a third of the CPU.
+   * @default true
+   */
+  readonly direct?: boolean;
 }
 
 /** Default number of cases per list with full details. */
@@ -70,24 +79,22 @@ const SHOWN: Readonly<Record<ListName, readonly ['pass' | 'fail', 'pass' | 'fail
 
 interface Entry {
   readonly key: string;
-  readonly base: CaseRecord | undefined;
-  readonly head: CaseRecord | undefined;
+  readonly base: SideState | undefined;
+  readonly head: SideState | undefined;
   readonly verdict: CaseVerdict | null;
 }
 
-function shownRef(c: CaseRecord, want: 'pass' | 'fail'): RowRef {
-  return (want === 'pass' ? (c.pass ?? c.fail) : (c.fail ?? c.pass)) ?? c.any;
+function shownRef(c: SideState, want: 'pass' | 'fail'): SampleRef {
+  return (want === 'pass' ? c.passRef() : c.failRef())!;
 }
 
 function byCase(a: Entry, b: Entry): number {
-  const x = a.base ?? a.head!;
-  const y = b.base ?? b.head!;
-  if (x.dataset !== y.dataset) return x.dataset < y.dataset ? -1 : 1;
-  return x.id < y.id ? -1 : x.id > y.id ? 1 : 0;
+  // The key is dataset, NUL, id: its order is (dataset, id).
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 }
 
 /** Sorts every case into one list (or none: unchanged passes). */
-function classify(base: Side, head: Side): Record<ListName, Entry[]> & { unchanged: number } {
+function classify(cases: CaseTable): Record<ListName, Entry[]> & { unchanged: number } {
   const lists: Record<ListName, Entry[]> = {
     regressions: [],
     fixes: [],
@@ -99,10 +106,15 @@ function classify(base: Side, head: Side): Record<ListName, Entry[]> & { unchang
     unjudged: [],
   };
   let unchanged = 0;
-  for (const [key, b] of base.cases) {
-    const h = head.cases.get(key);
+  for (const [key, at] of cases.index) {
+    const b = cases.view(at, 'base');
+    const h = cases.view(at, 'head');
     if (h === undefined) {
       lists.removed.push({ key, base: b, head: undefined, verdict: null });
+      continue;
+    }
+    if (b === undefined) {
+      lists.added.push({ key, base: undefined, head: h, verdict: null });
       continue;
     }
     if (b.judged === 0 || h.judged === 0) {
@@ -115,25 +127,29 @@ function classify(base: Side, head: Side): Record<ListName, Entry[]> & { unchang
     else if (verdict === 'fixed') lists.fixes.push(entry);
     else if (verdict === 'flaky') lists.flaky.push(entry);
     else if (b.passed === 0) lists.still_failing.push(entry);
-    else if (b.hash !== h.hash) lists.changed.push(entry);
+    else if (b.h1 !== h.h1 || b.h2 !== h.h2) lists.changed.push(entry);
     else unchanged++;
-  }
-  for (const [key, h] of head.cases) {
-    if (!base.cases.has(key)) lists.added.push({ key, base: undefined, head: h, verdict: null });
   }
   for (const list of Object.values(lists)) list.sort(byCase);
   return { ...lists, unchanged };
 }
 
-/** What a listed case shows of its output: the answer text if there is one, else the output. */
-function shownOutput(r: TestResult): unknown {
-  const text = comparable(r.outputs);
-  return typeof r.outputs === 'object' && r.outputs !== null && !('text' in r.outputs)
-    ? r.outputs
-    : clip(text, MAX_VALUE);
+/** The text an output is shown and diffed as: the answer text, else indented JSON. */
+function shownText(outputs: unknown): string {
+  const text = comparable(outputs);
+  return typeof outputs === 'object' && outputs !== null && !('text' in outputs)
+    ? diffText(outputs)
+    : text;
 }
 
-function sideOf(c: CaseRecord, ref: RowRef, row: TestResult | undefined): CaseSide {
+/** What a listed case shows of its output: the answer text if there is one, else the output. */
+function shownOutput(r: TestResult): unknown {
+  return typeof r.outputs === 'object' && r.outputs !== null && !('text' in r.outputs)
+    ? r.outputs
+    : clip(comparable(r.outputs), MAX_VALUE);
+}
+
+function sideOf(c: SideState, ref: SampleRef, row: TestResult | undefined): CaseSide {
   const base: CaseSide = {
     status: ref.status,
     samples: c.judged,
@@ -152,8 +168,8 @@ function sideOf(c: CaseRecord, ref: RowRef, row: TestResult | undefined): CaseSi
 
 function diffOf(a: TestResult, b: TestResult): string {
   const lines = lineDiff(
-    clip(diffText(comparable(a.outputs)), MAX_VALUE),
-    clip(diffText(comparable(b.outputs)), MAX_VALUE),
+    clip(shownText(a.outputs), MAX_VALUE),
+    clip(shownText(b.outputs), MAX_VALUE),
   );
   const shown = lines.slice(0, MAX_DIFF_LINES).map((l) => `${l.op} ${l.text}`);
   if (lines.length > MAX_DIFF_LINES) shown.push(`… ${lines.length - MAX_DIFF_LINES} more lines`);
@@ -168,12 +184,12 @@ function entryOf(
   const [wantBase, wantHead] = SHOWN[list];
   const bRef = e.base === undefined ? undefined : shownRef(e.base, wantBase);
   const hRef = e.head === undefined ? undefined : shownRef(e.head, wantHead);
-  const bRow = bRef === undefined ? undefined : rows?.base.get(rowKey(bRef));
-  const hRow = hRef === undefined ? undefined : rows?.head.get(rowKey(hRef));
-  const c = (e.base ?? e.head)!;
+  const bRow = bRef === undefined ? undefined : rows?.base.get(refKey(bRef));
+  const hRow = hRef === undefined ? undefined : rows?.head.get(refKey(hRef));
+  const { id, dataset } = splitKey(e.key);
   const out: CaseChange = {
-    id: c.id,
-    dataset: c.dataset,
+    id,
+    dataset,
     verdict: e.verdict,
     base: e.base === undefined ? null : sideOf(e.base, bRef!, bRow),
     head: e.head === undefined ? null : sideOf(e.head, hRef!, hRow),
@@ -215,7 +231,7 @@ function runInfo(r: RunRecord): RunInfo {
   };
 }
 
-function sideSummary(s: Side): SideSummary {
+function sideSummary(s: SideTotals): SideSummary {
   const lat = s.latency.summary();
   const runs = Math.max(1, s.runs.length);
   return {
@@ -235,7 +251,7 @@ function minus(a: number | null, b: number | null): number | null {
   return a === null || b === null ? null : a - b;
 }
 
-function datasets(base: Side, head: Side): DatasetComparison[] {
+function datasets(base: SideTotals, head: SideTotals): DatasetComparison[] {
   const names = [...new Set([...base.datasets.keys(), ...head.datasets.keys()])].sort();
   return names.map((name) => {
     const b = base.datasets.get(name) ?? { total: 0, passed: 0 };
@@ -246,7 +262,7 @@ function datasets(base: Side, head: Side): DatasetComparison[] {
   });
 }
 
-function warningsOf(base: Side, head: Side): string[] {
+function warningsOf(base: SideTotals, head: SideTotals): string[] {
   const out: string[] = [];
   for (const [label, side] of [
     ['base', base],
@@ -331,31 +347,33 @@ export async function compareRuns(
   const plan = await planFor(history, baseId, headId, options.plan);
   const baseRuns = await resolveRuns(history, baseId, { plan, label: 'base' });
   const headRuns = await resolveRuns(history, headId, { plan, label: 'head' });
-  const base = await readSide(history.store, baseRuns);
-  const head = await readSide(history.store, headRuns);
-  const lists = classify(base, head);
-  const matched = base.cases.size - lists.removed.length;
+  const reader = readerFor(history.store, options.direct);
+  const cases = new CaseTable();
+  const base = await readSide(reader, baseRuns, cases, 'base');
+  const head = await readSide(reader, headRuns, cases, 'head');
+  const lists = classify(cases);
+  const matched = base.cases - lists.removed.length;
   if (matched === 0) {
     const names = (runs: readonly RunRecord[]) => runs.map((r) => r.id).join(',');
     throw new StrideError(
       'NOTHING_TO_COMPARE',
-      `runs ${names(baseRuns)} (${base.cases.size} cases) and ${names(headRuns)} (${head.cases.size} cases) share no case id (cases match by dataset and id): nothing to compare`,
+      `runs ${names(baseRuns)} (${base.cases} cases) and ${names(headRuns)} (${head.cases} cases) share no case id (cases match by dataset and id): nothing to compare`,
     );
   }
 
   // Read back the full results of the cases listed in detail.
   const names = Object.keys(SHOWN) as ListName[];
-  const wanted = { base: new Set<string>(), head: new Set<string>() };
+  const wanted = { base: [] as SampleRef[], head: [] as SampleRef[] };
   for (const name of names) {
     const [wb, wh] = SHOWN[name];
     for (const e of lists[name].slice(0, details)) {
-      if (e.base !== undefined) wanted.base.add(rowKey(shownRef(e.base, wb)));
-      if (e.head !== undefined) wanted.head.add(rowKey(shownRef(e.head, wh)));
+      if (e.base !== undefined) wanted.base.push(shownRef(e.base, wb));
+      if (e.head !== undefined) wanted.head.push(shownRef(e.head, wh));
     }
   }
   const rows = {
-    base: await fetchRows(history.store, baseRuns, wanted.base),
-    head: await fetchRows(history.store, headRuns, wanted.head),
+    base: await fetchRefs(reader, baseRuns, wanted.base),
+    head: await fetchRefs(reader, headRuns, wanted.head),
   };
   const built = {} as Record<ListName, CaseChange[]>;
   let leftOut = 0;

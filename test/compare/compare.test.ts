@@ -88,8 +88,9 @@ function plan(ids: readonly string[], repeat: number, name: string) {
 const ids = (list: readonly { id: string }[]) => list.map((c) => c.id);
 
 describe('compareRuns', () => {
-  it('sorts every case into its list, with details, and the figures of each run', async () => {
-    const { history, run } = setup();
+  it('sorts every case into its list, with details, and the figures of each run (SQLite, both readers)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stride-compare-'));
+    const { history, run } = setup(new SqliteStore({ path: join(dir, 'stride.db') }));
     const baseIds = ['keep', 'regress', 'fix', 'gone', 'stuck', 'reworded', 'crash'];
     const headIds = ['keep', 'regress', 'fix', 'stuck', 'reworded', 'crash', 'new'];
     await run(baseIds, { fix: 'fail', stuck: 'fail', reworded: 'ok:first wording' }, 'r1');
@@ -164,6 +165,9 @@ describe('compareRuns', () => {
     expect(s.p_value).toBe(1);
     expect(s.significant).toBe(false);
     expect(s.warnings).toEqual([]);
+    // The direct read of the SQLite file and the Store port agree on everything.
+    expect(await compareRuns(history, 'r1', 'r2', { direct: false })).toEqual(cmp);
+    await history.store.close();
   });
 
   it('cuts details past the limit but lists every id; calls many regressions significant', async () => {
@@ -315,6 +319,11 @@ describe('compareRuns', () => {
       expect(full.summary.head.total).toBe(10); // the cancelled rows a resume finished do not count
       expect(ids(full.regressions)).toEqual(['c1']);
       expect(full.summary.counts.unchanged).toBe(9);
+      // The direct read of the SQLite file and the Store port give the same comparison.
+      expect(await compareRuns(history, 'r1', 'r2', { direct: false })).toEqual(full);
+      expect(await compareRuns(history, 'r1', 'r2', { direct: false })).toEqual(
+        await compareRuns(history, 'r1', 'r2'),
+      );
     } finally {
       await store.close();
     }
