@@ -250,7 +250,14 @@ export async function runSession(start: SessionStart, options: SessionOptions): 
       `warning: ${messageOf(jsonlFailure.error)} while the run went; it was written again from the journal\n`,
     );
   }
-  const code = exitCodeFor(summary, final, options.failUnder);
+  // Cancelled from another process (the dashboard, `Store.requestControl`): the reports are
+  // written, and like Ctrl-C the exit says the run was stopped before its end and can resume.
+  const outside =
+    result.run.status === 'cancelled'
+      ? (await history.store.controlRequests(runId)).find((r) => r.outcome === 'cancelled')
+      : undefined;
+  const code =
+    outside === undefined ? exitCodeFor(summary, final, options.failUnder) : EXIT.interrupted;
   const exit = Math.max(code, after?.code ?? 0);
   if (options.json) {
     io.stdout.write(
@@ -262,6 +269,11 @@ export async function runSession(start: SessionStart, options: SessionOptions): 
     );
   }
   if (after?.text !== undefined && !options.json) io.stdout.write(`\n${after.text}\n`);
+  if (outside !== undefined) {
+    io.stderr.write(
+      `Cancelled by ${outside.by}. Resume with: ${options.resumeCommand.replace('{id}', runId)}\n`,
+    );
+  }
   return exit;
 }
 
