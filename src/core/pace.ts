@@ -110,19 +110,32 @@ const MAX_PROBE_SHIFT = 5;
 const RATE_STEP = 0.05;
 /** The adapted rate never goes below one request a minute. */
 const MIN_RATE_PER_MINUTE = 1;
+/** With the rate limited, a clean window holds at least this many answers. */
+const RATE_WINDOW = 8;
 /** Rates are measured over the last 64 events, at most this far back. */
 const RATE_WINDOW_MS = 10_000;
 
 /** Times of the last few events, to measure a rate. */
 class TimeRing {
   private readonly times = new Float64Array(64);
-  private count = 0;
+  private size = 0;
   private head = 0;
 
   push(t: number): void {
     this.times[this.head] = t;
     this.head = (this.head + 1) % this.times.length;
-    if (this.count < this.times.length) this.count++;
+    if (this.size < this.times.length) this.size++;
+  }
+
+  /** Events the ring holds from `since` (and `RATE_WINDOW_MS` ago) to `now`. */
+  count(now: number, since: number): number {
+    const from = Math.max(since, now - RATE_WINDOW_MS);
+    let k = 0;
+    for (let i = 1; i <= this.size; i++) {
+      if (this.times[(this.head - i + this.times.length) % this.times.length]! < from) break;
+      k++;
+    }
+    return k;
   }
 
   /**
@@ -133,7 +146,7 @@ class TimeRing {
     const from = Math.max(since, now - RATE_WINDOW_MS);
     let k = 0;
     let start = from;
-    for (let i = 1; i <= this.count; i++) {
+    for (let i = 1; i <= this.size; i++) {
       const t = this.times[(this.head - i + this.times.length) % this.times.length]!;
       if (t < from) break;
       k++;
@@ -206,8 +219,11 @@ export class PaceController {
   private changedAt = 0;
   private decreasedAt = 0;
   private clean = 0;
-  /** A clean window passed since the last decrease (else a refusal halves). */
-  private settled = true;
+  /** A clean window passed since the last decrease of each (else a fresh refusal halves). */
+  private concurrencySettled = true;
+  private rateSettled = true;
+  /** When the concurrency last changed: rates are measured under the current one. */
+  private limitSince: number | undefined = undefined;
   private heldByLimit = false;
   private heldByRate = false;
   private readonly concurrencyProbe = new Probe();
@@ -277,6 +293,7 @@ export class PaceController {
   started(now: number): number {
     this.starts.push(now);
     this.firstStart ??= now;
+    this.limitSince ??= now;
     return ++this.seq;
   }
 
@@ -293,9 +310,14 @@ export class PaceController {
     this.admits.push(now);
     if (seq <= this.changedAt) return undefined; // sent under an earlier pace
     if (inFlight + 1 >= this.limitValue) this.heldByLimit = true;
-    if (++this.clean < this.limitValue) return undefined;
+    // A window: one round of the limit; with the rate limited, at least RATE_WINDOW answers, as
+    // one answer at a time says little about a rate.
+    const window =
+      this.rateValue === undefined ? this.limitValue : Math.max(this.limitValue, RATE_WINDOW);
+    if (++this.clean < window) return undefined;
     this.clean = 0;
-    this.settled = true;
+    this.concurrencySettled = true;
+    this.rateSettled = true;
     let change: PaceChange | undefined;
     if (this.rateValue !== undefined && this.heldByRate) change = this.raiseRate(now);
     else if (this.heldByLimit && this.limitValue < this.ceilingValue)
@@ -338,7 +360,7 @@ export class PaceController {
     // The target refused while `inFlight` others of ours were there: it admits no more than that.
     let to = Math.min(from, Math.max(this.floor, inFlight));
     if (fresh) {
-      const cut = Math.min(from - 1, Math.floor(from * this.backoff()));
+      const cut = Math.min(from - 1, Math.floor(from * this.backoff('concurrency')));
       to = Math.min(to, Math.max(this.floor, cut));
       this.decreasedAt = this.seq;
     }
@@ -360,22 +382,15 @@ export class PaceController {
 
   /**
    * A fresh refusal at the concurrency floor. Once the rate is limited, it is the level refused;
-   * the first time, what we sent and what the target admitted since the run began (10 s at
-   * most) say where the target's rate is: the lower of the two.
+   * the first time, what we sent and what the target admitted at this concurrency (10 s at most;
+   * since the run began if too little was admitted yet) say where the target's rate is: the
+   * lower of the two.
    */
   private lowerRate(now: number): PaceChange | undefined {
     const from = this.rateValue;
-    const since = this.firstStart ?? now;
-    const level = Math.min(
-      from ??
-        Math.min(
-          this.starts.perMinute(now, since) ?? Number.POSITIVE_INFINITY,
-          this.admits.perMinute(now, since) ?? Number.POSITIVE_INFINITY,
-        ),
-      this.rateCeiling,
-    );
+    const level = Math.min(from ?? this.measuredLevel(now), this.rateCeiling);
     if (!Number.isFinite(level)) return undefined;
-    const to = Math.max(MIN_RATE_PER_MINUTE, level * this.backoff());
+    const to = Math.max(MIN_RATE_PER_MINUTE, level * this.backoff('rate'));
     this.rateProbe.refused(level, true);
     this.rateStep = level * RATE_STEP;
     this.decreasedAt = this.seq;
@@ -392,10 +407,27 @@ export class PaceController {
     );
   }
 
+  /** The lower of the rates sent and admitted (per minute), measured as `lowerRate` says. */
+  private measuredLevel(now: number): number {
+    const none = Number.POSITIVE_INFINITY;
+    const since = this.limitSince ?? now;
+    const admittedHere = this.admits.count(now, since);
+    const from = admittedHere >= 2 ? since : (this.firstStart ?? now);
+    return Math.min(
+      this.starts.perMinute(now, from) ?? none,
+      this.admits.perMinute(now, from) ?? none,
+    );
+  }
+
   /** The decrease ratio of a fresh refusal (and, from now on, the last decrease). */
-  private backoff(): number {
-    const ratio = this.settled ? BACKOFF : STEEP_BACKOFF;
-    this.settled = false;
+  private backoff(loop: 'concurrency' | 'rate'): number {
+    if (loop === 'rate') {
+      const ratio = this.rateSettled ? BACKOFF : STEEP_BACKOFF;
+      this.rateSettled = false;
+      return ratio;
+    }
+    const ratio = this.concurrencySettled ? BACKOFF : STEEP_BACKOFF;
+    this.concurrencySettled = false;
     return ratio;
   }
 
@@ -452,6 +484,7 @@ export class PaceController {
     reason: PaceReason,
     message: string,
   ): PaceChange {
+    if (to !== this.limitValue) this.limitSince = at;
     this.limitValue = to;
     if (to < this.lowest) this.lowest = to;
     this.changes++;
