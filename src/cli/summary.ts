@@ -1,5 +1,6 @@
 /** The human summaries the CLI prints: a finished run, a run's record, the runs list. */
 
+import type { RunStatistics } from '../core/index.js';
 import type { ReportFormat, ReportSummary } from '../report/index.js';
 import type { RunRecord, RunSummary } from '../store/port.js';
 
@@ -15,6 +16,32 @@ function secs(s: number | undefined): string {
 
 function pct(x: number): string {
   return `${(x * 100).toFixed(1)}%`;
+}
+
+/**
+ * What the adaptive pace did in the last session, when it did anything: the concurrency (and
+ * rate) it went to and why, and the requests the target refused. Undefined when it kept the
+ * plan's pace and nothing was refused.
+ */
+export function paceLines(s: RunStatistics | undefined): string[] {
+  if (s === undefined) return [];
+  const p = s.pace;
+  const refused = s.refused ?? 0;
+  if ((p === undefined || p.changes === 0) && refused === 0) return [];
+  const parts: string[] = [];
+  if (p !== undefined && p.changes > 0) {
+    parts.push(
+      `concurrency ${p.ceiling} → ${p.concurrency} at the end (lowest ${p.lowestConcurrency})`,
+    );
+    if (p.lowestRatePerMinute !== undefined)
+      parts.push(
+        `rate ${p.ratePerMinute === undefined ? 'back to unlimited' : `${Math.round(p.ratePerMinute)}/min`} at the end (lowest ${Math.round(p.lowestRatePerMinute)}/min)`,
+      );
+  }
+  if (refused > 0) parts.push(`${refused} request(s) refused (429), not counted in max_attempts`);
+  const lines = [`  pace       ${parts.join(' · ')}`];
+  if (p?.firstDecrease !== undefined) lines.push(`             why: ${p.firstDecrease}`);
+  return lines;
 }
 
 /** Epoch ms as `2026-11-24 21:30:05` (local time). */
@@ -47,6 +74,7 @@ export function formatRunSummary(
     `  latency    p50 ${secs(l.p50)} · p90 ${secs(l.p90)} · p99 ${secs(l.p99)} · max ${secs(l.max)}`,
     `  usage      ${summary.tokens} tokens · cost ${summary.cost.toFixed(4)}`,
     `  wall time  ${secs(summary.durationSeconds)}`,
+    ...paceLines(record.statistics),
   ];
   if (summary.errors.length > 0) {
     lines.push('  not passed, by code:');
@@ -125,6 +153,7 @@ export function formatRun(run: RunRecord): string {
     lines.push(
       `latency    p50 ${secs(s.latencyMs.p50 / 1000)} · p90 ${secs(s.latencyMs.p90 / 1000)} · p99 ${secs(s.latencyMs.p99 / 1000)} (last session)`,
     );
+    lines.push(...paceLines(s).map((l) => l.slice(2)));
   }
   return lines.join('\n');
 }
