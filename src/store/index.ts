@@ -39,6 +39,7 @@ export type {
   JournalBatch,
   ListRunsOptions,
   NewRun,
+  PaceRecord,
   PlanKind,
   ResultsOptions,
   ResumeState,

@@ -14,6 +14,7 @@
 
 import { type Clock, RealClock } from '../core/clock.js';
 import type { RunExecutionResult, TaskTransition } from '../core/model.js';
+import type { PaceChange } from '../core/pace.js';
 import type { Run } from '../core/run.js';
 import { attemptStateOf, upstreamIds } from './codec.js';
 import { attachLive, type LiveOptions } from './live.js';
@@ -154,6 +155,7 @@ class RunJournal implements Journal {
           live.usage.cost += u.cost;
         }
       }),
+      run.on('paceChanged', (c) => this.onPace(c)),
       run.on('done', (result) => this.onDone(result)),
       // The durability point: attempts started in a turn are sent only once this committed.
       run.gateSends(this.commit),
@@ -278,6 +280,22 @@ class RunJournal implements Journal {
         () => this.settle.resolve(),
         (err: unknown) => this.fail(err),
       );
+  }
+
+  /** A change of the adaptive pace: written at once, for the report and the dashboard. */
+  private onPace(c: PaceChange): void {
+    if (!this.attached) return;
+    try {
+      this.store.appendPace(this.runId, {
+        at: c.at,
+        concurrency: c.concurrency.to,
+        ratePerMinute: c.ratePerMinute.to,
+        reason: c.reason,
+        message: c.message,
+      });
+    } catch (err) {
+      this.fail(err);
+    }
   }
 
   private fail(err: unknown): void {

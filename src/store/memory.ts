@@ -37,6 +37,7 @@ import type {
   JournalBatch,
   ListRunsOptions,
   NewRun,
+  PaceRecord,
   ResultsOptions,
   ResumeState,
   Retention,
@@ -61,6 +62,8 @@ interface MemoryRun {
   readonly journal: { baseAt: number; entries: string }[];
   readonly results: ResultRow[];
   readonly attempts: AttemptRow[];
+  /** Changes of the adaptive pace, oldest first. */
+  readonly pace: PaceRecord[];
 }
 
 /**
@@ -99,6 +102,7 @@ export class MemoryStore implements Store {
       journal: [],
       results: [],
       attempts: [],
+      pace: [],
     });
   }
 
@@ -225,6 +229,16 @@ export class MemoryStore implements Store {
   async runLock(runId: string): Promise<LockHolder | undefined> {
     this.open();
     return this.locks.get(runId);
+  }
+
+  appendPace(runId: string, change: PaceRecord): void {
+    this.open();
+    this.get(runId).pace.push({ ...change });
+  }
+
+  async paceChanges(runId: string): Promise<PaceRecord[]> {
+    this.open();
+    return this.get(runId).pace.map((c) => ({ ...c }));
   }
 
   writeLive(runId: string, state: LiveState): void {

@@ -174,6 +174,24 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 5,
+    description: 'the adaptive pace of a run over time (run_pace)',
+    sql: `
+      -- One row per change of a run's adaptive pace (issue #17), oldest first by id; at is run
+      -- clock milliseconds, as in the journal. Deleted with its run.
+      CREATE TABLE run_pace (
+        id          INTEGER PRIMARY KEY,
+        run_key     INTEGER NOT NULL,
+        at          REAL    NOT NULL,
+        concurrency INTEGER NOT NULL,
+        rate        REAL,
+        reason      TEXT    NOT NULL,
+        message     TEXT    NOT NULL
+      );
+      CREATE INDEX run_pace_by_run ON run_pace (run_key, id);
+    `,
+  },
 ];
 
 /** The schema version this code writes. */

@@ -23,6 +23,7 @@ import type {
   TerminalStatus,
   Usage,
 } from '../core/model.js';
+import type { PaceReason } from '../core/pace.js';
 import type { ControlAction, ControlRequest, LiveRecord, LiveState } from './live.js';
 import type { LockHolder, RunLease } from './lock.js';
 
@@ -145,6 +146,22 @@ export type StoredTransition = TaskTransition extends infer T
     : never
   : never;
 
+/**
+ * One change of a run's adaptive pace (`paceChanged`), kept so that the report and the dashboard
+ * can draw the pace over time.
+ */
+export interface PaceRecord {
+  /** Run clock time of the change, as the journal's times. */
+  readonly at: number;
+  /** The effective concurrency after it. */
+  readonly concurrency: number;
+  /** The adapted rate per minute after it; undefined: the pace did not limit the rate. */
+  readonly ratePerMinute: number | undefined;
+  readonly reason: PaceReason;
+  /** What it says to people: `concurrency 20 → 4: target answered 429 without Retry-After`. */
+  readonly message: string;
+}
+
 /** What one `append` adds to a run's journal. */
 export interface JournalBatch {
   /**
@@ -259,6 +276,16 @@ export interface Store {
 
   /** A run's journal, in the order it was appended. */
   transitions(runId: string): AsyncIterableIterator<StoredTransition>;
+
+  /**
+   * Records a change of the run's adaptive pace (the journal does, on `paceChanged`).
+   * Synchronous and small, like `writeLive`: a change is rare (a few a second at most) and is
+   * not part of any case's record. Throws if the run does not exist.
+   */
+  appendPace(runId: string, change: PaceRecord): void;
+
+  /** The run's pace changes, oldest first, every session's (a resume starts at the plan's pace). */
+  paceChanges(runId: string): Promise<PaceRecord[]>;
 
   /** Deletes runs outside the retention; resolves with how many were deleted. */
   prune(retention: Retention): Promise<number>;

@@ -50,6 +50,7 @@ import type {
   JournalBatch,
   ListRunsOptions,
   NewRun,
+  PaceRecord,
   PlanKind,
   ResultsOptions,
   ResumeState,
@@ -63,6 +64,7 @@ import type {
 } from './port.js';
 import { SqliteLive } from './sqlite-live.js';
 import { SqliteLocks } from './sqlite-locks.js';
+import { SqlitePace } from './sqlite-pace.js';
 
 /** Where the CLI keeps its database unless told otherwise. */
 export const DEFAULT_DB_PATH = '.stride/stride.db';
@@ -272,6 +274,7 @@ export class SqliteStore implements Store {
   private readonly writePending: () => void;
   private readonly locks: SqliteLocks;
   private readonly live: SqliteLive;
+  private readonly pace: SqlitePace;
 
   constructor(options: SqliteStoreOptions = {}) {
     const path = options.path ?? DEFAULT_DB_PATH;
@@ -362,6 +365,7 @@ export class SqliteStore implements Store {
     this.writePending = () => tx();
     this.locks = new SqliteLocks(db, (err, doing) => wrap(err, this.file, doing));
     this.live = new SqliteLive(db, (err, doing) => wrap(err, this.file, doing));
+    this.pace = new SqlitePace(db);
   }
 
   /** The schema version of the open database (the latest this code knows). */
@@ -560,6 +564,7 @@ export class SqliteStore implements Store {
         }
         const delRun = this.db.prepare('DELETE FROM runs WHERE key = ?');
         for (const [key, id] of doomed) {
+          this.pace.delete(key);
           delRun.run(key);
           this.metas.delete(id);
         }
@@ -609,6 +614,18 @@ export class SqliteStore implements Store {
   async controlRequests(runId: string): Promise<ControlRequest[]> {
     this.open();
     return this.live.requests(runId);
+  }
+
+  appendPace(runId: string, change: PaceRecord): void {
+    this.open();
+    const meta = this.meta(runId);
+    this.guard('recording the pace', () => this.pace.append(meta.key, change));
+  }
+
+  async paceChanges(runId: string): Promise<PaceRecord[]> {
+    this.open();
+    const meta = this.meta(runId);
+    return this.guard('reading the pace', () => this.pace.read(meta.key));
   }
 
   async flush(): Promise<void> {

@@ -442,6 +442,51 @@ export function storeContract(name: string, open: () => Store | Promise<Store>):
       await other.release();
     });
 
+    test('pace changes: kept in order per run, written by the journal on paceChanged, pruned with their run', async () => {
+      await store.createRun(newRun('p1'));
+      await store.createRun(newRun('p2'));
+      const down = {
+        at: 12.5,
+        concurrency: 4,
+        ratePerMinute: undefined,
+        reason: 'rate_limited' as const,
+        message: 'concurrency 20 → 4: target answered 429 without Retry-After',
+      };
+      const rate = { ...down, at: 40, ratePerMinute: 540.5, message: 'rate unlimited → 540/min' };
+      store.appendPace('p1', down);
+      store.appendPace('p1', rate);
+      expect(await store.paceChanges('p1')).toEqual([down, rate]);
+      expect(await store.paceChanges('p2')).toEqual([]);
+      expect(() => store.appendPace('nope', down)).toThrow(/nope/);
+
+      // Through a journal: a target admitting 2 of 6 at once.
+      let admitted = 0;
+      const run = new Run(
+        Array.from({ length: 12 }, (_, i) => ({ id: `c${i}`, input: i })),
+        {
+          async execute() {
+            if (admitted >= 2) throw Object.assign(new Error('too many'), { status: 429 });
+            admitted++;
+            await new Promise((r) => setTimeout(r, 5));
+            admitted--;
+            return 'ok';
+          },
+        },
+        { concurrency: 6 },
+      );
+      const seen: number[] = [];
+      run.on('paceChanged', (c) => seen.push(c.concurrency.to));
+      const journal = await attachJournal(run, store, { runId: 'pj' });
+      await run.start();
+      await journal.closed;
+      const kept = await store.paceChanges('pj');
+      expect(kept.map((c) => c.concurrency)).toEqual(seen);
+      expect(kept[0]).toMatchObject({ reason: 'rate_limited', concurrency: 2 });
+
+      await store.prune({ maxRuns: 0 });
+      await expect(store.paceChanges('p1')).rejects.toMatchObject({ code: 'RUN_NOT_FOUND' });
+    });
+
     test('a journal takes the lock for its session and gives it back when the run ends', async () => {
       const run = new Run(
         [{ id: 'a', input: 1 }],
