@@ -81,7 +81,9 @@ const COMPACT_SQL = `
       WHEN json_type(output, '$.text') = 'text' THEN json_extract(output, '$.text')
       WHEN json_type(output) = 'text' THEN json_extract(output, '$')
       ELSE output
-    END AS answer
+    END AS answer,
+    (input IS NOT NULL AND NOT json_valid(input)) OR (output IS NOT NULL AND NOT json_valid(output))
+      AS damaged
   FROM results WHERE id BETWEEN ? AND ? ORDER BY id`;
 
 /**
@@ -103,9 +105,10 @@ export function directReader(store: Store): RowReader | undefined {
       throw new StoreError('unknown_run', file, `no run "${run.id}" in ${file}`);
     return row.key;
   };
-  // Only the driver's errors mean a damaged file; anything else is rethrown as it is.
+  // Only the driver's errors and unreadable JSON mean a damaged file; anything else is
+  // rethrown as it is.
   const damaged = (run: RunRecord, err: unknown) =>
-    !(err instanceof Error) || err.name !== 'SqliteError'
+    !(err instanceof Error) || (err.name !== 'SqliteError' && !(err instanceof SyntaxError))
       ? err
       : new StoreError(
           'corrupt',
@@ -137,6 +140,13 @@ export function directReader(store: Store): RowReader | undefined {
         };
         const stmt = db.prepare(COMPACT_SQL).raw(true);
         for (const r of stmt.iterate(lo, lo + RANGE - 1) as Iterable<unknown[]>) {
+          if (r[9] === 1) {
+            throw new StoreError(
+              'corrupt',
+              file,
+              `database ${file}: the result of case "${String(r[1])}" of run "${run.id}" is not valid JSON: the file is damaged`,
+            );
+          }
           const status = r[3] as string;
           row.pos = (r[0] as number) - lo;
           row.caseId = r[1] as string;

@@ -6,8 +6,10 @@
  */
 
 import { mkdtempSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { compareRuns } from '../../src/compare/compare.js';
 import { mcnemar } from '../../src/compare/stats.js';
@@ -324,6 +326,17 @@ describe('compareRuns', () => {
       expect(await compareRuns(history, 'r1', 'r2', { direct: false })).toEqual(
         await compareRuns(history, 'r1', 'r2'),
       );
+      // A damaged row is STORE_CORRUPT naming the file, whichever way the file is read.
+      const Driver = createRequire(import.meta.url)('better-sqlite3') as typeof Database;
+      const raw = new Driver(join(dir, 'stride.db'));
+      raw.prepare("UPDATE results SET output = '{\"output\": \"ok' WHERE case_id = 'c3'").run();
+      raw.close();
+      for (const direct of [true, false]) {
+        await expect(compareRuns(history, 'r1', 'r2', { direct })).rejects.toMatchObject({
+          code: 'STORE_CORRUPT',
+          message: expect.stringContaining(join(dir, 'stride.db')),
+        });
+      }
     } finally {
       await store.close();
     }
