@@ -146,7 +146,7 @@ describe('CSV', () => {
     ]);
   });
 
-  test('expected_field and expected_ignore_case narrow the row\'s expected_* assertions', async () => {
+  test("expected_field and expected_ignore_case narrow the row's expected_* assertions", async () => {
     const dir = await tempFiles({
       'c.csv':
         'id,query,expected_field,expected_ignore_case,expected_contains,expected_regex\n' +
@@ -166,7 +166,9 @@ describe('CSV', () => {
       [],
       [{ type: 'contains', value: 'y' }],
     ]);
-    const bad = await tempFiles({ 'c.csv': 'id,expected_ignore_case,expected_contains\na,maybe,x\n' });
+    const bad = await tempFiles({
+      'c.csv': 'id,expected_ignore_case,expected_contains\na,maybe,x\n',
+    });
     const err = await planErrorOfAsync(() => collect(readCases('c.csv', { baseDir: bad })));
     expect(err.message).toContain(
       `${bad}/c.csv:2:3: expected_ignore_case: "maybe" is invalid, expected true or false`,
