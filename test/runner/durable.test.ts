@@ -361,6 +361,54 @@ describe.each(STORES)('resume and rerun (%s store)', (_name, makeStore) => {
     }
   });
 
+  test('a resume relearns the pace: it starts at the plan concurrency, and the journal keeps both sessions', async () => {
+    // Issue 17: the capacity the target had when the session stopped is no evidence of today's.
+    // A target admitting 2 at a time under the plan's 4: each session goes 4 -> 2 on its own.
+    const store = makeStore();
+    try {
+      const clock = new VirtualClock();
+      let admitted = 0;
+      const two = async (_c: TestCase, ctx: AttemptContext): Promise<unknown> => {
+        if (admitted >= 2) throw Object.assign(new Error('too many requests'), { status: 429 });
+        admitted++;
+        try {
+          await clock.sleep(10, ctx.signal);
+        } finally {
+          admitted--;
+        }
+        return 'ok';
+      };
+      const service = new ExecutorService({ clock, functions: { bot: two } });
+      const manifest = manifestOf();
+      const token = new CancellationToken();
+      let settled = 0;
+      await runDurable(service, manifest, store, {
+        clock,
+        runId: 'relearn',
+        token,
+        onStart: (session) =>
+          session.run.on('transition', (t) => {
+            if (t.to === 'succeeded' && ++settled === 20) token.cancel('stop');
+          }),
+      });
+      let started: number | undefined;
+      const resumed = await resume(service, manifest, store, 'relearn', {
+        clock,
+        onStart: (session) => {
+          started = session.run.concurrency;
+        },
+      });
+      expect(started).toBe(4);
+      expect(resumed.results.filter((r) => r.status === 'success')).toHaveLength(CASES);
+      const decreases = (await store.paceChanges('relearn')).filter((c) =>
+        c.message.startsWith('concurrency 4 → '),
+      );
+      expect(decreases).toHaveLength(2);
+    } finally {
+      await store.close();
+    }
+  });
+
   test('a changed plan is refused unless forced', async () => {
     const store = makeStore();
     try {
