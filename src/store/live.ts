@@ -21,6 +21,7 @@
 import { hostname } from 'node:os';
 import type { Clock } from '../core/clock.js';
 import type { Hold, HoldInfo, RunStatus } from '../core/model.js';
+import type { PaceState } from '../core/pace.js';
 import type { Run } from '../core/run.js';
 import type { Store } from './port.js';
 
@@ -88,7 +89,19 @@ export interface LiveState {
   readonly seen: number;
   readonly counts: SessionCounts;
   readonly inFlight: number;
+  /** The effective concurrency (the adaptive pace may hold it under the plan's). */
   readonly concurrency: number;
+  /**
+   * The adaptive pace: the plan's concurrency (`ceiling`), the adapted request rate per minute
+   * (absent while the pace does not limit the rate) and its last change in words. The history
+   * is `Store.paceChanges`.
+   */
+  readonly pace: {
+    readonly adaptive: boolean;
+    readonly ceiling: number;
+    readonly ratePerMinute?: number;
+    readonly lastChange?: string;
+  };
   /** Cases done per second over the last `windowMs` (undefined before the first window). */
   readonly throughput: { readonly windowMs: number; readonly perSecond: number | undefined };
   /** Up to the last 120 samples, oldest first. */
@@ -111,6 +124,15 @@ export interface LiveOptions {
   readonly everyMs?: number;
   /** The run's clock: dates the state in epoch ms as the journal dates the run. */
   readonly clock: Clock;
+}
+
+function paceOf(p: PaceState, lastChange: string | undefined): LiveState['pace'] {
+  return {
+    adaptive: p.adaptive,
+    ceiling: p.ceiling,
+    ...(p.ratePerMinute === undefined ? {} : { ratePerMinute: p.ratePerMinute }),
+    ...(lastChange === undefined ? {} : { lastChange }),
+  };
 }
 
 const SAMPLES = 120;
@@ -141,6 +163,7 @@ export function attachLive(
   let rateWaits = 0;
   let coolDowns = 0;
   let concurrency = run.concurrency;
+  let lastPaceChange: string | undefined;
   let controlHold: Hold | undefined;
   let stopped = false;
   let lastWrite = Number.NEGATIVE_INFINITY;
@@ -158,6 +181,9 @@ export function attachLive(
     }),
     run.on('concurrency', (e) => {
       concurrency = e.to;
+    }),
+    run.on('paceChanged', (c) => {
+      lastPaceChange = c.message;
     }),
     // A change of state is worth showing at once, not at the next second.
     run.on('paused', () => publish()),
@@ -197,6 +223,7 @@ export function attachLive(
       },
       inFlight: p.running,
       concurrency,
+      pace: paceOf(run.pace, lastPaceChange),
       throughput: {
         windowMs: WINDOW_MS,
         perSecond:

@@ -131,3 +131,36 @@ describe.each([
     });
   });
 });
+
+describe('live state: the adaptive pace', () => {
+  test('shows the effective concurrency under the plan ceiling, and the last change in words', async () => {
+    const store = new MemoryStore();
+    open.push(store);
+    let admitted = 0;
+    // A target admitting 2 at a time; more get a bare 429.
+    const run = new Run(
+      Array.from({ length: 12 }, (_, i) => ({ id: `t${i}`, input: i })),
+      {
+        async execute() {
+          if (admitted >= 2) throw Object.assign(new Error('too many'), { status: 429 });
+          admitted++;
+          await new Promise((r) => setTimeout(r, 5));
+          admitted--;
+          return 'ok';
+        },
+      },
+      { concurrency: 6, clock: new RealClock() },
+    );
+    const journal = await attachJournal(run, store, { runId: 'paced', live: { pollMs: 5 } });
+    await run.start();
+    await journal.closed;
+    const last = (await store.readLive('paced'))!.state;
+    expect(last.pace).toMatchObject({
+      adaptive: true,
+      ceiling: 6,
+      lastChange: expect.stringMatching(/^concurrency \d+ → \d+: /),
+    });
+    expect(last.concurrency).toBeLessThanOrEqual(3);
+    expect(last.pace.ratePerMinute).toBeUndefined();
+  });
+});
