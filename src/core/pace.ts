@@ -8,11 +8,14 @@
  *   sent under the current pace lowers the concurrency to at most ⌊0.9 × limit⌋ (and by at
  *   least 1), and never above what we had in flight when the refused attempt was sent: the
  *   target admitted fewer than that. Refusals of attempts sent before the last decrease only
- *   apply that second bound (one multiplicative decrease per window, as TCP);
- * - at the concurrency floor, a further bare 429 means the target limits the rate: the rate
- *   goes to 0.9 × the rate it admitted over the last few seconds (or the rate we sent at);
- * - a window of clean answers (as many as the limit) while the limit was what held us back
- *   raises the limit by 1, or the rate by 5 % of the level last refused; a step that would reach
+ *   apply that second bound (one multiplicative decrease per window, as TCP); a fresh refusal
+ *   before any clean window followed the last decrease halves instead (the pace is far off);
+ * - at the concurrency floor, a further bare 429 means the target limits the rate: the first
+ *   time the rate goes to 0.9 × the lower of what we sent and what the target admitted at this
+ *   concurrency, later to 0.9 × the rate refused;
+ * - a window of clean answers (as many as the limit; with the rate limited, at least 8) while
+ *   the limit (or the rate) was what held us back raises the limit by 1, or the rate by 5 % of
+ *   the level last refused; a step that would reach
  *   that level again waits 2, 4, ... 32 windows (doubling after every refused probe), so
  *   probing a fixed limit costs few requests, and a raised one is found within 32 windows.
  *
