@@ -7,6 +7,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { type LatencySpec, type MockServer, startMock } from '../../src/mock/index.js';
 
+/**
+ * The time limit of a test that starts `stride worker` processes: a limit for a test that would
+ * otherwise hang, not a measure (a worker alone took 11.8 s to start with the load average at 16
+ * on 2 cores).
+ */
+export const SLOW = 180_000;
+
 /** A real redis-server on a free loopback port, in a temporary folder. */
 export interface RedisServer {
   readonly url: string;
