@@ -82,14 +82,15 @@ export function exited(child: ChildProcess): Promise<number | null> {
 
 /**
  * Waits for `cond` (an event in a file, at the mock, in a child), checking every 10 ms; fails
- * naming `what` and the child's stderr after 15 s. A guard against a hang, not a timing check.
+ * naming `what` and the child's stderr after 60 s (a CLI child took over 10 s to start with the
+ * load average at 20 on 2 cores). A guard against a hang, not a timing check.
  */
 export async function until(
   what: string,
   cond: () => boolean | Promise<boolean>,
   child?: { stderr(): string },
 ): Promise<void> {
-  const deadline = Date.now() + 15_000;
+  const deadline = Date.now() + 60_000;
   while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${child?.stderr()}`);
     await new Promise((r) => setTimeout(r, 10));

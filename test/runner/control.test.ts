@@ -19,7 +19,7 @@ import { type Child, spawnStride } from '../cli/helpers.js';
 import { until, writeDifyPlan } from './child-run.js';
 
 const KEY = 'app-control-test';
-const CASES = 400;
+const CASES = 2_000; // cancelled long before the end: room for a slow pause under load
 let mock: MockServer;
 let dir: string;
 let plan: string;
@@ -101,10 +101,14 @@ describe('control from another process', () => {
       expect(run?.status).toBe('cancelled');
       expect(run?.counts.total).toBe(CASES);
       expect(run!.counts.cancelled).toBeGreaterThan(0);
-      expect(run!.counts.attempts).toBe(mock.stats().requests);
+      // Every request at the mock is a recorded attempt; the cancel may abort at most the
+      // attempts in flight (2) before their requests reached the mock.
+      const sent = mock.stats().requests;
+      expect(run!.counts.attempts).toBeGreaterThanOrEqual(sent);
+      expect(run!.counts.attempts - sent).toBeLessThanOrEqual(2);
       expect(await store.runLock('C')).toBeUndefined();
     } finally {
       await store.close();
     }
-  });
+  }, 180_000);
 });

@@ -159,5 +159,5 @@ describe('one process drives a run', () => {
       query<{ n: number }>("SELECT count(*) AS n FROM attempts WHERE state = 'maybe_sent'")?.n,
     ).toBe(2);
     expect(holderPid()).toBeUndefined();
-  });
+  }, 180_000);
 });
