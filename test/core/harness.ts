@@ -95,17 +95,18 @@ export interface ClockDrivenRun<R> {
 
 /**
  * Runs `run` (built with `clock`, a VirtualClock without auto-advance) to its end over real I/O,
- * moving the clock by `stepMs` only when `ready(running)` holds and no attempt whose outcome is
- * already decided still holds its slot. `running` maps each task holding a slot to its attempt
- * number; `ready` says that the real work that must happen before a timer fires (a request
- * reaching the server, a first event read) has happened. So a timeout, backoff or rate wait never
- * decides what a server's answer could have decided, whatever the machine's speed, and an aborted
- * attempt always settles before time moves again (it never turns zombie on virtual time).
+ * moving the clock 1 ms at a time, and only when `ready(running)` holds and no attempt whose
+ * outcome is already decided still holds its slot. `running` maps each task holding a slot to its
+ * attempt number; `ready` says that the real work that must happen before a timer fires (a
+ * request reaching the server, a first event read) has happened. So a timeout, backoff or rate
+ * wait never decides what a server's answer could have decided, whatever the machine's speed, and
+ * an aborted attempt always settles before time moves again (it never turns zombie on virtual
+ * time). Steps of 1 ms, because `advance` lets work start before it fires timers: an attempt
+ * started then has a deadline past the step, so only attempts judged by `ready` can expire.
  */
 export async function runOnClock<R>(
   run: ClockDrivenRun<R>,
   clock: VirtualClock,
-  stepMs: number,
   ready: (running: ReadonlyMap<string, number>) => boolean,
 ): Promise<R> {
   const running = new Map<string, number>();
@@ -122,7 +123,7 @@ export async function runOnClock<R>(
       () => finished || (run.progress.running === running.size && ready(running)),
       'the run to wait on its clock',
     );
-    if (!finished) await clock.advance(stepMs);
+    if (!finished) await clock.advance(1);
   }
   return done;
 }

@@ -11,31 +11,39 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { describe, expect, test } from 'vitest';
-import { CancellationToken, type Target } from '../../src/core/index.js';
+import {
+  type AttemptContext,
+  CancellationToken,
+  type Target,
+  type TaskView,
+} from '../../src/core/index.js';
 import { BullmqDispatcher, startWorker } from '../../src/distributed/index.js';
 import { connectionOptions } from '../../src/distributed/redis.js';
 import { parsePlan, type TestCase } from '../../src/plans/index.js';
 import { resume, runDurable } from '../../src/runner/durable.js';
 import { ExecutorService } from '../../src/runner/executor-service.js';
+import { builtInTarget } from '../../src/runner/targets.js';
 import { SqliteStore } from '../../src/store/index.js';
+import { until } from '../core/harness.js';
 import { distributedFixture } from './redis.js';
 
 const f = distributedFixture({ min: 5, max: 25 });
 
 /**
  * A plan of `n` cases against the mock; case `c<i>` is counted by the mock under `<tag>-<i>` and
- * answers after `latencyMs(i)` ms when given.
+ * gets the extra inputs `extra(i)` when given (`__fault`, `__latency_ms`...).
  */
 function plan(
   tag: string,
   n: number,
   policy: string,
-  latencyMs?: (i: number) => number | undefined,
+  extra?: (i: number) => Record<string, unknown> | undefined,
 ) {
   const cases = Array.from({ length: n }, (_, i) => {
-    const latency = latencyMs?.(i);
-    const slow = latency === undefined ? '' : `, __latency_ms: ${latency}`;
-    return `  - { id: c${i}, inputs: { query: "q ${i}", __case: ${tag}-${i}${slow} } }`;
+    const more = Object.entries(extra?.(i) ?? {})
+      .map(([k, v]) => `, ${k}: ${JSON.stringify(v)}`)
+      .join('');
+    return `  - { id: c${i}, inputs: { query: "q ${i}", __case: ${tag}-${i}${more} } }`;
   }).join('\n');
   return parsePlan(
     `workflow_id: ${tag}\ntarget: { type: dify, base_url: "\${MOCK_URL}", api_key: "\${KEY:-app-shared}", app: workflow, response_mode: blocking }\nexecution_policy: ${policy}\ncases:\n${cases}\n`,
@@ -94,12 +102,19 @@ describe('attempts in shared jobs', () => {
     const dispatcher = new BullmqDispatcher({ redis: f.redis.url, queue });
     f.mock.reset();
     try {
-      // 10 attempts start in one tick: a job of 8 and a job of 2, both for the one worker.
-      const results = await new ExecutorService({ dispatcher }).executeTestPlan(
-        plan(tag, 10, '{ concurrency: 10, timeout: 30s }', () => 500),
+      // 10 attempts start in one tick: a job of 8 and a job of 2, both for the one worker. They
+      // hang, so all of them are in flight together whenever the second job arrives.
+      const token = new CancellationToken();
+      const done = new ExecutorService({ dispatcher }).runTestPlan(
+        plan(tag, 10, '{ concurrency: 10, timeout: 1h }', () => ({ __fault: 'hang' })),
+        token,
       );
-      expect(results.filter((r) => r.status === 'success')).toHaveLength(10);
-      expect(f.mock.stats().peakInFlight).toBe(10); // not 8: the room left after the first job is used
+      await until(() => f.mock.stats().inFlight === 10, 'ten requests at the mock'); // not 8
+      token.cancel('seen');
+      const { run } = await done;
+      expect(run.tasks.map((t) => t.status)).toEqual(Array(10).fill('cancelled'));
+      expect(f.mock.stats().peakInFlight).toBe(10);
+      expect(f.mock.stats().runs).toBe(10);
       expect(worker.stats).toMatchObject({ jobs: 2, returned: 0 });
     } finally {
       await dispatcher.close();
@@ -139,9 +154,35 @@ describe('attempts in shared jobs', () => {
   test('a second coordinator on the same run takes what the first one sent: answered outcomes are used, running jobs waited for, nothing sent twice', async () => {
     const queue = 'q-handover';
     const tag = 'ho';
-    const worker = await startWorker({ redis: f.redis.url, queue, concurrency: 8 });
-    // c0-c2 answer at once, c3-c5 take 600 ms: still running when the first coordinator is gone.
-    const manifest = plan(tag, 6, '{ concurrency: 6 }', (i) => (i < 3 ? undefined : 600));
+    // c0-c2 answer at once; c3-c5 are answered by the mock too, but their attempts go on running
+    // on the worker until the test opens `gate`: still running when the first coordinator is
+    // gone, however long that takes on a loaded machine.
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    let held = 0;
+    const worker = await startWorker({
+      redis: f.redis.url,
+      queue,
+      concurrency: 8,
+      targetFactory: async (config, concurrency) => {
+        if (config.type === 'function') throw new Error('a built-in target expected');
+        const inner = await builtInTarget(config, concurrency);
+        return {
+          execute: async (task: TaskView<TestCase>, ctx: AttemptContext) => {
+            const output = await inner.execute(task, ctx);
+            if (['c3', 'c4', 'c5'].includes(task.id)) {
+              held++;
+              await gate;
+            }
+            return output;
+          },
+          close: () => inner.close(),
+        };
+      },
+    });
+    const manifest = plan(tag, 6, '{ concurrency: 6 }');
     const testCases = manifest.datasets[0]!.cases;
     if (testCases.kind !== 'inline') throw new Error('inline cases expected');
     const attempt = (target: Target<TestCase, unknown>, i: number, number: number) =>
@@ -163,7 +204,7 @@ describe('attempts in shared jobs', () => {
       const sent = [0, 1, 2, 3, 4, 5].map((i) => attempt(a, i, 1));
       const settled = Promise.allSettled(sent);
       await Promise.all(sent.slice(0, 3)); // read by the first coordinator, never journaled
-      await expect.poll(() => f.mock.stats().inFlight, { timeout: 5_000, interval: 5 }).toBe(3);
+      await until(() => held === 3, 'c3-c5 to run on the worker');
       await first.close(); // the first coordinator is gone; c3-c5 still run on the worker
       const lost = await settled;
       expect(lost.map((r) => r.status)).toEqual(
@@ -178,7 +219,7 @@ describe('attempts in shared jobs', () => {
       });
       // Attempt 1 again where the journal had not recorded its start (c0, c3), attempt 2 where
       // it had (c1, c2, c4, c5: the previous attempt is reconciled first).
-      const outputs = await Promise.all([
+      const outputs = Promise.all([
         attempt(b, 0, 1),
         attempt(b, 1, 2),
         attempt(b, 2, 2),
@@ -186,11 +227,13 @@ describe('attempts in shared jobs', () => {
         attempt(b, 4, 2),
         attempt(b, 5, 2),
       ]);
-      expect(outputs.map((o) => (o as { text?: string }).text)).toEqual(
+      open(); // c3-c5 finish on the worker now, for the second coordinator
+      expect((await outputs).map((o) => (o as { text?: string }).text)).toEqual(
         [0, 1, 2, 3, 4, 5].map((i) => expect.stringContaining(`q ${i}`)),
       );
       expect(sentPerCase(tag, 6)).toEqual([1, 1, 1, 1, 1, 1]); // nothing paid twice
     } finally {
+      open();
       await second.close();
       await worker.close();
     }
@@ -200,7 +243,11 @@ describe('attempts in shared jobs', () => {
     const queue = 'q-resume-cancelled';
     const tag = 'rc';
     const worker = await startWorker({ redis: f.redis.url, queue, concurrency: 8 });
-    const manifest = plan(tag, 4, '{ concurrency: 4, timeout: 30s }', () => 400);
+    // Each case hangs the first time it is sent (until cancelled) and answers the second time.
+    const manifest = plan(tag, 4, '{ concurrency: 4, timeout: 30s }', () => ({
+      __fault: 'hang',
+      __fault_times: 1,
+    }));
     const dir = mkdtempSync(join(tmpdir(), 'stride-dist-'));
     const store = new SqliteStore({ path: join(dir, 'j.db') });
     const first = new BullmqDispatcher({ redis: f.redis.url, queue });
@@ -212,7 +259,7 @@ describe('attempts in shared jobs', () => {
         runId: 'cancelled-then-resumed',
         token,
       });
-      await expect.poll(() => f.mock.stats().inFlight, { timeout: 5_000, interval: 5 }).toBe(4);
+      await until(() => f.mock.stats().inFlight === 4, 'four hanging requests');
       token.cancel('stop for now');
       const stopped = await interrupted;
       expect(stopped.run.tasks.map((t) => t.status)).toEqual(Array(4).fill('cancelled'));

@@ -5,7 +5,10 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect } from 'vitest';
+import type { AttemptContext, Target, TaskView } from '../../src/core/index.js';
 import { type LatencySpec, type MockServer, startMock } from '../../src/mock/index.js';
+import type { TargetConfig, TestCase } from '../../src/plans/index.js';
+import { createTarget, type DifyTargetOptions } from '../../src/targets/index.js';
 
 /**
  * The time limit of a test that starts `stride worker` processes: a limit for a test that would
@@ -84,6 +87,170 @@ export async function startRedis(): Promise<RedisServer> {
       child = await launch(port, dir);
     },
   };
+}
+
+/** What `watchBucketTakes` saw of one bucket. */
+export interface BucketTakes {
+  /** Redis clock time (ms, as the bucket script reads `TIME`) of each token taken. */
+  readonly takes: number[];
+  /** Calls of the take script that found no token (the caller waits and asks again). */
+  refused: number;
+}
+
+/**
+ * The shared buckets' takes, as Redis recorded them. A MONITOR connection sees every call of the
+ * bucket's take script with its arguments (rate, burst, cost) and, inside it, the script's write
+ * `HSET <prefix>:bucket:<key> tokens T at NOW`. Replaying the token-bucket rule from the previous
+ * write tells a take (T is the refilled level less the cost) from a refusal (T is the refilled
+ * level, below the cost); a write that is neither fails the test, so the replay checks the
+ * script rather than copying it. The times are the moments the script let attempts start, on
+ * Redis's own clock: no transit between worker, Redis and the mock is in them, so CPU load
+ * cannot move them. Call it before the traffic to watch: buckets already in Redis are deleted,
+ * and how full the script starts a new bucket is measured once, on a probe bucket.
+ */
+export async function watchBucketTakes(url: string): Promise<{
+  /** Per bucket key. */
+  readonly buckets: ReadonlyMap<string, BucketTakes>;
+  stop(): Promise<void>;
+}> {
+  const { Redis } = await import('ioredis');
+  const { RedisBuckets } = await import('../../src/distributed/index.js');
+  const base = new Redis(url);
+  const monitor = await base.monitor();
+  const client = new Redis(url);
+  const buckets = new Map<string, BucketTakes>();
+  const state = new Map<string, { tokens: number; at: number }>();
+  const problems: string[] = [];
+  const PROBE = { prefix: `stride-watch-${process.pid}`, name: 'probe', perMinute: 60, burst: 4 };
+  const probeKey = `${PROBE.prefix}:bucket:${PROBE.name}`;
+  let probeLeft: number | undefined;
+  // The share of its burst a new bucket starts with (the script's policy), from the probe.
+  let freshShare = Number.NaN;
+  let call: { key: string; perMinute: number; burst: number; cost: number } | undefined;
+  // MONITOR shows commands in the order Redis ran them: once it shows a marker sent now, it has
+  // shown every command before it.
+  const markers = new Map<string, () => void>();
+  const sync = async () => {
+    const marker = `stride-watch-${process.pid}-${Date.now()}-${markers.size}`;
+    const seen = new Promise<void>((resolve) => markers.set(marker, resolve));
+    await client.echo(marker);
+    await seen;
+  };
+  const isBucket = (key: unknown): key is string =>
+    typeof key === 'string' && key.includes(':bucket:');
+  monitor.on('monitor', (_time: string, args: string[], source: string) => {
+    const cmd = String(args[0]).toLowerCase();
+    if (source !== 'lua') {
+      call = undefined;
+      if (cmd === 'echo') markers.get(args[1]!)?.();
+      // The take script has three arguments after its key; the cool-down script one.
+      if ((cmd === 'evalsha' || cmd === 'eval') && isBucket(args[3]) && args.length === 7) {
+        call = {
+          key: args[3],
+          perMinute: Number(args[4]),
+          burst: Number(args[5]),
+          cost: Number(args[6]),
+        };
+      } else if (cmd === 'del' || cmd === 'unlink') {
+        for (const key of args.slice(1)) state.delete(key);
+      }
+      return;
+    }
+    if (cmd !== 'hset' || !isBucket(args[1])) return;
+    const key = args[1];
+    const fields = new Map<string, string>();
+    for (let i = 2; i + 1 < args.length; i += 2) fields.set(args[i]!, args[i + 1]!);
+    const tokens = Number(fields.get('tokens'));
+    const at = Number(fields.get('at'));
+    if (key === probeKey) {
+      probeLeft = tokens;
+      return;
+    }
+    if (fields.has('until') || call?.key !== key) {
+      state.set(key, { tokens, at }); // a cool-down: empty until `at`
+      return;
+    }
+    // The script's own arithmetic, in the same doubles: refill since the last write, capped.
+    const perMs = call.perMinute / 60_000;
+    const prev = state.get(key) ?? { tokens: freshShare * call.burst, at };
+    const level = Math.min(call.burst, prev.tokens + (at - prev.at) * perMs);
+    let b = buckets.get(key);
+    if (b === undefined) {
+      b = { takes: [], refused: 0 };
+      buckets.set(key, b);
+    }
+    if (Math.abs(tokens - (level - call.cost)) < 1e-9 && level >= call.cost - 1e-9)
+      b.takes.push(at);
+    else if (Math.abs(tokens - level) < 1e-9 && level < call.cost) b.refused++;
+    else problems.push(`${key} at ${at}: ${tokens} tokens left of ${level}`);
+    state.set(key, { tokens, at });
+  });
+  const close = () => {
+    // Commands keep streaming in until the connection is gone: not errors of the watch.
+    monitor.removeAllListeners('monitor');
+    monitor.on('error', () => {});
+    monitor.disconnect();
+    base.disconnect();
+    client.disconnect();
+  };
+  try {
+    // Whatever an earlier test left in the buckets is not part of this watch.
+    const keys = await client.keys('*:bucket:*');
+    if (keys.length > 0) await client.del(...keys);
+    const probe = new RedisBuckets(client, PROBE.prefix);
+    const wait = await probe.tryTake(PROBE.name, PROBE);
+    await client.del(probeKey);
+    await sync();
+    if (probeLeft === undefined) throw new Error('the probe take wrote no bucket');
+    freshShare = (wait === 0 ? probeLeft + 1 : probeLeft) / PROBE.burst;
+  } catch (err) {
+    close();
+    throw err;
+  }
+  return {
+    buckets,
+    stop: async () => {
+      try {
+        await sync();
+      } finally {
+        close();
+      }
+      expect(problems, 'bucket writes that are neither a take nor a refusal').toEqual([]);
+    },
+  };
+}
+
+/**
+ * A worker's target for a plan's Dify config, as the built-in one (the case's `inputs` sent),
+ * with Dify target options a plan cannot give: `onEvent` to see what the worker read, and a
+ * `stopTimeoutMs` that CPU load cannot beat. For workers started in the test's process.
+ */
+export async function difyWorkerTarget(
+  config: TargetConfig,
+  concurrency: number,
+  extra: Partial<DifyTargetOptions>,
+): Promise<Target<TestCase, unknown>> {
+  if (config.type !== 'dify') throw new Error(`a dify target expected, not ${config.type}`);
+  const inner = createTarget(
+    {
+      type: 'dify',
+      baseUrl: config.baseUrl,
+      apiKey: config.apiKey,
+      app: config.app,
+      responseMode: config.responseMode,
+      user: config.user,
+      ...extra,
+    },
+    { concurrency },
+  );
+  return Object.assign(
+    {
+      execute: (task: TaskView<TestCase>, ctx: AttemptContext) =>
+        inner.execute({ ...task, input: task.input.inputs }, ctx),
+      close: () => inner.close(),
+    },
+    inner.key === undefined ? {} : { key: inner.key },
+  );
 }
 
 /**
@@ -180,8 +347,10 @@ export function distributedFixture(latencyMs: LatencySpec): {
         ],
         cwd,
       );
+      // A limit for a process that never gets ready, not a measure: under load a worker takes
+      // over 10 s to start (measured 11.8 s with the load average at 16 on 2 cores).
       await expect
-        .poll(() => w.out(), { timeout: 10_000, interval: 20 })
+        .poll(() => w.out(), { timeout: 60_000, interval: 20 })
         .toContain('ready on queue');
       return w;
     },

@@ -71,7 +71,7 @@ describe('a hanging stream that times out or is cancelled gets its stop call', (
         retry: { maxAttempts: 1 },
       });
       // The timeout fires once the client has the run's task_id and the mock has pinged.
-      const result = await runOnClock(run, clock, 80, () => events > 0 && m.stats().pings > 0);
+      const result = await runOnClock(run, clock, () => events > 0 && m.stats().pings > 0);
       expect(result.tasks[0]!.status).toBe('timeout');
       const stats = m.stats();
       expect(stats.stops).toBe(1);
@@ -122,7 +122,7 @@ describe('a hanging stream that times out or is cancelled gets its stop call', (
       retry: { maxAttempts: 2, backoffMs: 1 },
     });
     // Each attempt times out only once its request hangs at the mock.
-    const result = await runOnClock(run, clock, 50, (running) =>
+    const result = await runOnClock(run, clock, (running) =>
       [...running].every(([id, attempt]) => (m.stats().byCase[id] ?? 0) >= attempt),
     );
     expect(result.tasks[0]!.status).toBe('timeout');
@@ -163,7 +163,7 @@ describe('concurrency as the mock sees it', () => {
       });
       // Time moves once nothing but hangs hold the slots, each at the mock (and, streaming,
       // its task_id read). So before it first moves, all six slots hold hangs at the mock.
-      const result = await runOnClock(run, clock, 40, (running) =>
+      const result = await runOnClock(run, clock, (running) =>
         [...running].every(
           ([id, attempt]) =>
             hang(Number(id.slice(1))) &&
