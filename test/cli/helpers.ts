@@ -62,7 +62,9 @@ export function makePlan(options: PlanOptions): { dir: string; plan: string } {
       'cases: cases.jsonl',
       'execution_policy:',
       `  concurrency: ${options.concurrency ?? 4}`,
-      '  timeout: 2s',
+      // A bound, not a measure: no case here should ever time out (the mock answers in ms, a
+      // hang case gets its own --timeout), and a loaded machine must not make one.
+      '  timeout: 60s',
       '  retry_policy: { max_attempts: 2, backoff_seconds: 0.01 }',
       ...(options.extra === undefined ? [] : [options.extra]),
       '',

@@ -17,15 +17,16 @@ describe('stride mock (mockCommand)', () => {
   it('starts on the given port, serves, and stops cleanly when its signal aborts', async () => {
     const stdout = sink();
     const controller = new AbortController();
-    let url = '';
+    let listening!: (url: string) => void;
+    const ready = new Promise<string>((resolve) => {
+      listening = resolve;
+    });
     const done = mockCommand(['--port', '0', '--latency', '1', '--error-rate', '503:1'], {
       stdout,
       signal: controller.signal,
-      onListening: (u) => {
-        url = u;
-      },
+      onListening: (u) => listening(u),
     });
-    for (let i = 0; i < 200 && url === ''; i++) await new Promise((r) => setTimeout(r, 5));
+    const url = await ready; // the event itself, not a second of polling for it
     const res = await request(`${url}/v1/workflows/run`, {
       method: 'POST',
       headers: { authorization: 'Bearer app-cli', 'content-type': 'application/json' },

@@ -6,6 +6,7 @@
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type MockOptions, type MockServer, startMock } from '../../src/mock/index.js';
+import { hangingRun } from './helpers.js';
 
 let mock: MockServer | undefined;
 
@@ -64,16 +65,24 @@ describe('mock: the rate limit code', () => {
 describe('mock: limits changed while it runs', () => {
   it('setLimits lowers and raises the concurrency limit; admitted requests keep running', async () => {
     const m = await start({ maxConcurrency: 4 });
-    // Three long requests admitted, then the limit goes to 2: a fourth is refused.
-    const long = [run(m, 300), run(m, 300), run(m, 300)];
-    await waitFor(() => m.stats().inFlight === 3);
+    // Three hanging runs admitted (they hold their slots until stopped, however slow the
+    // machine), then the limit goes to 2: a fourth is refused.
+    const held = [];
+    for (let i = 0; i < 3; i++) held.push(await hangingRun(m.url, 'Bearer app-limits'));
     m.setLimits({ maxConcurrency: 2 });
     const refused = await run(m);
     expect(refused.status).toBe(429);
     expect(refused.json().message).toContain('is 2.');
     m.setLimits({ maxConcurrency: null });
     expect((await run(m)).status).toBe(200);
-    expect((await Promise.all(long)).map((r) => r.status)).toEqual([200, 200, 200]);
+    // The three kept running through both changes, and end normally when stopped.
+    for (const h of held) await post(m, `/v1/workflows/tasks/${h.taskId}/stop`, { user: 'u' });
+    for (const h of held) {
+      expect((await h.rest).at(-1)).toMatchObject({
+        event: 'workflow_finished',
+        data: { status: 'stopped' },
+      });
+    }
   });
 
   it('POST /__limits does the same over HTTP, and a bad value changes nothing (400)', async () => {
@@ -93,11 +102,3 @@ describe('mock: limits changed while it runs', () => {
     await noRate.close();
   });
 });
-
-async function waitFor(cond: () => boolean): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}

@@ -3,6 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { seededRandom } from '../../src/core/index.js';
 import { type MockOptions, type MockServer, startMock } from '../../src/mock/index.js';
 import { latencySampler } from '../../src/mock/options.js';
+import { until } from '../core/harness.js';
+import { hangingRun } from './helpers.js';
 
 let mock: MockServer | undefined;
 
@@ -287,9 +289,11 @@ describe('mock: faults', () => {
   });
 
   it('enforces its concurrency limit like Dify: plain 429 too_many_requests, also for streams, no Retry-After', async () => {
-    const m = await start({ maxConcurrency: 2, latencyMs: 60 });
+    const m = await start({ maxConcurrency: 2 });
+    // Two hanging streams hold both slots until they are stopped, however slow the machine.
+    const held = [await hangingRun(m.url, KEY), await hangingRun(m.url, KEY)];
     const all = await Promise.all(
-      [0, 1, 2, 3].map((i) =>
+      [2, 3].map((i) =>
         post(m, '/v1/workflows/run', {
           inputs: { query: `q${i}` },
           response_mode: 'streaming',
@@ -306,11 +310,16 @@ describe('mock: faults', () => {
     );
     expect(m.stats().limited).toBe(2);
     // Slots come back when runs end.
+    for (const h of held) await post(m, `/v1/workflows/tasks/${h.taskId}/stop`, { user: 'u' });
+    for (const h of held)
+      expect((await h.rest).at(-1)).toMatchObject({ event: 'workflow_finished' });
+    await until(() => m.stats().inFlight === 0, 'the stopped runs to end');
     expect((await post(m, '/v1/workflows/run', { inputs: {}, user: 'u' })).status).toBe(200);
   });
 
   it('enforces a request rate with 429 rate_limit_error', async () => {
-    const m = await start({ rateLimit: { perMinute: 60, burst: 2, retryAfter: true } });
+    // A token every 10 s: the third and fourth requests find none however slowly they go.
+    const m = await start({ rateLimit: { perMinute: 6, burst: 2, retryAfter: true } });
     const statuses = [];
     for (let i = 0; i < 4; i++)
       statuses.push((await post(m, '/v1/workflows/run', { inputs: {}, user: 'u' })).status);
@@ -355,8 +364,7 @@ describe('mock: faults', () => {
     });
     left.body.on('error', () => {});
     ac.abort();
-    for (let i = 0; i < 200 && m.stats().inFlight > 0; i++)
-      await new Promise((r) => setTimeout(r, 5));
+    await until(() => m.stats().inFlight === 0, 'the abandoned stream to close');
     expect(m.stats()).toMatchObject({ orphaned: 1, aborted: 1, inFlight: 0 });
   });
 
@@ -385,9 +393,7 @@ describe('mock: lifecycle', () => {
       headers: { authorization: KEY, 'content-type': 'application/json' },
       body: JSON.stringify({ inputs: { __fault: 'hang' }, user: 'u' }),
     }).catch((e: unknown) => e);
-    for (let i = 0; i < 200 && m.stats().inFlight === 0; i++)
-      await new Promise((r) => setTimeout(r, 5));
-    expect(m.stats().inFlight).toBe(1);
+    await until(() => m.stats().inFlight === 1, 'the hanging request');
     await m.close();
     expect(await hanging).toBeInstanceOf(Error);
     const refused = await request(`${m.url}/__stats`).catch((e: { code?: string }) => e.code);

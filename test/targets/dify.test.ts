@@ -158,7 +158,8 @@ describe('Dify target: SSE parsing', () => {
 
   it('a stream that breaks half-way is a retryable network error, and its run is stopped', async () => {
     mock.reset();
-    const t = dify({ app: 'workflow', responseMode: 'streaming' });
+    // A stop call never abandoned: its default 500 ms bound is a real timer that load can beat.
+    const t = dify({ app: 'workflow', responseMode: 'streaming', stopTimeoutMs: 60_000 });
     const { verdict, error } = await attempt(t, {
       inputs: { query: 'long enough text', __fault: 'break' },
     });

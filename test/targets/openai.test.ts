@@ -131,7 +131,10 @@ describe('OpenAI-compatible target', () => {
   });
 
   it('runs under the engine with the mock rate limit: every 429 is retried by the engine alone', async () => {
-    const limited = await startMock({ rateLimit: { perMinute: 600, burst: 2 } });
+    // Two pass at once (the burst); the mock's bucket gains a token a second, so the other two,
+    // sent in the same tick, are refused unless the machine stalls a whole second between them
+    // (at 600/min, 100 ms was enough; the refusals' own reset hints pace the retries).
+    const limited = await startMock({ rateLimit: { perMinute: 60, burst: 2 } });
     const t = new OpenAITarget({ baseUrl: limited.baseUrl, apiKey: 'sk-x', model: 'm' });
     try {
       const cases = Array.from({ length: 4 }, (_, i) => ({ input: `q${i}` }));
@@ -142,7 +145,7 @@ describe('OpenAI-compatible target', () => {
       }).start();
       expect(result.statistics.succeededTasks).toBe(4);
       const s = limited.stats();
-      // Two pass at once (the burst), the other two are refused, cool the bucket, and pass later.
+      // The refused ones cooled the bucket and passed later, each 429 retried by the engine alone.
       expect(s.limited).toBeGreaterThanOrEqual(2);
       expect(s.runs).toBe(4 + s.limited);
       expect(result.statistics.attempts).toBe(s.runs);
