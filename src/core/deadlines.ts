@@ -13,6 +13,14 @@ export interface DeadlineEntry {
   prevDeadline: DeadlineEntry | undefined;
   nextDeadline: DeadlineEntry | undefined;
   deadlineList: DeadlineList | undefined;
+  /** The queue that last started this entry's countdown, so the entry can hold it (`add`). */
+  deadlineQueue?: DeadlineCountdown | undefined;
+}
+
+/** What an entry may do with the queue counting it down: stop its countdown, start it anew. */
+export interface DeadlineCountdown {
+  add(entry: DeadlineEntry, timeoutMs: number): void;
+  remove(entry: DeadlineEntry): void;
 }
 
 export interface DeadlineList {
@@ -23,7 +31,7 @@ export interface DeadlineList {
 // Timers computed as (deadline - now) may land a float rounding error before the deadline.
 const EPSILON = 1e-6;
 
-export class DeadlineQueue<E extends DeadlineEntry> {
+export class DeadlineQueue<E extends DeadlineEntry> implements DeadlineCountdown {
   private readonly lists = new Map<number, DeadlineList>();
   private timer: CancelTimer | undefined;
   private timerAt = Number.POSITIVE_INFINITY;
@@ -42,6 +50,7 @@ export class DeadlineQueue<E extends DeadlineEntry> {
     }
     entry.deadline = this.clock.now() + timeoutMs;
     entry.deadlineList = list;
+    entry.deadlineQueue = this;
     entry.nextDeadline = undefined;
     entry.prevDeadline = list.tail;
     if (list.tail === undefined) list.head = entry;

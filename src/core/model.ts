@@ -134,6 +134,14 @@ export interface AttemptContext {
    * clients of the same key, so they can only lower what the buckets hand out, never raise it.
    */
   reportLimits(limits: RateLimitSnapshot): void;
+  /**
+   * Stops this attempt's timeout until the returned function is called; from then on it counts
+   * in full again. For a target that must wait for something that is not its request: the
+   * BullMQ dispatcher while a worker waits for a token of the shared rate bucket, since in
+   * process an attempt starts only once it has its token. Holds nest; releasing twice, or after
+   * the attempt ended, does nothing. Contexts made by hand may leave it out.
+   */
+  holdTimeout?(): () => void;
 }
 
 /**

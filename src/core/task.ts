@@ -4,7 +4,7 @@
  */
 
 import type { CancelTimer } from './clock.js';
-import type { DeadlineEntry, DeadlineList } from './deadlines.js';
+import type { DeadlineCountdown, DeadlineEntry, DeadlineList } from './deadlines.js';
 import type { ErrorInfo } from './errors.js';
 import type {
   AttemptContext,
@@ -149,6 +149,9 @@ class AttemptContextView<I, O> implements AttemptContext {
   reportLimits(limits: RateLimitSnapshot): void {
     this.#att.reportLimits(limits);
   }
+  holdTimeout(): () => void {
+    return this.#att.holdTimeout();
+  }
 }
 
 /** One attempt: the state the run loop keeps for it. Targets see only its `context`. */
@@ -179,6 +182,9 @@ export class Attempt<I, O> implements AttemptContext, DeadlineEntry {
   prevDeadline: DeadlineEntry | undefined = undefined;
   nextDeadline: DeadlineEntry | undefined = undefined;
   deadlineList: DeadlineList | undefined = undefined;
+  deadlineQueue: DeadlineCountdown | undefined = undefined;
+  /** Holds of the timeout in place (`holdTimeout`): no countdown while there is one. */
+  private timeoutHolds = 0;
   zombieCancel: CancelTimer | undefined = undefined;
 
   constructor(
@@ -218,6 +224,22 @@ export class Attempt<I, O> implements AttemptContext, DeadlineEntry {
 
   reportLimits(limits: RateLimitSnapshot): void {
     this.run.syncLimits(this, limits);
+  }
+
+  // The countdown is taken out of the run's deadline queue and put back at its tail with the
+  // full timeout: deadlines of one timeout value stay in start order, so the queue's one-timer
+  // design holds (core/deadlines.ts).
+  holdTimeout(): () => void {
+    const queue = this.deadlineQueue;
+    const ms = this.timeoutMs;
+    if (queue === undefined || ms === undefined || this.decided) return () => {};
+    if (this.timeoutHolds++ === 0) queue.remove(this);
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      if (--this.timeoutHolds === 0 && !this.decided && !this.settled) queue.add(this, ms);
+    };
   }
 }
 
