@@ -11,7 +11,8 @@ import { type Clock, RealClock } from '../core/index.js';
 
 /**
  * KEYS[1] the bucket hash. ARGV: perMinute, burst, cost.
- * Returns 0 when taken, else the milliseconds to wait before trying again.
+ * Returns { wait, now }: wait is 0 when taken, else the milliseconds to wait before trying again;
+ * now is Redis's clock (epoch ms), the instant the window bound is about.
  */
 const TAKE = `
 local t = redis.call('TIME')
@@ -24,13 +25,13 @@ local tokens = tonumber(b[1])
 local at = tonumber(b[2])
 local cool = tonumber(b[3]) or 0
 if tokens == nil then tokens = burst; at = now end
-if now < cool then return cool - now end
+if now < cool then return { cool - now, now } end
 tokens = math.min(burst, tokens + (now - at) * per_ms)
 local wait = 0
 if tokens >= cost then tokens = tokens - cost else wait = math.ceil((cost - tokens) / per_ms) end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / per_ms) + 60000)
-return wait
+return { wait, now }
 `;
 
 /** KEYS[1] the bucket hash. ARGV: ms. Empties the bucket and blocks takes for `ms`. */
@@ -62,7 +63,12 @@ export interface SharedRate {
  */
 /** The bucket scripts as commands: ioredis runs them by SHA and reloads them after a restart. */
 interface BucketCommands {
-  strideTake(key: string, perMinute: number, burst: number, cost: number): Promise<number>;
+  strideTake(
+    key: string,
+    perMinute: number,
+    burst: number,
+    cost: number,
+  ): Promise<[number, number]>;
   strideCool(key: string, ms: number): Promise<number>;
 }
 
@@ -86,14 +92,41 @@ export class RedisBuckets {
 
   /** Tries once: resolves 0 if a token was taken, else the milliseconds to wait. */
   async tryTake(name: string, rate: SharedRate, cost = 1): Promise<number> {
-    return Number(await this.commands.strideTake(this.key(name), rate.perMinute, rate.burst, cost));
+    return (await this.tryOnce(name, rate, cost)).wait;
   }
 
-  /** Waits until a token is taken (or the signal aborts). */
-  async take(name: string, rate: SharedRate, signal?: AbortSignal, cost = 1): Promise<void> {
-    for (;;) {
-      const wait = await this.tryTake(name, rate, cost);
-      if (wait <= 0) return;
+  private async tryOnce(
+    name: string,
+    rate: SharedRate,
+    cost: number,
+  ): Promise<{ wait: number; at: number }> {
+    const [wait, at] = await this.commands.strideTake(
+      this.key(name),
+      rate.perMinute,
+      rate.burst,
+      cost,
+    );
+    return { wait: Number(wait), at: Number(at) };
+  }
+
+  /**
+   * Waits until a token is taken (or the signal aborts) and resolves with when it was taken, in
+   * epoch ms on Redis's clock: the instant the window bound `burst + rate * W` is about, whatever
+   * the clocks of the machines involved. `onWait` is called once, with the first wait, if the
+   * first try finds the bucket empty (the worker tells its coordinator that this wait is not the
+   * attempt's: docs/distributed.md).
+   */
+  async take(
+    name: string,
+    rate: SharedRate,
+    signal?: AbortSignal,
+    cost = 1,
+    onWait?: (ms: number) => void,
+  ): Promise<number> {
+    for (let tries = 0; ; tries++) {
+      const { wait, at } = await this.tryOnce(name, rate, cost);
+      if (wait <= 0) return at;
+      if (tries === 0) onWait?.(wait);
       await this.clock.sleep(Math.max(1, wait), signal);
     }
   }

@@ -28,12 +28,15 @@ import {
   type AttemptOutcome,
   cancelChannel,
   cancelledKey,
+  compareIds,
   DEFAULT_QUEUE,
   deserializeError,
+  isReply,
   jobId,
   parseJobId,
   type Reply,
   replyKey,
+  type TargetSpec,
   targetOf,
   targetsKey,
 } from './protocol.js';
@@ -65,6 +68,10 @@ interface Waiter {
   /** Its run's outcome stream. */
   readonly stream: string;
   aborted: boolean;
+  /** Holds the attempt's timeout while its worker waits for a shared token (`holdTimeout`). */
+  hold(): void;
+  /** Releases that hold: the request starts, or the attempt is back in the queue or ended. */
+  unhold(): void;
   resolve(outcome: AttemptOutcome): void;
   reject(err: unknown): void;
   /** Its job gave it back without an outcome. */
@@ -103,7 +110,6 @@ const RETURNED = Symbol('returned');
  * ```
  */
 export class BullmqDispatcher implements Dispatcher {
-  readonly sharesRateLimits = true;
   readonly queueName: string;
   private readonly batch: number;
   private readonly queue: Queue;
@@ -132,18 +138,36 @@ export class BullmqDispatcher implements Dispatcher {
   private pending: PendingAdd[] = [];
   private readonly onRedelivered: BullmqDispatcherOptions['onRedelivered'];
   private closed = false;
+  /** Resolved by `close`. */
+  private readonly closing: Promise<void>;
+  private shut: () => void = () => {};
   private loop: Promise<void> | undefined;
   private outage = false;
+  /** Called when an outage starts. */
+  private readonly onOutage = new Set<() => void>();
+  /**
+   * Runs whose start in Redis (target stored, earlier session reconciled) has not finished:
+   * their attempts wait for it. Only while Redis is unreachable does a run start before it.
+   */
+  private readonly opening = new Map<string, Promise<void>>();
+  /** The queue's own connection: closed by us, so a close never waits for an unreachable Redis. */
+  private readonly queueConnection: Redis;
 
   constructor(options: BullmqDispatcherOptions) {
     this.queueName = options.queue ?? DEFAULT_QUEUE;
+    this.closing = new Promise((resolve) => {
+      this.shut = resolve;
+    });
     this.batch = options.batch ?? 8;
     if (!Number.isInteger(this.batch) || this.batch < 1) {
       throw new InvalidOptionError('batch', String(options.batch), 'a whole number of at least 1');
     }
     const connection = connectionOptions(options.redis);
+    // An instance, not options: BullMQ then leaves closing it to us. Its own close sends QUIT and
+    // waits for the answer, which never comes while Redis is unreachable (issue #16 item 4).
+    this.queueConnection = new Redis(connection);
     this.queue = new Queue(this.queueName, {
-      connection,
+      connection: this.queueConnection,
       defaultJobOptions: {
         // Retries are the scheduler's (one retry layer): BullMQ delivers each job once, or again
         // only when its worker was lost.
@@ -163,8 +187,11 @@ export class BullmqDispatcher implements Dispatcher {
       (options.onRedisError ?? ((m) => process.stderr.write(`stride: ${m}\n`)))(
         `Redis at ${safeUrl(options.redis)} is unreachable (${err.message}); waiting for it to come back`,
       );
+      for (const f of this.onOutage) f();
+      this.abandonCancelled();
     };
     this.queue.on('error', report);
+    this.queueConnection.on('error', report);
     this.publisher.on('error', report);
     this.listener.on('error', report);
     this.publisher.on('ready', () => {
@@ -197,7 +224,7 @@ export class BullmqDispatcher implements Dispatcher {
     }
     const keys = [...this.streams.keys()];
     try {
-      const read = (await this.listener.xread(
+      const reading = this.listener.xread(
         'COUNT',
         1000,
         'BLOCK',
@@ -205,7 +232,12 @@ export class BullmqDispatcher implements Dispatcher {
         'STREAMS',
         ...keys,
         ...keys.map((k) => this.streams.get(k)!.cursor),
-      )) as [string, [string, string[]][]][] | null;
+      ) as Promise<[string, [string, string[]][]][] | null>;
+      reading.catch(() => {});
+      // Not left waiting on close: a read queued while Redis is unreachable is never answered,
+      // not even by disconnect() (ioredis keeps its offline queue once it stops reconnecting).
+      const read = await Promise.race([reading, this.closing.then(() => null)]);
+      if (this.closed) return true;
       for (const [key, entries] of read ?? []) {
         const state = this.streams.get(key);
         for (const [id, fields] of entries) {
@@ -236,7 +268,11 @@ export class BullmqDispatcher implements Dispatcher {
     if (!Array.isArray(replies)) return;
     for (const reply of replies) {
       if (!isReply(reply)) continue;
-      if ('returned' in reply) this.onReturned(reply);
+      if ('waiting' in reply) {
+        const w = this.waiters.get(reply.id);
+        if (reply.waiting) w?.hold();
+        else w?.unhold();
+      } else if ('returned' in reply) this.onReturned(reply);
       // Ours with nobody waiting: an attempt already settled (cancelled before a worker took
       // it). An earlier coordinator's outcome is kept only if the resumed run may ask for it.
       else if (
@@ -270,6 +306,8 @@ export class BullmqDispatcher implements Dispatcher {
     // Given back by a job it already left (sent again in another since): nothing to do.
     if (w.job !== job) return;
     this.leaveJob(id, w);
+    // Back in the queue: its timeout counts again, as it does for any attempt not yet taken.
+    w.unhold();
     if (maybeSent) {
       const parts = parseJobId(id);
       if (parts !== undefined) this.onRedelivered?.(parts);
@@ -335,27 +373,35 @@ export class BullmqDispatcher implements Dispatcher {
     const rate = manifest.executionPolicy.rateControl;
     const rateKey = `${target.type}:${'baseUrl' in target ? target.baseUrl : ''}:${secrets.find((s) => s.path[1] === 'apiKey')?.template ?? ''}`;
     const stream = replyKey(this.queueName, runId);
-    // The target once, for every job of the run to name by its key (kept a week).
-    await this.publisher
-      .multi()
-      .hset(targetsKey(this.queueName), targetKey, JSON.stringify({ target, secrets }))
-      .expire(targetsKey(this.queueName), 7 * 86_400)
-      .exec();
-    // A resumed run: attempts an earlier coordinator left in the queue first, then every outcome
-    // in the stream (in this order, an attempt that finishes in between is seen in one of them).
-    // A new run has nothing in Redis yet.
-    const state: StreamState = { cursor: '0-0', marks: [] };
-    if (resume !== undefined) {
-      this.resumes.set(runId, resume);
-      await this.findLive(runId);
-      await this.readFrom(stream, state);
-    }
-    this.streams.set(stream, state);
-    // A read blocked on the other runs' streams starts over with this one.
-    if (this.loop !== undefined && this.listenerId !== undefined) {
-      await this.publisher.client('UNBLOCK', this.listenerId).catch(() => {});
-    }
-    this.loop ??= this.listen();
+    if (resume !== undefined) this.resumes.set(runId, resume);
+    const opened = this.open(runId, stream, targetKey, { target, secrets }, resume !== undefined);
+    this.opening.set(runId, opened);
+    opened.then(
+      () => {
+        if (this.opening.get(runId) === opened) this.opening.delete(runId);
+      },
+      () => {},
+    );
+    // Waited for, unless Redis is unreachable: the run then starts without it (its journal
+    // exists, so Ctrl-C can interrupt it resumably) and its attempts wait for Redis.
+    await new Promise<void>((resolve, reject) => {
+      const unreachable = () => {
+        this.onOutage.delete(unreachable);
+        resolve();
+      };
+      if (this.outage) return resolve();
+      this.onOutage.add(unreachable);
+      opened.then(
+        () => {
+          this.onOutage.delete(unreachable);
+          resolve();
+        },
+        (err: unknown) => {
+          this.onOutage.delete(unreachable);
+          reject(err);
+        },
+      );
+    });
     const spec: JobSpec = {
       runId,
       targetKey,
@@ -369,6 +415,37 @@ export class BullmqDispatcher implements Dispatcher {
       key: rateKey,
       execute: (task: TaskView<TestCase>, ctx: AttemptContext) => this.execute(task, ctx, spec),
     };
+  }
+
+  /**
+   * What a run needs in Redis before its first attempt: its target stored once, for every job to
+   * name by its key (kept a week), and for a resumed run, the attempts an earlier coordinator
+   * left in the queue, then every outcome in the stream (in this order, an attempt that finishes
+   * in between is seen in one of them). A new run has nothing in Redis yet.
+   */
+  private async open(
+    runId: string,
+    stream: string,
+    targetKey: string,
+    spec: TargetSpec,
+    resumed: boolean,
+  ): Promise<void> {
+    await this.publisher
+      .multi()
+      .hset(targetsKey(this.queueName), targetKey, JSON.stringify(spec))
+      .expire(targetsKey(this.queueName), 7 * 86_400)
+      .exec();
+    const state: StreamState = { cursor: '0-0', marks: [] };
+    if (resumed) {
+      await this.findLive(runId);
+      await this.readFrom(stream, state);
+    }
+    this.streams.set(stream, state);
+    // A read blocked on the other runs' streams starts over with this one.
+    if (this.loop !== undefined && this.listenerId !== undefined) {
+      await this.publisher.client('UNBLOCK', this.listenerId).catch(() => {});
+    }
+    this.loop ??= this.listen();
   }
 
   /** Jobs of this run still queued or running that an earlier coordinator sent. */
@@ -411,6 +488,8 @@ export class BullmqDispatcher implements Dispatcher {
     spec: JobSpec,
   ): Promise<unknown> {
     ctx.signal.throwIfAborted();
+    const opening = this.opening.get(spec.runId);
+    if (opening !== undefined) await untilAborted(opening, ctx.signal);
     const id = jobId(spec.runId, task.id, ctx.attempt);
     const resumed = this.resumes.has(spec.runId);
     // After a coordinator crash, the previous attempt of this case may have been answered while
@@ -487,10 +566,22 @@ export class BullmqDispatcher implements Dispatcher {
   ): Waiter {
     const onAbort = () => this.cancel(id);
     ctx.signal.addEventListener('abort', onAbort, { once: true });
-    const detach = () => ctx.signal.removeEventListener('abort', onAbort);
+    let release: (() => void) | undefined;
+    const unhold = () => {
+      release?.();
+      release = undefined;
+    };
+    const detach = () => {
+      ctx.signal.removeEventListener('abort', onAbort);
+      unhold();
+    };
     const waiter: Waiter = {
       stream: replyOf(id, this.queueName),
       aborted: false,
+      hold: () => {
+        release ??= ctx.holdTimeout?.();
+      },
+      unhold,
       resolve: (o) => {
         detach();
         resolve(o);
@@ -518,6 +609,9 @@ export class BullmqDispatcher implements Dispatcher {
     const w = this.waiters.get(id);
     if (w === undefined) return;
     w.aborted = true;
+    // Its worker cannot be told, nor answer, while Redis is unreachable: waiting would hold the
+    // slot (and a Ctrl-C) until Redis is back. The cancel still goes out when it is back.
+    if (this.outage) queueMicrotask(() => this.abandon(id));
     const queued = this.pending.findIndex((p) => p.entry.id === id);
     if (queued >= 0) {
       // Not added yet: it never will be.
@@ -549,6 +643,20 @@ export class BullmqDispatcher implements Dispatcher {
       },
       () => {}, // active (locked by its worker): the cancel above reaches it
     );
+  }
+
+  /**
+   * Settles cancelled attempts without their worker's answer (Redis is unreachable). At least
+   * once, as after a lost worker: one its worker ran anyway is answered into the stream, and
+   * ignored here.
+   */
+  private abandonCancelled(): void {
+    for (const [id, w] of this.waiters) if (w.aborted) this.abandon(id);
+  }
+
+  private abandon(id: string): void {
+    const w = this.waiters.get(id);
+    if (w?.aborted === true) this.deliver(id, ABANDONED);
   }
 
   /**
@@ -624,6 +732,7 @@ export class BullmqDispatcher implements Dispatcher {
   async release(runId: string): Promise<void> {
     this.streams.delete(replyKey(this.queueName, runId));
     this.resumes.delete(runId);
+    this.opening.delete(runId);
     const prefix = `${encodeURIComponent(runId)}/`;
     // Attempts the run stopped waiting for (abandoned after a hard stop): settled, not leaked.
     for (const [id, w] of this.waiters) {
@@ -647,9 +756,11 @@ export class BullmqDispatcher implements Dispatcher {
       w.reject(new StrideError('CANCELLED', `dispatcher closed while ${id} was in flight`));
     this.waiters.clear();
     this.closed = true;
+    this.shut();
     this.listener.disconnect();
     await this.loop?.catch(() => {});
     await this.queue.close().catch(() => {});
+    this.queueConnection.disconnect();
     this.publisher.disconnect();
   }
 }
@@ -666,33 +777,40 @@ const CANCELLED: AttemptOutcome = {
   worker: '',
 };
 
+const ABANDONED: AttemptOutcome = {
+  ok: false,
+  error: {
+    code: 'CANCELLED',
+    name: 'CancelledError',
+    message: 'cancelled while Redis was unreachable (its worker, if it had it, was not told)',
+    retryable: false,
+  },
+  usage: { tokens: 0, cost: 0 },
+  worker: '',
+};
+
+/** Resolves with `promise`, or rejects with the signal's reason once it aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
 /** The outcome stream of the run an attempt id belongs to. */
 function replyOf(id: string, queue: string): string {
   return replyKey(queue, parseJobId(id)?.runId ?? '');
-}
-
-/** Orders two stream entry ids (`<ms>-<seq>`). */
-function compareIds(a: string, b: string): number {
-  const [am = 0, as = 0] = a.split('-').map(Number);
-  const [bm = 0, bs = 0] = b.split('-').map(Number);
-  return am === bm ? as - bs : am - bm;
-}
-
-/** A reply as a Stride worker writes it (see `Reply`). */
-function isReply(r: unknown): r is Reply {
-  if (r === null || typeof r !== 'object') return false;
-  const o = r as Record<string, unknown>;
-  if (typeof o.id !== 'string' || typeof o.sender !== 'string') return false;
-  if (o.returned === true) return typeof o.job === 'string' && typeof o.maybeSent === 'boolean';
-  const outcome = o.outcome as Record<string, unknown> | null | undefined;
-  return (
-    outcome !== null &&
-    typeof outcome === 'object' &&
-    typeof outcome.ok === 'boolean' &&
-    typeof outcome.usage === 'object' &&
-    outcome.usage !== null &&
-    (outcome.ok || (typeof outcome.error === 'object' && outcome.error !== null))
-  );
 }
 
 function safeUrl(url: string): string {

@@ -67,6 +67,17 @@ export type Reply =
       readonly id: string;
       readonly sender: string;
       /**
+       * The attempt waits for a token of the shared bucket (true), or took it and its request
+       * starts now (false). The coordinator holds the attempt's timeout meanwhile: as in
+       * process, where an attempt starts only once it has its token, the timeout counts from
+       * the request's start. Sent only by attempts that had to wait.
+       */
+      readonly waiting: boolean;
+    }
+  | {
+      readonly id: string;
+      readonly sender: string;
+      /**
        * The worker gives the attempt back without an outcome, for the coordinator to send again:
        * it took more attempts than it had room for (`maybeSent: false`), or the job came back
        * after its worker was lost (`maybeSent: true`: that worker may have sent it).
@@ -89,12 +100,10 @@ export function targetsKey(queue: string): string {
 }
 
 /** How an attempt ended, as the worker reports it. */
-export type AttemptOutcome =
+export type AttemptOutcome = (
   | {
       readonly ok: true;
       readonly output: unknown;
-      readonly usage: { tokens: number; cost: number };
-      readonly worker: string;
     }
   | {
       readonly ok: false;
@@ -106,9 +115,16 @@ export type AttemptOutcome =
         readonly retryable?: boolean;
         readonly retryAfterMs?: number;
       };
-      readonly usage: { tokens: number; cost: number };
-      readonly worker: string;
-    };
+    }
+) & {
+  readonly usage: { tokens: number; cost: number };
+  readonly worker: string;
+  /**
+   * When the attempt took its token from the shared bucket, epoch ms on Redis's clock (absent
+   * without a rate limit, or when it never got one): the start the window bound is about.
+   */
+  readonly takenAt?: number;
+};
 
 /** The job id of an attempt. */
 export function jobId(runId: string, taskId: string, attempt: number): string {
@@ -223,4 +239,29 @@ export function resolveTarget(job: TargetSpec, env: NodeJS.ProcessEnv): TargetCo
     target = setIn(target, s.path.slice(1), r.value);
   }
   return target as TargetConfig;
+}
+
+/** Orders two stream entry ids (`<ms>-<seq>`). */
+export function compareIds(a: string, b: string): number {
+  const [am = 0, as = 0] = a.split('-').map(Number);
+  const [bm = 0, bs = 0] = b.split('-').map(Number);
+  return am === bm ? as - bs : am - bm;
+}
+
+/** A reply as a Stride worker writes it (see `Reply`). */
+export function isReply(r: unknown): r is Reply {
+  if (r === null || typeof r !== 'object') return false;
+  const o = r as Record<string, unknown>;
+  if (typeof o.id !== 'string' || typeof o.sender !== 'string') return false;
+  if (typeof o.waiting === 'boolean') return true;
+  if (o.returned === true) return typeof o.job === 'string' && typeof o.maybeSent === 'boolean';
+  const outcome = o.outcome as Record<string, unknown> | null | undefined;
+  return (
+    outcome !== null &&
+    typeof outcome === 'object' &&
+    typeof outcome.ok === 'boolean' &&
+    typeof outcome.usage === 'object' &&
+    outcome.usage !== null &&
+    (outcome.ok || (typeof outcome.error === 'object' && outcome.error !== null))
+  );
 }

@@ -190,9 +190,25 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
     };
     running.set(a.id, control);
     const usage = { tokens: 0, cost: 0 };
+    let takenAt: number | undefined;
+    const stamp = () => (takenAt === undefined ? {} : { takenAt });
     try {
       const target = await targetFor(data);
-      if (data.rate !== undefined) await buckets.take(data.rate.key, data.rate, control().signal);
+      if (data.rate !== undefined) {
+        // A wait for the shared token is not the attempt's (in process, an attempt starts only
+        // once it has its token): the coordinator holds its timeout from `waiting: true` to
+        // `waiting: false`. Announced only when the bucket is empty, so most attempts send
+        // nothing more than their outcome. A lost announcement costs only that hold.
+        let waited = false;
+        const announce = (waiting: boolean) => {
+          reply(data.replyTo, { id: a.id, sender: data.sender, waiting }).catch(() => {});
+        };
+        takenAt = await buckets.take(data.rate.key, data.rate, control().signal, 1, () => {
+          waited = true;
+          announce(true);
+        });
+        if (waited) announce(false);
+      }
       const ctx: AttemptContext = {
         get signal() {
           return control().signal;
@@ -211,18 +227,22 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
         ctx,
       );
       stats.succeeded++;
-      return { ok: true, output, usage, worker: name };
+      return { ok: true, output, usage, worker: name, ...stamp() };
     } catch (err) {
       if (controller?.signal.aborted === true) stats.cancelled++;
       else stats.failed++;
       const cls = classifyError(err);
-      // A 429 with a Retry-After cools the shared bucket down for every worker and run.
-      if (cls.rateLimited && data.rate !== undefined) {
-        await buckets.coolDown(data.rate.key, cls.retryAfterMs ?? 1000).catch(() => {});
+      // A 429 with a Retry-After cools the shared bucket down for every worker and run: the
+      // target said how long. A bare 429 is the coordinator's to price, as in process (its run
+      // cools its own bucket for the backoff delay, or lowers its pace): a fixed cooldown here
+      // on top of that starved the bucket (issue #16 item 3: 10 failing cases of 120 took the
+      // run from 17 s to 34 s).
+      if (cls.rateLimited && cls.retryAfterMs !== undefined && data.rate !== undefined) {
+        await buckets.coolDown(data.rate.key, cls.retryAfterMs).catch(() => {});
       }
       // Returned, never thrown: a failed attempt is a result for the scheduler to classify and
       // retry; BullMQ must not retry it on its own.
-      return { ok: false, error: serializeError(err), usage, worker: name };
+      return { ok: false, error: serializeError(err), usage, worker: name, ...stamp() };
     } finally {
       running.delete(a.id);
     }

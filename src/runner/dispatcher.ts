@@ -32,11 +32,6 @@ export interface Dispatcher {
     runId: string,
     resume?: ResumeContext,
   ): Promise<Target<TestCase, unknown>>;
-  /**
-   * True when rate limits are enforced where attempts start (the workers, through a bucket
-   * shared by every run): the scheduler then keeps no bucket of its own for the plan's rate.
-   */
-  readonly sharesRateLimits: boolean;
   /** The run ended (or stopped): forget what was kept for it. */
   release?(runId: string): Promise<void>;
   close(): Promise<void>;

@@ -136,6 +136,7 @@ export function judgedTarget(
           ctx.reportUsage(usage);
         },
         reportLimits: (limits) => ctx.reportLimits(limits),
+        ...(ctx.holdTimeout === undefined ? {} : { holdTimeout: () => ctx.holdTimeout!() }),
       };
       const started = clock.now();
       const output = await inner.execute(task, counted);
@@ -281,8 +282,10 @@ export class ExecutorService {
       ...extra,
       ...(runId === undefined ? {} : { runId }),
     };
-    // Shared buckets live where attempts start (the workers): no second bucket here.
-    if (dispatcher?.sharesRateLimits === true) delete (options as { rate?: unknown }).rate;
+    // With a dispatcher too, the run paces its own starts with its bucket, as in process: a 429
+    // then costs what it costs in process, and waiting for a turn is no part of an attempt's
+    // timeout. A dispatcher may enforce the limit again where attempts start (BullMQ workers
+    // share a bucket in Redis across runs and machines).
     const run = new Run<TestCase, CaseOutcome>(tasks(), target, options);
     const context = {
       workflowId: manifest.workflowId,
