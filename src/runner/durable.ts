@@ -207,12 +207,22 @@ function checkHash(
   }
 }
 
+function notFound(runId: string): StrideError {
+  return new StrideError('RUN_NOT_FOUND', `no run "${runId}" in the store: nothing to resume`);
+}
+
+/** The run's whole resume state (reads its journal). */
 async function loadOrThrow(store: Store, runId: string) {
   const state = await store.loadRun(runId);
-  if (state === undefined) {
-    throw new StrideError('RUN_NOT_FOUND', `no run "${runId}" in the store: nothing to resume`);
-  }
+  if (state === undefined) throw notFound(runId);
   return state;
+}
+
+/** The run's record only (no journal read). */
+async function recordOrThrow(store: Store, runId: string) {
+  const run = await store.getRun(runId);
+  if (run === undefined) throw notFound(runId);
+  return run;
 }
 
 /**
@@ -239,7 +249,7 @@ export async function resume(
 
 /** Locks a stored run: RUN_NOT_FOUND before RUN_LOCKED, and nothing written on either. */
 async function lockExisting(store: Store, runId: string): Promise<RunLease> {
-  if ((await store.getRun(runId)) === undefined) await loadOrThrow(store, runId);
+  await recordOrThrow(store, runId);
   return store.lockRun(runId);
 }
 
@@ -362,12 +372,13 @@ export async function rerun(
   runId: string,
   options: RerunOptions,
 ): Promise<DurableRunResult> {
-  const state = await loadOrThrow(store, runId);
+  // The record is enough: a rerun reads the results, never the journal's transitions.
+  const record = await recordOrThrow(store, runId);
   // A run still being driven has no settled statuses to choose from yet.
   const holder = await store.runLock(runId);
   if (holder !== undefined) throw runLockedError(runId, holder);
   const plan = snapshotPlan(manifest);
-  checkHash(plan.hash, state.run.planHash, runId, options.force);
+  checkHash(plan.hash, record.planHash, runId, options.force);
   const wanted = new Set<string>(options.statuses);
   const ids = new Set<string>();
   for (const [id, status] of await latestStatuses(store, runId))

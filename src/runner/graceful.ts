@@ -134,12 +134,14 @@ export function gracefulStop<I, O>(
         await journal.closed; // it ended by itself: its end is recorded
       } else {
         await journal.flush();
-        await journal.detach(); // no end is recorded: the stored run stays resumable
+        // Recorded before the detach, which gives the run's lock back: no other process can
+        // take the run over between the two and have this one's `interrupted` written over it.
         await options.store?.finishRun(journal.runId, {
           status: 'interrupted',
           finishedAt: clock.wallTime(),
           statistics: undefined,
         });
+        await journal.detach(); // the journal's own end is not recorded: the run stays resumable
       }
     } catch (err) {
       error = err;

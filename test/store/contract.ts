@@ -19,6 +19,7 @@ import {
   stored,
   succeeds,
 } from './fixtures.js';
+import { admittingTarget } from './helpers.js';
 
 export function newRun(id: string, over: Partial<NewRun> = {}): NewRun {
   return {
@@ -460,18 +461,9 @@ export function storeContract(name: string, open: () => Store | Promise<Store>):
       expect(() => store.appendPace('nope', down)).toThrow(/nope/);
 
       // Through a journal: a target admitting 2 of 6 at once.
-      let admitted = 0;
       const run = new Run(
         Array.from({ length: 12 }, (_, i) => ({ id: `c${i}`, input: i })),
-        {
-          async execute() {
-            if (admitted >= 2) throw Object.assign(new Error('too many'), { status: 429 });
-            admitted++;
-            await new Promise((r) => setTimeout(r, 5));
-            admitted--;
-            return 'ok';
-          },
-        },
+        admittingTarget(2),
         { concurrency: 6 },
       );
       const seen: number[] = [];

@@ -21,3 +21,20 @@ export function tempDir(): string {
 export function tempDb(name = 'stride.db'): string {
   return join(tempDir(), name);
 }
+
+/**
+ * A target that admits `limit` attempts at a time, each taking `ms` of real time, and refuses
+ * the rest at once with a bare 429 (no Retry-After): a concurrency-limited provider.
+ */
+export function admittingTarget(limit: number, ms = 5): { execute(): Promise<string> } {
+  let admitted = 0;
+  return {
+    async execute() {
+      if (admitted >= limit) throw Object.assign(new Error('too many'), { status: 429 });
+      admitted++;
+      await new Promise((r) => setTimeout(r, ms));
+      admitted--;
+      return 'ok';
+    },
+  };
+}

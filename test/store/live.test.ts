@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, test } from 'vitest';
 import { type AttemptContext, RealClock, Run } from '../../src/core/index.js';
 import { attachJournal, MemoryStore, SqliteStore, type Store } from '../../src/store/index.js';
-import { tempDb } from './helpers.js';
+import { admittingTarget, tempDb } from './helpers.js';
 
 /** A target whose calls wait until the test lets them go. */
 function gate() {
@@ -136,19 +136,9 @@ describe('live state: the adaptive pace', () => {
   test('shows the effective concurrency under the plan ceiling, and the last change in words', async () => {
     const store = new MemoryStore();
     open.push(store);
-    let admitted = 0;
-    // A target admitting 2 at a time; more get a bare 429.
     const run = new Run(
       Array.from({ length: 12 }, (_, i) => ({ id: `t${i}`, input: i })),
-      {
-        async execute() {
-          if (admitted >= 2) throw Object.assign(new Error('too many'), { status: 429 });
-          admitted++;
-          await new Promise((r) => setTimeout(r, 5));
-          admitted--;
-          return 'ok';
-        },
-      },
+      admittingTarget(2),
       { concurrency: 6, clock: new RealClock() },
     );
     const journal = await attachJournal(run, store, { runId: 'paced', live: { pollMs: 5 } });
