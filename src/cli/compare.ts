@@ -8,8 +8,8 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { type Command, InvalidArgumentError, Option } from 'commander';
-import { COMPARE_DETAILS, compareRuns } from '../compare/compare.js';
+import { InvalidArgumentError, Option } from 'commander';
+import { compareRuns } from '../compare/compare.js';
 import { writeComparisonHtml } from '../compare/html.js';
 import { resolveRuns } from '../compare/refs.js';
 import { comparisonMarkdown, formatComparison } from '../compare/text.js';
@@ -20,8 +20,7 @@ import type { HtmlOptions } from '../report/index.js';
 import { writeFileStreamed } from '../report/sink.js';
 import { RunHistory } from '../runner/history.js';
 import type { RunRecord } from '../store/port.js';
-import { DEFAULT_DB_PATH, SqliteStore } from '../store/sqlite.js';
-import { intArg } from './flags.js';
+import { SqliteStore } from '../store/sqlite.js';
 import type { Io } from './io.js';
 import type { AfterRun } from './session.js';
 
@@ -76,9 +75,9 @@ function gateMessage(c: Comparison, gate: RegressionGate): string {
     : `--fail-on-regression=significant: ${n} regression(s) against ${c.fixes.length} fix(es), p = ${c.summary.p_value.toPrecision(3)} < ${gate.alpha}`;
 }
 
-type Format = 'text' | 'md' | 'html' | 'json';
+export type Format = 'text' | 'md' | 'html' | 'json';
 
-function formatArg(raw: string): Format {
+export function formatArg(raw: string): Format {
   const f = raw.trim().toLowerCase();
   if (f === 'markdown') return 'md';
   if (f === 'text' || f === 'md' || f === 'html' || f === 'json') return f;
@@ -153,7 +152,7 @@ function openJournal(db: string): RunHistory {
   return new RunHistory({ store: new SqliteStore({ path: db }) });
 }
 
-interface CompareFlags {
+export interface CompareFlags {
   db: string;
   plan?: string;
   json?: boolean;
@@ -163,75 +162,50 @@ interface CompareFlags {
   details: number;
 }
 
-/** Adds `stride compare` to the program; `setCode` receives its exit code. */
-export function registerCompare(root: Command, io: Io, setCode: (code: number) => void): void {
-  const cmd = root
-    .command('compare')
-    .description(
-      'compare two runs case by case: regressions, fixes, flaky cases, and whether the difference is real',
-    )
-    .argument('<base>', 'the baseline: a run id, latest or latest~N (--plan), or a comma list')
-    .argument('<head>', 'the run to judge: a run id, latest or latest~N, or a comma list')
-    .option('--db <path>', 'the run journal (SQLite)', DEFAULT_DB_PATH)
-    .option('--plan <name>', 'the plan whose runs latest and latest~N name')
-    .option('--json', 'print the comparison as JSON (same as --format json)')
-    .addOption(
-      new Option('--format <format>', 'text (default), md, html or json').argParser(formatArg),
-    )
-    .option('-o, --output <file>', 'write the --format output to this file')
-    .addOption(regressionGateOption())
-    .option(
-      '--details <n>',
-      'cases of each list given with inputs, outputs and diff',
-      intArg(0),
-      COMPARE_DETAILS,
-    )
-    .addHelpText(
-      'after',
-      [
-        '',
-        'Examples:',
-        '  $ stride compare latest~1 latest --plan support-bot',
-        '  $ stride compare 20261124-213005-ab12 20261125-090112-c3d4 --format html -o compare.html',
-        '  $ stride compare latest~1 latest --plan support-bot --format md -o comment.md --fail-on-regression=significant',
-        '',
-      ].join('\n'),
-    );
-  cmd.action(async (base: string, head: string, flags: CompareFlags) => {
-    if (flags.json === true && flags.format !== undefined && flags.format !== 'json') {
-      throw new CompareUsageError(`--json and --format ${flags.format}: choose one`);
+/**
+ * `stride compare BASE HEAD` once its flags are parsed (commands/compare.ts declares them):
+ * prints or writes the comparison and resolves with the exit code (1 when the gate trips).
+ */
+export async function compareCommand(
+  io: Io,
+  base: string,
+  head: string,
+  flags: CompareFlags,
+): Promise<number> {
+  if (flags.json === true && flags.format !== undefined && flags.format !== 'json') {
+    throw new CompareUsageError(`--json and --format ${flags.format}: choose one`);
+  }
+  const format: Format = flags.json === true ? 'json' : (flags.format ?? 'text');
+  if (format === 'html' && flags.output === undefined) {
+    throw new CompareUsageError('--format html needs -o FILE (the page is not for a terminal)');
+  }
+  const history = openJournal(flags.db);
+  try {
+    const gate = flags.failOnRegression;
+    const c = await compareRuns(history, base, head, {
+      ...(flags.plan === undefined ? {} : { plan: flags.plan }),
+      details: flags.details,
+      ...(gate?.when === 'significant' ? { alpha: gate.alpha } : {}),
+    });
+    if (flags.output !== undefined) {
+      await writeComparison(flags.output, format, c);
+      io.stdout.write(`${formatComparison(c)}\n\n${format.padEnd(5)} ${flags.output}\n`);
+    } else {
+      await writeChunks(
+        io.stdout,
+        format === 'json'
+          ? comparisonJson(c)
+          : [format === 'md' ? comparisonMarkdown(c) : `${formatComparison(c)}\n`],
+      );
     }
-    const format: Format = flags.json === true ? 'json' : (flags.format ?? 'text');
-    if (format === 'html' && flags.output === undefined) {
-      throw new CompareUsageError('--format html needs -o FILE (the page is not for a terminal)');
+    if (gate !== undefined && gateTrips(c, gate)) {
+      io.stderr.write(`stride: ${gateMessage(c, gate)}\n`);
+      return 1;
     }
-    const history = openJournal(flags.db);
-    try {
-      const gate = flags.failOnRegression;
-      const c = await compareRuns(history, base, head, {
-        ...(flags.plan === undefined ? {} : { plan: flags.plan }),
-        details: flags.details,
-        ...(gate?.when === 'significant' ? { alpha: gate.alpha } : {}),
-      });
-      if (flags.output !== undefined) {
-        await writeComparison(flags.output, format, c);
-        io.stdout.write(`${formatComparison(c)}\n\n${format.padEnd(5)} ${flags.output}\n`);
-      } else {
-        await writeChunks(
-          io.stdout,
-          format === 'json'
-            ? comparisonJson(c)
-            : [format === 'md' ? comparisonMarkdown(c) : `${formatComparison(c)}\n`],
-        );
-      }
-      if (gate !== undefined && gateTrips(c, gate)) {
-        io.stderr.write(`stride: ${gateMessage(c, gate)}\n`);
-        setCode(1);
-      }
-    } finally {
-      await history.store.close();
-    }
-  });
+    return 0;
+  } finally {
+    await history.store.close();
+  }
 }
 
 /** The comparison files `run --baseline` writes beside the run's reports. */

@@ -1,0 +1,32 @@
+/** `stride show`: its flags, and an action that parses them and calls the runner. */
+
+import type { Command } from 'commander';
+import { DEFAULT_DB_PATH } from '../../store/sqlite.js';
+import { openHistory } from '../journal.js';
+import { type CommandContext, example } from '../options.js';
+import { formatRun } from '../summary.js';
+
+export function registerShow(root: Command, { io }: CommandContext): void {
+  example(
+    root
+      .command('show')
+      .description('show one run: status, counts, timings')
+      .argument('<run-id>')
+      .option('--db <path>', 'the run journal (SQLite)', DEFAULT_DB_PATH)
+      .option('--json', 'print JSON'),
+    'stride show 20261124-213005-ab12',
+  ).action(async (runId: string, flags: { db: string; json?: boolean }) => {
+    const history = openHistory(flags.db, true);
+    try {
+      const run = await history.getRun(runId);
+      if (flags.json === true) {
+        const { planJson, optionsJson, ...rest } = run;
+        io.stdout.write(
+          `${JSON.stringify({ ...rest, plan: JSON.parse(planJson), options: JSON.parse(optionsJson) })}\n`,
+        );
+      } else io.stdout.write(`${formatRun(run)}\n`);
+    } finally {
+      await history.store.close();
+    }
+  });
+}

@@ -1,0 +1,98 @@
+/**
+ * Opening the run journal for a command: `openHistory` (the SQLite journal, bad input when it
+ * cannot be opened) and `openRuns` (the journal plus, with `--dispatch bullmq`, the dispatcher).
+ */
+
+import { existsSync } from 'node:fs';
+import { ExecutorService } from '../runner/executor-service.js';
+import { RunHistory } from '../runner/history.js';
+import { StoreError } from '../store/errors.js';
+import { SqliteStore } from '../store/sqlite.js';
+import type { Io } from './io.js';
+import type { DispatchFlags } from './options.js';
+import { prepareOutput } from './output.js';
+import { UsageError } from './usage.js';
+
+export function openHistory(db: string, mustExist: boolean): RunHistory {
+  if (mustExist && db !== ':memory:' && !existsSync(db)) {
+    throw new UsageError(`--db ${db}: no such run journal (start a run first, or pass --db)`);
+  }
+  let store: SqliteStore;
+  try {
+    store = new SqliteStore({ path: db });
+  } catch (err) {
+    // Nothing ran yet: a journal that cannot be created or opened here is bad input (exit 2).
+    if (err instanceof StoreError && err.failure === 'io') throw new UsageError(err.message);
+    throw err;
+  }
+  return new RunHistory({ store });
+}
+
+/**
+ * The run journal and, with `--dispatch bullmq`, the BullMQ dispatcher (loaded on demand, so
+ * in-process runs never load BullMQ). An attempt that comes back after its worker was lost is
+ * journaled as a `maybe_sent` attempt.
+ */
+export async function openRuns(
+  flags: { db: string; out?: string } & DispatchFlags,
+  io: Io,
+  mustExist: boolean,
+): Promise<{ history: RunHistory; close(): Promise<void> }> {
+  const dispatch = flags.dispatch ?? 'inprocess';
+  if (dispatch !== 'inprocess' && dispatch !== 'bullmq') {
+    throw new UsageError(`--dispatch ${JSON.stringify(dispatch)}: expected inprocess or bullmq`);
+  }
+  const redis = flags.redis ?? io.env.STRIDE_REDIS_URL;
+  if (dispatch === 'bullmq' && (redis === undefined || redis === '')) {
+    throw new UsageError('--dispatch bullmq needs --redis URL (or STRIDE_REDIS_URL)');
+  }
+  if (dispatch === 'inprocess' && flags.batch !== undefined) {
+    throw new UsageError('--batch applies to --dispatch bullmq only');
+  }
+  // Before the journal is opened: a report folder that cannot be written is bad input.
+  if (flags.out !== undefined) await prepareOutput('--out', flags.out);
+  const history = openHistory(flags.db, mustExist);
+  if (dispatch === 'inprocess') return { history, close: () => history.store.close() };
+  const store = history.store;
+  const { BullmqDispatcher } = await import('../distributed/dispatcher.js');
+  const dispatcher = new BullmqDispatcher({
+    redis: redis!,
+    ...(flags.queue === undefined ? {} : { queue: flags.queue }),
+    ...(flags.batch === undefined ? {} : { batch: flags.batch }),
+    onRedisError: (m) => io.stderr.write(`stride: ${m}\n`),
+    onRedelivered: ({ runId, taskId, attempt }) => {
+      const now = Date.now();
+      try {
+        store.append(runId, {
+          transitions: [],
+          attempts: [
+            {
+              caseId: taskId,
+              number: attempt,
+              startedAt: now,
+              endedAt: now,
+              state: 'maybe_sent',
+              error: {
+                code: 'REDELIVERED',
+                name: 'Redelivered',
+                message: 'its worker was lost: delivered again to another worker',
+              },
+              usage: { tokens: 0, cost: 0 },
+              upstream: undefined,
+            },
+          ],
+        });
+      } catch {
+        // A run of another coordinator on the same queue: not ours to journal.
+      }
+    },
+  });
+  const withDispatcher = new RunHistory({ store, service: new ExecutorService({ dispatcher }) });
+  return {
+    history: withDispatcher,
+    close: async () => {
+      await dispatcher.close();
+      await store.close();
+    },
+  };
+}
