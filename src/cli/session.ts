@@ -371,7 +371,11 @@ export function jsonSummary(
     tokens: summary.tokens,
     cost: summary.cost,
     durationSeconds: summary.durationSeconds ?? null,
-    latencySeconds: summary.latency,
+    // Over the cases that ran to a verdict (`count`); null figures when none did, never 0.
+    latencySeconds:
+      summary.latency.count === 0
+        ? { count: 0, min: null, mean: null, p50: null, p90: null, p95: null, p99: null, max: null }
+        : summary.latency,
     reports: paths,
   };
 }

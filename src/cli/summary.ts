@@ -61,7 +61,7 @@ export function formatRunSummary(
 ): string {
   const c = summary.counts;
   const verdict =
-    `${summary.total} cases: ${c.success} passed, ${c.failed} failed, ${c.error - summary.cancelled} error, ` +
+    `${summary.total} cases: ${c.success} passed, ${c.failed} failed, ${c.error} error, ` +
     `${c.timeout} timeout${summary.cancelled > 0 ? `, ${summary.cancelled} cancelled` : ''} (pass rate ${pct(summary.passRate)}` +
     `${options.failUnder === undefined ? '' : `, --fail-under ${pct(options.failUnder)}`})`;
   if (options.quiet) return `${record.id} ${record.status}: ${verdict}`;
@@ -71,7 +71,9 @@ export function formatRunSummary(
     `Run ${record.id} (${record.plan}): ${record.status}${record.stoppedBy === undefined ? '' : `, stopped by ${record.stoppedBy.rule}: ${record.stoppedBy.message}`}`,
     `  ${verdict}`,
     `  attempts   ${record.counts.attempts} (${summary.retried} case(s) retried)`,
-    `  latency    p50 ${secs(l.p50)} · p90 ${secs(l.p90)} · p99 ${secs(l.p99)} · max ${secs(l.max)}`,
+    l.count === 0
+      ? '  latency    - (no case ran to a verdict)'
+      : `  latency    p50 ${secs(l.p50)} · p90 ${secs(l.p90)} · p99 ${secs(l.p99)} · max ${secs(l.max)} (over ${l.count} case(s) that ran${summary.total > l.count ? `; ${summary.total - l.count} cancelled or not run left out` : ''})`,
     `  usage      ${summary.tokens} tokens · cost ${summary.cost.toFixed(4)}`,
     `  wall time  ${secs(summary.durationSeconds)}`,
     ...paceLines(record.statistics),
@@ -110,6 +112,7 @@ export function formatRuns(runs: readonly RunSummary[]): string {
     'PASSED',
     'FAILED',
     'ERROR',
+    'CANCELLED',
     'PARENT',
   ];
   const rows = runs.map((r) => [
@@ -121,6 +124,7 @@ export function formatRuns(runs: readonly RunSummary[]): string {
     String(r.counts.succeeded),
     String(r.counts.failed),
     String(r.counts.error + r.counts.timeout),
+    String(r.counts.cancelled),
     r.parentId ?? '',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));

@@ -320,8 +320,10 @@ function count(
   if (r.status === 'cancelled') totals.cancelled++;
   totals.tokens += Number.isFinite(r.tokens) ? r.tokens : 0;
   totals.cost += Number.isFinite(r.cost) ? r.cost : 0;
-  // Microseconds, as the report's summary records them, so the percentiles agree exactly.
-  totals.latency.record(Math.max(0, Number.isFinite(r.seconds) ? r.seconds : 0) * 1e6);
+  // Microseconds, as the report's summary records them, so the percentiles agree exactly; and,
+  // as there, over the cases that ran to a verdict (a cancelled case has no latency to compare).
+  if (r.status !== 'cancelled')
+    totals.latency.record(Math.max(0, Number.isFinite(r.seconds) ? r.seconds : 0) * 1e6);
   const tally = datasetTally(totals, r.dataset);
   tally.total++;
   if (passed) tally.passed++;

@@ -46,13 +46,14 @@ export async function runFigures(history: RunHistory, run: RunSummary): Promise<
   let cost = 0;
   // A cancelled row may be followed by the case's verdict (a resume): held until the end.
   const cancelled = new Map<string, { ms: number; tokens: number; cost: number }>();
-  const add = (ms: number, t: number, c: number, pass: boolean) => {
+  const add = (ms: number, t: number, c: number, pass: boolean, ran: boolean) => {
     total++;
     if (pass) passed++;
     tokens += Number.isFinite(t) ? t : 0;
     cost += Number.isFinite(c) ? c : 0;
-    // Microseconds, exactly as the report's summary records a case's executionTime.
-    latency.record(Math.max(0, Number.isFinite(ms) ? ms / 1000 : 0) * 1e6);
+    // Microseconds, exactly as the report's summary records a case's executionTime, and over
+    // the same cases: those that ran to a verdict.
+    if (ran) latency.record(Math.max(0, Number.isFinite(ms) ? ms / 1000 : 0) * 1e6);
   };
   for await (const r of history.store.results(run.id)) {
     if (r.status === 'cancelled') {
@@ -65,9 +66,10 @@ export async function runFigures(history: RunHistory, run: RunSummary): Promise<
       r.usage.tokens,
       r.usage.cost,
       ResultConverter.mapStatus(r.status) === 'success',
+      true,
     );
   }
-  for (const c of cancelled.values()) add(c.ms, c.tokens, c.cost, false);
+  for (const c of cancelled.values()) add(c.ms, c.tokens, c.cost, false, false);
   const lat = latency.summary();
   return {
     id: run.id,

@@ -77,7 +77,7 @@ section{background:var(--card);border:1px solid var(--line);border-radius:10px;p
 .card .label{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.05em}
 .card .num{font-size:26px;font-weight:650;font-variant-numeric:tabular-nums;white-space:nowrap}
 .card .sub{color:var(--muted);font-size:12px}
-.card.ok{border-top-color:var(--ok)}.card.fail{border-top-color:var(--fail)}.card.err{border-top-color:var(--err)}.card.tmo{border-top-color:var(--tmo)}.card.rate{border-top-color:var(--accent)}
+.card.ok{border-top-color:var(--ok)}.card.fail{border-top-color:var(--fail)}.card.err{border-top-color:var(--err)}.card.tmo{border-top-color:var(--tmo)}.card.skip{border-top-color:var(--skip)}.card.rate{border-top-color:var(--accent)}
 .bar{display:flex;height:18px;border-radius:9px;overflow:hidden;background:var(--bg)}
 .bar span{display:block;height:100%}
 .s-success{background:var(--ok)}.s-failed{background:var(--fail)}.s-error{background:var(--err)}.s-timeout{background:var(--tmo)}.s-cancelled{background:var(--skip)}
@@ -221,15 +221,11 @@ function cards(s: ReportSummary): string {
     ) +
     card('passed', 'Passed', c.success, int(c.success), 'ok') +
     card('failed', 'Failed', c.failed, int(c.failed), 'fail') +
-    card(
-      'errors',
-      'Errors',
-      c.error,
-      int(c.error),
-      'err',
-      s.cancelled > 0 ? `incl. ${int(s.cancelled)} cancelled` : '',
-    ) +
+    card('errors', 'Errors', c.error, int(c.error), 'err') +
     card('timeouts', 'Timeouts', c.timeout, int(c.timeout), 'tmo') +
+    (s.cancelled > 0
+      ? card('cancelled', 'Cancelled', s.cancelled, int(s.cancelled), 'skip', 'not judged')
+      : '') +
     card('pass-rate', 'Pass rate', s.passRate, pct(s.passRate), 'rate') +
     card('tokens', 'Tokens', s.tokens, int(s.tokens), '') +
     card('cost', 'Cost', s.cost, money(s.cost), '') +
@@ -241,7 +237,7 @@ function statusBar(s: ReportSummary): string {
   const parts: [TestStatus | 'cancelled', number][] = [
     ['success', s.counts.success],
     ['failed', s.counts.failed],
-    ['error', s.counts.error - s.cancelled],
+    ['error', s.counts.error],
     ['timeout', s.counts.timeout],
     ['cancelled', s.cancelled],
   ];
@@ -337,6 +333,9 @@ function histogramSvg(s: ReportSummary): string {
 
 function latency(s: ReportSummary): string {
   const l = s.latency;
+  if (l.count === 0) {
+    return '<section id="latency"><h2>Latency</h2><p class="muted" data-testid="latency-count" data-value="0">No case ran to a verdict: no latency to show.</p></section>';
+  }
   const rows: [string, string, number][] = [
     ['min', 'lat-min', l.min],
     ['mean', 'lat-mean', l.mean],
@@ -356,7 +355,7 @@ function latency(s: ReportSummary): string {
           `<tr><td>${k}</td><td data-testid="${id}" data-value="${v}">${dur(v)}</td></tr>`,
       )
       .join('') +
-    '</table></div><p class="muted">Per case, first attempt to verdict (retries and backoff included). Percentiles within 1 %.</p></section>'
+    `</table></div><p class="muted">Per case, first attempt to verdict (retries and backoff included), over the <span data-testid="latency-count" data-value="${l.count}">${int(l.count)}</span> ${l.count === 1 ? 'case' : 'cases'} that ran to a verdict${s.total > l.count ? ` (${int(s.total - l.count)} cancelled or not run are left out)` : ''}. Percentiles within 1 %.</p></section>`
   );
 }
 
@@ -367,7 +366,7 @@ function datasets(s: ReportSummary): string {
       (d) =>
         `<tr data-testid="dataset-row" data-dataset="${h(d.name)}"><td>${h(d.name)}</td>` +
         `<td class="n">${int(d.total)}</td><td class="n">${int(d.success)}</td>` +
-        `<td class="n">${int(d.failed)}</td><td class="n">${int(d.error - d.cancelled)}</td>` +
+        `<td class="n">${int(d.failed)}</td><td class="n">${int(d.error)}</td>` +
         `<td class="n">${int(d.timeout)}</td><td class="n">${int(d.cancelled)}</td>` +
         `<td class="n">${pct(d.passRate)}<span class="mini"><b style="width:${(d.passRate * 100).toFixed(1)}%"></b></span></td>` +
         `<td class="n">${dur(d.seconds)}</td></tr>`,
@@ -528,7 +527,7 @@ export async function writeHtml(
 ): Promise<void> {
   const max = options.maxFailures ?? HTML_MAX_FAILURES;
   const s = summary;
-  const listable = s.counts.failed + s.counts.timeout + s.counts.error - s.cancelled;
+  const listable = s.counts.failed + s.counts.timeout + s.counts.error;
   const leftOut = Math.max(0, listable - max);
   await writeFileStreamed(path, async (sink) => {
     await sink.write(

@@ -28,11 +28,22 @@ export interface ReportMeta {
   readonly command?: string;
 }
 
-/** Cases per test status. */
+/**
+ * Cases per test status, disjoint with the summary's `cancelled`: `error` counts only the errors
+ * that are not cancellations, so success + failed + timeout + error + cancelled = total. (A
+ * cancelled case's own `status` stays `error`, the seeds' mapping; its `metadata.taskStatus` says
+ * `cancelled`.)
+ */
 export type StatusCounts = Record<TestStatus, number>;
 
-/** Latency in seconds (a case's `executionTime`). Percentiles are within 1 % of the truth. */
+/**
+ * Latency in seconds (a case's `executionTime`) over the cases that ran to a verdict: a cancelled
+ * case (never judged) and a case that never started are left out, so a run of cancelled cases
+ * does not show `p50 0 ms`. Percentiles are within 1 % of the truth. With `count` 0 the other
+ * fields are 0 and mean nothing: show them as unknown.
+ */
 export interface LatencyStats {
+  /** Cases the latency is over: those that ran to a verdict (not cancelled). */
   readonly count: number;
   readonly min: number;
   readonly mean: number;
@@ -57,9 +68,9 @@ export interface DatasetSummary {
   readonly success: number;
   readonly failed: number;
   readonly timeout: number;
-  /** Includes the cancelled cases (the converter reports a cancelled case as ERROR). */
+  /** Errors that are not cancellations (disjoint with `cancelled`). */
   readonly error: number;
-  /** Cases that were cancelled, not judged: part of `error`, JUnit's `skipped`. */
+  /** Cases that were cancelled, not judged (status `error`, not counted in `error`); JUnit's `skipped`. */
   readonly cancelled: number;
   readonly passRate: number;
   /** Sum of the cases' execution times. */
@@ -89,8 +100,9 @@ export interface ReportSummary {
   /** Wall-clock seconds from start to finish; undefined if the run has not finished. */
   readonly durationSeconds: number | undefined;
   readonly total: number;
+  /** Per status, cancelled cases apart: counts and `cancelled` add up to `total`. */
   readonly counts: StatusCounts;
-  /** Cancelled cases (counted under `error` too). */
+  /** Cancelled cases (status `error` in each result, not counted in `counts.error`). */
   readonly cancelled: number;
   /** success / total; 0 when there are no results. */
   readonly passRate: number;
@@ -143,6 +155,15 @@ interface MutableDataset {
   seconds: number;
 }
 
+/**
+ * Whether a case ran to a verdict: its latency means something. A cancelled case was cut off (or
+ * never started); pending, queued and running cases have no verdict yet.
+ */
+function ranToVerdict(result: TestResult): boolean {
+  const t = result.metadata.taskStatus;
+  return t === 'succeeded' || t === 'failed' || t === 'timeout' || t === 'error';
+}
+
 function finite(n: number): number {
   return Number.isFinite(n) ? n : 0;
 }
@@ -190,20 +211,23 @@ export class SummaryBuilder {
     const status = result.status;
     const cancelled = isCancelled(result);
     this.total++;
-    this.counts[status]++;
     if (cancelled) this.cancelled++;
+    else this.counts[status]++;
 
     const dataset = this.datasetFor(datasetOf(result));
     dataset.total++;
-    dataset[status]++;
     if (cancelled) dataset.cancelled++;
+    else dataset[status]++;
     dataset.seconds += seconds;
 
-    this.histogram.record(seconds * 1e6);
-    if (seconds < this.min) this.min = seconds;
-    let bar = 0;
-    while (bar < EDGES.length && seconds >= EDGES[bar]!) bar++;
-    this.bars[bar]!++;
+    if (ranToVerdict(result)) {
+      this.histogram.record(seconds * 1e6);
+      if (seconds < this.min) this.min = seconds;
+      let bar = 0;
+      while (bar < EDGES.length && seconds >= EDGES[bar]!) bar++;
+      this.bars[bar]!++;
+      this.keepIfSlow(result, seconds);
+    }
 
     this.tokens += finite(result.tokensUsed);
     this.cost += finite(result.cost);
@@ -211,7 +235,6 @@ export class SummaryBuilder {
     this.attempts += attempts;
     if (attempts > 1) this.retried++;
 
-    this.keepIfSlow(result, seconds);
     if (status !== 'success') this.countError(result, cancelled);
   }
 
@@ -237,7 +260,7 @@ export class SummaryBuilder {
       datasets,
       latency: {
         count: lat.count,
-        min: this.total === 0 ? 0 : this.min,
+        min: lat.count === 0 ? 0 : this.min,
         mean: lat.mean / 1e6,
         p50: lat.p50 / 1e6,
         p90: lat.p90 / 1e6,

@@ -149,7 +149,9 @@ export function isCancelled(result: TestResult): boolean {
 
 /**
  * A TestResult as plain JSON: the same field names, the timestamp as an ISO string, and
- * `null` (not a missing key) for what is unknown, so every line has the same keys.
+ * `null` (not a missing key) for what is unknown, so every line has the same keys. Beside
+ * `status`, `cancelled` and `cancelReason` say which `error` cases were cancelled, not judged
+ * (the summary counts them apart).
  */
 export function resultRecord(result: TestResult): Record<string, unknown> {
   const m = result.metadata;
@@ -158,6 +160,9 @@ export function resultRecord(result: TestResult): Record<string, unknown> {
     executionId: result.executionId,
     timestamp: isoOrNull(result.timestamp),
     status: result.status,
+    // Beside the seeds' status: a cancelled case is `error` there, and this says it was not judged.
+    cancelled: isCancelled(result),
+    cancelReason: result.metadata.cancelReason ?? null,
     executionTime: result.executionTime,
     tokensUsed: result.tokensUsed,
     cost: result.cost,

@@ -77,6 +77,7 @@ describe('CSV report', () => {
       dataset: 'refunds',
       status: 'failed',
       task_status: 'failed',
+      cancel_reason: '',
       attempts: '2',
       execution_time_s: '1.25',
       tokens: '42',

@@ -95,8 +95,11 @@ describe('HTML report', () => {
     expect(dataValue(html, 'total')).toBe('6');
     expect(dataValue(html, 'passed')).toBe('2');
     expect(dataValue(html, 'failed')).toBe('1');
-    expect(dataValue(html, 'errors')).toBe('2');
+    // the cancelled case has its own card, apart from the errors
+    expect(dataValue(html, 'errors')).toBe('1');
+    expect(dataValue(html, 'cancelled')).toBe('1');
     expect(dataValue(html, 'timeouts')).toBe('1');
+    expect(dataValue(html, 'latency-count')).toBe('5');
     expect(Number(dataValue(html, 'pass-rate'))).toBeCloseTo(2 / 6, 12);
     expect(dataValue(html, 'tokens')).toBe('1500');
     expect(dataValue(html, 'cost')).toBe('0.5');

@@ -36,7 +36,8 @@ describe('SummaryBuilder', () => {
       result({ id: 'h', status: 'error', errorMessage: 'no code' }),
     ]);
     expect(s.total).toBe(8);
-    expect(s.counts).toEqual({ success: 2, failed: 1, error: 4, timeout: 1 });
+    // Disjoint: the cancelled case is apart from `error`, and the five add up to the total.
+    expect(s.counts).toEqual({ success: 2, failed: 1, error: 3, timeout: 1 });
     expect(s.cancelled).toBe(1);
     expect(s.passRate).toBe(2 / 8);
     expect(s.tokens).toBe(15);
@@ -46,7 +47,7 @@ describe('SummaryBuilder', () => {
     expect(
       s.datasets.map((d) => [d.name, d.total, d.success, d.failed, d.error, d.cancelled]),
     ).toEqual([
-      ['default', 5, 0, 0, 4, 1],
+      ['default', 5, 0, 0, 3, 1],
       ['refunds', 2, 1, 1, 0, 0],
       ['smalltalk', 1, 1, 0, 0, 0],
     ]);
@@ -60,6 +61,29 @@ describe('SummaryBuilder', () => {
     ]);
     expect(s.meta).toBe(META);
     expect(s.durationSeconds).toBe(90);
+  });
+
+  it('latency is over the cases that ran to a verdict: cancelled cases give no p50 of 0 ms', () => {
+    const cancelledOnly = build([
+      result({ id: 'a', cancelled: true, seconds: 0 }),
+      result({ id: 'b', cancelled: true, seconds: 0 }),
+    ]);
+    expect(cancelledOnly.latency.count).toBe(0);
+    expect(cancelledOnly.histogram.every((b) => b.count === 0)).toBe(true);
+    expect(cancelledOnly.slowest).toEqual([]);
+
+    const mixed = build([
+      result({ id: 'a', seconds: 2 }),
+      result({ id: 'b', status: 'failed', seconds: 4 }),
+      // cut off mid-attempt: its time is not a latency
+      result({ id: 'c', cancelled: true, seconds: 0.001 }),
+      result({ id: 'd', cancelled: true, seconds: 9 }),
+    ]);
+    expect(mixed.latency.count).toBe(2);
+    expect(mixed.latency.min).toBe(2);
+    expect(mixed.latency.max).toBeCloseTo(4, 1);
+    expect(mixed.slowest.map((c) => c.id)).toEqual(['b', 'a']);
+    expect(mixed.histogram.reduce((n, b) => n + b.count, 0)).toBe(2);
   });
 
   it('is all zeros for no results, and has no duration while the run goes on', () => {

@@ -1,0 +1,165 @@
+/**
+ * Numbers that agree (issue #18 items 1 and 2), through the `stride` bin in child processes:
+ * a run against an address where nothing listens, stopped by max_failures, so some cases error
+ * and the rest are cancelled. Every output says the same counts, they add up to the total, every
+ * file says which cases were cancelled, and the latency is over the cases that ran only.
+ */
+
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { XMLParser } from 'fast-xml-parser';
+import { describe, expect, it } from 'vitest';
+import { makePlan, spawnStride } from './helpers.js';
+
+/** A local port where nothing listens: bound on port 0, then closed. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** A number an HTML report carries as `data-testid="<id>" data-value="<n>"`. */
+function htmlValue(html: string, testid: string): number | undefined {
+  const m = new RegExp(`data-testid="${testid}"[^>]*data-value="([^"]*)"`).exec(html);
+  return m === null ? undefined : Number(m[1]);
+}
+
+describe('cancelled cases and the numbers every output gives', () => {
+  it('errored and cancelled cases: every output agrees, adds up to the total, and says which were cancelled; latency over the cases that ran', async () => {
+    const port = await closedPort();
+    const { dir, plan } = makePlan({
+      cases: Array.from({ length: 20 }, () => 'ok' as const),
+      concurrency: 2,
+      extra: '  stop_conditions: { max_failures: 5 }',
+    });
+    const env = { MOCK_URL: `http://127.0.0.1:${port}` };
+    const db = join(dir, 'j.db');
+
+    const json = spawnStride(['run', plan, '--json', '--no-progress', '--db', db], {
+      cwd: dir,
+      env,
+    });
+    expect(await json.exited).toBe(1);
+    const s = JSON.parse(json.stdout()) as Record<string, unknown> & {
+      total: number;
+      passed: number;
+      failed: number;
+      timeout: number;
+      error: number;
+      cancelled: number;
+      runId: string;
+      latencySeconds: { count: number };
+    };
+    expect(s.total).toBe(20);
+    expect(s.cancelled).toBeGreaterThan(0);
+    expect(s.error).toBeGreaterThanOrEqual(5);
+    // The five counts are disjoint and add up.
+    expect(s.passed + s.failed + s.timeout + s.error + s.cancelled).toBe(s.total);
+    // Latency over the cases that ran to a verdict, not the cancelled ones.
+    expect(s.latencySeconds.count).toBe(s.total - s.cancelled);
+
+    const out = join(dir, 'stride-out');
+    // results.jsonl: status stays the seeds' `error`; `cancelled` and the reason beside it.
+    const lines = readFileSync(join(out, 'results.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toHaveLength(20);
+    const cancelledLines = lines.filter((l) => l.cancelled === true);
+    expect(cancelledLines).toHaveLength(s.cancelled);
+    for (const l of cancelledLines) {
+      expect(l.status).toBe('error');
+      expect(l.cancelReason).toBe('stop_rule:max_failures');
+    }
+    expect(lines.filter((l) => l.status === 'error' && l.cancelled === false)).toHaveLength(
+      s.error,
+    );
+
+    // results.json: the same summary counts and the same per-case fields.
+    const doc = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as {
+      summary: { total: number; counts: Record<string, number>; cancelled: number };
+      results: Record<string, unknown>[];
+    };
+    expect(doc.summary.counts).toEqual({
+      success: s.passed,
+      failed: s.failed,
+      timeout: s.timeout,
+      error: s.error,
+    });
+    expect(doc.summary.cancelled).toBe(s.cancelled);
+    expect(doc.results.filter((r) => r.cancelled === true)).toHaveLength(s.cancelled);
+
+    // results.csv: status, task_status and the cancel reason side by side.
+    const csv = readFileSync(join(out, 'results.csv'), 'utf8').trim().split('\r\n');
+    const header = csv[0]!.split(',');
+    const at = (name: string) => header.indexOf(name);
+    expect(at('task_status')).toBe(at('status') + 1);
+    expect(at('cancel_reason')).toBe(at('task_status') + 1);
+    const rows = csv.slice(1).map((r) => r.split(','));
+    const csvCancelled = rows.filter((r) => r[at('task_status')] === 'cancelled');
+    expect(csvCancelled).toHaveLength(s.cancelled);
+    expect(csvCancelled.every((r) => r[at('cancel_reason')] === 'stop_rule:max_failures')).toBe(
+      true,
+    );
+
+    // junit.xml: errors and skipped (the cancelled) add up with failures to the tests.
+    const junit = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '' }).parse(
+      readFileSync(join(out, 'junit.xml'), 'utf8'),
+    );
+    expect(junit.testsuites).toMatchObject({
+      tests: '20',
+      failures: String(s.failed),
+      errors: String(s.error + s.timeout),
+      skipped: String(s.cancelled),
+    });
+
+    // report.html: the cards and the latency note say the same.
+    const html = readFileSync(join(out, 'report.html'), 'utf8');
+    expect(htmlValue(html, 'errors')).toBe(s.error);
+    expect(htmlValue(html, 'cancelled')).toBe(s.cancelled);
+    expect(htmlValue(html, 'failure-count')).toBe(s.error + s.failed + s.timeout);
+    expect(htmlValue(html, 'latency-count')).toBe(s.total - s.cancelled);
+
+    // The terminal summary (a second run of the same plan: the same split, as the stop rule
+    // decides it) and `stride show` / `stride runs` for the first run.
+    const show = spawnStride(['show', s.runId, '--db', db], { cwd: dir, env });
+    expect(await show.exited).toBe(0);
+    expect(show.stdout()).toContain(
+      `cases      20: 0 succeeded, 0 failed, 0 timeout, ${s.error} error, ${s.cancelled} cancelled`,
+    );
+    const runs = spawnStride(['runs', '--db', db], { cwd: dir, env });
+    expect(await runs.exited).toBe(0);
+    const [head, row] = runs.stdout().trim().split('\n');
+    const cells = row!.split(/\s{2,}/);
+    const col = (name: string) => head!.split(/\s{2,}/).indexOf(name);
+    expect(cells[col('ERROR')]).toBe(String(s.error + s.timeout));
+    expect(cells[col('CANCELLED')]).toBe(String(s.cancelled));
+
+    const text = spawnStride(['run', plan, '--no-progress', '--db', db, '--out', 'o2'], {
+      cwd: dir,
+      env,
+    });
+    expect(await text.exited).toBe(1);
+    const verdict =
+      /20 cases: (\d+) passed, (\d+) failed, (\d+) error, (\d+) timeout, (\d+) cancelled/.exec(
+        text.stdout(),
+      );
+    expect(verdict).not.toBeNull();
+    const [p, f, e, t, c] = verdict!.slice(1).map(Number) as [
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
+    expect(p + f + e + t + c).toBe(20);
+    expect(text.stdout()).toMatch(
+      new RegExp(
+        `latency .* \\(over ${20 - c} case\\(s\\) that ran; ${c} cancelled or not run left out\\)`,
+      ),
+    );
+  });
+});
