@@ -9,11 +9,10 @@
  */
 
 import { Command, CommanderError } from 'commander';
-import { isStrideError } from '../core/index.js';
+import { isStrideError } from '../core/errors.js';
 import { COMMANDS } from './commands/index.js';
-import { CompareUsageError } from './compare.js';
+import { EXIT } from './exit.js';
 import { type Io, processIo } from './io.js';
-import { EXIT } from './session.js';
 import { UsageError } from './usage.js';
 
 export { UsageError } from './usage.js';
@@ -81,10 +80,7 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
       return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
     io.stderr.write(`stride: ${err instanceof Error ? err.message : String(err)}\n`);
-    const bad =
-      err instanceof UsageError ||
-      err instanceof CompareUsageError ||
-      (isStrideError(err) && BAD_INPUT.has(err.code));
+    const bad = err instanceof UsageError || (isStrideError(err) && BAD_INPUT.has(err.code));
     return bad ? EXIT.usage : EXIT.failures;
   }
 }

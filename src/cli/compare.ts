@@ -8,7 +8,6 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { InvalidArgumentError, Option } from 'commander';
 import { compareRuns } from '../compare/compare.js';
 import { writeComparisonHtml } from '../compare/html.js';
 import { resolveRuns } from '../compare/refs.js';
@@ -21,43 +20,13 @@ import { writeFileStreamed } from '../report/sink.js';
 import { RunHistory } from '../runner/history.js';
 import type { RunRecord } from '../store/port.js';
 import { SqliteStore } from '../store/sqlite.js';
+import type { CompareFormat as Format, RegressionGate } from './flags.js';
 import type { Io } from './io.js';
 import type { AfterRun } from './session.js';
+import { UsageError } from './usage.js';
 
-/** When `--fail-on-regression` fails the command. */
-export type RegressionGate =
-  | { readonly when: 'any' }
-  | { readonly when: 'significant'; readonly alpha: number };
-
-/** A bad flag combination found after parsing: exit 2 (app.ts's UsageError, without the cycle). */
-export class CompareUsageError extends Error {
-  override readonly name = 'UsageError';
-}
-
-/**
- * `--fail-on-regression[=any|significant|P]`: without a value, any regression fails; with
- * `significant`, only one the paired test finds at p < 0.05; with a number, at p < that number.
- */
-export function regressionGateArg(raw: string | boolean): RegressionGate {
-  if (raw === true || raw === 'any') return { when: 'any' };
-  const s = String(raw).trim();
-  if (s === 'significant') return { when: 'significant', alpha: 0.05 };
-  const n = Number(s);
-  if (s !== '' && Number.isFinite(n) && n > 0 && n < 1) return { when: 'significant', alpha: n };
-  throw new InvalidArgumentError(
-    'expected any, significant, or a p-value threshold between 0 and 1 such as 0.01',
-  );
-}
-
-/** The `--fail-on-regression` option (the value is optional: write `--fail-on-regression=0.01`). */
-export function regressionGateOption(): Option {
-  return new Option(
-    '--fail-on-regression [when]',
-    'exit 1 on a regression: any (default), significant (p < 0.05) or a p threshold (=0.01)',
-  )
-    .preset('any')
-    .argParser(regressionGateArg);
-}
+/** A bad flag combination found after parsing: exit 2 (a UsageError). */
+export class CompareUsageError extends UsageError {}
 
 /** True when the gate fails the comparison. */
 export function gateTrips(c: Comparison, gate: RegressionGate | undefined): boolean {
@@ -73,15 +42,6 @@ function gateMessage(c: Comparison, gate: RegressionGate): string {
         .map((r) => r.id)
         .join(', ')}${n > 5 ? ', ...' : ''})`
     : `--fail-on-regression=significant: ${n} regression(s) against ${c.fixes.length} fix(es), p = ${c.summary.p_value.toPrecision(3)} < ${gate.alpha}`;
-}
-
-export type Format = 'text' | 'md' | 'html' | 'json';
-
-export function formatArg(raw: string): Format {
-  const f = raw.trim().toLowerCase();
-  if (f === 'markdown') return 'md';
-  if (f === 'text' || f === 'md' || f === 'html' || f === 'json') return f;
-  throw new InvalidArgumentError('expected text, md, html or json');
 }
 
 /**

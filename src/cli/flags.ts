@@ -4,7 +4,7 @@
  * bad value and what was expected, then exit code 2 (see app.ts).
  */
 
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import { describeValue } from '../core/errors.js';
 import { tryParseDuration } from '../plans/duration.js';
 import { RUN_ID_EXPECTED, RUN_ID_MAX_LENGTH, runIdProblem } from '../store/run-id.js';
@@ -103,4 +103,45 @@ export function runIdFlagProblem(raw: string): string | undefined {
   return problem === undefined
     ? undefined
     : `--run-id ${describeValue(raw)}: the id ${problem}; expected ${RUN_ID_EXPECTED}, at most ${RUN_ID_MAX_LENGTH} characters`;
+}
+
+/** When `--fail-on-regression` fails the command. */
+export type RegressionGate =
+  | { readonly when: 'any' }
+  | { readonly when: 'significant'; readonly alpha: number };
+
+/**
+ * `--fail-on-regression[=any|significant|P]`: without a value, any regression fails; with
+ * `significant`, only one the paired test finds at p < 0.05; with a number, at p < that number.
+ */
+export function regressionGateArg(raw: string | boolean): RegressionGate {
+  if (raw === true || raw === 'any') return { when: 'any' };
+  const s = String(raw).trim();
+  if (s === 'significant') return { when: 'significant', alpha: 0.05 };
+  const n = Number(s);
+  if (s !== '' && Number.isFinite(n) && n > 0 && n < 1) return { when: 'significant', alpha: n };
+  throw new InvalidArgumentError(
+    'expected any, significant, or a p-value threshold between 0 and 1 such as 0.01',
+  );
+}
+
+/** The `--fail-on-regression` option (the value is optional: write `--fail-on-regression=0.01`). */
+export function regressionGateOption(): Option {
+  return new Option(
+    '--fail-on-regression [when]',
+    'exit 1 on a regression: any (default), significant (p < 0.05) or a p threshold (=0.01)',
+  )
+    .preset('any')
+    .argParser(regressionGateArg);
+}
+
+/** What `stride compare` prints or writes. */
+export type CompareFormat = 'text' | 'md' | 'html' | 'json';
+
+/** `stride compare --format`: text, md (or markdown), html or json. */
+export function compareFormatArg(raw: string): CompareFormat {
+  const f = raw.trim().toLowerCase();
+  if (f === 'markdown') return 'md';
+  if (f === 'text' || f === 'md' || f === 'html' || f === 'json') return f;
+  throw new InvalidArgumentError('expected text, md, html or json');
 }

@@ -1,15 +1,20 @@
 /**
- * Opening the run journal for a command: `openHistory` (the SQLite journal, bad input when it
- * cannot be opened) and `openRuns` (the journal plus, with `--dispatch bullmq`, the dispatcher).
+ * What a command's action prepares before it calls the runner: `openHistory` (the SQLite journal,
+ * bad input when it cannot be opened), `openRuns` (the journal plus, with `--dispatch bullmq`,
+ * the dispatcher), the session options every run command builds from its flags, and the plan's
+ * kind. Loaded by the actions, not by `stride --help`.
  */
 
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { planKindOf } from '../actions/load.js';
+import { parseReportFormats, type ReportFormat } from '../report/index.js';
 import { ExecutorService } from '../runner/executor-service.js';
 import { RunHistory } from '../runner/history.js';
 import { StoreError } from '../store/errors.js';
 import { SqliteStore } from '../store/sqlite.js';
 import type { Io } from './io.js';
-import type { DispatchFlags } from './options.js';
+import { type DispatchFlags, dbFlag, type OutputFlags } from './options.js';
 import { prepareOutput } from './output.js';
 import { UsageError } from './usage.js';
 
@@ -94,5 +99,44 @@ export async function openRuns(
       await dispatcher.close();
       await store.close();
     },
+  };
+}
+
+/** The report formats a flag names (`flag`: how the error names it). */
+export function formatsOf(value: string, flag: '--report' | '--format'): ReportFormat[] {
+  try {
+    return parseReportFormats(value);
+  } catch (err) {
+    throw new UsageError(`${flag}: ${(err as Error).message}`);
+  }
+}
+
+/** `action` or `test`, from the plan file's content (a missing file is left to the loader). */
+export async function planKind(path: string): Promise<'action' | 'test'> {
+  try {
+    return planKindOf(await readFile(path, 'utf8'));
+  } catch {
+    return 'test';
+  }
+}
+
+/** The session options every run command shares; resumed with `stride resume` by default. */
+export function sessionOptions(
+  flags: OutputFlags,
+  io: Io,
+  history: RunHistory,
+  extra: { resumeCommand?: string; command: string },
+) {
+  return {
+    history,
+    io,
+    out: flags.out,
+    formats: formatsOf(flags.report, '--report'),
+    progress: flags.progress && flags.quiet !== true,
+    quiet: flags.quiet === true,
+    json: flags.json === true,
+    failUnder: flags.failUnder,
+    resumeCommand: extra.resumeCommand ?? `stride resume {id}${dbFlag(flags.db)}`,
+    command: extra.command,
   };
 }

@@ -1,18 +1,14 @@
 /**
- * What the command files share: the context each registers with, the option groups several
- * commands take (`--db/--out/--report/...`, `--dispatch/--redis/...`), the examples block, and
- * the session options every run command builds from its flags.
+ * What the command files share when they declare themselves: the context each registers with,
+ * the option groups several commands take (`--db/--out/--report/...`, `--dispatch/--redis/...`)
+ * and the examples block. Light on purpose: `stride --help` loads this and commander only (the
+ * actions load journal.ts and the rest when they run).
  */
 
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { planKindOf } from '../actions/load.js';
-import { parseReportFormats, type ReportFormat } from '../report/index.js';
-import type { RunHistory } from '../runner/history.js';
-import { DEFAULT_DB_PATH } from '../store/sqlite.js';
+import { DEFAULT_DB_PATH } from '../store/db-path.js';
 import { intArg, shareArg } from './flags.js';
 import type { Io } from './io.js';
-import { UsageError } from './usage.js';
 
 /** What every command file's `register` receives. */
 export interface CommandContext {
@@ -72,45 +68,6 @@ export function dispatchOptions(cmd: Command): Command {
     );
 }
 
-/** The report formats a flag names (`flag`: how the error names it). */
-export function formatsOf(value: string, flag: '--report' | '--format'): ReportFormat[] {
-  try {
-    return parseReportFormats(value);
-  } catch (err) {
-    throw new UsageError(`${flag}: ${(err as Error).message}`);
-  }
-}
-
-/** `action` or `test`, from the plan file's content (a missing file is left to the loader). */
-export async function planKind(path: string): Promise<'action' | 'test'> {
-  try {
-    return planKindOf(await readFile(path, 'utf8'));
-  } catch {
-    return 'test';
-  }
-}
-
 export function dbFlag(db: string): string {
   return db === DEFAULT_DB_PATH ? '' : ` --db ${db}`;
-}
-
-/** The session options every run command shares; resumed with `stride resume` by default. */
-export function sessionOptions(
-  flags: OutputFlags,
-  io: Io,
-  history: RunHistory,
-  extra: { resumeCommand?: string; command: string },
-) {
-  return {
-    history,
-    io,
-    out: flags.out,
-    formats: formatsOf(flags.report, '--report'),
-    progress: flags.progress && flags.quiet !== true,
-    quiet: flags.quiet === true,
-    json: flags.json === true,
-    failUnder: flags.failUnder,
-    resumeCommand: extra.resumeCommand ?? `stride resume {id}${dbFlag(flags.db)}`,
-    command: extra.command,
-  };
 }

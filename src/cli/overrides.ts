@@ -4,7 +4,7 @@
  */
 
 import type { RunManifest } from '../plans/index.js';
-import type { RegressionGate } from './compare.js';
+import type { RegressionGate } from './flags.js';
 import type { DispatchFlags, OutputFlags } from './options.js';
 import { UsageError } from './usage.js';
 

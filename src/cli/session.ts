@@ -24,6 +24,7 @@ import type { DurableRunResult, DurableSession } from '../runner/durable.js';
 import { gracefulStop } from '../runner/graceful.js';
 import type { RunHistory } from '../runner/history.js';
 import type { RunRecord } from '../store/port.js';
+import { EXIT } from './exit.js';
 import type { Io } from './io.js';
 import {
   describeJsonlFailure,
@@ -86,8 +87,7 @@ export type SessionStart = (hooks: {
   retainResults: false;
 }) => Promise<DurableRunResult>;
 
-/** Exit codes (README, "Exit codes"). */
-export const EXIT = { ok: 0, failures: 1, usage: 2, interrupted: 130 } as const;
+export { EXIT };
 
 /** Results waiting for the JSONL file before the run is paused for it (backpressure). */
 const JSONL_HIGH_WATER = 2_000;

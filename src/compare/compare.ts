@@ -11,6 +11,7 @@ import { diffText, lineDiff, similarity } from '../report/diff.js';
 import { clip } from '../report/text.js';
 import type { RunHistory } from '../runner/history.js';
 import type { RunRecord } from '../store/port.js';
+import { COMPARE_DETAILS } from './defaults.js';
 import {
   CaseTable,
   comparable,
@@ -56,8 +57,8 @@ export interface CompareOptions {
   readonly direct?: boolean;
 }
 
-/** Default number of cases per list with full details. */
-export const COMPARE_DETAILS = 100;
+export { COMPARE_DETAILS };
+
 /** Characters of one output kept in a listed case; the rest is cut with a note. */
 const MAX_VALUE = 20_000;
 /** Lines of one diff kept. */

@@ -40,6 +40,7 @@ import {
   validateRetention,
   validateRunEnd,
 } from './codec.js';
+import { DEFAULT_DB_PATH } from './db-path.js';
 import { StoreError } from './errors.js';
 import { makeFolderSync, openError } from './folder.js';
 import type { ControlAction, ControlRequest, LiveRecord, LiveState } from './live.js';
@@ -66,8 +67,7 @@ import { SqliteLive } from './sqlite-live.js';
 import { SqliteLocks } from './sqlite-locks.js';
 import { SqlitePace } from './sqlite-pace.js';
 
-/** Where the CLI keeps its database unless told otherwise. */
-export const DEFAULT_DB_PATH = '.stride/stride.db';
+export { DEFAULT_DB_PATH };
 
 export interface SqliteStoreOptions {
   /** The database file; its folder is created if missing. @default '.stride/stride.db' */

@@ -1,10 +1,10 @@
 /** `stride compare BASE HEAD`: the flags; cli/compare.ts does the comparing. */
 
 import { type Command, Option } from 'commander';
-import { COMPARE_DETAILS } from '../../compare/compare.js';
-import { DEFAULT_DB_PATH } from '../../store/sqlite.js';
-import { type CompareFlags, compareCommand, formatArg, regressionGateOption } from '../compare.js';
-import { intArg } from '../flags.js';
+import { COMPARE_DETAILS } from '../../compare/defaults.js';
+import { DEFAULT_DB_PATH } from '../../store/db-path.js';
+import type { CompareFlags } from '../compare.js';
+import { compareFormatArg, intArg, regressionGateOption } from '../flags.js';
 import type { CommandContext } from '../options.js';
 
 export function registerCompare(root: Command, { io, setCode }: CommandContext): void {
@@ -19,7 +19,9 @@ export function registerCompare(root: Command, { io, setCode }: CommandContext):
     .option('--plan <name>', 'the plan whose runs latest and latest~N name')
     .option('--json', 'print the comparison as JSON (same as --format json)')
     .addOption(
-      new Option('--format <format>', 'text (default), md, html or json').argParser(formatArg),
+      new Option('--format <format>', 'text (default), md, html or json').argParser(
+        compareFormatArg,
+      ),
     )
     .option('-o, --output <file>', 'write the --format output to this file')
     .addOption(regressionGateOption())
@@ -41,6 +43,7 @@ export function registerCompare(root: Command, { io, setCode }: CommandContext):
       ].join('\n'),
     )
     .action(async (base: string, head: string, flags: CompareFlags) => {
+      const { compareCommand } = await import('../compare.js');
       setCode(await compareCommand(io, base, head, flags));
     });
 }

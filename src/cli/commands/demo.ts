@@ -1,18 +1,14 @@
 /** `stride demo`: its flags, and an action that parses them and calls the runner. */
 
 import { type Command, Option } from 'commander';
-import { runDemo } from '../demo.js';
 import { intArg } from '../flags.js';
-import { openHistory } from '../journal.js';
 import {
   type CommandContext,
   dbFlag,
   example,
   type OutputFlags,
   outputOptions,
-  sessionOptions,
 } from '../options.js';
-import { prepareOutput } from '../output.js';
 
 export function registerDemo(root: Command, { io, setCode }: CommandContext): void {
   const demo = outputOptions(
@@ -40,6 +36,11 @@ export function registerDemo(root: Command, { io, setCode }: CommandContext): vo
         resume?: string;
       },
     ) => {
+      const [{ runDemo }, { openHistory, sessionOptions }, { prepareOutput }] = await Promise.all([
+        import('../demo.js'),
+        import('../journal.js'),
+        import('../output.js'),
+      ]);
       await prepareOutput('--out', flags.out);
       const history = openHistory(flags.db, false);
       try {

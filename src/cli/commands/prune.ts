@@ -1,9 +1,8 @@
 /** `stride prune`: its flags, and an action that parses them and calls the runner. */
 
 import type { Command } from 'commander';
-import { DEFAULT_DB_PATH } from '../../store/sqlite.js';
+import { DEFAULT_DB_PATH } from '../../store/db-path.js';
 import { durationArg, intArg } from '../flags.js';
-import { openHistory } from '../journal.js';
 import { type CommandContext, example } from '../options.js';
 import { UsageError } from '../usage.js';
 
@@ -25,6 +24,7 @@ export function registerPrune(root: Command, { io }: CommandContext): void {
     if (flags.keep === undefined && flags.olderThan === undefined) {
       throw new UsageError('prune needs --keep, --older-than or both');
     }
+    const { openHistory } = await import('../journal.js');
     const history = openHistory(flags.db, true);
     try {
       const n = await history.prune({

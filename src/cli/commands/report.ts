@@ -2,13 +2,8 @@
 
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
-import { writeReport, writeReports } from '../../report/index.js';
-import { DEFAULT_DB_PATH } from '../../store/sqlite.js';
-import { reportHtmlOptions } from '../compare.js';
-import { openHistory } from '../journal.js';
-import { ALL_FORMATS, type CommandContext, example, formatsOf } from '../options.js';
-import { prepareOutput } from '../output.js';
-import { summaryOf } from '../session.js';
+import { DEFAULT_DB_PATH } from '../../store/db-path.js';
+import { ALL_FORMATS, type CommandContext, example } from '../options.js';
 
 export function registerReport(root: Command, { io }: CommandContext): void {
   example(
@@ -22,6 +17,19 @@ export function registerReport(root: Command, { io }: CommandContext): void {
     'stride report 20261124-213005-ab12 --format junit -o junit.xml',
     'stride report 20261124-213005-ab12 --format html,csv -o reports/',
   ).action(async (runId: string, flags: { db: string; format: string; output?: string }) => {
+    const [
+      { formatsOf, openHistory },
+      { prepareOutput },
+      { summaryOf },
+      { writeReport, writeReports },
+      { reportHtmlOptions },
+    ] = await Promise.all([
+      import('../journal.js'),
+      import('../output.js'),
+      import('../session.js'),
+      import('../../report/index.js'),
+      import('../compare.js'),
+    ]);
     const formats = formatsOf(flags.format, '--format');
     const file = formats.length === 1 && flags.output !== undefined && !flags.output.endsWith('/');
     await prepareOutput('--output', file ? dirname(flags.output!) : (flags.output ?? 'stride-out'));

@@ -1,7 +1,6 @@
 /** `stride rerun`: its flags, and an action that parses them and calls the runner. */
 
 import type { Command } from 'commander';
-import { openRuns } from '../journal.js';
 import {
   type CommandContext,
   type DispatchFlags,
@@ -9,9 +8,7 @@ import {
   example,
   type OutputFlags,
   outputOptions,
-  sessionOptions,
 } from '../options.js';
-import { newRunId, runSession } from '../session.js';
 import { UsageError } from '../usage.js';
 
 export function registerRerun(root: Command, { io, setCode }: CommandContext): void {
@@ -41,6 +38,10 @@ export function registerRerun(root: Command, { io, setCode }: CommandContext): v
         ...(flags.errors === true ? (['error', 'timeout'] as const) : []),
         ...(flags.failures === true ? (['failed'] as const) : []),
       ];
+      const [{ openRuns, sessionOptions }, { newRunId, runSession }] = await Promise.all([
+        import('../journal.js'),
+        import('../session.js'),
+      ]);
       const { history, close } = await openRuns(flags, io, true);
       try {
         if ((await history.getRun(runId)).kind === 'action') {

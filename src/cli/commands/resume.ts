@@ -1,8 +1,6 @@
 /** `stride resume`: its flags, and an action that parses them and calls the runner. */
 
 import type { Command } from 'commander';
-import { checkCases } from '../../plans/index.js';
-import { openRuns } from '../journal.js';
 import {
   type CommandContext,
   type DispatchFlags,
@@ -11,9 +9,7 @@ import {
   example,
   type OutputFlags,
   outputOptions,
-  sessionOptions,
 } from '../options.js';
-import { runSession } from '../session.js';
 import { UsageError } from '../usage.js';
 
 export function registerResume(root: Command, { io, setCode }: CommandContext): void {
@@ -29,6 +25,11 @@ export function registerResume(root: Command, { io, setCode }: CommandContext): 
     'stride resume 20261124-213005-ab12',
     'stride resume 20261124-213005-ab12 --db ci/stride.db --force',
   ).action(async (runId: string, flags: OutputFlags & DispatchFlags & { force?: boolean }) => {
+    const [{ openRuns, sessionOptions }, { runSession }, { checkCases }] = await Promise.all([
+      import('../journal.js'),
+      import('../session.js'),
+      import('../../plans/index.js'),
+    ]);
     const { history, close } = await openRuns(flags, io, true);
     try {
       const stored = await history.getRun(runId);

@@ -2,8 +2,6 @@
 
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { checkCases, loadPlan } from '../../plans/index.js';
-import { baselineHook, regressionGateOption, resolveBaseline } from '../compare.js';
 import {
   durationArg,
   intArg,
@@ -11,20 +9,11 @@ import {
   maxFailuresArg,
   rangeArg,
   rateArg,
+  regressionGateOption,
   runIdFlagProblem,
 } from '../flags.js';
-import { openHistory, openRuns } from '../journal.js';
-import {
-  type CommandContext,
-  dispatchOptions,
-  example,
-  outputOptions,
-  planKind,
-  sessionOptions,
-} from '../options.js';
-import { prepareOutput } from '../output.js';
+import { type CommandContext, dispatchOptions, example, outputOptions } from '../options.js';
 import { applyOverrides, type RunFlags } from '../overrides.js';
-import { newRunId, runSession } from '../session.js';
 import { UsageError } from '../usage.js';
 
 export function registerRun(root: Command, { io, argv, setCode }: CommandContext): void {
@@ -60,33 +49,11 @@ export function registerRun(root: Command, { io, argv, setCode }: CommandContext
   ).action(async (planPath: string, flags: RunFlags) => {
     const badId = flags.runId === undefined ? undefined : runIdFlagProblem(flags.runId);
     if (badId !== undefined) throw new UsageError(badId);
+    const [{ planKind, openHistory, openRuns, sessionOptions }, { prepareOutput }, session] =
+      await Promise.all([import('../journal.js'), import('../output.js'), import('../session.js')]);
+    const { newRunId, runSession } = session;
     if ((await planKind(planPath)) === 'action') {
-      const testOnly = (
-        [
-          'rate',
-          'burst',
-          'maxFailures',
-          'tag',
-          'excludeTag',
-          'range',
-          'sample',
-          'seed',
-          'repeat',
-          'baseline',
-          'failOnRegression',
-          'failUnder',
-        ] as const
-      ).filter((k) => flags[k] !== undefined);
-      if (flags.dispatch !== undefined && flags.dispatch !== 'inprocess') {
-        throw new UsageError(
-          `--dispatch ${flags.dispatch}: action plans run in this process (their tools are registered here)`,
-        );
-      }
-      if (testOnly.length > 0) {
-        throw new UsageError(
-          `--${testOnly[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} applies to test plans; ${planPath} is an action plan`,
-        );
-      }
+      checkActionPlanFlags(planPath, flags);
       await prepareOutput('--out', flags.out);
       const history = openHistory(flags.db, false);
       try {
@@ -104,6 +71,7 @@ export function registerRun(root: Command, { io, argv, setCode }: CommandContext
       }
       return;
     }
+    const { checkCases, loadPlan } = await import('../../plans/index.js');
     // An absolute baseDir is stored with the run, so `stride resume` finds the plan from anywhere.
     const loaded = await loadPlan(planPath, {
       checkCases: false,
@@ -117,16 +85,17 @@ export function registerRun(root: Command, { io, argv, setCode }: CommandContext
     }
     // Resolved before the run's journal and report folder are opened: an unknown baseline exits
     // 2 with nothing sent or written.
+    const compare = flags.baseline === undefined ? undefined : await import('../compare.js');
     const baseline =
-      flags.baseline === undefined
+      compare === undefined
         ? undefined
-        : await resolveBaseline(flags.db, flags.baseline, manifest.workflowId);
+        : await compare.resolveBaseline(flags.db, flags.baseline!, manifest.workflowId);
     const { history, close } = await openRuns(flags, io, false);
     try {
       const afterRun =
         baseline === undefined
           ? undefined
-          : baselineHook(history, baseline, {
+          : compare!.baselineHook(history, baseline, {
               spec: flags.baseline!,
               out: flags.out,
               gate: flags.failOnRegression,
@@ -151,4 +120,34 @@ export function registerRun(root: Command, { io, argv, setCode }: CommandContext
       await close();
     }
   });
+}
+
+/** Flags that apply to test plans only, or to a dispatch action plans cannot use: exit 2. */
+function checkActionPlanFlags(planPath: string, flags: RunFlags): void {
+  const testOnly = (
+    [
+      'rate',
+      'burst',
+      'maxFailures',
+      'tag',
+      'excludeTag',
+      'range',
+      'sample',
+      'seed',
+      'repeat',
+      'baseline',
+      'failOnRegression',
+      'failUnder',
+    ] as const
+  ).filter((k) => flags[k] !== undefined);
+  if (flags.dispatch !== undefined && flags.dispatch !== 'inprocess') {
+    throw new UsageError(
+      `--dispatch ${flags.dispatch}: action plans run in this process (their tools are registered here)`,
+    );
+  }
+  if (testOnly.length > 0) {
+    throw new UsageError(
+      `--${testOnly[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} applies to test plans; ${planPath} is an action plan`,
+    );
+  }
 }

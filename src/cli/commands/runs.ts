@@ -2,12 +2,9 @@
 
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
-import { DEFAULT_DB_PATH } from '../../store/sqlite.js';
-import { planRunsText } from '../compare.js';
+import { DEFAULT_DB_PATH } from '../../store/db-path.js';
 import { intArg } from '../flags.js';
-import { openHistory } from '../journal.js';
 import { type CommandContext, example } from '../options.js';
-import { formatRuns } from '../summary.js';
 
 export function registerRuns(root: Command, { io }: CommandContext): void {
   example(
@@ -26,12 +23,15 @@ export function registerRuns(root: Command, { io }: CommandContext): void {
       io.stdout.write(flags.json === true ? '[]\n' : `no runs yet (no journal at ${flags.db})\n`);
       return;
     }
+    const { openHistory } = await import('../journal.js');
     const history = openHistory(flags.db, true);
     try {
       if (flags.plan !== undefined) {
+        const { planRunsText } = await import('../compare.js');
         io.stdout.write(await planRunsText(history, flags.plan, flags.limit, flags.json === true));
         return;
       }
+      const { formatRuns } = await import('../summary.js');
       const runs = await history.listRuns({ limit: flags.limit });
       io.stdout.write(flags.json === true ? `${JSON.stringify(runs)}\n` : `${formatRuns(runs)}\n`);
     } finally {

@@ -1,10 +1,8 @@
 /** `stride show`: its flags, and an action that parses them and calls the runner. */
 
 import type { Command } from 'commander';
-import { DEFAULT_DB_PATH } from '../../store/sqlite.js';
-import { openHistory } from '../journal.js';
+import { DEFAULT_DB_PATH } from '../../store/db-path.js';
 import { type CommandContext, example } from '../options.js';
-import { formatRun } from '../summary.js';
 
 export function registerShow(root: Command, { io }: CommandContext): void {
   example(
@@ -16,6 +14,10 @@ export function registerShow(root: Command, { io }: CommandContext): void {
       .option('--json', 'print JSON'),
     'stride show 20261124-213005-ab12',
   ).action(async (runId: string, flags: { db: string; json?: boolean }) => {
+    const [{ openHistory }, { formatRun }] = await Promise.all([
+      import('../journal.js'),
+      import('../summary.js'),
+    ]);
     const history = openHistory(flags.db, true);
     try {
       const run = await history.getRun(runId);

@@ -1,8 +1,7 @@
 /** `stride validate`: its flags, and an action that parses them and calls the runner. */
 
 import type { Command } from 'commander';
-import { checkCases, loadPlan } from '../../plans/index.js';
-import { type CommandContext, example, planKind } from '../options.js';
+import { type CommandContext, example } from '../options.js';
 
 export function registerValidate(root: Command, { io }: CommandContext): void {
   example(
@@ -13,6 +12,7 @@ export function registerValidate(root: Command, { io }: CommandContext): void {
       .option('--json', 'print JSON'),
     'stride validate plan.yaml',
   ).action(async (planPath: string, flags: { json?: boolean }) => {
+    const { planKind } = await import('../journal.js');
     if ((await planKind(planPath)) === 'action') {
       const { loadActionFile } = await import('../action.js');
       const { file, tools, warnings } = await loadActionFile(planPath, io.env);
@@ -29,6 +29,7 @@ export function registerValidate(root: Command, { io }: CommandContext): void {
       }
       return;
     }
+    const { checkCases, loadPlan } = await import('../../plans/index.js');
     const manifest = await loadPlan(planPath, { checkCases: false, env: io.env });
     const stats = await checkCases(manifest);
     if (flags.json === true) {

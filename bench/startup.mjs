@@ -1,0 +1,177 @@
+/**
+ * Start-up of the `stride` bin, whole processes, against a bare `node -e ''` in the same run
+ * (issue #15, "Numbers"):
+ * - `stride --help`;
+ * - a one-case run against the mock (`stride mock`, started once beforehand in its own process),
+ *   default reports, `-q`;
+ * - with --bundle DIR: the same two through an esbuild bundle of the CLI entry (see
+ *   docs/architecture.md, "CLI start-up", for why the bin is not bundled).
+ *
+ *   npm run build && node bench/startup.mjs [--rounds 40] [--bundle /tmp/stride-bundle/main.mjs]
+ *
+ * Each round runs every command once, in a rotating order (so no command always follows the
+ * same one); a command's time is spawn to exit on this process's clock. The table gives min and
+ * median, and each command's ratio to bare node: the median of the per-round ratios (a round's
+ * commands ran within ~1 s of each other, so a load swing moves both sides) beside the ratio of
+ * the medians. Module counts come from one run of each under bench/module-count.mjs. Say the
+ * load (`uptime`, printed first) next to any figure.
+ */
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { CLI_NODE_FLAGS } from './cli-flags.mjs';
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '40' },
+    bundle: { type: 'string' },
+  },
+});
+const ROUNDS = Number(values.rounds);
+const MAIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+const COUNTER = fileURLToPath(new URL('./module-count.mjs', import.meta.url));
+const node = process.execPath;
+
+/** Runs one command to its exit; resolves with its wall time in ms (rejects on a bad exit). */
+function time(argv, env = process.env) {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env });
+    let err = '';
+    child.stderr.on('data', (d) => {
+      err += d;
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      const ms = performance.now() - t0;
+      if (code === 0) resolve(ms);
+      else reject(new Error(`${argv.join(' ')} exited ${code}: ${err}`));
+    });
+  });
+}
+
+/** The modules `argv` (a node command) loads: ES and CommonJS, each file once. */
+async function moduleCount(argv) {
+  const log = join(work, `modules-${Math.random().toString(36).slice(2)}.txt`);
+  await time([argv[0], '--import', COUNTER, ...argv.slice(1)], {
+    ...process.env,
+    STRIDE_MODULE_LOG: log,
+  });
+  const files = new Set(
+    readFileSync(log, 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[1])
+      .filter((u) => u !== undefined && !u.startsWith('data:') && !u.endsWith(COUNTER)),
+  );
+  return files.size;
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+// ---------------------------------------------------------------- the mock and the plan
+
+const work = mkdtempSync(join(tmpdir(), 'stride-startup-'));
+const mock = spawn(node, [MAIN, 'mock', '--port', '0', '--latency', '0'], {
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
+const mockUrl = await new Promise((resolve, reject) => {
+  let out = '';
+  mock.stdout.on('data', (d) => {
+    out += d;
+    const m = /listening on (\S+)/.exec(out);
+    if (m !== null) resolve(m[1]);
+  });
+  mock.on('exit', (code) => reject(new Error(`stride mock exited ${code}`)));
+});
+
+try {
+  writeFileSync(
+    join(work, 'cases.jsonl'),
+    `${JSON.stringify({ id: 'c1', inputs: { query: 'question 1' }, expected: { contains: 'question' } })}\n`,
+  );
+  writeFileSync(
+    join(work, 'plan.yaml'),
+    [
+      'workflow_id: startup-bench',
+      'target:',
+      '  type: dify',
+      `  base_url: ${mockUrl}/v1`,
+      '  api_key: app-bench',
+      '  app: workflow',
+      '  response_mode: streaming',
+      'cases: cases.jsonl',
+      '',
+    ].join('\n'),
+  );
+  const db = join(work, 'stride.db');
+  const out = join(work, 'out');
+  const cli = (entry) => [node, ...CLI_NODE_FLAGS, entry];
+  const commands = [
+    { name: "node -e ''", argv: [node, '-e', ''] },
+    { name: 'stride --help', argv: [...cli(MAIN), '--help'] },
+    {
+      name: 'stride run (1 case)',
+      argv: [...cli(MAIN), 'run', join(work, 'plan.yaml'), '--db', db, '--out', out, '-q'],
+    },
+  ];
+  if (values.bundle !== undefined) {
+    commands.push(
+      { name: 'bundled --help', argv: [...cli(values.bundle), '--help'] },
+      {
+        name: 'bundled run (1 case)',
+        argv: [
+          ...cli(values.bundle),
+          'run',
+          join(work, 'plan.yaml'),
+          '--db',
+          db,
+          '--out',
+          out,
+          '-q',
+        ],
+      },
+    );
+  }
+
+  const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  process.stdout.write(`load average before: ${load}; ${ROUNDS} rounds\n`);
+  for (const c of commands) await time(c.argv); // warm-up: the disk cache, the journal's schema
+  const times = commands.map(() => []);
+  for (let r = 0; r < ROUNDS; r++) {
+    for (let k = 0; k < commands.length; k++) {
+      const i = (r + k) % commands.length;
+      times[i].push(await time(commands[i].argv));
+    }
+  }
+  const counts = [];
+  for (const c of commands) counts.push(await moduleCount(c.argv));
+  const loadAfter = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+
+  const bare = times[0];
+  const rows = commands.map((c, i) => {
+    const ratios = times[i].map((t, r) => t / bare[r]);
+    return [
+      c.name,
+      String(counts[i]),
+      Math.min(...times[i]).toFixed(0),
+      median(times[i]).toFixed(0),
+      `${median(ratios).toFixed(2)}×`,
+      `${(median(times[i]) / median(bare)).toFixed(2)}×`,
+    ];
+  });
+  const header = ['command', 'modules', 'min ms', 'median ms', 'ratio (paired)', 'ratio (medians)'];
+  const lines = [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`);
+  process.stdout.write(`${lines.join('\n')}\nload average after: ${loadAfter}\n`);
+} finally {
+  mock.kill('SIGTERM');
+  rmSync(work, { recursive: true, force: true });
+}
