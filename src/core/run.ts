@@ -11,8 +11,8 @@
  * - every task ends in exactly one terminal state.
  */
 
+import { BatchGate } from './batch-gate.js';
 import { type CancelTimer, type Clock, RealClock } from './clock.js';
-import { checkDependencies } from './dag.js';
 import { DeadlineQueue } from './deadlines.js';
 import {
   CancelledError,
@@ -22,10 +22,11 @@ import {
   type ErrorInfo,
   InvalidOptionError,
   PausedError,
-  StrideError,
   TimeoutError,
   toErrorInfo,
 } from './errors.js';
+import { RunEmitter } from './events.js';
+import { DependencyGraph } from './graph.js';
 import { LatencyHistogram } from './histogram.js';
 import {
   type CancelReason,
@@ -62,26 +63,19 @@ import {
 } from './pace.js';
 import { Fifo, PriorityFifo } from './queue.js';
 import { type RateLimiter, RateLimiterRegistry } from './rate.js';
+import { SendGate } from './send-gate.js';
+import { type ReaderHost, TaskReader, type TaskSource } from './source.js';
+import { StopRules } from './stop-rules.js';
 import { type AbortKind, Attempt, specProblem, TaskRecord, type UsageSink } from './task.js';
+import { applyLimits, TokenMeter } from './token-budget.js';
 
-/** Where tasks come from: an array, any iterable, or an async iterable (streamed, never all in memory). */
-export type TaskSource<I> = Iterable<TaskSpec<I>> | AsyncIterable<TaskSpec<I>>;
-
-type Listeners = { [K in keyof RunEvents]: RunEvents[K][] };
+export type { TaskSource } from './source.js';
 
 let runCounter = 0;
 
 function generatedRunId(): string {
   const c = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto;
   return c?.randomUUID?.() ?? `run-${Date.now().toString(36)}-${(runCounter++).toString(36)}`;
-}
-
-function isAsyncIterable<T>(x: unknown): x is AsyncIterable<T> {
-  return (
-    typeof x === 'object' &&
-    x !== null &&
-    typeof (x as AsyncIterable<T>)[Symbol.asyncIterator] === 'function'
-  );
 }
 
 /**
@@ -123,26 +117,20 @@ export class Run<I = unknown, O = unknown> {
   private started = false;
   private finished = false;
   private readonly runController = new AbortController();
-  private readonly listeners: Listeners = {
-    transition: [],
-    rateLimited: [],
-    coolDown: [],
-    zombie: [],
-    usage: [],
-    paused: [],
-    resumed: [],
-    concurrency: [],
-    paceChanged: [],
-    stopping: [],
-    done: [],
-  };
+  private readonly events = new RunEmitter();
   private waiters: { check: () => boolean; resolve: () => void }[] = [];
 
-  // Source
-  private syncIterator: Iterator<TaskSpec<I>> | undefined;
-  private asyncIterator: AsyncIterator<TaskSpec<I>> | undefined;
-  private sourceDone = false;
-  private filling = false;
+  // Collaborators: the source reader, the dependency graph, the gates, the budget, stop rules
+  private readonly reader: TaskReader<I>;
+  private readonly graph: DependencyGraph<I, O> | undefined;
+  private readonly admitWhole: boolean;
+  private readonly batch: BatchGate | undefined;
+  private readonly sendGate = new SendGate<Attempt<I, O>>(
+    (att) => this.release(att),
+    () => this.afterChange(),
+  );
+  private readonly meter: TokenMeter;
+  private readonly stopRules: StopRules;
   private seq = 0;
 
   // Queues and in-flight work
@@ -157,14 +145,6 @@ export class Run<I = unknown, O = unknown> {
   private rateTimer: CancelTimer | undefined;
   private rateTimerAt = Number.POSITIVE_INFINITY;
   private deadlineTimer: CancelTimer | undefined;
-  private batchTimer: CancelTimer | undefined;
-  private batchAdmitted = 0;
-  private batchLive = 0;
-  private batchGapDone = true;
-  /** The journal's durability point (`gateSends`), and the attempts waiting for it. */
-  private sendGate: (() => void) | undefined;
-  private held: Attempt<I, O>[] = [];
-  private releaseQueued = false;
 
   // Holds: the run is paused while any is held (`hold`); `pause()` is the user's.
   private readonly holdSet = new Set<HoldInfo>();
@@ -173,7 +153,6 @@ export class Run<I = unknown, O = unknown> {
   // Stop state
   private stopReason: CancelReason | undefined;
   private stopInfo: StopInfo | undefined;
-  private consecutiveAuth = 0;
   private readonly signalListener: (() => void) | undefined;
 
   // Statistics
@@ -193,8 +172,6 @@ export class Run<I = unknown, O = unknown> {
   private refused = 0;
   private interrupted = 0;
   private zombies = 0;
-  private tokens = 0;
-  private cost = 0;
   private startedAt = 0;
   private readonly latency = new LatencyHistogram();
   private readonly deadlines: DeadlineQueue<Attempt<I, O>>;
@@ -230,43 +207,19 @@ export class Run<I = unknown, O = unknown> {
           );
     this.lookahead = options.lookahead ?? Math.max(256, 4 * this.concurrencyLimit);
     this.runId = options.runId ?? generatedRunId();
+    this.meter = new TokenMeter(options.tokens, this.limiters);
+    this.stopRules = new StopRules(options.stop);
+    this.batch =
+      options.batch === undefined
+        ? undefined
+        : new BatchGate(options.batch, this.clock, () => this.afterChange());
     if (options.paused) {
       this.statusValue = 'paused';
       this.userHold = this.hold('user');
     }
-
-    if (Array.isArray(source)) {
-      this.syncIterator = source[Symbol.iterator]();
-    } else if (isAsyncIterable<TaskSpec<I>>(source)) {
-      this.asyncIterator = source[Symbol.asyncIterator]();
-    } else if (
-      source != null &&
-      typeof (source as Iterable<TaskSpec<I>>)[Symbol.iterator] === 'function'
-    ) {
-      this.syncIterator = (source as Iterable<TaskSpec<I>>)[Symbol.iterator]();
-    } else {
-      throw new InvalidOptionError(
-        'tasks',
-        source,
-        'an array, an iterable or an async iterable of tasks',
-      );
-    }
-    // An array with priorities is admitted whole so they order the whole plan; without them it
-    // is pulled like any iterator: records are created just in time, which keeps them in cache
-    // and memory flat (bench S1/S4). Its length still gives progress a known total.
-    if (Array.isArray(source)) {
-      this.plannedTotal = source.length;
-      this.admitWhole = source.some(
-        (t: TaskSpec<I> | undefined) => t?.priority !== undefined && t.priority !== 0,
-      );
-      // A graph is checked whole before anything runs, and admitted whole: a dependency may
-      // finish before its dependents would have been pulled.
-      if (source.some((t: TaskSpec<I> | undefined) => (t?.dependsOn?.length ?? 0) > 0)) {
-        checkDependencies(source);
-        this.graph = { parked: new Set(), dependents: new Map(), ended: new Map() };
-        this.admitWhole = true;
-      }
-    }
+    this.reader = new TaskReader(source, this.readerHost, this.lookahead);
+    this.graph = DependencyGraph.of(source);
+    this.admitWhole = this.reader.hasPriorities || this.graph !== undefined;
     if (options.signal !== undefined) {
       const signal = options.signal;
       this.signalListener = () =>
@@ -274,20 +227,14 @@ export class Run<I = unknown, O = unknown> {
     }
   }
 
-  private admitWhole = false;
-  private plannedTotal = 0;
-  /**
-   * Dependencies, when the tasks have any: tasks waiting on others (`parked`, still `pending`),
-   * who waits on whom, and how every task ended (a dependency may end before its dependent is
-   * admitted).
-   */
-  private graph:
-    | {
-        readonly parked: Set<TaskRecord<I, O>>;
-        readonly dependents: Map<string, TaskRecord<I, O>[]>;
-        readonly ended: Map<string, TerminalStatus>;
-      }
-    | undefined;
+  /** What the source reader sees of the run. */
+  private readonly readerHost: ReaderHost<I> = {
+    admit: (spec) => this.admit(spec),
+    waiting: () => this.ready.size,
+    stopping: () => this.stopReason !== undefined,
+    pump: () => this.pump(),
+    changed: () => this.afterChange(),
+  };
 
   // ---------------------------------------------------------------- public surface
 
@@ -332,25 +279,20 @@ export class Run<I = unknown, O = unknown> {
   } {
     const c = this.counts;
     return {
-      total: Math.max(this.total, this.plannedTotal),
+      total: Math.max(this.total, this.reader.plannedTotal),
       byStatus: { ...c },
       running: this.running,
       zombiesRunning: this.zombiesRunning,
       settled: c.succeeded + c.failed + c.timeout + c.cancelled + c.error,
       attempts: this.attemptsStarted,
-      tokens: this.tokens,
-      cost: this.cost,
+      tokens: this.meter.tokens,
+      cost: this.meter.cost,
     };
   }
 
   /** Adds a listener; returns a function that removes it. Listeners run synchronously. */
   on<K extends keyof RunEvents>(event: K, listener: RunEvents[K]): () => void {
-    const list = this.listeners[event] as RunEvents[K][];
-    list.push(listener);
-    return () => {
-      const i = list.indexOf(listener);
-      if (i >= 0) list.splice(i, 1);
-    };
+    return this.events.on(event, listener);
   }
 
   /** Starts the run (once) and returns its result. Cancelling resolves it; it never rejects. */
@@ -467,14 +409,14 @@ export class Run<I = unknown, O = unknown> {
         if (!att.decided) this.abortAttempt(att, 'pause', new PausedError());
       }
     }
-    this.emit('paused', { at: this.clock.now(), abortInFlight });
+    this.events.emit('paused', { at: this.clock.now(), abortInFlight });
     this.notify();
   }
 
   private resumeNow(): void {
     if (this.statusValue !== 'paused' && this.statusValue !== 'pausing') return;
     this.statusValue = 'running';
-    this.emit('resumed', { at: this.clock.now() });
+    this.events.emit('resumed', { at: this.clock.now() });
     this.refill();
     this.pump();
     this.maybeFinish();
@@ -502,8 +444,8 @@ export class Run<I = unknown, O = unknown> {
     const at = this.clock.now();
     const change = this.paceController?.setCeiling(n, at);
     this.concurrencyLimit = this.paceController?.limit ?? n;
-    this.emit('concurrency', { from, to: this.concurrencyLimit, at });
-    if (change !== undefined) this.emit('paceChanged', change);
+    this.events.emit('concurrency', { from, to: this.concurrencyLimit, at });
+    if (change !== undefined) this.events.emit('paceChanged', change);
     this.pump();
   }
 
@@ -516,15 +458,7 @@ export class Run<I = unknown, O = unknown> {
    * function that removes the gate (held attempts are then sent at once).
    */
   gateSends(commit: () => void): () => void {
-    if (this.sendGate !== undefined)
-      throw new StrideError(
-        'INVALID_STATE',
-        'this run already has a send gate (one journal per run)',
-      );
-    this.sendGate = commit;
-    return () => {
-      if (this.sendGate === commit) this.sendGate = undefined;
-    };
+    return this.sendGate.install(commit);
   }
 
   /** Resolves once `predicate` holds, checked after every state change. */
@@ -556,7 +490,7 @@ export class Run<I = unknown, O = unknown> {
         const fromRetry = this.retryQueue.size > 0;
         const rec = fromRetry ? this.retryQueue.peek()! : this.ready.peek();
         if (rec === undefined) break;
-        if (!fromRetry && this.options.batch !== undefined && !this.batchGateOpen()) break;
+        if (!fromRetry && this.batch !== undefined && !this.batch.open()) break;
         const pace = this.paceBucket;
         if (pace !== undefined && !pace.tryAcquire()) {
           this.paceController!.waitedForRate();
@@ -569,7 +503,7 @@ export class Run<I = unknown, O = unknown> {
           this.armRateTimer(bucket, rec.rateKey, 1);
           break;
         }
-        const reserve = rec.tokenBucket === undefined ? 0 : this.tokenEstimate(rec.tokenBucket);
+        const reserve = rec.tokenBucket === undefined ? 0 : this.meter.estimate(rec.tokenBucket);
         if (reserve > 0 && !rec.tokenBucket!.tryAcquire(reserve)) {
           pace?.refund(1);
           bucket?.refund(1);
@@ -578,11 +512,7 @@ export class Run<I = unknown, O = unknown> {
         }
         if (fromRetry) this.retryQueue.shift();
         else this.ready.shift();
-        if (this.options.batch !== undefined && !rec.batched) {
-          rec.batched = true;
-          this.batchAdmitted++;
-          this.batchLive++;
-        }
+        this.batch?.admit(rec);
         this.startAttempt(rec, reserve);
       }
     } finally {
@@ -630,14 +560,10 @@ export class Run<I = unknown, O = unknown> {
       att.timeoutMs = timeout;
       this.deadlines.add(att, timeout);
     }
-    if (this.sendGate !== undefined) {
+    if (this.sendGate.active) {
       // Held until the gate ran: the journal commits this start (and every verdict before it,
       // so the slot's last answer) before the request leaves. One commit per microtask turn.
-      this.held.push(att);
-      if (!this.releaseQueued) {
-        this.releaseQueued = true;
-        queueMicrotask(this.releaseHeld);
-      }
+      this.sendGate.hold(att);
       return;
     }
     this.send(att);
@@ -658,39 +584,16 @@ export class Run<I = unknown, O = unknown> {
     );
   }
 
-  /**
-   * Runs the gate once for every attempt held since the last turn, then sends them. An attempt
-   * aborted while held (a cancel, a stop rule or a pause with `abortInFlight` in the same turn)
-   * never reached the target: it is withdrawn, not sent.
-   */
-  private readonly releaseHeld = (): void => {
-    this.releaseQueued = false;
-    const held = this.held;
-    if (held.length === 0) return;
-    this.held = [];
-    const commit = this.sendGate;
-    if (commit !== undefined) {
-      try {
-        commit();
-      } catch (err) {
-        // The gate's owner handles its own failures (the journal cancels the run): a throw is a
-        // bug, surfaced loudly like a throwing listener's.
-        queueMicrotask(() => {
-          throw err;
-        });
-      }
-    }
-    let withdrawn = false;
-    for (const att of held) {
-      if (att.settled) continue;
-      if (att.decided) this.onSettled(att, false, att.abortReason);
-      else if (att.abortReason !== undefined) {
-        this.withdraw(att);
-        withdrawn = true;
-      } else this.send(att);
-    }
-    if (withdrawn) this.afterChange();
-  };
+  /** A held attempt after the gate ran: sent, settled, or withdrawn (returns true) if aborted. */
+  private release(att: Attempt<I, O>): boolean {
+    if (att.settled) return false;
+    if (att.decided) this.onSettled(att, false, att.abortReason);
+    else if (att.abortReason !== undefined) {
+      this.withdraw(att);
+      return true;
+    } else this.send(att);
+    return false;
+  }
 
   /**
    * A held attempt aborted before it was sent: like a start a listener withdrew, it is no
@@ -750,14 +653,14 @@ export class Run<I = unknown, O = unknown> {
     att.zombieCancel?.();
     this.inFlight.delete(att);
     this.running--;
-    this.reconcileTokens(att);
+    this.meter.reconcile(att);
     if (att.zombie) this.zombiesRunning--;
     if (!att.decided) {
       att.decided = true;
       this.latency.record(this.clock.now() - att.startedAt);
       const rec = att.rec;
       if (ok) {
-        this.consecutiveAuth = 0;
+        this.stopRules.answered();
         rec.output = value as O;
         this.paceAnswered(att);
         this.finish(rec, 'succeeded');
@@ -788,7 +691,7 @@ export class Run<I = unknown, O = unknown> {
     att.zombie = true;
     this.zombies++;
     this.zombiesRunning++;
-    this.emit('zombie', { taskId: att.rec.id, attempt: att.attempt, at: this.clock.now() });
+    this.events.emit('zombie', { taskId: att.rec.id, attempt: att.attempt, at: this.clock.now() });
     // The work ignores its abort; decide its task now so the run is not held hostage. The slot
     // stays taken until the promise settles (maybe never).
     if (!att.decided) {
@@ -842,14 +745,13 @@ export class Run<I = unknown, O = unknown> {
     this.paceBucket = this.paceController!.bucket;
     const { from, to } = change.concurrency;
     this.concurrencyLimit = to;
-    if (from !== to) this.emit('concurrency', { from, to, at: change.at });
-    this.emit('paceChanged', change);
+    if (from !== to) this.events.emit('concurrency', { from, to, at: change.at });
+    this.events.emit('paceChanged', change);
   }
 
   private attemptFailed(rec: TaskRecord<I, O>, err: unknown, att?: Attempt<I, O>): void {
     const cls = classifyError(err);
-    if (cls.auth) this.consecutiveAuth++;
-    else this.consecutiveAuth = 0;
+    this.stopRules.failed(cls.auth);
     // A 429 (not a spent quota) was refused before any work: it is no failed attempt of the
     // case, so it does not spend maxAttempts; maxRateLimitRetries bounds it instead.
     let refusals = this.refusals.get(rec) ?? 0;
@@ -871,7 +773,7 @@ export class Run<I = unknown, O = unknown> {
     if (signal === 'rate_limited') delay = 0;
     else if (cls.rateLimited && rec.bucket !== undefined) {
       rec.bucket.coolDown(delay);
-      this.emit('coolDown', { key: rec.rateKey, ms: delay, at: this.clock.now() });
+      this.events.emit('coolDown', { key: rec.rateKey, ms: delay, at: this.clock.now() });
     }
     const info = toErrorInfo(err, cls.code);
     if (cls.rateLimited && refusals > this.retry.maxRateLimitRetries)
@@ -913,54 +815,18 @@ export class Run<I = unknown, O = unknown> {
     else if (error !== undefined) rec.error = error;
     if (status === 'cancelled') rec.reason = reason ?? { kind: 'user' };
     this.live--;
-    if (rec.batched) this.batchLive--;
+    this.batch?.ended(rec);
     if (this.retain) this.results.push(rec);
     this.transition(rec, status, rec.attempts);
     if (this.stopReason === undefined) this.checkStopRules();
-    if (this.graph !== undefined) this.settleDependents(rec, status);
+    if (this.graph !== undefined)
+      this.graph.settle(rec, status, this.dependencyReady, this.dependencyFailed);
   }
 
   private checkStopRules(): void {
-    const s = this.options.stop;
-    const c = this.counts;
-    const failures = c.failed + c.timeout + c.error;
-    const authLimit = s?.maxConsecutiveAuthErrors ?? 3;
-    let info: StopInfo | undefined;
-    if (authLimit > 0 && this.consecutiveAuth >= authLimit) {
-      info = {
-        rule: 'auth_errors',
-        message: `${this.consecutiveAuth} authentication errors in a row`,
-      };
-    } else if (s?.failFast === true && failures > 0) {
-      info = { rule: 'fail_fast', message: 'a task failed and fail_fast is set' };
-    } else if (s === undefined) {
-      return;
-    } else if (s.maxFailures !== undefined && s.maxFailures >= 1 && failures >= s.maxFailures) {
-      info = {
-        rule: 'max_failures',
-        message: `${failures} failures reached max_failures ${s.maxFailures}`,
-      };
-    } else if (s.maxFailures !== undefined && s.maxFailures < 1) {
-      const settled = failures + c.succeeded;
-      if (settled >= (s.minSettled ?? 10) && failures / settled > s.maxFailures) {
-        info = {
-          rule: 'max_failures',
-          message: `${failures} of ${settled} settled tasks failed, more than ${s.maxFailures * 100}%`,
-        };
-      }
-    }
-    if (info === undefined && s !== undefined) {
-      if (s.maxCost !== undefined && this.cost >= s.maxCost) {
-        info = { rule: 'max_cost', message: `cost ${this.cost} reached max_cost ${s.maxCost}` };
-      } else if (s.maxTokens !== undefined && this.tokens >= s.maxTokens) {
-        info = {
-          rule: 'max_tokens',
-          message: `${this.tokens} tokens reached max_tokens ${s.maxTokens}`,
-        };
-      }
-    }
+    const info = this.stopRules.check(this.counts, this.meter.tokens, this.meter.cost);
     if (info !== undefined)
-      this.stop({ kind: 'stop_rule', rule: info.rule }, s?.inFlight ?? 'abort', info);
+      this.stop({ kind: 'stop_rule', rule: info.rule }, this.stopRules.inFlight, info);
   }
 
   /** Stops the run: the shared path of cancel, stop rules and the deadline. */
@@ -969,10 +835,9 @@ export class Run<I = unknown, O = unknown> {
     this.stopReason = reason;
     this.stopInfo = info;
     this.statusValue = 'stopping';
-    this.emit('stopping', { at: this.clock.now(), reason });
+    this.events.emit('stopping', { at: this.clock.now(), reason });
     this.clearRateTimer();
-    this.batchTimer?.();
-    this.batchTimer = undefined;
+    this.batch?.close();
     if (reason.kind !== 'deadline') {
       this.deadlineTimer?.();
       this.deadlineTimer = undefined;
@@ -991,9 +856,7 @@ export class Run<I = unknown, O = unknown> {
     for (const rec of this.retryQueue.drain()) this.finish(rec, 'cancelled', undefined, reason);
     for (const rec of this.ready.drain()) this.finish(rec, 'cancelled', undefined, reason);
     if (this.graph !== undefined) {
-      const parked = [...this.graph.parked];
-      this.graph.parked.clear();
-      for (const rec of parked) this.finish(rec, 'cancelled', undefined, reason);
+      for (const rec of this.graph.takeParked()) this.finish(rec, 'cancelled', undefined, reason);
     }
     if (mode === 'abort') {
       for (const att of this.inFlight) {
@@ -1001,88 +864,20 @@ export class Run<I = unknown, O = unknown> {
       }
     }
     // Every task of the plan gets its terminal state, also those never pulled from the source.
-    this.drainSourceCancelled();
+    this.reader.drain();
     this.afterChange();
-  }
-
-  private drainSourceCancelled(): void {
-    if (this.syncIterator !== undefined) {
-      while (!this.sourceDone) this.pullOneSync();
-    } else if (this.asyncIterator !== undefined) {
-      this.fillAsync();
-    }
   }
 
   // ---------------------------------------------------------------- source
 
   /** Pulls tasks from the source into the ready queue, up to the lookahead. */
   private refill(): void {
-    if (this.sourceDone || !this.started) return;
-    if (this.syncIterator !== undefined) {
-      const limit = this.admitWhole ? Number.POSITIVE_INFINITY : this.lookahead;
-      while (!this.sourceDone && this.ready.size < limit) this.pullOneSync();
-    } else {
-      this.fillAsync();
-    }
+    if (this.started) this.reader.refill(this.admitWhole);
   }
-
-  private pullOneSync(): void {
-    let step: IteratorResult<TaskSpec<I>>;
-    try {
-      step = this.syncIterator!.next();
-    } catch (err) {
-      this.sourceFailed(err);
-      return;
-    }
-    if (step.done) {
-      this.sourceDone = true;
-      return;
-    }
-    this.admit(step.value);
-  }
-
-  private fillAsync(): void {
-    if (this.filling || this.sourceDone) return;
-    this.filling = true;
-    const it = this.asyncIterator!;
-    const loop = async (): Promise<void> => {
-      try {
-        while (
-          !this.sourceDone &&
-          (this.stopReason !== undefined || this.ready.size < this.lookahead)
-        ) {
-          const step = await it.next();
-          if (step.done) {
-            this.sourceDone = true;
-            break;
-          }
-          this.admit(step.value);
-          if (this.stopReason === undefined) this.pump();
-        }
-      } catch (err) {
-        this.sourceFailed(err);
-      } finally {
-        this.filling = false;
-      }
-      this.afterChange();
-    };
-    void loop();
-  }
-
-  /**
-   * A source that throws (a bad line deep in a case file) ends the plan there: every task read
-   * before it still runs, nothing after it exists, and the run ends `stopped` by `source_error`.
-   */
-  private sourceFailed(err: unknown): void {
-    this.sourceDone = true;
-    this.sourceError = toErrorInfo(err, 'CASES_INVALID');
-  }
-
-  private sourceError: ErrorInfo | undefined;
 
   /** The error that ended the task source early, if any. */
   get sourceFailure(): ErrorInfo | undefined {
-    return this.sourceError;
+    return this.reader.error;
   }
 
   private admit(spec: TaskSpec<I>): void {
@@ -1096,13 +891,7 @@ export class Run<I = unknown, O = unknown> {
       this.options.rate !== undefined
         ? this.limiters.get(key, this.options.rate)
         : this.limiters.peek(key);
-    const tokenBucket =
-      this.options.tokens !== undefined
-        ? this.limiters.get(`tokens:${key}`, {
-            perMinute: this.options.tokens.perMinute,
-            burst: this.options.tokens.burst ?? this.options.tokens.perMinute,
-          })
-        : undefined;
+    const tokenBucket = this.meter.bucketFor(key);
     const valid = problem === undefined;
     const rec = new TaskRecord<I, O>(
       id,
@@ -1153,81 +942,42 @@ export class Run<I = unknown, O = unknown> {
         });
         return;
       }
-      let waiting = 0;
-      for (const d of deps) {
-        const ended = this.graph.ended.get(d);
-        if (ended === 'succeeded') continue;
-        if (ended !== undefined) {
-          this.finish(rec, 'cancelled', undefined, { kind: 'dependency_failed', dependency: d });
-          return;
-        }
-        waiting++;
-      }
-      if (waiting > 0) {
-        rec.waitingOn = waiting;
-        this.graph.parked.add(rec);
-        for (const d of deps) {
-          if (this.graph.ended.has(d)) continue;
-          const list = this.graph.dependents.get(d);
-          if (list === undefined) this.graph.dependents.set(d, [rec]);
-          else list.push(rec);
-        }
+      const parked = this.graph.park(rec, deps);
+      if (parked.kind === 'failed') {
+        this.finish(rec, 'cancelled', undefined, {
+          kind: 'dependency_failed',
+          dependency: parked.dependency,
+        });
         return;
       }
+      if (parked.kind === 'parked') return;
     }
     // State first, event second: a listener that cancels must find the task in its queue.
     this.ready.push(rec, rec.priority);
     this.transition(rec, 'queued', rec.attempts, false);
   }
 
-  /** A task ended: its dependents are queued (all their dependencies succeeded) or cancelled. */
-  private settleDependents(rec: TaskRecord<I, O>, status: TerminalStatus): void {
-    const graph = this.graph!;
-    graph.ended.set(rec.id, status);
-    const waiting = graph.dependents.get(rec.id);
-    if (waiting === undefined) return;
-    graph.dependents.delete(rec.id);
-    for (const d of waiting) {
-      if (isTerminal(d.status)) continue;
-      if (status !== 'succeeded') {
-        graph.parked.delete(d);
-        // A run being stopped cancels for its own reason: the dependency did not fail.
-        this.finish(
-          d,
-          'cancelled',
-          undefined,
-          this.stopReason ?? { kind: 'dependency_failed', dependency: rec.id },
-        );
-      } else if (--d.waitingOn === 0) {
-        graph.parked.delete(d);
-        if (this.stopReason !== undefined) {
-          this.finish(d, 'cancelled', undefined, this.stopReason);
-        } else {
-          this.ready.push(d, d.priority);
-          this.transition(d, 'queued', d.attempts, false);
-        }
-      }
+  /** Every dependency of `d` succeeded: it is queued (or cancelled, when the run stops). */
+  private readonly dependencyReady = (d: TaskRecord<I, O>): void => {
+    if (this.stopReason !== undefined) {
+      this.finish(d, 'cancelled', undefined, this.stopReason);
+    } else {
+      this.ready.push(d, d.priority);
+      this.transition(d, 'queued', d.attempts, false);
     }
-  }
+  };
+
+  /** A dependency of `d` did not succeed. A stopping run cancels for its own reason. */
+  private readonly dependencyFailed = (d: TaskRecord<I, O>, dependency: string): void => {
+    this.finish(
+      d,
+      'cancelled',
+      undefined,
+      this.stopReason ?? { kind: 'dependency_failed', dependency },
+    );
+  };
 
   // ---------------------------------------------------------------- waits
-
-  private batchGateOpen(): boolean {
-    const batch = this.options.batch!;
-    if (this.batchAdmitted < batch.size) return this.batchGapDone;
-    if (this.batchLive > 0) return false;
-    // The batch is complete: start the gap, then open the next batch.
-    this.batchAdmitted = 0;
-    const gap = batch.backoffMs ?? 0;
-    if (gap === 0) return true;
-    this.batchGapDone = false;
-    this.batchTimer = this.clock.schedule(gap, () => {
-      this.batchTimer = undefined;
-      this.batchGapDone = true;
-      this.afterChange();
-    });
-    return false;
-  }
 
   private armRateTimer(bucket: RateLimiter, key: string, tokens: number): void {
     const wait = bucket.msUntilAvailable(tokens);
@@ -1235,7 +985,7 @@ export class Run<I = unknown, O = unknown> {
     if (this.rateTimer !== undefined && this.rateTimerAt <= at) return;
     this.rateTimer?.();
     this.rateTimerAt = at;
-    this.emit('rateLimited', { key, waitMs: wait, at: this.clock.now() });
+    this.events.emit('rateLimited', { key, waitMs: wait, at: this.clock.now() });
     this.rateTimer = this.clock.schedule(wait, () => {
       this.rateTimer = undefined;
       this.rateTimerAt = Number.POSITIVE_INFINITY;
@@ -1251,33 +1001,6 @@ export class Run<I = unknown, O = unknown> {
 
   // ---------------------------------------------------------------- bookkeeping
 
-  /**
-   * Tokens to reserve for the next attempt: the configured estimate until usage is known, then
-   * the running mean of reported usage; never more than the bucket can ever hold.
-   */
-  private tokenEstimate(bucket: RateLimiter): number {
-    const budget = this.options.tokens!;
-    const mean =
-      this.reportedAttempts > 0 ? this.reportedTokenSum / this.reportedAttempts : undefined;
-    return Math.min(bucket.burst, Math.max(1, Math.round(mean ?? budget.estimate ?? 500)));
-  }
-
-  /** Settles a reservation: charge an underestimate (as debt), refund an overestimate. */
-  private reconcileTokens(att: Attempt<I, O>): void {
-    const bucket = att.rec.tokenBucket;
-    if (bucket === undefined || att.reservedTokens === 0) return;
-    // A target that reports nothing keeps its estimate charged: unknown is not free.
-    if (att.reportedTokens === undefined) return;
-    this.reportedTokenSum += att.reportedTokens;
-    this.reportedAttempts++;
-    const diff = att.reportedTokens - att.reservedTokens;
-    if (diff > 0) bucket.forceTake(diff);
-    else if (diff < 0) bucket.refund(-diff);
-  }
-
-  private reportedTokenSum = 0;
-  private reportedAttempts = 0;
-
   /** What an attempt's context reports to (not part of the Run's public surface). */
   private readonly sink: UsageSink<I, O> = {
     addUsage: (att, usage) => this.addUsage(att, usage),
@@ -1286,38 +1009,15 @@ export class Run<I = unknown, O = unknown> {
 
   /** Called by an attempt's `reportLimits`. */
   private syncLimits(att: Attempt<I, O>, limits: RateLimitSnapshot): void {
-    att.limitsReported = true;
-    const rec = att.rec;
-    const key = rec.rateKey;
-    const cool = (bucket: RateLimiter | undefined, ms: number | undefined, name: string) => {
-      if (bucket === undefined || ms === undefined || !(ms > 0)) return;
-      bucket.coolDown(ms);
-      this.emit('coolDown', { key: name, ms, at: this.clock.now() });
-    };
-    if (limits.remainingRequests !== undefined)
-      rec.bucket?.clampAvailable(limits.remainingRequests);
-    if (limits.remainingRequests === 0) cool(rec.bucket, limits.resetRequestsMs, key);
-    if (limits.remainingTokens !== undefined) {
-      rec.tokenBucket?.clampAvailable(limits.remainingTokens);
-      if (limits.remainingTokens === 0)
-        cool(rec.tokenBucket, limits.resetTokensMs, `tokens:${key}`);
-    }
+    applyLimits(att, limits, (key, ms) =>
+      this.events.emit('coolDown', { key, ms, at: this.clock.now() }),
+    );
   }
 
   /** Called by an attempt's `reportUsage`. */
   private addUsage(att: Attempt<I, O>, usage: Partial<Usage>): void {
-    const tokens = usage.tokens ?? 0;
-    const cost = usage.cost ?? 0;
-    if (!Number.isFinite(tokens) || tokens < 0)
-      throw new InvalidOptionError('usage.tokens', tokens, 'a number >= 0');
-    if (!Number.isFinite(cost) || cost < 0)
-      throw new InvalidOptionError('usage.cost', cost, 'a number >= 0');
-    att.reportedTokens = (att.reportedTokens ?? 0) + tokens;
-    att.rec.usage.tokens += tokens;
-    att.rec.usage.cost += cost;
-    this.tokens += tokens;
-    this.cost += cost;
-    this.emit('usage', { taskId: att.rec.id, attempt: att.attempt, tokens, cost });
+    const { tokens, cost } = this.meter.add(att, usage);
+    this.events.emit('usage', { taskId: att.rec.id, attempt: att.attempt, tokens, cost });
   }
 
   private transition(
@@ -1332,7 +1032,7 @@ export class Run<I = unknown, O = unknown> {
     this.counts[from]--;
     this.counts[to]++;
     rec.status = to;
-    const listeners = this.listeners.transition;
+    const listeners = this.events.listeners.transition;
     if (listeners.length === 0) return;
     // Every literal is written out in full: a spread (`{ ...base, to }`) takes V8 off its
     // fast path and cost more than the rest of a task's bookkeeping (bench S1).
@@ -1358,48 +1058,7 @@ export class Run<I = unknown, O = unknown> {
       default:
         event = { taskId, from, at, attempt, to, error: rec.error!, result: rec };
     }
-    this.dispatch(listeners, event);
-  }
-
-  private emit<K extends keyof RunEvents>(event: K, payload: Parameters<RunEvents[K]>[0]): void {
-    const list = this.listeners[event];
-    if (list.length > 0) this.dispatch(list as ((p: typeof payload) => void)[], payload);
-  }
-
-  /**
-   * Delivers events in the order they happened. A listener that changes the run (cancel, pause)
-   * causes new events while others still wait for the current one: those are queued, never
-   * delivered re-entrantly, so every listener sees a task's transitions in order.
-   */
-  private dispatch<P>(list: ((p: P) => void)[], payload: P): void {
-    if (this.dispatching) {
-      this.eventQueue.push(() => this.deliver(list, payload));
-      return;
-    }
-    this.dispatching = true;
-    try {
-      this.deliver(list, payload);
-      while (this.eventQueue.length > 0) this.eventQueue.shift()!();
-    } finally {
-      this.dispatching = false;
-    }
-  }
-
-  private dispatching = false;
-  private readonly eventQueue: (() => void)[] = [];
-
-  private deliver<P>(list: ((p: P) => void)[], payload: P): void {
-    for (const fn of list.length === 1 ? list : [...list]) {
-      try {
-        fn(payload);
-      } catch (err) {
-        // A throwing listener is a bug in the caller's code: surface it loudly, but never let it
-        // corrupt the scheduler's bookkeeping halfway through a transition.
-        queueMicrotask(() => {
-          throw err;
-        });
-      }
-    }
+    this.events.dispatch(listeners, event);
   }
 
   private afterChange(): void {
@@ -1417,7 +1076,7 @@ export class Run<I = unknown, O = unknown> {
     if (this.stopReason !== undefined || this.finished || !this.started) return;
     if (this.zombiesRunning < this.concurrencyLimit || this.running !== this.zombiesRunning) return;
     const waiting =
-      this.ready.size + this.retryQueue.size + this.backingOff.size > 0 || !this.sourceDone;
+      this.ready.size + this.retryQueue.size + this.backingOff.size > 0 || !this.reader.done;
     if (!waiting) return;
     this.stop({ kind: 'stop_rule', rule: 'zombies' }, 'abort', {
       rule: 'zombies',
@@ -1436,19 +1095,20 @@ export class Run<I = unknown, O = unknown> {
   }
 
   private maybeFinish(): void {
-    if (this.finished || !this.started || !this.sourceDone || this.live > 0) return;
+    if (this.finished || !this.started || !this.reader.done || this.live > 0) return;
     if (this.running - this.zombiesRunning > 0) return;
     this.finished = true;
     this.clearRateTimer();
     this.deadlines.clear();
     this.deadlineTimer?.();
-    this.batchTimer?.();
+    this.batch?.close();
     if (this.options.signal !== undefined)
       this.options.signal.removeEventListener('abort', this.signalListener!);
-    if (this.stopReason === undefined && this.sourceError !== undefined) {
+    const sourceError = this.reader.error;
+    if (this.stopReason === undefined && sourceError !== undefined) {
       this.stopInfo = {
         rule: 'source_error',
-        message: `task source failed: ${this.sourceError.message}`,
+        message: `task source failed: ${sourceError.message}`,
       };
     }
     const status: 'completed' | 'cancelled' | 'stopped' =
@@ -1467,7 +1127,7 @@ export class Run<I = unknown, O = unknown> {
       startedAt: this.startedAt,
       finishedAt: this.clock.now(),
     };
-    this.emit('done', result as RunExecutionResult);
+    this.events.emit('done', result as RunExecutionResult);
     this.resolveResult!(result);
     this.notify();
   }
@@ -1490,8 +1150,8 @@ export class Run<I = unknown, O = unknown> {
       ...(this.paceController === undefined ? {} : { pace: this.paceController.statistics() }),
       interrupted: this.interrupted,
       zombies: this.zombies,
-      tokens: this.tokens,
-      cost: this.cost,
+      tokens: this.meter.tokens,
+      cost: this.meter.cost,
       wallTimeMs: this.clock.now() - this.startedAt,
       latencyMs: this.latency.summary(),
       successRate: settled === 0 ? 0 : c.succeeded / settled,

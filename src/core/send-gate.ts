@@ -1,0 +1,77 @@
+/**
+ * The send gate: the journal's durability point (`Run.gateSends`). The attempts started in one
+ * microtask turn are held until one commit ran, so what the commit makes durable holds the start
+ * of every attempt before its request leaves.
+ */
+
+import { StrideError } from './errors.js';
+
+/**
+ * Holds the attempts started in one microtask turn, runs the commit once, then releases them
+ * (`release` sends, or withdraws an attempt aborted meanwhile, and says if it withdrew one;
+ * `withdrew` is then called once).
+ */
+export class SendGate<A> {
+  private commit: (() => void) | undefined;
+  private held: A[] = [];
+  private queued = false;
+
+  constructor(
+    private readonly release: (att: A) => boolean,
+    private readonly withdrew: () => void,
+  ) {}
+
+  /** A commit is installed: started attempts must be held. */
+  get active(): boolean {
+    return this.commit !== undefined;
+  }
+
+  /** Installs `commit`; returns a function that removes it. One per run. */
+  install(commit: () => void): () => void {
+    if (this.commit !== undefined)
+      throw new StrideError(
+        'INVALID_STATE',
+        'this run already has a send gate (one journal per run)',
+      );
+    this.commit = commit;
+    return () => {
+      if (this.commit === commit) this.commit = undefined;
+    };
+  }
+
+  /** Holds `att` until the turn's commit ran. One commit per microtask turn. */
+  hold(att: A): void {
+    this.held.push(att);
+    if (!this.queued) {
+      this.queued = true;
+      queueMicrotask(this.releaseHeld);
+    }
+  }
+
+  /**
+   * Runs the commit once for every attempt held since the last turn, then releases them. An
+   * attempt aborted while held (a cancel, a stop rule or a pause with `abortInFlight` in the
+   * same turn) never reached the target: it is withdrawn, not sent.
+   */
+  private readonly releaseHeld = (): void => {
+    this.queued = false;
+    const held = this.held;
+    if (held.length === 0) return;
+    this.held = [];
+    const commit = this.commit;
+    if (commit !== undefined) {
+      try {
+        commit();
+      } catch (err) {
+        // The gate's owner handles its own failures (the journal cancels the run): a throw is a
+        // bug, surfaced loudly like a throwing listener's.
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    }
+    let withdrawn = false;
+    for (const att of held) if (this.release(att)) withdrawn = true;
+    if (withdrawn) this.withdrew();
+  };
+}
