@@ -3,7 +3,9 @@
  * from the loop so run.ts reads as scheduling alone; the Run owns one and forwards `on`.
  */
 
-import type { RunEvents } from './model.js';
+import type { ErrorInfo } from './errors.js';
+import type { RunEvents, TaskStatus, TaskTransition } from './model.js';
+import type { TaskRecord } from './task.js';
 
 type Listeners = { [K in keyof RunEvents]: RunEvents[K][] };
 
@@ -71,5 +73,35 @@ export class RunEmitter {
         });
       }
     }
+  }
+}
+
+/** The event of `rec`'s move from `from` to `to` (its status is already `to`). */
+export function transitionEvent<I, O>(
+  rec: TaskRecord<I, O>,
+  from: TaskStatus,
+  to: TaskStatus,
+  at: number,
+  attempt: number,
+  retry: boolean,
+  retryInMs: number,
+  error: ErrorInfo | undefined,
+): TaskTransition {
+  // Every literal is written out in full: a spread (`{ ...base, to }`) takes V8 off its
+  // fast path and cost more than the rest of a task's bookkeeping (bench S1).
+  const taskId = rec.id;
+  switch (to) {
+    case 'queued':
+      return { taskId, from, at, attempt, to, retry };
+    case 'pending':
+      return { taskId, from, at, attempt, to, retryInMs, error: error! };
+    case 'running':
+      return { taskId, from, at, attempt, to };
+    case 'succeeded':
+      return { taskId, from, at, attempt, to, result: rec };
+    case 'cancelled':
+      return { taskId, from, at, attempt, to, reason: rec.reason!, result: rec };
+    default:
+      return { taskId, from, at, attempt, to, error: rec.error!, result: rec };
   }
 }

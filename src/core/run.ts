@@ -11,23 +11,21 @@
  * - every task ends in exactly one terminal state.
  */
 
+import { Admission } from './admission.js';
 import { BatchGate } from './batch-gate.js';
 import { type CancelTimer, type Clock, RealClock } from './clock.js';
 import { DeadlineQueue } from './deadlines.js';
 import {
   CancelledError,
   classifyError,
-  describeValue,
   type ErrorClassification,
   type ErrorInfo,
   InvalidOptionError,
   PausedError,
   TimeoutError,
-  toErrorInfo,
 } from './errors.js';
-import { RunEmitter } from './events.js';
+import { RunEmitter, transitionEvent } from './events.js';
 import { DependencyGraph } from './graph.js';
-import { LatencyHistogram } from './histogram.js';
 import {
   type CancelReason,
   type Hold,
@@ -42,12 +40,10 @@ import {
   type Target,
   type TaskSpec,
   type TaskStatus,
-  type TaskTransition,
   type TerminalStatus,
   type Usage,
 } from './model.js';
 import {
-  backoffDelay,
   type ResolvedRetry,
   type RunOptions,
   resolveRetry,
@@ -63,10 +59,12 @@ import {
 } from './pace.js';
 import { Fifo, PriorityFifo } from './queue.js';
 import { type RateLimiter, RateLimiterRegistry } from './rate.js';
+import { RetryPolicy } from './retry-policy.js';
 import { SendGate } from './send-gate.js';
 import { type ReaderHost, TaskReader, type TaskSource } from './source.js';
 import { StopRules } from './stop-rules.js';
-import { type AbortKind, Attempt, specProblem, TaskRecord, type UsageSink } from './task.js';
+import { RunTally } from './tally.js';
+import { type AbortKind, Attempt, type TaskRecord, type UsageSink } from './task.js';
 import { applyLimits, TokenMeter } from './token-budget.js';
 
 export type { TaskSource } from './source.js';
@@ -97,11 +95,9 @@ export class Run<I = unknown, O = unknown> {
   readonly runId: string;
   private readonly target: Target<I, O>;
   private readonly clock: Clock;
-  private readonly random: () => number;
   private readonly retry: ResolvedRetry;
   private readonly options: RunOptions;
   private readonly limiters: RateLimiterRegistry;
-  private readonly defaultKey: string;
   private readonly zombieGraceMs: number;
   private readonly retain: boolean;
   private readonly lookahead: number;
@@ -110,8 +106,8 @@ export class Run<I = unknown, O = unknown> {
   /** The adaptive pace (undefined with `adaptive: false`) and its rate gate, if engaged. */
   private readonly paceController: PaceController | undefined;
   private paceBucket: RateLimiter | undefined;
-  /** Refusals (429s) per task still running: they do not count against maxAttempts. */
-  private readonly refusals = new Map<TaskRecord<I, O>, number>();
+  /** The retry decision, with the 429 refusals of each task still running. */
+  private readonly retryPolicy: RetryPolicy<I, O>;
 
   private statusValue: RunStatus = 'running';
   private started = false;
@@ -131,7 +127,7 @@ export class Run<I = unknown, O = unknown> {
   );
   private readonly meter: TokenMeter;
   private readonly stopRules: StopRules;
-  private seq = 0;
+  private readonly admission: Admission<I, O>;
 
   // Queues and in-flight work
   private readonly ready = new PriorityFifo<TaskRecord<I, O>>();
@@ -156,24 +152,9 @@ export class Run<I = unknown, O = unknown> {
   private readonly signalListener: (() => void) | undefined;
 
   // Statistics
-  private readonly counts: Record<TaskStatus, number> = {
-    pending: 0,
-    queued: 0,
-    running: 0,
-    succeeded: 0,
-    failed: 0,
-    timeout: 0,
-    cancelled: 0,
-    error: 0,
-  };
-  private total = 0;
-  private attemptsStarted = 0;
-  private retries = 0;
-  private refused = 0;
-  private interrupted = 0;
-  private zombies = 0;
+  private readonly tally = new RunTally();
+  private readonly counts = this.tally.counts;
   private startedAt = 0;
-  private readonly latency = new LatencyHistogram();
   private readonly deadlines: DeadlineQueue<Attempt<I, O>>;
   private readonly results: TaskRecord<I, O>[] = [];
   private resultPromise: Promise<RunExecutionResult<I, O>> | undefined;
@@ -188,10 +169,9 @@ export class Run<I = unknown, O = unknown> {
     this.target = target;
     this.clock = options.clock ?? new RealClock();
     this.deadlines = new DeadlineQueue(this.clock, (att) => this.onTimeout(att));
-    this.random = options.random ?? Math.random;
     this.retry = resolveRetry(options.retry);
+    this.retryPolicy = new RetryPolicy(this.retry, options.random ?? Math.random);
     this.limiters = options.limiters ?? new RateLimiterRegistry(this.clock);
-    this.defaultKey = target.key ?? 'default';
     this.zombieGraceMs = options.zombieGraceMs ?? 1000;
     this.retain = options.retainResults ?? true;
     this.concurrencyLimit = options.concurrency ?? 10;
@@ -219,6 +199,14 @@ export class Run<I = unknown, O = unknown> {
     }
     this.reader = new TaskReader(source, this.readerHost, this.lookahead);
     this.graph = DependencyGraph.of(source);
+    this.admission = new Admission(
+      target.key ?? 'default',
+      options.rate,
+      this.limiters,
+      this.meter,
+      this.retry.maxAttempts,
+      this.graph !== undefined,
+    );
     this.admitWhole = this.reader.hasPriorities || this.graph !== undefined;
     if (options.signal !== undefined) {
       const signal = options.signal;
@@ -279,12 +267,12 @@ export class Run<I = unknown, O = unknown> {
   } {
     const c = this.counts;
     return {
-      total: Math.max(this.total, this.reader.plannedTotal),
+      total: Math.max(this.tally.total, this.reader.plannedTotal),
       byStatus: { ...c },
       running: this.running,
       zombiesRunning: this.zombiesRunning,
-      settled: c.succeeded + c.failed + c.timeout + c.cancelled + c.error,
-      attempts: this.attemptsStarted,
+      settled: this.tally.settled,
+      attempts: this.tally.attempts,
       tokens: this.meter.tokens,
       cost: this.meter.cost,
     };
@@ -523,10 +511,10 @@ export class Run<I = unknown, O = unknown> {
   private startAttempt(rec: TaskRecord<I, O>, reservedTokens: number): void {
     const now = this.clock.now();
     rec.attempts++;
-    this.attemptsStarted++;
+    this.tally.attempts++;
     if (rec.retrying) {
       rec.retrying = false;
-      this.retries++;
+      this.tally.retries++;
     }
     if (rec.startedAt === undefined) rec.startedAt = now;
     this.transition(rec, 'running', rec.attempts);
@@ -537,7 +525,7 @@ export class Run<I = unknown, O = unknown> {
       rec.bucket?.refund(1);
       if (reservedTokens > 0) rec.tokenBucket?.refund(reservedTokens);
       rec.attempts--;
-      this.attemptsStarted--;
+      this.tally.attempts--;
       if (isTerminal(rec.status)) return;
       if (this.stopReason !== undefined) {
         this.finish(rec, 'cancelled', undefined, this.stopReason);
@@ -613,7 +601,7 @@ export class Run<I = unknown, O = unknown> {
     rec.bucket?.refund(1);
     if (att.reservedTokens > 0) rec.tokenBucket?.refund(att.reservedTokens);
     rec.attempts--;
-    this.attemptsStarted--;
+    this.tally.attempts--;
     if (this.statusValue === 'pausing' && this.running - this.zombiesRunning === 0)
       this.statusValue = 'paused';
     if (isTerminal(rec.status)) return;
@@ -641,7 +629,7 @@ export class Run<I = unknown, O = unknown> {
     );
     this.abortAttempt(att, 'timeout', err);
     att.decided = true;
-    this.latency.record(this.clock.now() - att.startedAt);
+    this.tally.latency.record(this.clock.now() - att.startedAt);
     this.attemptFailed(att.rec, err, att);
     this.afterChange();
   }
@@ -657,7 +645,7 @@ export class Run<I = unknown, O = unknown> {
     if (att.zombie) this.zombiesRunning--;
     if (!att.decided) {
       att.decided = true;
-      this.latency.record(this.clock.now() - att.startedAt);
+      this.tally.latency.record(this.clock.now() - att.startedAt);
       const rec = att.rec;
       if (ok) {
         this.stopRules.answered();
@@ -689,7 +677,7 @@ export class Run<I = unknown, O = unknown> {
     att.zombieCancel = undefined;
     if (att.settled) return;
     att.zombie = true;
-    this.zombies++;
+    this.tally.zombies++;
     this.zombiesRunning++;
     this.events.emit('zombie', { taskId: att.rec.id, attempt: att.attempt, at: this.clock.now() });
     // The work ignores its abort; decide its task now so the run is not held hostage. The slot
@@ -706,7 +694,7 @@ export class Run<I = unknown, O = unknown> {
 
   private requeueInterrupted(rec: TaskRecord<I, O>): void {
     rec.interrupted++;
-    this.interrupted++;
+    this.tally.interrupted++;
     if (this.stopReason !== undefined) {
       this.finish(rec, 'cancelled', undefined, this.stopReason);
       return;
@@ -752,33 +740,22 @@ export class Run<I = unknown, O = unknown> {
   private attemptFailed(rec: TaskRecord<I, O>, err: unknown, att?: Attempt<I, O>): void {
     const cls = classifyError(err);
     this.stopRules.failed(cls.auth);
-    // A 429 (not a spent quota) was refused before any work: it is no failed attempt of the
-    // case, so it does not spend maxAttempts; maxRateLimitRetries bounds it instead.
-    let refusals = this.refusals.get(rec) ?? 0;
-    if (cls.rateLimited) {
-      this.refusals.set(rec, ++refusals);
-      this.refused++;
-    }
-    const spent = rec.attempts - rec.interrupted - refusals;
-    const canRetry =
-      cls.retryable &&
-      spent < rec.maxAttempts &&
-      refusals <= this.retry.maxRateLimitRetries &&
-      this.stopReason === undefined;
+    if (cls.rateLimited) this.tally.refused++;
+    const { retry, delayMs, info } = this.retryPolicy.failed(
+      rec,
+      err,
+      cls,
+      this.stopReason !== undefined,
+    );
     const signal = this.paceSignal(err, cls, att);
-    let delay =
-      cls.retryAfterMs ??
-      backoffDelay(this.retry, Math.max(1, cls.rateLimited ? refusals : spent), this.random);
+    let delay = delayMs;
     // A bare 429 under adaptive pace: the lowered pace is the wait, not a timer.
     if (signal === 'rate_limited') delay = 0;
     else if (cls.rateLimited && rec.bucket !== undefined) {
       rec.bucket.coolDown(delay);
       this.events.emit('coolDown', { key: rec.rateKey, ms: delay, at: this.clock.now() });
     }
-    const info = toErrorInfo(err, cls.code);
-    if (cls.rateLimited && refusals > this.retry.maxRateLimitRetries)
-      info.message += ` (refused ${refusals} times; the ${this.retry.maxRateLimitRetries} rate-limit retries are spent)`;
-    if (!canRetry) {
+    if (!retry) {
       // A failed verdict may still carry what the target answered (TaskFailedError's output).
       const output = (err as { output?: unknown } | null)?.output;
       if (output !== undefined) rec.output = output as O;
@@ -808,7 +785,7 @@ export class Run<I = unknown, O = unknown> {
   ): void {
     if (isTerminal(rec.status)) return;
     const now = this.clock.now();
-    if (this.refusals.size > 0) this.refusals.delete(rec);
+    this.retryPolicy.ended(rec);
     rec.finishedAt = now;
     rec.executionTimeMs = rec.startedAt === undefined ? 0 : now - rec.startedAt;
     if (status === 'succeeded') rec.error = undefined;
@@ -881,67 +858,21 @@ export class Run<I = unknown, O = unknown> {
   }
 
   private admit(spec: TaskSpec<I>): void {
-    this.seq++;
-    const problem = specProblem(spec);
-    const id =
-      (problem === undefined || problem.field !== 'id' ? spec?.id : undefined) ??
-      `task-${this.seq}`;
-    const key = (problem === undefined ? spec.rateKey : undefined) ?? this.defaultKey;
-    const bucket =
-      this.options.rate !== undefined
-        ? this.limiters.get(key, this.options.rate)
-        : this.limiters.peek(key);
-    const tokenBucket = this.meter.bucketFor(key);
-    const valid = problem === undefined;
-    const rec = new TaskRecord<I, O>(
-      id,
-      spec?.input as I,
-      (valid ? spec.priority : undefined) ?? 0,
-      valid ? spec.timeoutMs : undefined,
-      (valid ? spec.maxAttempts : undefined) ?? this.retry.maxAttempts,
-      bucket,
-      tokenBucket,
-      key,
-      (valid ? spec.attemptsBefore : undefined) ?? 0,
-    );
-    if (valid) rec.interrupted = spec.interruptedBefore ?? 0;
-    this.total++;
+    const rec = this.admission.admit(spec);
+    this.tally.total++;
     this.live++;
     this.counts.pending++;
     if (this.stopReason !== undefined) {
       this.finish(rec, 'cancelled', undefined, this.stopReason);
       return;
     }
-    if (problem !== undefined) {
-      // A malformed task is that task's error, not the run's: the rest of the plan still runs.
-      this.finish(rec, 'error', {
-        code: 'VALIDATION_ERROR',
-        name: 'ValidationError',
-        message: `task ${id}: invalid ${problem.field}: ${describeValue(problem.value)} (expected ${problem.expected})`,
-      });
-      return;
-    }
-    const spent = rec.attempts - rec.interrupted;
-    if (spent >= rec.maxAttempts) {
-      // A resumed task whose budget an earlier session spent, the last attempt with no known
-      // outcome (it was in flight when the process died): one more would go past maxAttempts.
-      this.finish(rec, 'error', {
-        code: 'ATTEMPTS_EXHAUSTED',
-        name: 'AttemptsExhaustedError',
-        message: `task ${id}: ${spent} of ${rec.maxAttempts} attempts were spent before this run, the last with no known outcome: none is left`,
-      });
+    const rejected = this.admission.rejected;
+    if (rejected !== undefined) {
+      this.finish(rec, 'error', rejected);
       return;
     }
     const deps = spec.dependsOn;
-    if (deps !== undefined && deps.length > 0) {
-      if (this.graph === undefined) {
-        this.finish(rec, 'error', {
-          code: 'VALIDATION_ERROR',
-          name: 'ValidationError',
-          message: `task ${id}: dependsOn needs the tasks as an array, so the graph can be checked before anything runs`,
-        });
-        return;
-      }
+    if (this.graph !== undefined && deps !== undefined && deps.length > 0) {
       const parked = this.graph.park(rec, deps);
       if (parked.kind === 'failed') {
         this.finish(rec, 'cancelled', undefined, {
@@ -1034,31 +965,10 @@ export class Run<I = unknown, O = unknown> {
     rec.status = to;
     const listeners = this.events.listeners.transition;
     if (listeners.length === 0) return;
-    // Every literal is written out in full: a spread (`{ ...base, to }`) takes V8 off its
-    // fast path and cost more than the rest of a task's bookkeeping (bench S1).
-    const taskId = rec.id;
-    const at = this.clock.now();
-    let event: TaskTransition;
-    switch (to) {
-      case 'queued':
-        event = { taskId, from, at, attempt, to, retry };
-        break;
-      case 'pending':
-        event = { taskId, from, at, attempt, to, retryInMs, error: error! };
-        break;
-      case 'running':
-        event = { taskId, from, at, attempt, to };
-        break;
-      case 'succeeded':
-        event = { taskId, from, at, attempt, to, result: rec };
-        break;
-      case 'cancelled':
-        event = { taskId, from, at, attempt, to, reason: rec.reason!, result: rec };
-        break;
-      default:
-        event = { taskId, from, at, attempt, to, error: rec.error!, result: rec };
-    }
-    this.events.dispatch(listeners, event);
+    this.events.dispatch(
+      listeners,
+      transitionEvent(rec, from, to, this.clock.now(), attempt, retry, retryInMs, error),
+    );
   }
 
   private afterChange(): void {
@@ -1134,27 +1044,11 @@ export class Run<I = unknown, O = unknown> {
 
   /** Statistics so far (final once the run is done). */
   statistics(): RunStatistics {
-    const c = this.counts;
-    const settled = c.succeeded + c.failed + c.timeout + c.error;
-    return {
-      totalTasks: this.total,
-      byStatus: { ...c },
-      succeededTasks: c.succeeded,
-      failedTasks: c.failed,
-      timeoutTasks: c.timeout,
-      errorTasks: c.error,
-      cancelledTasks: c.cancelled,
-      attempts: this.attemptsStarted,
-      retries: this.retries,
-      refused: this.refused,
-      ...(this.paceController === undefined ? {} : { pace: this.paceController.statistics() }),
-      interrupted: this.interrupted,
-      zombies: this.zombies,
-      tokens: this.meter.tokens,
-      cost: this.meter.cost,
-      wallTimeMs: this.clock.now() - this.startedAt,
-      latencyMs: this.latency.summary(),
-      successRate: settled === 0 ? 0 : c.succeeded / settled,
-    };
+    return this.tally.statistics(
+      this.paceController?.statistics(),
+      this.meter.tokens,
+      this.meter.cost,
+      this.clock.now() - this.startedAt,
+    );
   }
 }
