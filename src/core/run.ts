@@ -18,7 +18,6 @@ import { DeadlineQueue } from './deadlines.js';
 import {
   CancelledError,
   classifyError,
-  type ErrorClassification,
   type ErrorInfo,
   InvalidOptionError,
   PausedError,
@@ -50,16 +49,12 @@ import {
   validateConcurrency,
   validateRunOptions,
 } from './options.js';
-import {
-  type PaceChange,
-  PaceController,
-  type PaceSignal,
-  type PaceState,
-  paceSignalOf,
-} from './pace.js';
+import type { PaceState } from './pace.js';
 import { Fifo, PriorityFifo } from './queue.js';
-import { type RateLimiter, RateLimiterRegistry } from './rate.js';
+import { RateLimiterRegistry } from './rate.js';
+import { RateGate } from './rate-gate.js';
 import { RetryPolicy } from './retry-policy.js';
+import { RunPace } from './run-pace.js';
 import { SendGate } from './send-gate.js';
 import { type ReaderHost, TaskReader, type TaskSource } from './source.js';
 import { StopRules } from './stop-rules.js';
@@ -101,11 +96,8 @@ export class Run<I = unknown, O = unknown> {
   private readonly zombieGraceMs: number;
   private readonly retain: boolean;
   private readonly lookahead: number;
-  /** The effective concurrency: the option's, or what the adaptive pace lowered it to. */
-  private concurrencyLimit: number;
-  /** The adaptive pace (undefined with `adaptive: false`) and its rate gate, if engaged. */
-  private readonly paceController: PaceController | undefined;
-  private paceBucket: RateLimiter | undefined;
+  /** The effective concurrency and the adaptive pace. */
+  private readonly pacer: RunPace;
   /** The retry decision, with the 429 refusals of each task still running. */
   private readonly retryPolicy: RetryPolicy<I, O>;
 
@@ -126,6 +118,7 @@ export class Run<I = unknown, O = unknown> {
     () => this.afterChange(),
   );
   private readonly meter: TokenMeter;
+  private readonly rateGate: RateGate;
   private readonly stopRules: StopRules;
   private readonly admission: Admission<I, O>;
 
@@ -138,8 +131,6 @@ export class Run<I = unknown, O = unknown> {
   private zombiesRunning = 0;
   private live = 0;
   private pumping = false;
-  private rateTimer: CancelTimer | undefined;
-  private rateTimerAt = Number.POSITIVE_INFINITY;
   private deadlineTimer: CancelTimer | undefined;
 
   // Holds: the run is paused while any is held (`hold`); `pause()` is the user's.
@@ -174,20 +165,17 @@ export class Run<I = unknown, O = unknown> {
     this.limiters = options.limiters ?? new RateLimiterRegistry(this.clock);
     this.zombieGraceMs = options.zombieGraceMs ?? 1000;
     this.retain = options.retainResults ?? true;
-    this.concurrencyLimit = options.concurrency ?? 10;
-    const adaptive = options.adaptive ?? true;
-    this.paceController =
-      adaptive === false
-        ? undefined
-        : new PaceController(
-            this.clock,
-            this.concurrencyLimit,
-            adaptive === true ? {} : adaptive,
-            options.rate?.perMinute,
-          );
-    this.lookahead = options.lookahead ?? Math.max(256, 4 * this.concurrencyLimit);
+    this.lookahead = options.lookahead ?? Math.max(256, 4 * (options.concurrency ?? 10));
     this.runId = options.runId ?? generatedRunId();
     this.meter = new TokenMeter(options.tokens, this.limiters);
+    this.rateGate = new RateGate(
+      this.clock,
+      this.meter,
+      () => this.pacer.waitedForRate(),
+      (key, waitMs) => this.events.emit('rateLimited', { key, waitMs, at: this.clock.now() }),
+      () => this.afterChange(),
+    );
+    this.pacer = new RunPace(this.clock, options, this.rateGate, this.events);
     this.stopRules = new StopRules(options.stop);
     this.batch =
       options.batch === undefined
@@ -233,20 +221,12 @@ export class Run<I = unknown, O = unknown> {
 
   /** Current concurrency limit: the effective one (see `pace`). */
   get concurrency(): number {
-    return this.concurrencyLimit;
+    return this.pacer.limit;
   }
 
   /** The pace now: the ceiling, the effective concurrency and the adapted rate. */
   get pace(): PaceState {
-    return (
-      this.paceController?.state ?? {
-        adaptive: false,
-        ceiling: this.concurrencyLimit,
-        concurrency: this.concurrencyLimit,
-        minConcurrency: this.concurrencyLimit,
-        ratePerMinute: undefined,
-      }
-    );
+    return this.pacer.state;
   }
 
   /** Aborted when the run stops (cancel, stop rule, deadline): the parent of every attempt's signal. */
@@ -390,7 +370,7 @@ export class Run<I = unknown, O = unknown> {
         return;
     }
     this.statusValue = this.running - this.zombiesRunning > 0 ? 'pausing' : 'paused';
-    this.clearRateTimer();
+    this.rateGate.clear();
     const abortInFlight = options.abortInFlight ?? false;
     if (abortInFlight) {
       for (const att of this.inFlight) {
@@ -428,12 +408,7 @@ export class Run<I = unknown, O = unknown> {
    */
   setConcurrency(n: number): void {
     validateConcurrency(n);
-    const from = this.concurrencyLimit;
-    const at = this.clock.now();
-    const change = this.paceController?.setCeiling(n, at);
-    this.concurrencyLimit = this.paceController?.limit ?? n;
-    this.events.emit('concurrency', { from, to: this.concurrencyLimit, at });
-    if (change !== undefined) this.events.emit('paceChanged', change);
+    this.pacer.setCeiling(n);
     this.pump();
   }
 
@@ -472,32 +447,15 @@ export class Run<I = unknown, O = unknown> {
     if (this.pumping || !this.started || this.finished) return;
     this.pumping = true;
     try {
-      while (this.statusValue === 'running' && this.running < this.concurrencyLimit) {
+      while (this.statusValue === 'running' && this.running < this.pacer.limit) {
         if (this.options.ordered === true && (this.running > 0 || this.backingOff.size > 0)) break;
         if (this.ready.size + this.retryQueue.size < this.lookahead / 2) this.refill();
         const fromRetry = this.retryQueue.size > 0;
         const rec = fromRetry ? this.retryQueue.peek()! : this.ready.peek();
         if (rec === undefined) break;
         if (!fromRetry && this.batch !== undefined && !this.batch.open()) break;
-        const pace = this.paceBucket;
-        if (pace !== undefined && !pace.tryAcquire()) {
-          this.paceController!.waitedForRate();
-          this.armRateTimer(pace, rec.rateKey, 1);
-          break;
-        }
-        const bucket = rec.bucket;
-        if (bucket !== undefined && !bucket.tryAcquire()) {
-          pace?.refund(1);
-          this.armRateTimer(bucket, rec.rateKey, 1);
-          break;
-        }
-        const reserve = rec.tokenBucket === undefined ? 0 : this.meter.estimate(rec.tokenBucket);
-        if (reserve > 0 && !rec.tokenBucket!.tryAcquire(reserve)) {
-          pace?.refund(1);
-          bucket?.refund(1);
-          this.armRateTimer(rec.tokenBucket!, rec.rateKey, reserve);
-          break;
-        }
+        const reserve = this.rateGate.take(rec);
+        if (reserve < 0) break;
         if (fromRetry) this.retryQueue.shift();
         else this.ready.shift();
         this.batch?.admit(rec);
@@ -521,9 +479,7 @@ export class Run<I = unknown, O = unknown> {
     if (this.statusValue !== 'running' || isTerminal(rec.status)) {
       // A listener paused or stopped the run between "chosen" and "started": nothing is sent.
       // Give back the tokens and the attempt; the task waits at the head of the retry queue.
-      this.paceBucket?.refund(1);
-      rec.bucket?.refund(1);
-      if (reservedTokens > 0) rec.tokenBucket?.refund(reservedTokens);
+      this.rateGate.refund(rec, reservedTokens);
       rec.attempts--;
       this.tally.attempts--;
       if (isTerminal(rec.status)) return;
@@ -537,10 +493,7 @@ export class Run<I = unknown, O = unknown> {
     }
     const att = new Attempt<I, O>(this.sink, rec, rec.attempts, now);
     att.reservedTokens = reservedTokens;
-    if (this.paceController !== undefined) {
-      att.paceSeq = this.paceController.started(now);
-      att.inFlightAtStart = this.running;
-    }
+    this.pacer.started(att, now, this.running);
     this.inFlight.add(att);
     this.running++;
     const timeout = rec.timeoutMs ?? this.options.timeoutMs;
@@ -597,9 +550,7 @@ export class Run<I = unknown, O = unknown> {
     att.zombieCancel = undefined;
     this.inFlight.delete(att);
     this.running--;
-    this.paceBucket?.refund(1);
-    rec.bucket?.refund(1);
-    if (att.reservedTokens > 0) rec.tokenBucket?.refund(att.reservedTokens);
+    this.rateGate.refund(rec, att.reservedTokens);
     rec.attempts--;
     this.tally.attempts--;
     if (this.statusValue === 'pausing' && this.running - this.zombiesRunning === 0)
@@ -650,7 +601,7 @@ export class Run<I = unknown, O = unknown> {
       if (ok) {
         this.stopRules.answered();
         rec.output = value as O;
-        this.paceAnswered(att);
+        this.pacer.answered(att);
         this.finish(rec, 'succeeded');
       } else if (att.abortKind === 'pause') {
         this.requeueInterrupted(rec);
@@ -703,40 +654,6 @@ export class Run<I = unknown, O = unknown> {
     this.transition(rec, 'queued', rec.attempts, true);
   }
 
-  /**
-   * Tells the adaptive pace what a failed attempt means: a refusal without Retry-After lowers
-   * the pace (returned, so the retry knows to wait for the pace instead of a timer); a wrong
-   * answer is still an answer.
-   */
-  private paceSignal(
-    err: unknown,
-    cls: ErrorClassification,
-    att: Attempt<I, O> | undefined,
-  ): PaceSignal | undefined {
-    const pace = this.paceController;
-    if (pace === undefined || att === undefined) return undefined;
-    const signal = paceSignalOf(err, cls, att.limitsReported);
-    if (signal !== undefined) {
-      this.applyPace(pace.refused(att.paceSeq, att.inFlightAtStart, signal, this.clock.now()));
-    } else if (cls.code === 'TASK_FAILED') this.paceAnswered(att);
-    return signal;
-  }
-
-  private paceAnswered(att: Attempt<I, O>): void {
-    const pace = this.paceController;
-    if (pace !== undefined)
-      this.applyPace(pace.answered(att.paceSeq, att.inFlightAtStart, this.clock.now()));
-  }
-
-  private applyPace(change: PaceChange | undefined): void {
-    if (change === undefined) return;
-    this.paceBucket = this.paceController!.bucket;
-    const { from, to } = change.concurrency;
-    this.concurrencyLimit = to;
-    if (from !== to) this.events.emit('concurrency', { from, to, at: change.at });
-    this.events.emit('paceChanged', change);
-  }
-
   private attemptFailed(rec: TaskRecord<I, O>, err: unknown, att?: Attempt<I, O>): void {
     const cls = classifyError(err);
     this.stopRules.failed(cls.auth);
@@ -747,7 +664,7 @@ export class Run<I = unknown, O = unknown> {
       cls,
       this.stopReason !== undefined,
     );
-    const signal = this.paceSignal(err, cls, att);
+    const signal = this.pacer.failed(err, cls, att);
     let delay = delayMs;
     // A bare 429 under adaptive pace: the lowered pace is the wait, not a timer.
     if (signal === 'rate_limited') delay = 0;
@@ -813,7 +730,7 @@ export class Run<I = unknown, O = unknown> {
     this.stopInfo = info;
     this.statusValue = 'stopping';
     this.events.emit('stopping', { at: this.clock.now(), reason });
-    this.clearRateTimer();
+    this.rateGate.clear();
     this.batch?.close();
     if (reason.kind !== 'deadline') {
       this.deadlineTimer?.();
@@ -910,26 +827,6 @@ export class Run<I = unknown, O = unknown> {
 
   // ---------------------------------------------------------------- waits
 
-  private armRateTimer(bucket: RateLimiter, key: string, tokens: number): void {
-    const wait = bucket.msUntilAvailable(tokens);
-    const at = this.clock.now() + wait;
-    if (this.rateTimer !== undefined && this.rateTimerAt <= at) return;
-    this.rateTimer?.();
-    this.rateTimerAt = at;
-    this.events.emit('rateLimited', { key, waitMs: wait, at: this.clock.now() });
-    this.rateTimer = this.clock.schedule(wait, () => {
-      this.rateTimer = undefined;
-      this.rateTimerAt = Number.POSITIVE_INFINITY;
-      this.afterChange();
-    });
-  }
-
-  private clearRateTimer(): void {
-    this.rateTimer?.();
-    this.rateTimer = undefined;
-    this.rateTimerAt = Number.POSITIVE_INFINITY;
-  }
-
   // ---------------------------------------------------------------- bookkeeping
 
   /** What an attempt's context reports to (not part of the Run's public surface). */
@@ -984,13 +881,13 @@ export class Run<I = unknown, O = unknown> {
    */
   private checkZombieStall(): void {
     if (this.stopReason !== undefined || this.finished || !this.started) return;
-    if (this.zombiesRunning < this.concurrencyLimit || this.running !== this.zombiesRunning) return;
+    if (this.zombiesRunning < this.pacer.limit || this.running !== this.zombiesRunning) return;
     const waiting =
       this.ready.size + this.retryQueue.size + this.backingOff.size > 0 || !this.reader.done;
     if (!waiting) return;
     this.stop({ kind: 'stop_rule', rule: 'zombies' }, 'abort', {
       rule: 'zombies',
-      message: `all ${this.concurrencyLimit} slots are held by attempts that ignore their abort`,
+      message: `all ${this.pacer.limit} slots are held by attempts that ignore their abort`,
     });
   }
 
@@ -1008,7 +905,7 @@ export class Run<I = unknown, O = unknown> {
     if (this.finished || !this.started || !this.reader.done || this.live > 0) return;
     if (this.running - this.zombiesRunning > 0) return;
     this.finished = true;
-    this.clearRateTimer();
+    this.rateGate.clear();
     this.deadlines.clear();
     this.deadlineTimer?.();
     this.batch?.close();
@@ -1045,7 +942,7 @@ export class Run<I = unknown, O = unknown> {
   /** Statistics so far (final once the run is done). */
   statistics(): RunStatistics {
     return this.tally.statistics(
-      this.paceController?.statistics(),
+      this.pacer.statistics(),
       this.meter.tokens,
       this.meter.cost,
       this.clock.now() - this.startedAt,
