@@ -25,6 +25,7 @@ import {
 } from './errors.js';
 import { RunEmitter, transitionEvent } from './events.js';
 import { DependencyGraph } from './graph.js';
+import { type HoldOptions, Holds } from './holds.js';
 import {
   type CancelReason,
   type Hold,
@@ -61,6 +62,7 @@ import { StopRules } from './stop-rules.js';
 import { RunTally } from './tally.js';
 import { type AbortKind, Attempt, type TaskRecord, type UsageSink } from './task.js';
 import { applyLimits, TokenMeter } from './token-budget.js';
+import { Waiters } from './waiters.js';
 
 export type { TaskSource } from './source.js';
 
@@ -106,7 +108,7 @@ export class Run<I = unknown, O = unknown> {
   private finished = false;
   private readonly runController = new AbortController();
   private readonly events = new RunEmitter();
-  private waiters: { check: () => boolean; resolve: () => void }[] = [];
+  private readonly waiters = new Waiters();
 
   // Collaborators: the source reader, the dependency graph, the gates, the budget, stop rules
   private readonly reader: TaskReader<I>;
@@ -134,8 +136,7 @@ export class Run<I = unknown, O = unknown> {
   private deadlineTimer: CancelTimer | undefined;
 
   // Holds: the run is paused while any is held (`hold`); `pause()` is the user's.
-  private readonly holdSet = new Set<HoldInfo>();
-  private userHold: Hold | undefined;
+  private readonly holdBook: Holds;
 
   // Stop state
   private stopReason: CancelReason | undefined;
@@ -181,9 +182,14 @@ export class Run<I = unknown, O = unknown> {
       options.batch === undefined
         ? undefined
         : new BatchGate(options.batch, this.clock, () => this.afterChange());
+    this.holdBook = new Holds(
+      this.clock,
+      (o) => this.pauseNow(o),
+      () => this.resumeNow(),
+    );
     if (options.paused) {
       this.statusValue = 'paused';
-      this.userHold = this.hold('user');
+      this.holdBook.pauseByUser({}, false);
     }
     this.reader = new TaskReader(source, this.readerHost, this.lookahead);
     this.graph = DependencyGraph.of(source);
@@ -311,29 +317,13 @@ export class Run<I = unknown, O = unknown> {
    * hold.release(); // resumes unless someone else still holds the run
    * ```
    */
-  hold(reason: string, options: { by?: string; abortInFlight?: boolean } = {}): Hold {
-    const entry: HoldInfo = {
-      reason,
-      ...(options.by === undefined ? {} : { by: options.by }),
-      since: this.clock.now(),
-    };
-    this.holdSet.add(entry);
-    this.pauseNow(options);
-    let released = false;
-    return {
-      reason,
-      release: () => {
-        if (released) return;
-        released = true;
-        this.holdSet.delete(entry);
-        if (this.holdSet.size === 0) this.resumeNow();
-      },
-    };
+  hold(reason: string, options: HoldOptions = {}): Hold {
+    return this.holdBook.take(reason, options);
   }
 
   /** Who holds the run paused, oldest first (empty when nobody does). */
   holds(): HoldInfo[] {
-    return [...this.holdSet];
+    return this.holdBook.list();
   }
 
   /**
@@ -342,11 +332,7 @@ export class Run<I = unknown, O = unknown> {
    * the retry budget).
    */
   pause(options: { abortInFlight?: boolean } = {}): void {
-    if (this.userHold === undefined && !this.finished) {
-      this.userHold = this.hold('user', options);
-    } else {
-      this.pauseNow(options);
-    }
+    this.holdBook.pauseByUser(options, this.finished);
   }
 
   /**
@@ -354,9 +340,7 @@ export class Run<I = unknown, O = unknown> {
    * graceful stop, backpressure; see `holds()`).
    */
   resume(): void {
-    const hold = this.userHold;
-    this.userHold = undefined;
-    hold?.release();
+    this.holdBook.resumeByUser();
   }
 
   private pauseNow(options: { abortInFlight?: boolean }): void {
@@ -378,7 +362,7 @@ export class Run<I = unknown, O = unknown> {
       }
     }
     this.events.emit('paused', { at: this.clock.now(), abortInFlight });
-    this.notify();
+    this.waiters.notify();
   }
 
   private resumeNow(): void {
@@ -388,7 +372,7 @@ export class Run<I = unknown, O = unknown> {
     this.refill();
     this.pump();
     this.maybeFinish();
-    this.notify();
+    this.waiters.notify();
   }
 
   /**
@@ -426,8 +410,7 @@ export class Run<I = unknown, O = unknown> {
 
   /** Resolves once `predicate` holds, checked after every state change. */
   waitFor(predicate: () => boolean): Promise<void> {
-    if (predicate()) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push({ check: predicate, resolve }));
+    return this.waiters.waitFor(predicate);
   }
 
   /** Resolves when no attempt is in flight (zombies aside). */
@@ -872,7 +855,7 @@ export class Run<I = unknown, O = unknown> {
     this.checkZombieStall();
     this.pump();
     this.maybeFinish();
-    this.notify();
+    this.waiters.notify();
   }
 
   /**
@@ -889,16 +872,6 @@ export class Run<I = unknown, O = unknown> {
       rule: 'zombies',
       message: `all ${this.pacer.limit} slots are held by attempts that ignore their abort`,
     });
-  }
-
-  private notify(): void {
-    if (this.waiters.length === 0) return;
-    const waiting = this.waiters;
-    this.waiters = [];
-    for (const w of waiting) {
-      if (w.check()) w.resolve();
-      else this.waiters.push(w);
-    }
   }
 
   private maybeFinish(): void {
@@ -936,7 +909,7 @@ export class Run<I = unknown, O = unknown> {
     };
     this.events.emit('done', result as RunExecutionResult);
     this.resolveResult!(result);
-    this.notify();
+    this.waiters.notify();
   }
 
   /** Statistics so far (final once the run is done). */
