@@ -100,8 +100,84 @@ function absolute(path: string): string {
   return path.startsWith('/') ? path : `${process.cwd()}/${path}`;
 }
 
-/** `stride runs`: one line per run, newest first. */
-export function formatRuns(runs: readonly RunSummary[]): string {
+/** The suffix of an action plan's rollback run id (`<plan run id>:rollback`). */
+const ROLLBACK_SUFFIX = ':rollback';
+
+/** A run as `stride runs` lists it: the stored row, the outcome in words, its rollback. */
+export interface RunRow extends RunSummary {
+  /**
+   * What a user cares about: for an action plan `succeeded`, `failed`, `failed, rolled back`,
+   * `failed, rollback failed`, `failed, rollback interrupted`; otherwise the stored status.
+   */
+  readonly outcome: string;
+  /** An action plan's rollback run, folded into its plan's row. */
+  readonly rollback?: RunSummary;
+}
+
+/**
+ * An action plan's outcome: the engine's `completed` only says every step was decided, not that
+ * the plan worked, and its saga rollback is a run of its own (`<id>:rollback`). A step that did
+ * not succeed makes the plan `failed`; the rollback's own result follows.
+ */
+function actionOutcome(run: RunSummary, rollback: RunSummary | undefined): string {
+  const c = run.counts;
+  const base =
+    run.status !== 'completed' ? run.status : c.succeeded === c.total ? 'succeeded' : 'failed';
+  if (rollback === undefined) return base;
+  const r = rollback.counts;
+  if (rollback.status === 'running' || rollback.status === 'interrupted')
+    return `${base}, rollback interrupted`;
+  return `${base}, ${rollback.status === 'completed' && r.succeeded === r.total ? 'rolled back' : 'rollback failed'}`;
+}
+
+/**
+ * Folds each action plan's `<id>:rollback` run into its plan's row and gives every row its
+ * outcome. `runOf` finds a plan or a rollback the list does not hold (cut by `--limit`).
+ *
+ * @example
+ * ```ts
+ * const rows = await runRows(await store.listRuns({ limit: 20 }), async (id) => store.getRun(id));
+ * rows[0]?.outcome; // 'failed, rolled back'
+ * ```
+ */
+export async function runRows(
+  runs: readonly RunSummary[],
+  runOf: (id: string) => Promise<RunSummary | undefined>,
+): Promise<RunRow[]> {
+  const byId = new Map(runs.map((r) => [r.id, r]));
+  const rows: RunRow[] = [];
+  for (const run of runs) {
+    if (run.kind !== 'action') {
+      rows.push({ ...run, outcome: run.status });
+      continue;
+    }
+    let plan: RunSummary | undefined = run;
+    let rollback: RunSummary | undefined;
+    if (run.id.endsWith(ROLLBACK_SUFFIX)) {
+      // Shown on its plan's row; the newest row when `--limit` left the plan out.
+      const parent = run.id.slice(0, -ROLLBACK_SUFFIX.length);
+      if (byId.has(parent)) continue;
+      rollback = run;
+      plan = await runOf(parent);
+      if (plan === undefined) {
+        rows.push({ ...run, outcome: run.status });
+        continue;
+      }
+    } else {
+      const id = `${run.id}${ROLLBACK_SUFFIX}`;
+      rollback = byId.get(id) ?? (await runOf(id));
+    }
+    rows.push({
+      ...plan,
+      outcome: actionOutcome(plan, rollback),
+      ...(rollback === undefined ? {} : { rollback }),
+    });
+  }
+  return rows;
+}
+
+/** `stride runs`: one line per run, newest first (an action plan's rollback on its row). */
+export function formatRuns(runs: readonly RunRow[]): string {
   if (runs.length === 0) return 'no runs yet';
   const header = [
     'RUN',
@@ -118,7 +194,7 @@ export function formatRuns(runs: readonly RunSummary[]): string {
   const rows = runs.map((r) => [
     r.id,
     r.plan,
-    r.status + (r.resumes > 0 ? ` (${r.resumes} resume${r.resumes > 1 ? 's' : ''})` : ''),
+    r.outcome + (r.resumes > 0 ? ` (${r.resumes} resume${r.resumes > 1 ? 's' : ''})` : ''),
     when(r.startedAt),
     String(r.counts.total),
     String(r.counts.succeeded),
@@ -139,13 +215,13 @@ export function formatRuns(runs: readonly RunSummary[]): string {
 }
 
 /** `stride show`: one run's record. */
-export function formatRun(run: RunRecord): string {
+export function formatRun(run: RunRecord, outcome: string = run.status): string {
   const c = run.counts;
   const s = run.statistics;
   const lines = [
     `run        ${run.id}${run.parentId === undefined ? '' : ` (re-run of ${run.parentId})`}`,
     `plan       ${run.plan} (${run.kind}, hash ${run.planHash.slice(0, 12)})`,
-    `status     ${run.status}${run.stoppedBy === undefined ? '' : `, stopped by ${run.stoppedBy.rule}: ${run.stoppedBy.message}`}`,
+    `status     ${outcome === run.status ? run.status : `${outcome} (run ${run.status})`}${run.stoppedBy === undefined ? '' : `, stopped by ${run.stoppedBy.rule}: ${run.stoppedBy.message}`}`,
     `started    ${when(run.startedAt)}`,
     `finished   ${when(run.finishedAt)}${run.finishedAt === undefined ? '' : ` (${secs((run.finishedAt - run.startedAt) / 1000)})`}`,
     `resumes    ${run.resumes}`,

@@ -43,6 +43,7 @@ async function stride(dir: string, ...args: string[]) {
 
 interface RunSummary {
   id: string;
+  outcome?: string;
   parentId?: string;
   kind: string;
   status: string;
@@ -129,6 +130,27 @@ describe('stride run with an action plan', () => {
 
       const runs = JSON.parse((await stride(dir, 'runs', '--json')).stdout) as RunSummary[];
       expect(runs.every((r) => r.kind === 'action')).toBe(true);
+
+      // `stride runs` (issue #18 item 5): the outcome a user cares about, on one row; the
+      // rollback run is folded into it (it was a `completed` row plus a `…:rollback` row).
+      const runId = /^Run (\S+): failed/m.exec(run.stdout)![1]!;
+      expect(runs).toHaveLength(1);
+      expect(runs[0]).toMatchObject({
+        id: runId,
+        status: 'completed',
+        outcome: 'failed, rolled back',
+        rollback: { id: `${runId}:rollback`, status: 'completed' },
+      });
+      const table = (await stride(dir, 'runs')).stdout.trim().split('\n');
+      expect(table).toHaveLength(2);
+      expect(table[1]).toContain(' failed, rolled back ');
+      expect(table.join('\n')).not.toContain(':rollback');
+      // The newest run is the rollback: with -n 1 the plan's row stands for it.
+      const newest = JSON.parse((await stride(dir, 'runs', '-n', '1', '--json')).stdout);
+      expect(newest).toMatchObject([{ id: runId, outcome: 'failed, rolled back' }]);
+      expect((await stride(dir, 'show', runId)).stdout).toContain(
+        'status     failed, rolled back (run completed)',
+      );
     },
     SLOW,
   );

@@ -31,8 +31,14 @@ export function registerRuns(root: Command, { io }: CommandContext): void {
         io.stdout.write(await planRunsText(history, flags.plan, flags.limit, flags.json === true));
         return;
       }
-      const { formatRuns } = await import('../summary.js');
-      const runs = await history.listRuns({ limit: flags.limit });
+      const { formatRuns, runRows } = await import('../summary.js');
+      const runs = await runRows(await history.listRuns({ limit: flags.limit }), async (id) => {
+        const record = await history.store.getRun(id);
+        if (record === undefined) return undefined;
+        // The listed fields only: the plan's JSON and statistics stay with `stride show`.
+        const { planJson: _p, optionsJson: _o, clockOffsetMs: _c, statistics: _s, ...row } = record;
+        return row;
+      });
       io.stdout.write(flags.json === true ? `${JSON.stringify(runs)}\n` : `${formatRuns(runs)}\n`);
     } finally {
       await history.store.close();

@@ -14,19 +14,22 @@ export function registerShow(root: Command, { io }: CommandContext): void {
       .option('--json', 'print JSON'),
     'stride show 20261124-213005-ab12',
   ).action(async (runId: string, flags: { db: string; json?: boolean }) => {
-    const [{ openHistory }, { formatRun }] = await Promise.all([
+    const [{ openHistory }, { formatRun, runRows }] = await Promise.all([
       import('../journal.js'),
       import('../summary.js'),
     ]);
     const history = openHistory(flags.db, true);
     try {
       const run = await history.getRun(runId);
+      // An action plan's outcome (failed, rolled back), as `stride runs` shows it.
+      const [row] = await runRows([run], (id) => history.store.getRun(id));
+      const outcome = row?.id === run.id ? row.outcome : run.status;
       if (flags.json === true) {
         const { planJson, optionsJson, ...rest } = run;
         io.stdout.write(
-          `${JSON.stringify({ ...rest, plan: JSON.parse(planJson), options: JSON.parse(optionsJson) })}\n`,
+          `${JSON.stringify({ ...rest, outcome, plan: JSON.parse(planJson), options: JSON.parse(optionsJson) })}\n`,
         );
-      } else io.stdout.write(`${formatRun(run)}\n`);
+      } else io.stdout.write(`${formatRun(run, outcome)}\n`);
     } finally {
       await history.store.close();
     }
