@@ -8,6 +8,7 @@
 
 import { fileURLToPath } from 'node:url';
 import { checkCases, loadPlan, type RunManifest } from '../plans/index.js';
+import { type ProgressBefore, progressBefore } from './progress.js';
 import { newRunId, runSession, type SessionOptions } from './session.js';
 
 /** The bundled demo plan (examples/demo/plan.yaml, shipped in the package). */
@@ -27,7 +28,7 @@ export interface DemoOptions {
   /** Resume this interrupted demo run instead of starting one. */
   readonly resume?: string;
   /** The session's options; its `history` is where the demo run is journaled. */
-  readonly session: Omit<SessionOptions, 'total' | 'doneBefore'>;
+  readonly session: Omit<SessionOptions, 'total' | 'before'>;
 }
 
 /** Runs the demo and resolves with its exit code. */
@@ -52,7 +53,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const env = { ...session.io.env, STRIDE_DEMO_URL: mock.baseUrl };
     const failUnder = session.failUnder ?? DEMO_FAIL_UNDER;
     let manifest: RunManifest;
-    let doneBefore = 0;
+    let before: ProgressBefore | undefined;
     if (options.resume === undefined) {
       const loaded = await loadPlan(DEMO_PLAN, { env, checkCases: false });
       manifest = {
@@ -68,8 +69,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       };
     } else {
       manifest = await history.planOf(options.resume, { env, checkCases: false });
-      const before = await history.getRun(options.resume);
-      doneBefore = before.counts.total - before.counts.cancelled;
+      before = progressBefore((await history.getRun(options.resume)).counts);
     }
     const stats = await checkCases(manifest);
     if (!session.json) {
@@ -89,7 +89,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
         ...session,
         failUnder,
         total: stats.selected,
-        doneBefore,
+        ...(before === undefined ? {} : { before }),
         rewriteJsonl: resumeId !== undefined,
       },
     );

@@ -22,12 +22,49 @@ export interface ProgressOptions {
   readonly ttyEveryMs?: number;
   /** @default 5000 */
   readonly plainEveryMs?: number;
-  /** Cases already done before this session (a resume), counted in done/total. */
-  readonly doneBefore?: number;
+  /**
+   * What earlier sessions of the run decided (a resume): added to this session's counts, so
+   * done/total and ok/fail/err are all the whole run's (one scope), and the line says so.
+   */
+  readonly before?: ProgressBefore;
   /** Total cases of the run when known up front (a resume knows it; a fresh run learns it). */
   readonly total?: number;
   /** Wall clock in ms for the rate and ETA. @default performance.now */
   readonly now?: () => number;
+}
+
+/** Verdicts of a run's earlier sessions, for a resumed run's progress line. */
+export interface ProgressBefore {
+  /** Cases with a verdict (cancelled ones are run again, so not done). */
+  readonly done: number;
+  readonly succeeded: number;
+  readonly failed: number;
+  /** Errors and timeouts. */
+  readonly error: number;
+}
+
+/**
+ * A stored run's verdicts as ProgressBefore.
+ *
+ * @example
+ * ```ts
+ * const before = progressBefore((await store.getRun(runId))!.counts);
+ * ```
+ */
+export function progressBefore(c: {
+  readonly total: number;
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly timeout: number;
+  readonly error: number;
+  readonly cancelled: number;
+}): ProgressBefore {
+  return {
+    done: c.total - c.cancelled,
+    succeeded: c.succeeded,
+    failed: c.failed,
+    error: c.error + c.timeout,
+  };
 }
 
 function duration(ms: number): string {
@@ -103,7 +140,8 @@ export class Progress {
   line(): string {
     const p = this.run.progress;
     const s = p.byStatus;
-    const before = this.options.doneBefore ?? 0;
+    const b = this.options.before;
+    const before = b?.done ?? 0;
     const done = before + p.settled;
     const total = Math.max(this.options.total ?? 0, before + p.total, done);
     const pct = total === 0 ? 0 : Math.floor((100 * done) / total);
@@ -120,7 +158,9 @@ export class Progress {
     const rate =
       pace.ratePerMinute === undefined ? '' : ` rate ${Math.round(pace.ratePerMinute)}/min`;
     const parts = [
-      `[${String(pct).padStart(3)}%] ${done}/${total} ok ${s.succeeded} fail ${s.failed} err ${s.error + s.timeout}`,
+      // After a resume every count is the whole run's, and labelled so (with this session's share):
+      // a cumulative done beside this session's verdicts read as 243/500 done but 83 judged.
+      `[${String(pct).padStart(3)}%] ${done}/${total} ok ${s.succeeded + (b?.succeeded ?? 0)} fail ${s.failed + (b?.failed ?? 0)} err ${s.error + s.timeout + (b?.error ?? 0)}${b === undefined ? '' : ` (whole run; ${p.settled} this session)`}`,
       `${perSec >= 10 ? Math.round(perSec) : perSec.toFixed(1)}/s ETA ${done >= total ? '0s' : duration(eta)}`,
       `conc ${p.running}/${this.run.concurrency}${ceiling}${rate} waits ${this.rateWaits} retries ${this.retries}`,
     ];

@@ -35,7 +35,7 @@ import {
   reportFailure,
   type SessionPlace,
 } from './output.js';
-import { isLiveTerminal, Progress } from './progress.js';
+import { isLiveTerminal, Progress, type ProgressBefore } from './progress.js';
 import { formatRunSummary } from './summary.js';
 
 /** How a session reports. */
@@ -59,8 +59,8 @@ export interface SessionOptions {
   readonly command: string;
   /** How long in-flight work may settle after the first Ctrl-C. @default 10_000 */
   readonly graceMs?: number;
-  /** Cases that already had a verdict before this session (a resume), for the progress line. */
-  readonly doneBefore?: number;
+  /** What earlier sessions decided (a resume), for the progress line's whole-run counts. */
+  readonly before?: ProgressBefore;
   /** The run's case count, when known up front. */
   readonly total?: number;
   /** True for a resume: the JSONL file is re-written from the store at the end, every case in it. */
@@ -132,7 +132,7 @@ export async function runSession(start: SessionStart, options: SessionOptions): 
     if (options.progress) {
       progress = new Progress(run, io.stderr, {
         tty: isLiveTerminal(io.stderr, io.env),
-        ...(options.doneBefore === undefined ? {} : { doneBefore: options.doneBefore }),
+        ...(options.before === undefined ? {} : { before: options.before }),
         ...(options.total === undefined ? {} : { total: options.total }),
       });
       progress.start();

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { isLiveTerminal, Progress } from '../../src/cli/progress.js';
+import { isLiveTerminal, Progress, progressBefore } from '../../src/cli/progress.js';
 import { Run, VirtualClock } from '../../src/core/index.js';
 
 function sink(isTTY: boolean, columns?: number) {
@@ -52,6 +52,42 @@ describe('Progress', () => {
     expect(line).toMatch(/ \| concurrency \d+ → 2: [^|]+$/);
     expect(line).toMatch(/waits [1-9]\d*/); // 20 starts at 10/s with a burst of 2 must wait
     expect(line).toContain('retries 1');
+  });
+
+  it("after a resume every count is the whole run, labelled, not done cumulative beside this session's verdicts (issue #18 item 3)", async () => {
+    const clock = new VirtualClock();
+    // This session: the 20 cases the first session left (cancelled), 19 pass and 1 errors.
+    const run = new Run(
+      Array.from({ length: 20 }, (_, i) => ({ id: `t${i}`, input: i })),
+      {
+        execute: async ({ input }: { input: number }) => {
+          await clock.sleep(100);
+          if (input === 5) throw Object.assign(new Error('bad'), { status: 400 });
+          return input;
+        },
+      },
+      { clock, concurrency: 4 },
+    );
+    // The stored run after the first session: 30 cases, 10 decided, 20 cancelled.
+    const before = progressBefore({
+      total: 30,
+      succeeded: 7,
+      failed: 2,
+      timeout: 1,
+      error: 0,
+      cancelled: 20,
+    });
+    expect(before).toEqual({ done: 10, succeeded: 7, failed: 2, error: 1 });
+    let now = 0;
+    const { out } = sink(false);
+    const progress = new Progress(run, out, { tty: false, total: 30, before, now: () => now });
+    progress.start();
+    await run.start();
+    now = 2_000;
+    const line = progress.line();
+    progress.stop();
+    // 7 + 19 ok, 2 failed, 1 timeout + 1 error: they add up to the 30 done.
+    expect(line).toMatch(/^\[100%\] 30\/30 ok 26 fail 2 err 2 \(whole run; 20 this session\) \| /);
   });
 
   it('rewrites one line on a TTY, clipped to the width, and clears it on stop', () => {

@@ -25,11 +25,13 @@ export function registerResume(root: Command, { io, setCode }: CommandContext): 
     'stride resume 20261124-213005-ab12',
     'stride resume 20261124-213005-ab12 --db ci/stride.db --force',
   ).action(async (runId: string, flags: OutputFlags & DispatchFlags & { force?: boolean }) => {
-    const [{ openRuns, sessionOptions }, { runSession }, { checkCases }] = await Promise.all([
-      import('../journal.js'),
-      import('../session.js'),
-      import('../../plans/index.js'),
-    ]);
+    const [{ openRuns, sessionOptions }, { runSession }, { checkCases }, { progressBefore }] =
+      await Promise.all([
+        import('../journal.js'),
+        import('../session.js'),
+        import('../../plans/index.js'),
+        import('../progress.js'),
+      ]);
     const { history, close } = await openRuns(flags, io, true);
     try {
       const stored = await history.getRun(runId);
@@ -61,7 +63,7 @@ export function registerResume(root: Command, { io, setCode }: CommandContext): 
             command: `stride resume ${runId}${dbFlag(flags.db)}`,
           }),
           total: stats.selected,
-          doneBefore: stored.counts.total - stored.counts.cancelled,
+          before: progressBefore(stored.counts),
           rewriteJsonl: true,
         },
       );
