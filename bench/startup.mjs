@@ -10,15 +10,16 @@
  *   npm run build && node bench/startup.mjs [--rounds 40] [--bundle /tmp/stride-bundle/main.mjs]
  *
  * Each round runs every command once, in a rotating order (so no command always follows the
- * same one); a command's time is spawn to exit on this process's clock. The table gives min and
- * median, and each command's ratio to bare node: the median of the per-round ratios (a round's
- * commands ran within ~1 s of each other, so a load swing moves both sides) beside the ratio of
- * the medians. Module counts come from one run of each under bench/module-count.mjs. Say the
+ * same one); a command's wall time is spawn to exit on this process's clock, its CPU time (user +
+ * system) and peak RSS come from GNU time (/usr/bin/time; "unknown" without it). Each ratio to
+ * bare node is the median of the per-round ratios: a round's commands ran within a second or two
+ * of each other, so a load swing moves both sides. CPU is the steadier figure on a loaded
+ * machine (others' work stretches wall time, not the command's own CPU). Module counts come from one run of each under bench/module-count.mjs. Say the
  * load (`uptime`, printed first) next to any figure.
  */
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -37,20 +38,30 @@ const MAIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const COUNTER = fileURLToPath(new URL('./module-count.mjs', import.meta.url));
 const node = process.execPath;
 
-/** Runs one command to its exit; resolves with its wall time in ms (rejects on a bad exit). */
+/** GNU time, when the machine has it: each child's own user + system CPU seconds and peak RSS. */
+const GNU_TIME = existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
+
+/**
+ * Runs one command to its exit; resolves with its wall time in ms and, under GNU time, its CPU
+ * ms and peak RSS in MB (rejects on a bad exit).
+ */
 function time(argv, env = process.env) {
+  const usage = join(work, 'usage.txt');
+  const full = GNU_TIME === undefined ? argv : [GNU_TIME, '-o', usage, '-f', '%U %S %M', ...argv];
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env });
+    const child = spawn(full[0], full.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env });
     let err = '';
     child.stderr.on('data', (d) => {
       err += d;
     });
     child.on('error', reject);
     child.on('exit', (code) => {
-      const ms = performance.now() - t0;
-      if (code === 0) resolve(ms);
-      else reject(new Error(`${argv.join(' ')} exited ${code}: ${err}`));
+      const wall = performance.now() - t0;
+      if (code !== 0) return reject(new Error(`${argv.join(' ')} exited ${code}: ${err}`));
+      if (GNU_TIME === undefined) return resolve({ wall, cpu: Number.NaN, rss: Number.NaN });
+      const [user, sys, kb] = readFileSync(usage, 'utf8').trim().split('\n').at(-1).split(' ');
+      resolve({ wall, cpu: (Number(user) + Number(sys)) * 1000, rss: Number(kb) / 1024 });
     });
   });
 }
@@ -157,18 +168,32 @@ try {
   const loadAfter = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
   const bare = times[0];
+  const fmt = (x, d = 0) => (Number.isNaN(x) ? 'unknown' : x.toFixed(d));
   const rows = commands.map((c, i) => {
-    const ratios = times[i].map((t, r) => t / bare[r]);
+    const wall = times[i].map((t) => t.wall);
+    const cpu = times[i].map((t) => t.cpu);
+    const paired = (key) => median(times[i].map((t, r) => t[key] / bare[r][key]));
     return [
       c.name,
       String(counts[i]),
-      Math.min(...times[i]).toFixed(0),
-      median(times[i]).toFixed(0),
-      `${median(ratios).toFixed(2)}×`,
-      `${(median(times[i]) / median(bare)).toFixed(2)}×`,
+      fmt(Math.min(...wall)),
+      fmt(median(wall)),
+      `${fmt(paired('wall'), 2)}×`,
+      fmt(median(cpu)),
+      `${fmt(paired('cpu'), 2)}×`,
+      fmt(Math.max(...times[i].map((t) => t.rss)), 1),
     ];
   });
-  const header = ['command', 'modules', 'min ms', 'median ms', 'ratio (paired)', 'ratio (medians)'];
+  const header = [
+    'command',
+    'modules',
+    'wall min ms',
+    'wall median ms',
+    'wall ratio',
+    'cpu median ms',
+    'cpu ratio',
+    'peak RSS MB',
+  ];
   const lines = [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`);
   process.stdout.write(`${lines.join('\n')}\nload average after: ${loadAfter}\n`);
 } finally {

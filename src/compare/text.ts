@@ -4,6 +4,7 @@
  * Regressions come first in both.
  */
 
+import { groupDigits } from '../report/text.js';
 import type { CaseChange, Comparison, Rate, SideSummary } from './types.js';
 
 /** Cases of each list printed in the terminal and in markdown; `--json` has them all. */
@@ -42,7 +43,7 @@ function money(n: number): string {
 }
 
 function int(n: number): string {
-  return Math.round(n).toLocaleString('en-US');
+  return groupDigits(Math.round(n));
 }
 
 function runsOf(s: SideSummary): string {

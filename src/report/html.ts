@@ -9,7 +9,7 @@ import type { TestResult, TestStatus } from './convert.js';
 import { diffText, lineDiff } from './diff.js';
 import { type ResultSource, writeFileStreamed } from './sink.js';
 import type { HistogramBucket, ReportSummary } from './summary.js';
-import { caseName, clip, datasetOf, escapeHtml as h, isCancelled } from './text.js';
+import { caseName, clip, datasetOf, groupDigits, escapeHtml as h, isCancelled } from './text.js';
 
 /** Failures, errors and timeouts listed in full; the rest are counted in a note. */
 export const HTML_MAX_FAILURES = 1000;
@@ -130,7 +130,7 @@ function badge(status: TestStatus | 'cancelled'): string {
 }
 
 function int(n: number): string {
-  return n.toLocaleString('en-US');
+  return groupDigits(n);
 }
 
 function pct(x: number): string {
