@@ -17,6 +17,7 @@ import type {
   AttemptState,
   JournalBatch,
   NewRun,
+  ResultsOptions,
   ResumeState,
   Retention,
   RunCounts,
@@ -503,6 +504,21 @@ export function validateLimit(limit: unknown): void {
   if (limit !== undefined && !(Number.isInteger(limit) && (limit as number) >= 0)) {
     throw new InvalidOptionError('limit', limit, 'an integer >= 0');
   }
+}
+
+/**
+ * A `results` page, checked: `offset` and `limit` are integers >= 0 (InvalidOptionError naming
+ * `results.offset` / `results.limit` otherwise).
+ */
+export function pageOf(options: ResultsOptions): { offset: number; limit: number | undefined } {
+  const { offset = 0, limit } = options;
+  if (!(Number.isInteger(offset) && offset >= 0)) {
+    throw new InvalidOptionError('results.offset', offset, 'an integer >= 0');
+  }
+  if (limit !== undefined && !(Number.isInteger(limit) && limit >= 0)) {
+    throw new InvalidOptionError('results.limit', limit, 'an integer >= 0');
+  }
+  return { offset, limit };
 }
 
 /** Throws InvalidOptionError for a bad RunEnd. */

@@ -16,6 +16,7 @@ import {
   foldBatch,
   fromAttemptRow,
   fromResultRow,
+  pageOf,
   type ResultRow,
   type Tally,
   tallyAttempt,
@@ -164,11 +165,22 @@ export class MemoryStore implements Store {
   async *results(runId: string, options: ResultsOptions = {}): AsyncIterableIterator<TaskResult> {
     const r = this.get(runId);
     const wanted = options.status === undefined ? undefined : new Set<string>(options.status);
+    const text = options.idContains ?? '';
+    const { offset, limit } = pageOf(options);
+    let skip = offset;
+    let left = limit ?? Number.POSITIVE_INFINITY;
     // A snapshot as of the first read, as a database read transaction gives.
     const end = r.results.length;
-    for (let i = 0; i < end; i++) {
+    for (let i = 0; i < end && left > 0; i++) {
       const row = r.results[i]!;
-      if (wanted === undefined || wanted.has(row.status)) yield fromResultRow(row);
+      if (wanted !== undefined && !wanted.has(row.status)) continue;
+      if (text !== '' && !row.case_id.includes(text)) continue;
+      if (skip > 0) {
+        skip--;
+        continue;
+      }
+      left--;
+      yield fromResultRow(row);
     }
   }
 

@@ -210,6 +210,15 @@ export interface ListRunsOptions {
 export interface ResultsOptions {
   /** Only results with one of these statuses. @default all */
   readonly status?: readonly TerminalStatus[];
+  /** Only cases whose id contains this text (case-sensitive). @default all */
+  readonly idContains?: string;
+  /**
+   * Skip this many matching results (in completion order): a page of a large run costs one
+   * ranged query, not a read of everything before it (the dashboard's case table). @default 0
+   */
+  readonly offset?: number;
+  /** At most this many results. @default all */
+  readonly limit?: number;
 }
 
 /** What `prune` removes. Runs matching either rule go. */

@@ -26,6 +26,7 @@ import {
   foldBatch,
   fromAttemptRow,
   fromResultRow,
+  pageOf,
   type ResultRow,
   repeatIndexOf,
   type Tally,
@@ -493,13 +494,23 @@ export class SqliteStore implements Store {
 
   async *results(runId: string, options: ResultsOptions = {}): AsyncIterableIterator<TaskResult> {
     const key = this.prepareRead(runId);
-    const status = options.status;
-    const sql =
-      status === undefined
-        ? 'SELECT * FROM results WHERE id BETWEEN ? AND ? ORDER BY id'
-        : 'SELECT * FROM results WHERE id BETWEEN ? AND ? AND status IN (SELECT value FROM json_each(?)) ORDER BY id';
-    const range = [key * RANGE, key * RANGE + RANGE - 1];
-    const params: unknown[] = status === undefined ? range : [...range, JSON.stringify(status)];
+    const { status, idContains } = options;
+    let sql = 'SELECT * FROM results WHERE id BETWEEN ? AND ?';
+    const params: unknown[] = [key * RANGE, key * RANGE + RANGE - 1];
+    if (status !== undefined) {
+      sql += ' AND status IN (SELECT value FROM json_each(?))';
+      params.push(JSON.stringify(status));
+    }
+    if (idContains !== undefined && idContains !== '') {
+      sql += ' AND instr(case_id, ?) > 0';
+      params.push(idContains);
+    }
+    sql += ' ORDER BY id';
+    const { offset, limit } = pageOf(options);
+    if (offset > 0 || limit !== undefined) {
+      sql += ' LIMIT ? OFFSET ?';
+      params.push(limit ?? -1, offset);
+    }
     const what = `a result of run ${JSON.stringify(runId)}`;
     for (const row of this.stream<ResultRow>(sql, params))
       yield decoded(this.file, what, () => fromResultRow(row));

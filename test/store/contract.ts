@@ -156,6 +156,29 @@ export function storeContract(name: string, open: () => Store | Promise<Store>):
       expect(await collect(store.results('r1', { status: [] }))).toEqual([]);
     });
 
+    test('results page by offset and limit after the status and id filters (the case table)', async () => {
+      await store.createRun(newRun('r1'));
+      const all = Array.from({ length: 7 }, (_, i) =>
+        i % 3 === 2 ? fails(`case-${i}`, i * 10) : succeeds(`case-${i}`, i * 10),
+      );
+      for (const b of all) store.append('r1', b);
+      const ids = async (o: Parameters<Store['results']>[1]) =>
+        (await collect(store.results('r1', o))).map((r) => r.id);
+      expect(await ids({ offset: 2, limit: 3 })).toEqual(['case-2', 'case-3', 'case-4']);
+      expect(await ids({ offset: 5 })).toEqual(['case-5', 'case-6']);
+      expect(await ids({ limit: 0 })).toEqual([]);
+      expect(await ids({ status: ['succeeded'], offset: 1, limit: 2 })).toEqual([
+        'case-1',
+        'case-3',
+      ]);
+      expect(await ids({ status: ['failed'], offset: 1 })).toEqual(['case-5']);
+      expect(await ids({ idContains: '-1' })).toEqual(['case-1']);
+      expect(await ids({ idContains: 'case', status: ['failed'], limit: 1 })).toEqual(['case-2']);
+      expect(await ids({ offset: 99, limit: 10 })).toEqual([]);
+      await expect(collect(store.results('r1', { offset: -1 }))).rejects.toThrow(/results\.offset/);
+      await expect(collect(store.results('r1', { limit: 1.5 }))).rejects.toThrow(/results\.limit/);
+    });
+
     test('undefined and null stay apart; error status, cancel reasons and odd ids survive', async () => {
       await store.createRun(newRun('r1'));
       const weird = 'case "1"\t#2 🚀';
