@@ -14,6 +14,7 @@ import { registerRerun } from './rerun.js';
 import { registerResume } from './resume.js';
 import { registerRun } from './run.js';
 import { registerRuns } from './runs.js';
+import { registerServe } from './serve.js';
 import { registerShow } from './show.js';
 import { registerValidate } from './validate.js';
 import { registerWorker } from './worker.js';
@@ -32,6 +33,7 @@ export const COMMANDS: readonly RegisterCommand[] = [
   registerPrune,
   registerWorker,
   registerCompare,
+  registerServe,
   registerMock,
   registerDemo,
 ];
