@@ -1,0 +1,213 @@
+/**
+ * The dashboard in headless Chromium (Debian's chromium, driven by playwright-core), with real
+ * processes: `stride run` against the mock in one child, `stride serve` in another. The run
+ * page's done count rises without a reload; its Pause button stops new starts at the mock (the
+ * mock's request count equals the attempts the paused run recorded, and stays so: an invariant,
+ * not a timed race), Resume continues, Cancel ends the run cancelled and its process exits 130;
+ * the compare page lists the regressions of two seeded runs; an output holding `<script>` is
+ * shown as text and never runs; off loopback without the token the page is a 401. Screenshots of
+ * each page are kept in test-artifacts/.
+ */
+
+import { mkdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { type MockServer, startMock } from '../../src/mock/index.js';
+import { type Child, spawnStride } from '../cli/helpers.js';
+import { until } from '../runner/child-run.js';
+import { call, planOnMock, type Served, serve, stop } from './helpers.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
+const KEY = 'app-dashboard-browser';
+const XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">';
+const CASES = 2_000;
+
+let mock: MockServer;
+let browser: Browser;
+const children: Child[] = [];
+const served: Served[] = [];
+
+beforeAll(async () => {
+  mock = await startMock({ apiKeys: [KEY], latencyMs: 10 });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  await mkdir(ARTIFACTS, { recursive: true });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  for (const s of served) s.child.kill('SIGINT');
+  for (const c of children) c.kill('SIGKILL');
+  await Promise.all([...children, ...served.map((s) => s.child)].map((c) => c.exited));
+  await mock.close();
+});
+
+function run(plan: string, db: string, id: string, cwd: string): Child {
+  const child = spawnStride(
+    ['run', plan, '--db', db, '--run-id', id, '--out', `${cwd}/out-${id}`, '--no-progress'],
+    { cwd, env: {} },
+  );
+  children.push(child);
+  return child;
+}
+
+async function newPage(): Promise<Page> {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  // A page script error fails the test: the dashboard must run clean.
+  page.on('pageerror', (e) => {
+    throw e;
+  });
+  return page;
+}
+
+describe('the dashboard in Chromium', () => {
+  test('live run page: counts rise, Pause stops new starts, Resume continues, Cancel exits 130; compare lists regressions; <script> is text', async () => {
+    // Two seeded runs of one plan: the head breaks every third case (its output is XSS).
+    const base = planOnMock('seeded', mock.baseUrl, KEY, 30, { expect: 'question' });
+    const head = planOnMock('seeded', mock.baseUrl, KEY, 30, {
+      expect: 'question',
+      output: (i) => (i % 3 === 0 ? XSS : undefined),
+    });
+    const db = base.db;
+    expect(await run(base.plan, db, 'S1', base.dir).exited).toBe(0);
+    expect(await run(head.plan, db, 'S2', head.dir).exited).toBe(1);
+    const live = planOnMock('live', mock.baseUrl, KEY, CASES, { concurrency: 2 });
+    const child = run(live.plan, db, 'L', live.dir);
+    const s = await serve(db);
+    served.push(s);
+    const api = `${s.url}api/runs/L`;
+    await until(
+      'the live run to be driven',
+      async () => {
+        const r = await call(api);
+        return r.status === 200 && r.body.driven === true && r.body.progress.done > 0;
+      },
+      child,
+    );
+
+    // Runs page: every run, the live one running.
+    const page = await newPage();
+    await page.goto(s.url);
+    await page.locator('[data-testid=run-row][data-run-id=L]').waitFor();
+    expect(await page.locator('[data-testid=run-row]').count()).toBe(3);
+    expect(await page.locator('[data-run-id=L] [data-testid=run-status]').textContent()).toBe(
+      'running',
+    );
+    await page.screenshot({ path: `${ARTIFACTS}dashboard-runs.png`, fullPage: true });
+
+    // Run page: the done count rises with no reload (the event stream pushes it).
+    await page.goto(`${s.url}runs/L`);
+    const done = page.locator('[data-testid=progress-done]');
+    await done.waitFor();
+    const count = async () => Number((await done.textContent())?.replace(/,/g, ''));
+    const before = await count();
+    await page.waitForFunction(
+      (n) =>
+        Number(
+          document.querySelector('[data-testid=progress-done]')?.textContent?.replace(/,/g, ''),
+        ) > n,
+      before,
+      { timeout: 60_000 },
+    );
+    expect(await count()).toBeGreaterThan(before);
+
+    // Pause: taken by the run's process; once in-flight attempts settle nothing starts.
+    await page.getByTestId('pause-button').click();
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid=run-status]')?.textContent === 'paused',
+      undefined,
+      { timeout: 60_000 },
+    );
+    expect(await page.getByTestId('held-by').textContent()).toContain(
+      'paused by dashboard 127.0.0.1',
+    );
+    expect(await page.getByTestId('resume-button').isEnabled()).toBe(true);
+    expect(await page.getByTestId('pause-button').isEnabled()).toBe(false);
+    const view = (await call(api)).body;
+    expect(view.shownStatus).toBe('paused');
+    const requests = mock.stats().requests;
+    expect(view.live.state.counts.attempts).toBe(requests);
+    expect(view.live.state.inFlight).toBe(0);
+    await new Promise((r) => setTimeout(r, 500)); // two polls of the run's process
+    expect(mock.stats().requests).toBe(requests);
+    await page.screenshot({ path: `${ARTIFACTS}dashboard-run-paused.png`, fullPage: false });
+
+    await page.getByTestId('resume-button').click();
+    await until('new starts after Resume', () => mock.stats().requests > requests + 10, child);
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid=run-status]')?.textContent === 'running',
+      undefined,
+      { timeout: 60_000 },
+    );
+
+    page.once('dialog', (d) => void d.accept());
+    await page.getByTestId('cancel-button').click();
+    expect(await child.exited).toBe(130);
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid=run-status]')?.textContent === 'cancelled',
+      undefined,
+      { timeout: 60_000 },
+    );
+    expect((await call(api)).body.status).toBe('cancelled');
+    await page.screenshot({ path: `${ARTIFACTS}dashboard-run.png`, fullPage: false });
+
+    // A case whose output is markup: shown as text, never run.
+    await page.goto(`${s.url}runs/S2`);
+    await page.getByTestId('case-search').fill('k3');
+    await page.locator('[data-testid=case-row][data-case-id=k3]').click();
+    const output = page.getByTestId('case-output');
+    await output.waitFor();
+    expect(await output.textContent()).toContain(XSS);
+    expect(
+      await page.evaluate(() => (window as unknown as { __xss?: number }).__xss),
+    ).toBeUndefined();
+    expect(await page.locator('main script, main img').count()).toBe(0);
+    await page.screenshot({ path: `${ARTIFACTS}dashboard-case.png`, fullPage: true });
+
+    // Compare: the head's ten broken cases, regressions first.
+    await page.goto(`${s.url}?plan=seeded`);
+    await page.locator('[data-run-id=S1] input[type=checkbox]').check();
+    await page.locator('[data-run-id=S2] input[type=checkbox]').check();
+    await page.getByTestId('compare-button').click();
+    await page.getByTestId('regressions-table').waitFor();
+    const rows = page.locator('[data-testid=regression-row]');
+    expect(await rows.count()).toBe(10);
+    const ids = await rows.evaluateAll((els) => els.map((e) => e.getAttribute('data-case-id')));
+    expect(new Set(ids)).toEqual(
+      new Set(['k0', 'k3', 'k6', 'k9', 'k12', 'k15', 'k18', 'k21', 'k24', 'k27']),
+    );
+    // Regressions come before every other list.
+    const first = await page.locator('main h2').first().textContent();
+    expect(first).toBe('Regressions (10)');
+    expect(await page.getByTestId('compare-verdict').textContent()).toContain(
+      'significant regression',
+    );
+    await rows.first().click();
+    expect(await page.locator('main').textContent()).toContain(XSS);
+    expect(
+      await page.evaluate(() => (window as unknown as { __xss?: number }).__xss),
+    ).toBeUndefined();
+    await page.screenshot({ path: `${ARTIFACTS}dashboard-compare.png`, fullPage: true });
+    await page.close();
+    expect(await stop(s)).toBe(0);
+  }, 300_000);
+
+  test('off loopback without the token the page is a 401', async () => {
+    const p = planOnMock('token-page', mock.baseUrl, KEY, 2);
+    expect(await run(p.plan, p.db, 'T', p.dir).exited).toBe(0);
+    const s = await serve(p.db, ['--host', '0.0.0.0']);
+    served.push(s);
+    const local = s.url.replace('0.0.0.0', '127.0.0.1');
+    const page = await newPage();
+    const res = await page.goto(local);
+    expect(res?.status()).toBe(401);
+    const token = /^token: (\S+) /.exec(s.lines()[1] ?? '')?.[1];
+    const ok = await page.goto(`${local}?token=${token}`);
+    expect(ok?.status()).toBe(200);
+    expect(page.url()).toBe(local); // the token left the address bar
+    await page.locator('[data-testid=run-row][data-run-id=T]').waitFor();
+    await page.close();
+    expect(await stop(s)).toBe(0);
+  }, 120_000);
+});
