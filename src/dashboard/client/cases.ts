@@ -37,6 +37,13 @@ function split(output: unknown): { output: unknown; assertions: Assertion[] | un
   return { output, assertions: undefined };
 }
 
+/** The answer text when the target gives one (Dify's and the mock's `text`, an `answer`). */
+function answerOf(output: unknown): string | undefined {
+  if (output === null || typeof output !== 'object') return undefined;
+  const o = output as { text?: unknown; answer?: unknown };
+  return typeof o.text === 'string' ? o.text : typeof o.answer === 'string' ? o.answer : undefined;
+}
+
 function lines(value: unknown): string[] {
   return text(value).split('\n');
 }
@@ -83,6 +90,10 @@ async function detail(runId: string, caseId: string): Promise<HTMLElement> {
       ),
     ),
   );
+  const answer = answerOf(output);
+  if (answer !== undefined) {
+    box.append(el('h3', {}, 'Answer'), el('pre', { 'data-testid': 'case-answer' }, answer));
+  }
   if (input?.expected !== undefined)
     box.append(el('h3', {}, 'Expected'), el('pre', {}, text(input.expected)));
   if (r.error)
