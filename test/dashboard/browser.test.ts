@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type MockServer, startMock } from '../../src/mock/index.js';
 import { type Child, spawnStride } from '../cli/helpers.js';
 import { until } from '../runner/child-run.js';
-import { call, planOnMock, type Served, serve, stop } from './helpers.js';
+import { call, planOnMock, type Served, serve, stop, tokenOf } from './helpers.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
@@ -203,7 +203,7 @@ describe('the dashboard in Chromium', () => {
     const page = await newPage();
     const res = await page.goto(local);
     expect(res?.status()).toBe(401);
-    const token = /^token: (\S+) /.exec(s.lines()[1] ?? '')?.[1];
+    const token = await tokenOf(s);
     const ok = await page.goto(`${local}?token=${token}`);
     expect(ok?.status()).toBe(200);
     expect(page.url()).toBe(local); // the token left the address bar

@@ -43,6 +43,20 @@ export async function serve(
   return { url, child, lines };
 }
 
+/** The token a served child printed (it generated one: off loopback without --token). */
+export async function tokenOf(s: Served): Promise<string> {
+  let token: string | undefined;
+  await until(
+    'the token line',
+    () => {
+      token = /^token: (\S+) /.exec(s.lines()[1] ?? '')?.[1];
+      return token !== undefined;
+    },
+    s.child,
+  );
+  return token!;
+}
+
 /** Stops a served child (SIGINT: the graceful stop) and waits for it. */
 export async function stop(s: Served): Promise<number | null> {
   s.child.kill('SIGINT');

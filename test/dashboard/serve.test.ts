@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type MockServer, startMock } from '../../src/mock/index.js';
 import { type Child, spawnStride } from '../cli/helpers.js';
 import { until } from '../runner/child-run.js';
-import { call, events, planOnMock, rawGet, type Served, serve, stop } from './helpers.js';
+import { call, events, planOnMock, rawGet, type Served, serve, stop, tokenOf } from './helpers.js';
 
 const KEY = 'app-dashboard-test';
 const CASES = 2_000; // cancelled long before the end: room for a slow pause under load
@@ -195,7 +195,7 @@ describe('stride serve: the API over HTTP against a run driven by another proces
     const s = await serve(p.db, ['--host', '0.0.0.0']);
     served.push(s);
     expect(s.url).toMatch(/^http:\/\/0\.0\.0\.0:\d+\/$/);
-    const token = /^token: (\S+) /.exec(s.lines()[1] ?? '')?.[1];
+    const token = await tokenOf(s);
     expect(token).toMatch(/^[A-Za-z0-9_-]{22}$/);
     const local = s.url.replace('0.0.0.0', '127.0.0.1');
     for (const path of ['api/runs', 'api/runs/T', 'api/runs/T/events', '', 'runs/T']) {

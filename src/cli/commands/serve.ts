@@ -88,15 +88,16 @@ export function registerServe(root: Command, { io }: CommandContext): void {
       }
       throw err;
     }
-    // The first line is the URL, alone: scripts and tests read it.
-    io.stdout.write(`${dashboard.url}\n`);
+    // The first line is the URL, alone: scripts and tests read it. One write, so a reader
+    // that has the URL has the lines after it too.
+    const lines = [dashboard.url];
     if (dashboard.generatedToken) {
-      io.stdout.write(
-        `token: ${dashboard.token} (open ${dashboard.url}?token=${dashboard.token} once, or send Authorization: Bearer TOKEN)\n`,
+      lines.push(
+        `token: ${dashboard.token} (open ${dashboard.url}?token=${dashboard.token} once, or send Authorization: Bearer TOKEN)`,
       );
     }
-    if (flags.readOnly === true)
-      io.stdout.write('read-only: pause, resume and cancel are refused\n');
+    if (flags.readOnly === true) lines.push('read-only: pause, resume and cancel are refused');
+    io.stdout.write(`${lines.join('\n')}\n`);
     io.stderr.write('Ctrl-C stops the dashboard (runs go on).\n');
     if (flags.open === true) openBrowser(dashboard.url);
     await new Promise<void>((resolve) => {
