@@ -271,9 +271,18 @@ export function cases(runId: string, kind: string): { node: HTMLElement; changed
     detailBox,
   );
   let lastLoad = 0;
-  // A live run moves several times a second: the page shown is read again at most every 2 s.
+  let trailing: ReturnType<typeof setTimeout> | undefined;
+  // A live run moves several times a second: the page shown is read again at most every 2 s,
+  // and once more after the last move (a paused run's table shows its last count).
   const changed = () => {
-    if (Date.now() - lastLoad < 2000) return;
+    const wait = 2000 - (Date.now() - lastLoad);
+    if (wait > 0) {
+      trailing ??= setTimeout(() => {
+        trailing = undefined;
+        changed();
+      }, wait);
+      return;
+    }
     lastLoad = Date.now();
     void load();
   };
