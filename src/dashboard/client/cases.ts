@@ -271,16 +271,19 @@ export function cases(runId: string, kind: string): { node: HTMLElement; changed
     detailBox,
   );
   let lastLoad = 0;
-  let trailing: ReturnType<typeof setTimeout> | undefined;
+  let pending = false;
   // A live run moves several times a second: the page shown is read again at most every 2 s,
   // and once more after the last move (a paused run's table shows its last count).
   const changed = () => {
     const wait = 2000 - (Date.now() - lastLoad);
     if (wait > 0) {
-      trailing ??= setTimeout(() => {
-        trailing = undefined;
-        changed();
-      }, wait);
+      if (!pending) {
+        pending = true;
+        setTimeout(() => {
+          pending = false;
+          changed();
+        }, wait);
+      }
       return;
     }
     lastLoad = Date.now();
