@@ -107,6 +107,12 @@ const BACKOFF = 0.9;
  * decrease: the pace is far above what it admits, so halve (TCP's ratio) instead of creeping.
  */
 const STEEP_BACKOFF = 0.5;
+/**
+ * The rate's decrease before a clean window followed the last one. Gentler than the halving of
+ * the concurrency: the refusals that reach the rate loop include cases the target refuses for
+ * themselves, and the rate recovers by small steps.
+ */
+const RATE_STEEP_BACKOFF = 0.8;
 /** Refused probes double the wait before the next, up to 2^5 = 32 windows. */
 const MAX_PROBE_SHIFT = 5;
 /** The additive rate step, as a share of the rate last refused. */
@@ -115,6 +121,14 @@ const RATE_STEP = 0.05;
 const MIN_RATE_PER_MINUTE = 1;
 /** With the rate limited, a clean window holds at least this many answers. */
 const RATE_WINDOW = 8;
+/**
+ * A fresh refusal is congestion when refusals are at least 1 / this of the answers (above the
+ * concurrency floor; at the floor, where the rate is what is too high, 1 / RATE_SHARE)...
+ */
+const CONCURRENCY_SHARE = 4;
+const RATE_SHARE = 8;
+/** ...counted over at least this many answers (so a lone refusal is not: 1 / 16). */
+const MIN_OUTCOMES = 16;
 /** Rates are measured over the last 64 events, at most this far back. */
 const RATE_WINDOW_MS = 10_000;
 
@@ -157,6 +171,28 @@ class TimeRing {
     }
     if (k === 0) return undefined;
     return (k * 60_000) / Math.max(1, now - start);
+  }
+}
+
+/**
+ * Answers to the attempts sent since the last change, and how many were fresh refusals. Past 32
+ * answers both counts halve, so the share follows the last few dozen answers.
+ */
+class Outcomes {
+  answers = 0;
+  refusals = 0;
+
+  add(refused: boolean): void {
+    if (refused) this.refusals++;
+    if (++this.answers > 32) {
+      this.answers /= 2;
+      this.refusals /= 2;
+    }
+  }
+
+  clear(): void {
+    this.answers = 0;
+    this.refusals = 0;
   }
 }
 
@@ -221,6 +257,8 @@ export class PaceController {
   private seq = 0;
   private changedAt = 0;
   private decreasedAt = 0;
+  /** The refused attempt behind the last decrease. */
+  private decreasedBy = 0;
   private clean = 0;
   /** A clean window passed since the last decrease of each (else a fresh refusal halves). */
   private concurrencySettled = true;
@@ -232,6 +270,12 @@ export class PaceController {
   private readonly concurrencyProbe = new Probe();
   private readonly rateProbe = new Probe();
   private rateStep = 0;
+  /** The answers to attempts sent since the last change. */
+  private readonly outcomes = new Outcomes();
+  /** The last change raised the pace: a refusal under it is a refused probe. */
+  private probing = false;
+  /** The fewest in flight beside a refused attempt since the last change. */
+  private refusedInFlight = Number.POSITIVE_INFINITY;
   private readonly starts = new TimeRing();
   private readonly admits = new TimeRing();
   private firstStart: number | undefined = undefined;
@@ -312,6 +356,7 @@ export class PaceController {
   answered(seq: number, inFlight: number, now: number): PaceChange | undefined {
     this.admits.push(now);
     if (seq <= this.changedAt) return undefined; // sent under an earlier pace
+    this.outcomes.add(false);
     if (inFlight + 1 >= this.limitValue) this.heldByLimit = true;
     // A window: one round of the limit; with the rate limited, at least RATE_WINDOW answers, as
     // one answer at a time says little about a rate.
@@ -319,6 +364,7 @@ export class PaceController {
       this.rateValue === undefined ? this.limitValue : Math.max(this.limitValue, RATE_WINDOW);
     if (++this.clean < window) return undefined;
     this.clean = 0;
+    this.probing = false; // the raised pace held a whole window
     this.concurrencySettled = true;
     this.rateSettled = true;
     let change: PaceChange | undefined;
@@ -330,15 +376,33 @@ export class PaceController {
     return change;
   }
 
-  /** The target refused attempt `seq` without saying how long to wait. */
-  refused(seq: number, inFlight: number, signal: PaceSignal, now: number): PaceChange | undefined {
+  /**
+   * The target refused attempt `seq` without saying how long to wait. `previous`: the number of
+   * the same case's last refused attempt, if it was refused before. Returns the change, or
+   * `own` when the refusal is the case's own, not news about the target: its case was refused
+   * before under this same pace (no decrease since), and other cases would show a limit.
+   */
+  refused(
+    seq: number,
+    inFlight: number,
+    signal: PaceSignal,
+    now: number,
+    previous?: number,
+  ): PaceChange | 'own' | undefined {
+    // Refused before under this pace, or under the one its own refusal lowered: the lower pace
+    // did not help it.
+    if (previous !== undefined && (previous > this.decreasedAt || previous === this.decreasedBy))
+      return 'own';
     const fresh = seq > this.decreasedAt;
+    // Every refusal is evidence that the target admitted fewer than we had in flight.
+    this.refusedInFlight = Math.min(this.refusedInFlight, inFlight);
+    if (fresh && !this.congested(seq)) return undefined;
     if (this.limitValue > this.floor || !fresh) {
-      return this.lowerConcurrency(inFlight, fresh, signal, now);
+      return this.lowerConcurrency(seq, inFlight, fresh, signal, now);
     }
     // At the floor, and still refused: the target limits the rate, not the concurrency. A 503
     // says "busy", which the floor already answers.
-    return signal === 'rate_limited' ? this.lowerRate(now) : undefined;
+    return signal === 'rate_limited' ? this.lowerRate(seq, now) : undefined;
   }
 
   /** `setConcurrency`: a new ceiling. An unlowered limit follows it; a lowered one stays under. */
@@ -353,7 +417,26 @@ export class PaceController {
     return this.change(now, from, to, this.rateValue, 'set', `concurrency ${from} → ${to}: set`);
   }
 
+  /**
+   * Is refusal `seq` (sent under the current pace) a sign the pace is too high? Yes right after
+   * a raise (a refused probe), or when refusals are at least a quarter of the answers sent under
+   * this pace (counted over at least 16). A lone refusal among clean answers is more likely the
+   * case's own (a random fault, a case the target always refuses) than the target's limit: a
+   * target over its limit refuses about every request above it, a quarter and more.
+   */
+  private congested(seq: number): boolean {
+    // Sent before the last raise, under a lower pace: no news about the current one.
+    if (seq <= this.changedAt) return false;
+    this.outcomes.add(true);
+    if (this.probing) return true;
+    // At the floor the refusals say the rate is too high: by how much is their share, so a
+    // smaller one counts (else the run would stay a quarter above the target's rate).
+    const share = this.limitValue > this.floor ? CONCURRENCY_SHARE : RATE_SHARE;
+    return this.outcomes.refusals * share >= Math.max(this.outcomes.answers, MIN_OUTCOMES);
+  }
+
   private lowerConcurrency(
+    seq: number,
     inFlight: number,
     fresh: boolean,
     signal: PaceSignal,
@@ -361,11 +444,12 @@ export class PaceController {
   ): PaceChange | undefined {
     const from = this.limitValue;
     // The target refused while `inFlight` others of ours were there: it admits no more than that.
-    let to = Math.min(from, Math.max(this.floor, inFlight));
+    let to = Math.min(from, Math.max(this.floor, Math.min(inFlight, this.refusedInFlight)));
     if (fresh) {
       const cut = Math.min(from - 1, Math.floor(from * this.backoff('concurrency')));
       to = Math.min(to, Math.max(this.floor, cut));
       this.decreasedAt = this.seq;
+      this.decreasedBy = seq;
     }
     this.concurrencyProbe.refused(inFlight + 1, fresh);
     if (to === from) return undefined;
@@ -389,14 +473,20 @@ export class PaceController {
    * since the run began if too little was admitted yet) say where the target's rate is: the
    * lower of the two.
    */
-  private lowerRate(now: number): PaceChange | undefined {
+  private lowerRate(seq: number, now: number): PaceChange | undefined {
     const from = this.rateValue;
     const level = Math.min(from ?? this.measuredLevel(now), this.rateCeiling);
     if (!Number.isFinite(level)) return undefined;
-    const to = Math.max(MIN_RATE_PER_MINUTE, level * this.backoff('rate'));
+    // The target admitted `admitted` a minute over the last 10 s: its limit is no lower.
+    const admitted = this.admittedPerMinute(now);
+    const to = Math.max(
+      MIN_RATE_PER_MINUTE,
+      Math.min(level * BACKOFF, Math.max(level * this.backoff('rate'), admitted)),
+    );
     this.rateProbe.refused(level, true);
     this.rateStep = level * RATE_STEP;
     this.decreasedAt = this.seq;
+    this.decreasedBy = seq;
     this.clean = 0;
     this.changedAt = this.seq;
     this.setRate(to);
@@ -408,6 +498,16 @@ export class PaceController {
       'rate_limited',
       `rate ${perMinuteText(from)} → ${perMinuteText(to)}: target answered 429 without Retry-After at concurrency ${this.limitValue}`,
     );
+  }
+
+  /**
+   * The rate the target admitted over the last 10 s, per minute: 0 with fewer than 8
+   * admissions to measure it on.
+   */
+  private admittedPerMinute(now: number): number {
+    const since = now - RATE_WINDOW_MS;
+    if (this.admits.count(now, since) < RATE_WINDOW) return 0;
+    return this.admits.perMinute(now, since) ?? 0;
   }
 
   /** The lower of the rates sent and admitted (per minute), measured as `lowerRate` says. */
@@ -425,7 +525,7 @@ export class PaceController {
   /** The decrease ratio of a fresh refusal (and, from now on, the last decrease). */
   private backoff(loop: 'concurrency' | 'rate'): number {
     if (loop === 'rate') {
-      const ratio = this.rateSettled ? BACKOFF : STEEP_BACKOFF;
+      const ratio = this.rateSettled ? BACKOFF : RATE_STEEP_BACKOFF;
       this.rateSettled = false;
       return ratio;
     }
@@ -488,6 +588,9 @@ export class PaceController {
     message: string,
   ): PaceChange {
     if (to !== this.limitValue) this.limitSince = at;
+    this.probing = reason === 'recovered';
+    this.outcomes.clear();
+    this.refusedInFlight = Number.POSITIVE_INFINITY;
     this.limitValue = to;
     if (to < this.lowest) this.lowest = to;
     this.changes++;

@@ -19,12 +19,21 @@ import {
 import type { RateGate } from './rate-gate.js';
 import type { Attempt } from './task.js';
 
+/** `RunPace.lastRefusal` of a task the target refuses for itself. */
+const OWN_REFUSALS = -1;
+
 /** The effective concurrency and the adaptive pace of one run. */
 export class RunPace {
   /** The effective concurrency: the option's, or what the adaptive pace lowered it to. */
   limit: number;
   /** The adaptive pace (undefined with `adaptive: false`). */
   private readonly controller: PaceController | undefined;
+  /**
+   * The pace's number of each refused task's last bare 429 (`PaceController.refused`), or
+   * OWN_REFUSALS once the task was refused again under the same pace. Weak: a task that ends
+   * is forgotten with its record.
+   */
+  private readonly lastRefusal = new WeakMap<object, number>();
 
   constructor(
     private readonly clock: Clock,
@@ -85,19 +94,37 @@ export class RunPace {
   /**
    * Tells the adaptive pace what a failed attempt means: a refusal without Retry-After lowers
    * the pace (returned, so the retry knows to wait for the pace instead of a timer); a wrong
-   * answer is still an answer.
+   * answer is still an answer. `own`: a case refused again under the pace that refused it
+   * before (`PaceController.refused`), which the pace ignores.
    */
   failed<I, O>(
     err: unknown,
     cls: ErrorClassification,
     att: Attempt<I, O> | undefined,
-  ): PaceSignal | undefined {
+  ): PaceSignal | 'own' | undefined {
     const pace = this.controller;
     if (pace === undefined || att === undefined) return undefined;
     const signal = paceSignalOf(err, cls, att.limitsReported);
-    if (signal !== undefined) {
-      this.apply(pace.refused(att.paceSeq, att.inFlightAtStart, signal, this.clock.now()));
-    } else if (cls.code === 'TASK_FAILED') this.answered(att);
+    if (signal === undefined) {
+      if (cls.code === 'TASK_FAILED') this.answered(att);
+      return undefined;
+    }
+    const previous = this.lastRefusal.get(att.rec);
+    if (previous === OWN_REFUSALS) return 'own';
+    if (signal === 'rate_limited') this.lastRefusal.set(att.rec, att.paceSeq);
+    const verdict = pace.refused(
+      att.paceSeq,
+      att.inFlightAtStart,
+      signal,
+      this.clock.now(),
+      signal === 'rate_limited' ? previous : undefined,
+    );
+    if (verdict === 'own') {
+      // Once its own, always: each decrease would otherwise count it once more.
+      this.lastRefusal.set(att.rec, OWN_REFUSALS);
+      return 'own';
+    }
+    this.apply(verdict);
     return signal;
   }
 

@@ -649,9 +649,11 @@ export class Run<I = unknown, O = unknown> {
     );
     const signal = this.pacer.failed(err, cls, att);
     let delay = delayMs;
-    // A bare 429 under adaptive pace: the lowered pace is the wait, not a timer.
+    // A bare 429 under adaptive pace: the lowered pace is the wait, not a timer. A case refused
+    // again (`own`) waits its own backoff, and the run's bucket does not cool for it: the other
+    // cases are admitted (before, ten always-refused cases cooled it in turn and starved the rest).
     if (signal === 'rate_limited') delay = 0;
-    else if (cls.rateLimited && rec.bucket !== undefined) {
+    else if (cls.rateLimited && rec.bucket !== undefined && signal !== 'own') {
       rec.bucket.coolDown(delay);
       this.events.emit('coolDown', { key: rec.rateKey, ms: delay, at: this.clock.now() });
     }

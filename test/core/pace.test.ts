@@ -297,6 +297,17 @@ describe('headers win', () => {
   });
 });
 
+/**
+ * Refuses `n` fresh attempts, each sent with `inFlight` others in flight: `n` of 4 or more is a
+ * share of refusals the pace reads as congestion (a lone refusal is not). The last answer.
+ */
+function refuseWave(pace: PaceController, inFlight: number, at: number, n = 4) {
+  const seqs = Array.from({ length: n }, () => pace.started(at));
+  let last: ReturnType<PaceController['refused']>;
+  for (const seq of seqs) last = pace.refused(seq, inFlight, 'rate_limited', at);
+  return last;
+}
+
 describe('setConcurrency with adaptive pace', () => {
   it('is the new ceiling: a lowered limit stays under it, an unlowered one follows it', () => {
     const clock = new VirtualClock();
@@ -305,7 +316,7 @@ describe('setConcurrency with adaptive pace', () => {
       concurrency: { from: 20, to: 30 },
       reason: 'set',
     });
-    pace.refused(pace.started(0), 5, 'rate_limited', 0);
+    refuseWave(pace, 5, 0);
     expect(pace.limit).toBe(5);
     expect(pace.setCeiling(40, 1)).toBeUndefined();
     expect(pace.limit).toBe(5);
@@ -314,29 +325,53 @@ describe('setConcurrency with adaptive pace', () => {
 });
 
 describe('PaceController rules', () => {
-  it('decrease: to at most what was in flight when the refused attempt was sent, and by at least 10 %', () => {
+  it('decrease: to at most what was in flight when the refused attempts were sent, and by at least 10 %', () => {
     const pace = new PaceController(new VirtualClock(), 20);
     const seqs = Array.from({ length: 20 }, () => pace.started(0));
-    // The 12th start (11 in flight) refused first: min(floor(0.9 * 20), 11).
-    expect(pace.refused(seqs[11]!, 11, 'rate_limited', 1)?.concurrency).toEqual({
-      from: 20,
-      to: 11,
+    // Three refusals are not yet a quarter of 16 answers: no change, but their evidence stays.
+    for (const i of [16, 17, 18])
+      expect(pace.refused(seqs[i]!, i, 'rate_limited', 1)).toBeUndefined();
+    // The fourth: min(floor(0.9 * 20), the fewest in flight beside a refusal, 11).
+    expect(pace.refused(seqs[11]!, 11, 'rate_limited', 1)).toMatchObject({
+      concurrency: { from: 20, to: 11 },
     });
     // A stale refusal (sent before that decrease) only brings its evidence: 4 were admitted.
-    expect(pace.refused(seqs[4]!, 4, 'rate_limited', 1)?.concurrency).toEqual({ from: 11, to: 4 });
+    expect(pace.refused(seqs[4]!, 4, 'rate_limited', 1)).toMatchObject({
+      concurrency: { from: 11, to: 4 },
+    });
     expect(pace.refused(seqs[19]!, 19, 'rate_limited', 1)).toBeUndefined();
     expect(pace.limit).toBe(4);
   });
 
+  it('a lone refusal among clean answers is no congestion; a quarter of them is', () => {
+    const pace = new PaceController(new VirtualClock(), 16);
+    for (let i = 0; i < 40; i++) {
+      const seq = pace.started(i);
+      if (i % 12 === 5) expect(pace.refused(seq, 15, 'rate_limited', i)).toBeUndefined();
+      else expect(pace.answered(seq, 15, i)).toBeUndefined();
+    }
+    expect(pace.limit).toBe(16);
+    expect(refuseWave(pace, 15, 50, 6)).toMatchObject({ concurrency: { from: 16, to: 14 } });
+  });
+
+  it('a case refused again under the pace that refused it is its own: no change, ever after', () => {
+    const pace = new PaceController(new VirtualClock(), 8);
+    const first = pace.started(0);
+    expect(pace.refused(first, 0, 'rate_limited', 0)).toBeUndefined();
+    const again = pace.started(1);
+    expect(pace.refused(again, 0, 'rate_limited', 1, first)).toBe('own');
+    expect(pace.limit).toBe(8);
+  });
+
   it('a fresh refusal before any clean window since the last decrease halves the limit', () => {
     const pace = new PaceController(new VirtualClock(), 100);
-    expect(pace.refused(pace.started(0), 99, 'rate_limited', 0)?.concurrency.to).toBe(90);
-    expect(pace.refused(pace.started(1), 89, 'rate_limited', 1)?.concurrency.to).toBe(45);
+    expect((refuseWave(pace, 99, 0) as PaceChange).concurrency.to).toBe(90);
+    expect((refuseWave(pace, 89, 1) as PaceChange).concurrency.to).toBe(45);
   });
 
   it('increase: +1 after a window of clean answers that used the whole limit, not after idle ones', () => {
     const pace = new PaceController(new VirtualClock(), 10);
-    pace.refused(pace.started(0), 4, 'rate_limited', 0); // limit 4; a probe of 5 waits 2 windows
+    refuseWave(pace, 4, 0); // limit 4; a probe of 5 waits 2 windows
     expect(pace.limit).toBe(4);
     let change: PaceChange | undefined;
     // Answers of attempts that had the limit to themselves (1 in flight of 4): no evidence.
@@ -355,15 +390,16 @@ describe('PaceController rules', () => {
   it('floor: at min_concurrency a further 429 lowers the rate; a 503 does not', () => {
     const clock = new VirtualClock();
     const pace = new PaceController(clock, 4, { minConcurrency: 2 });
-    pace.refused(pace.started(0), 1, 'rate_limited', 0);
+    refuseWave(pace, 1, 0);
     expect(pace.limit).toBe(2);
     // Answers with the limit not in use: admissions to measure, no reason to raise the limit.
     for (let t = 0; t < 1000; t += 100) pace.answered(pace.started(t), 0, t + 50);
     expect(pace.refused(pace.started(1000), 1, 'busy', 1000)).toBeUndefined();
-    const change = pace.refused(pace.started(1000), 1, 'rate_limited', 1001);
-    expect(change?.ratePerMinute.from).toBeUndefined();
-    expect(change?.ratePerMinute.to).toBeGreaterThan(0);
-    expect(pace.bucket?.perMinute).toBe(change?.ratePerMinute.to);
+    // The 503 and this 429 are two refusals among 10 answers: an eighth, at the floor.
+    const change = pace.refused(pace.started(1000), 1, 'rate_limited', 1001) as PaceChange;
+    expect(change.ratePerMinute.from).toBeUndefined();
+    expect(change.ratePerMinute.to).toBeGreaterThan(0);
+    expect(pace.bucket?.perMinute).toBe(change.ratePerMinute.to);
     expect(pace.limit).toBe(2);
   });
 
@@ -374,5 +410,85 @@ describe('PaceController rules', () => {
     expect(
       () => new Run([], { execute: async () => 1 }, { adaptive: { minConcurrency: 0 } }),
     ).toThrow(/adaptive.minConcurrency/);
+  });
+});
+
+/** `n` tasks; `refusedCase(i)` always gets a bare 429; `fault(call)` may fail a request. */
+async function refusing(
+  n: number,
+  refusedCase: (i: number) => boolean,
+  options: RunOptions,
+  fault?: (call: number) => unknown,
+) {
+  const clock = new VirtualClock();
+  let calls = 0;
+  let lastSuccess = 0;
+  const run = new Run(
+    Array.from({ length: n }, (_, i) => ({ id: `t${i}`, input: i })),
+    {
+      async execute(task) {
+        calls++;
+        if (refusedCase(task.input)) throw new HttpError(429, 'Dify answered HTTP 429');
+        const f = fault?.(calls);
+        if (f !== undefined) throw f;
+        await clock.sleep(40);
+        lastSuccess = clock.now();
+        return 'ok';
+      },
+    },
+    { clock, ...options },
+  );
+  const result = await run.start();
+  return { result, calls, lastSuccess };
+}
+
+describe('cases the target refuses for themselves do not set the pace', () => {
+  it('ten always-refused cases of 120 (bench/rate-window.mjs): bounded, they fail after their rate-limit retries, the rest pass at a sane rate', async () => {
+    // The plan of the bench: concurrency 8, 600/min, 2 rate-limit retries, backoff 0.1 s.
+    // Before: every refusal lowered the pace, and each case refused again cooled the run's
+    // bucket, so the rate went to 1/min: 6,255 s of run clock, retries minutes apart.
+    const { result, calls } = await refusing(120, (i) => i < 10, {
+      concurrency: 8,
+      rate: { perMinute: 600, burst: 2 },
+      retry: { maxAttempts: 3, maxRateLimitRetries: 2, backoffMs: 100 },
+    });
+    expect(result.statistics.succeededTasks).toBe(110);
+    const refused = result.tasks.filter((t) => t.status !== 'succeeded');
+    expect(refused.map((t) => [t.id, t.error?.code, t.attempts])).toEqual(
+      Array.from({ length: 10 }, (_, i) => [`t${i}`, 'RATE_LIMITED', 3]),
+    );
+    expect(calls).toBe(140);
+    // The ideal at the plan's 600/min: 140 requests, 14 s. Now 19.7 s.
+    expect(result.statistics.wallTimeMs).toBeLessThanOrEqual(1.5 * 14_000);
+    expect(result.statistics.pace?.lowestRatePerMinute ?? 600).toBeGreaterThanOrEqual(300);
+  });
+
+  it('one case in 12 always refused, no limit at the target: the pace stays at the plan concurrency', async () => {
+    // Before: 1,198 changes down to concurrency 1 and 1 request a minute (35 hours of run clock).
+    const { result, calls, lastSuccess } = await refusing(1200, (i) => i % 12 === 5, {
+      concurrency: 16,
+    });
+    expect(result.statistics.succeededTasks).toBe(1100);
+    expect(calls).toBe(1100 + 100 * 11); // each refused case: 1 + max_rate_limit_retries (10)
+    expect(result.statistics.pace).toMatchObject({ lowestConcurrency: 16, changes: 0 });
+    // 1,100 answers of 40 ms, 16 at a time: 2.75 s; the refused cases wait their backoff after.
+    expect(lastSuccess).toBeLessThanOrEqual(1.1 * 2750);
+  });
+
+  it('random faults (2 % 429, 1 % 503) are no overload: the concurrency stays up', async () => {
+    // The demo's mock faults; before, they took the pace to 1 (10.8 s of run clock here).
+    const { result } = await refusing(
+      1000,
+      () => false,
+      { concurrency: 16 },
+      (call) =>
+        call % 50 === 7
+          ? new HttpError(429, 'too many')
+          : call % 100 === 31
+            ? new HttpError(503, 'busy')
+            : undefined,
+    );
+    expect(result.statistics.succeededTasks).toBe(1000);
+    expect(result.statistics.pace?.lowestConcurrency).toBeGreaterThanOrEqual(14);
   });
 });
