@@ -25,7 +25,7 @@ import {
   ValidationError,
 } from '../core/index.js';
 import { evalJsonPath } from '../core/jsonpath.js';
-import { REDACTED, setIn } from '../plans/index.js';
+import { REDACTED, redactLiterals, setIn } from '../plans/index.js';
 import type { Journal } from '../store/journal.js';
 import { attachJournal } from '../store/journal.js';
 import type { Store } from '../store/port.js';
@@ -1167,14 +1167,17 @@ function newExecution(
   };
 }
 
-/** A step as the journal keeps it: the values at the plan's `secretPaths` replaced. */
+/**
+ * A step as the journal and the reports keep it: the values at the plan's `secretPaths` (from
+ * `${VAR}`) replaced, and the secrets written literally too (`redactLiterals`: a credential-named
+ * key's string, a URL's user info and credential query parameters).
+ */
 function redactStep(plan: ActionPlan, step: ActionStep): ActionStep {
   const index = plan.steps.indexOf(step);
   const paths = (plan.secretPaths ?? []).filter((p) => p[0] === 'steps' && p[1] === index);
-  if (paths.length === 0) return step;
   let copy: unknown = JSON.parse(JSON.stringify(step));
   for (const path of paths) copy = setIn(copy, path.slice(2), REDACTED);
-  return copy as ActionStep;
+  return redactLiterals(copy) as ActionStep;
 }
 
 function cancelledResult(step: ActionStep, dependency: string): TaskResult {

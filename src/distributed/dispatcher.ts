@@ -371,7 +371,9 @@ export class BullmqDispatcher implements Dispatcher {
   ): Promise<Target<TestCase, unknown>> {
     const { target, secrets, targetKey } = targetOf(manifest);
     const rate = manifest.executionPolicy.rateControl;
-    const rateKey = `${target.type}:${'baseUrl' in target ? target.baseUrl : ''}:${secrets.find((s) => s.path[1] === 'apiKey')?.template ?? ''}`;
+    // A base URL holding credentials travels redacted: its `${VAR}` name keeps keys apart.
+    const template = (field: string) => secrets.find((s) => s.path[1] === field)?.template;
+    const rateKey = `${target.type}:${template('baseUrl') ?? ('baseUrl' in target ? target.baseUrl : '')}:${template('apiKey') ?? ''}`;
     const stream = replyKey(this.queueName, runId);
     if (resume !== undefined) this.resumes.set(runId, resume);
     const opened = this.open(runId, stream, targetKey, { target, secrets }, resume !== undefined);

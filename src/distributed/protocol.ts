@@ -190,6 +190,12 @@ export function deserializeError(e: Extract<AttemptOutcome, { ok: false }>['erro
   return err;
 }
 
+/** A target field's path as the plan spells it (`apiKey` -> `api_key`; header names as given). */
+function planField(path: readonly string[]): string {
+  const [field = '', ...rest] = path;
+  return [field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), ...rest].join('.');
+}
+
 /** The target part of a plan as a job carries it. */
 export function targetOf(manifest: RunManifest): TargetSpec & { readonly targetKey: string } {
   if (manifest.target === undefined || manifest.target.type === 'function') {
@@ -203,7 +209,7 @@ export function targetOf(manifest: RunManifest): TargetSpec & { readonly targetK
   if (literal !== undefined) {
     throw new StrideError(
       'INVALID_OPTION',
-      `target.${literal.path.slice(1).join('.')} is written in the plan: a distributed run sends no secret through Redis, so give it as \${VAR} and set VAR where the workers run`,
+      `target.${planField(literal.path.slice(1))} holds a secret written in the plan${literal.path[1] === 'baseUrl' || literal.path[1] === 'url' ? ' (credentials in the URL)' : ''}: a distributed run sends no secret through Redis, so give it as \${VAR} and set VAR where the workers run`,
     );
   }
   // Redacted: the value of every secret is replaced; workers rebuild it from the template.

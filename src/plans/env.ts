@@ -275,6 +275,31 @@ export function redactUrl(url: string): string {
 }
 
 /**
+ * A copy of a plain JSON value with the secrets written in it literally replaced: the string
+ * value of every key named like a credential (`Authorization`, `api_key`, `token`, `password`,
+ * `secret`, `cookie`...: `isSensitiveHeader`) becomes `'[redacted]'`, and every string that is a
+ * URL loses its credentials (`redactUrl`). For what is stored or shown of values a plan author
+ * wrote by hand (an action step's arguments), where no `${VAR}` marks the secret. Numbers,
+ * booleans and other keys are kept, so `max_tokens: 100` stays.
+ *
+ * @example
+ * ```ts
+ * redactLiterals({ headers: { Authorization: 'Bearer abc' }, url: 'https://u:p@h/x', n: 1 });
+ * // { headers: { Authorization: '[redacted]' }, url: 'https://[redacted]@h/x', n: 1 }
+ * ```
+ */
+export function redactLiterals(value: unknown): unknown {
+  if (typeof value === 'string') return redactUrl(value);
+  if (Array.isArray(value)) return value.map(redactLiterals);
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) {
+    out[key] = typeof v === 'string' && isSensitiveHeader(key) ? REDACTED : redactLiterals(v);
+  }
+  return out;
+}
+
+/**
  * A copy of the manifest with every secret (`RunManifest.secrets`: the API key, credential
  * headers, headers from `${...}`) replaced by `'[redacted]'`, and the credentials of the
  * target's URL (`redactUrl`: user info, credential query parameters) too: safe to log, store or

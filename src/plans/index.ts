@@ -44,6 +44,7 @@ export {
   interpolate,
   REDACTED,
   redact,
+  redactLiterals,
   redactUrl,
   setIn,
 } from './env.js';

@@ -14,6 +14,7 @@ import {
   interpolateDocument,
   isSensitiveHeader,
   pathKey,
+  redactUrl,
 } from './env.js';
 import { PlanError, type PlanErrorCode, type PlanIssue } from './errors.js';
 import { type IssuePath, type Locator, toPlanIssues, valueAt, yamlLocator } from './issues.js';
@@ -177,6 +178,16 @@ function collectSecrets(
     return template === undefined ? { path } : { path, template };
   };
   if (target.api_key !== undefined) out.push(ref(['target', 'api_key'], ['target', 'apiKey']));
+  // A URL that holds credentials (`https://user:pass@host`, `?api_key=...`) is a secret too, so
+  // whatever carries the target elsewhere (a distributed run's Redis) carries its `${VAR}`.
+  for (const [field, key] of [
+    ['base_url', 'baseUrl'],
+    ['url', 'url'],
+  ] as const) {
+    const url = target[field];
+    if (typeof url === 'string' && redactUrl(url) !== url)
+      out.push(ref(['target', field], ['target', key]));
+  }
   if (isObj(target.headers)) {
     for (const name of Object.keys(target.headers)) {
       const rawPath = ['target', 'headers', name];

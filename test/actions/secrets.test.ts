@@ -71,3 +71,58 @@ test('a ${VAR} in step arguments reaches the tool but not the journal or stride 
   };
   expect(stored.steps[0]?.arguments.input.auth).toBe('[redacted]');
 });
+
+test('secrets written literally in step arguments (a credential-named key, a URL with a password) are not in the journal, the reports or stride show', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'stride-act-literal-'));
+  const KEY = 'sk-literal-key-7373';
+  const PASSWORD = 'pw-literal-8484';
+  const path = join(dir, 'plan.yaml');
+  writeFileSync(
+    path,
+    [
+      'id: literal-secrets',
+      'steps:',
+      '  - id: call',
+      '    tool: transform',
+      `    arguments: { input: { api_key: "${KEY}", endpoint: "https://bob:${PASSWORD}@api.example/v1?x=1", max_tokens: 64, note: "kept" }, template: "done" }`,
+      '',
+    ].join('\n'),
+  );
+  const db = join(dir, 'stride.db');
+  const out = join(dir, 'out');
+  const run = captureIo({});
+  expect(
+    await main(
+      ['run', path, '--db', db, '--out', out, '--report', 'json,html', '--run-id', 'lit', '--json'],
+      run.io,
+    ),
+    run.text.err,
+  ).toBe(0);
+  const files = [
+    ...readdirSync(dir)
+      .filter((f) => f.startsWith('stride.db'))
+      .map((f) => join(dir, f)),
+    ...readdirSync(out).map((f) => join(out, f)),
+  ];
+  expect(files.length).toBeGreaterThan(2);
+  for (const file of files) {
+    const bytes = readFileSync(file);
+    expect(bytes.includes(Buffer.from(KEY)), file).toBe(false);
+    expect(bytes.includes(Buffer.from(PASSWORD)), file).toBe(false);
+  }
+  expect(run.text.out).not.toContain(KEY);
+  const show = captureIo({});
+  expect(await main(['show', 'lit', '--db', db, '--json'], show.io)).toBe(0);
+  expect(show.text.out).not.toContain(KEY);
+  expect(show.text.out).not.toContain(PASSWORD);
+  // What is not a secret stays readable: the host, a number under a token-like key, a note.
+  const stored = JSON.parse(show.text.out).plan as {
+    steps: { arguments: { input: Record<string, unknown> } }[];
+  };
+  expect(stored.steps[0]?.arguments.input).toEqual({
+    api_key: '[redacted]',
+    endpoint: 'https://[redacted]@api.example/v1?x=1',
+    max_tokens: 64,
+    note: 'kept',
+  });
+});

@@ -21,6 +21,8 @@ export const SLOW = 180_000;
 export interface RedisServer {
   readonly url: string;
   readonly port: number;
+  /** Its folder: the append-only file (every write command Redis ran, in order) is in it. */
+  readonly dir: string;
   /** Stops it (SIGTERM) and resolves once it exited. */
   stop(): Promise<void>;
   /** Starts it again on the same port and folder (after `stop`). */
@@ -81,6 +83,7 @@ export async function startRedis(): Promise<RedisServer> {
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
+    dir,
     stop,
     restart: async () => {
       await stop();
