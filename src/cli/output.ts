@@ -8,6 +8,7 @@ import { isStrideError, StrideError } from '../core/index.js';
 import { checkWritableDirectory, keepWholeLines } from '../report/disk.js';
 import type { RunHistory } from '../runner/history.js';
 import { StoreError } from '../store/errors.js';
+import type { Journal } from '../store/journal.js';
 
 /**
  * Creates `dir` if needed and proves a file can be written in it; otherwise throws an
@@ -64,6 +65,8 @@ export interface SessionPlace {
   readonly runId: string;
   readonly history: RunHistory;
   readonly resumeCommand: string;
+  /** The session's journal: after a failure it says what it kept (`Journal.failure`). */
+  readonly journal?: Journal;
 }
 
 function dbFile(history: RunHistory): string | undefined {
@@ -92,21 +95,28 @@ export async function journalFailure(
   jsonl: JsonlStreamed | JsonlFailure | undefined,
 ): Promise<unknown> {
   if (!(err instanceof StoreError) || err.failure !== 'io' || place === undefined) return err;
-  const { history, runId } = place;
+  const { history, runId, journal } = place;
+  const inFlight = journal?.failure?.inFlight;
   const parts = [
-    `${err.message}. The run was cancelled: nothing more was sent, and requests in flight were aborted.`,
+    `${err.message}. The run was stopped: nothing more was sent${inFlight === undefined ? '' : `, and the ${inFlight} request(s) in flight were let finish, not aborted (they were paid for)`}.`,
   ];
   let flushed = true;
   try {
-    await history.store.flush();
+    // Once more (the disk may have room by now): the journal writes what it kept in memory.
+    await (journal ?? history.store).flush();
   } catch {
     flushed = false;
   }
   await history.store.close().catch(() => undefined);
+  const missing = flushed ? [] : (journal?.failure?.unwritten ?? []);
   parts.push(
     flushed
       ? 'Written once the run had stopped, the journal keeps every result that came back.'
-      : 'The journal keeps what it had written before; what came back after could not be written to it.',
+      : missing.length > 0
+        ? `The journal keeps what it had written before; ${missing.length} answered case(s) may be missing from it (${missing.slice(0, 10).join(', ')}${missing.length > 10 ? `, and ${missing.length - 10} more` : ''}): a resume sends them again.`
+        : journal === undefined
+          ? 'The journal keeps what it had written before; what came back after could not be written to it.'
+          : 'The journal keeps what it had written before; no answer came back after that.',
   );
   if (jsonl !== undefined) {
     parts.push(

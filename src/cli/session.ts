@@ -128,7 +128,12 @@ export async function runSession(start: SessionStart, options: SessionOptions): 
 
   const onStart = (session: DurableSession): void => {
     const { run } = session;
-    place = { runId: session.runId, history, resumeCommand: options.resumeCommand };
+    place = {
+      runId: session.runId,
+      history,
+      resumeCommand: options.resumeCommand,
+      journal: session.journal,
+    };
     if (options.progress) {
       progress = new Progress(run, io.stderr, {
         tty: isLiveTerminal(io.stderr, io.env),

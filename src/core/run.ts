@@ -56,7 +56,7 @@ import { RateLimiterRegistry } from './rate.js';
 import { RateGate } from './rate-gate.js';
 import { RetryPolicy } from './retry-policy.js';
 import { RunPace } from './run-pace.js';
-import { SendGate } from './send-gate.js';
+import { type GateCommit, SendGate } from './send-gate.js';
 import { type ReaderHost, TaskReader, type TaskSource } from './source.js';
 import { StopRules } from './stop-rules.js';
 import { RunTally } from './tally.js';
@@ -116,7 +116,7 @@ export class Run<I = unknown, O = unknown> {
   private readonly admitWhole: boolean;
   private readonly batch: BatchGate | undefined;
   private readonly sendGate = new SendGate<Attempt<I, O>>(
-    (att) => this.release(att),
+    (att, durable) => this.release(att, durable),
     () => this.afterChange(),
   );
   private readonly meter: TokenMeter;
@@ -401,10 +401,12 @@ export class Run<I = unknown, O = unknown> {
    * microtask turn are held, `commit` is called once, synchronously, and only then are they
    * sent. What `commit` makes durable thus holds the start of every attempt before its request
    * leaves, and the verdict that freed a slot before the slot is used again. Without a gate an
-   * attempt is sent the moment it starts. One gate per run; `commit` must not throw. Returns a
-   * function that removes the gate (held attempts are then sent at once).
+   * attempt is sent the moment it starts. `commit` returns `false` when it could not make them
+   * durable: the held attempts are then not sent (each is given back and its task re-queued, as
+   * a pause would). One gate per run; `commit` must not throw. Returns a function that removes
+   * the gate (held attempts are then sent at once).
    */
-  gateSends(commit: () => void): () => void {
+  gateSends(commit: GateCommit): () => void {
     return this.sendGate.install(commit);
   }
 
@@ -509,8 +511,11 @@ export class Run<I = unknown, O = unknown> {
   }
 
   /** A held attempt after the gate ran: sent, settled, or withdrawn (returns true) if aborted. */
-  private release(att: Attempt<I, O>): boolean {
+  private release(att: Attempt<I, O>, durable: boolean): boolean {
     if (att.settled) return false;
+    // Its start could not be made durable (the journal's store failed): never sent, given back.
+    if (!durable && !att.decided && att.abortReason === undefined)
+      att.abort('pause', new CancelledError('its start could not be journaled'));
     if (att.decided) this.onSettled(att, false, att.abortReason);
     else if (att.abortReason !== undefined) {
       this.withdraw(att);

@@ -7,17 +7,24 @@
 import { StrideError } from './errors.js';
 
 /**
+ * A durability point: makes what happened so far durable, synchronously. Returns `false` when
+ * it could not (nothing held may be sent then); nothing or `true` when it did.
+ */
+// biome-ignore lint/suspicious/noConfusingVoidType: a commit written as `() => void` keeps working.
+export type GateCommit = () => boolean | void;
+
+/**
  * Holds the attempts started in one microtask turn, runs the commit once, then releases them
- * (`release` sends, or withdraws an attempt aborted meanwhile, and says if it withdrew one;
- * `withdrew` is then called once).
+ * (`release` sends, or withdraws an attempt aborted meanwhile or whose start the commit could not
+ * make durable, and says if it withdrew one; `withdrew` is then called once).
  */
 export class SendGate<A> {
-  private commit: (() => void) | undefined;
+  private commit: GateCommit | undefined;
   private held: A[] = [];
   private queued = false;
 
   constructor(
-    private readonly release: (att: A) => boolean,
+    private readonly release: (att: A, durable: boolean) => boolean,
     private readonly withdrew: () => void,
   ) {}
 
@@ -27,7 +34,7 @@ export class SendGate<A> {
   }
 
   /** Installs `commit`; returns a function that removes it. One per run. */
-  install(commit: () => void): () => void {
+  install(commit: GateCommit): () => void {
     if (this.commit !== undefined)
       throw new StrideError(
         'INVALID_STATE',
@@ -59,9 +66,12 @@ export class SendGate<A> {
     if (held.length === 0) return;
     this.held = [];
     const commit = this.commit;
+    // False: the commit could not make the starts durable (the journal's store failed); the
+    // held attempts are then given back unsent.
+    let durable = true;
     if (commit !== undefined) {
       try {
-        commit();
+        durable = commit() !== false;
       } catch (err) {
         // The gate's owner handles its own failures (the journal cancels the run): a throw is a
         // bug, surfaced loudly like a throwing listener's.
@@ -71,7 +81,7 @@ export class SendGate<A> {
       }
     }
     let withdrawn = false;
-    for (const att of held) if (this.release(att)) withdrawn = true;
+    for (const att of held) if (this.release(att, durable)) withdrawn = true;
     if (withdrawn) this.withdrew();
   };
 }

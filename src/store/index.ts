@@ -15,7 +15,12 @@
  */
 
 export { StoreError, type StoreFailure } from './errors.js';
-export { attachJournal, type Journal, type JournalOptions } from './journal.js';
+export {
+  attachJournal,
+  type Journal,
+  type JournalFailure,
+  type JournalOptions,
+} from './journal.js';
 export type {
   ControlAction,
   ControlRequest,

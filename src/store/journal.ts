@@ -13,7 +13,7 @@
  */
 
 import { type Clock, RealClock } from '../core/clock.js';
-import type { RunExecutionResult, TaskTransition } from '../core/model.js';
+import type { Hold, RunExecutionResult, TaskTransition } from '../core/model.js';
 import type { PaceChange } from '../core/pace.js';
 import type { Run } from '../core/run.js';
 import { attemptStateOf, upstreamIds } from './codec.js';
@@ -52,11 +52,32 @@ export interface JournalOptions {
    */
   readonly live?: false | Omit<LiveOptions, 'clock'>;
   /**
-   * Called once when the store fails (disk full, locked database). The journal stops writing;
-   * the run stays `running` in the store, resumable from what was written. @default cancels the
-   * run, so no more money is spent on results that would not be kept
+   * Called once when the store fails (disk full, locked database). The journal has held the run
+   * already (hold `journal`: no request leaves whose start is not on disk) and keeps what the
+   * run does from then on in memory, to write it once the run ended (`Journal.failure`).
+   * @default lets the requests in flight finish (they were sent and are paid for), then cancels
+   * the run, so no more money is spent on results that might not be kept
    */
   readonly onError?: (error: unknown) => void;
+}
+
+/** What became of a journal that failed (`Journal.failure`). */
+export interface JournalFailure {
+  /** The store's error (as `Journal.error`). */
+  readonly error: unknown;
+  /** Attempts in flight when it failed: let finish, not aborted (their requests were sent). */
+  readonly inFlight: number;
+  /**
+   * Everything the run did after the failure (the answers of the attempts in flight, the cases
+   * cancelled) was written once the run had stopped: the journal lost nothing. The stored run
+   * is then `interrupted`, resumable.
+   */
+  readonly written: boolean;
+  /**
+   * When `written` is false: the cases whose verdict came back but may not be in the journal
+   * (a resume may send them again), in the order they ended. Empty when `written`.
+   */
+  readonly unwritten: readonly string[];
 }
 
 /** A journal attached to a run. */
@@ -69,6 +90,8 @@ export interface Journal {
   readonly closed: Promise<void>;
   /** The store's error, once one happened. */
   readonly error: unknown;
+  /** Once the run after a store failure ended (or the journal was detached): what was kept. */
+  readonly failure: JournalFailure | undefined;
   /** Hands over what is buffered and waits until the store made it durable. */
   flush(): Promise<void>;
   /** Stops journaling without recording an end (what is buffered is still handed over). */
@@ -80,6 +103,9 @@ export interface Journal {
  * its journal over every this many, so memory stays bounded.
  */
 const MAX_BATCH = 512;
+
+/** A case's states that are an answer (a cancel is not: a resume runs it again anyway). */
+const VERDICTS: ReadonlySet<string> = new Set(['succeeded', 'failed', 'timeout', 'error']);
 
 /** An attempt in flight: filled in as it goes, handed to the store as its AttemptRecord. */
 interface LiveAttempt {
@@ -117,8 +143,21 @@ class RunJournal implements Journal {
   readonly runId: string;
   readonly closed: Promise<void>;
   error: unknown;
+  failure: JournalFailure | undefined;
 
   private transitions: TaskTransition[] = [];
+  /**
+   * Batches handed to the store since it last said all was durable (a commit or a flush that
+   * succeeded): after a failure, the verdicts in them may not be on disk.
+   */
+  private unsure: JournalBatch[] = [];
+  /**
+   * After a failure: the run's hold (nothing is sent), the attempts in flight then (a start the
+   * gate withdraws unsent leaves this set without counting) and how many of them ended.
+   */
+  private hold: Hold | undefined;
+  private inFlightAtFailure: Set<string> | undefined;
+  private letFinish = 0;
   private attempts: AttemptRecord[] = [];
   private scheduled: NodeJS.Immediate | undefined;
   private readonly live = new Map<string, LiveAttempt>();
@@ -165,15 +204,19 @@ class RunJournal implements Journal {
   /**
    * The run's send gate: every transition so far (the starts about to be sent, the verdicts
    * that freed their slots) is handed over and committed, synchronously, before any request
-   * leaves. A store failure fails the journal (by default the run is cancelled, and the held
-   * attempts are withdrawn unsent).
+   * leaves. False after a store failure: the held attempts are withdrawn unsent (and the run is
+   * held, see `fail`).
    */
-  private readonly commit = (): void => {
-    if (!this.attached || !this.handoff()) return;
+  private readonly commit = (): boolean => {
+    if (!this.attached) return true;
+    if (!this.handoff()) return false;
     try {
       this.store.commit();
+      this.unsure = [];
+      return true;
     } catch (err) {
       this.fail(err);
+      return false;
     }
   };
 
@@ -234,6 +277,7 @@ class RunJournal implements Journal {
     const live = this.live.get(caseId);
     if (live === undefined) return; // attached after it started: its start is unknown
     this.live.delete(caseId);
+    if (this.inFlightAtFailure?.delete(caseId)) this.letFinish++;
     live.endedAt = at;
     live.state = state;
     live.error = error;
@@ -246,28 +290,41 @@ class RunJournal implements Journal {
     this.handoff();
   };
 
-  /** Gives the tick's batch to the store. Returns false if the store refused it. */
+  /**
+   * Gives the tick's batch to the store. Returns false if the store refused it, or failed
+   * before: then the batch stays here, to be written once the run ended (`rescue`).
+   */
   private handoff(): boolean {
     if (this.scheduled !== undefined) {
       clearImmediate(this.scheduled);
       this.scheduled = undefined;
     }
-    if (!this.attached) return !this.failed;
+    if (this.failed) return false;
+    if (!this.attached) return true;
     if (this.transitions.length === 0 && this.attempts.length === 0) return true;
     const batch: JournalBatch = { transitions: this.transitions, attempts: this.attempts };
-    this.transitions = [];
-    this.attempts = [];
     try {
       this.store.append(this.runId, batch);
-      return true;
     } catch (err) {
       this.fail(err);
       return false;
     }
+    this.transitions = [];
+    this.attempts = [];
+    this.unsure.push(batch);
+    return true;
   }
 
   private onDone(result: RunExecutionResult): void {
-    if (!this.handoff()) return;
+    if (!this.handoff()) {
+      this.stopListening();
+      this.hold?.release();
+      this.rescue(result.finishedAt + this.epochOffset).then(
+        () => this.settle.reject(this.error),
+        () => this.settle.reject(this.error),
+      );
+      return;
+    }
     this.stopListening();
     this.store
       .finishRun(this.runId, {
@@ -278,13 +335,62 @@ class RunJournal implements Journal {
       })
       .then(
         () => this.settle.resolve(),
-        (err: unknown) => this.fail(err),
+        (err: unknown) => {
+          this.fail(err);
+          this.settle.reject(err);
+        },
       );
+  }
+
+  /**
+   * After a failure, once the run stopped: writes what the store kept of the failed write (it
+   * retries it on flush), then everything the run did since, and, given the run's end
+   * (`finishedAt`, epoch ms), records the run `interrupted` (resumable). Sets `failure`: whether
+   * all of it is durable, and if not, which answered cases may be missing. What could not be
+   * written stays here for a later `flush()`.
+   */
+  private async rescue(finishedAt?: number): Promise<void> {
+    let written = false;
+    try {
+      await this.store.flush();
+      this.unsure = [];
+      if (this.transitions.length > 0 || this.attempts.length > 0) {
+        const batch: JournalBatch = { transitions: this.transitions, attempts: this.attempts };
+        this.store.append(this.runId, batch);
+        this.transitions = [];
+        this.attempts = [];
+        this.unsure.push(batch);
+        await this.store.flush();
+        this.unsure = [];
+      }
+      if (finishedAt !== undefined) {
+        await this.store.finishRun(this.runId, {
+          status: 'interrupted',
+          finishedAt,
+          statistics: undefined,
+        });
+      }
+      written = true;
+    } catch {
+      // The disk still refuses: `failure` says which answers may be missing.
+    }
+    const unwritten = new Set<string>();
+    if (!written) {
+      for (const t of [...this.unsure.flatMap((b) => b.transitions), ...this.transitions]) {
+        if (VERDICTS.has(t.to)) unwritten.add(t.taskId);
+      }
+    }
+    this.failure = {
+      error: this.error,
+      inFlight: this.letFinish,
+      written,
+      unwritten: [...unwritten],
+    };
   }
 
   /** A change of the adaptive pace: written at once, for the report and the dashboard. */
   private onPace(c: PaceChange): void {
-    if (!this.attached) return;
+    if (!this.attached || this.failed) return;
     try {
       this.store.appendPace(this.runId, {
         at: c.at,
@@ -298,19 +404,26 @@ class RunJournal implements Journal {
     }
   }
 
+  /**
+   * The store failed. Nothing more is sent (a hold: the gate withdraws what it holds), but the
+   * journal keeps listening: the answers of the attempts in flight were paid for, and are kept
+   * here until the run ended, then written (`rescue`). By default the run is cancelled once
+   * those attempts settled.
+   */
   private fail(err: unknown): void {
     if (this.failed) return;
     this.failed = true;
     this.error = err;
-    this.stopListening();
-    this.transitions = [];
-    this.attempts = [];
-    this.settle.reject(err);
+    const message = err instanceof Error ? err.message : String(err);
+    const run = this.run;
+    if (run.status === 'running' || run.status === 'pausing' || run.status === 'paused') {
+      this.inFlightAtFailure = new Set(this.live.keys());
+      this.hold = run.hold('journal', { by: `the run journal failed: ${message}` });
+    }
     if (this.onError !== undefined) {
       this.onError(err);
-    } else {
-      const message = err instanceof Error ? err.message : String(err);
-      this.run.cancel({ message: `the run journal failed: ${message}` });
+    } else if (this.hold !== undefined) {
+      run.onIdle().then(() => run.cancel({ message: `the run journal failed: ${message}` }));
     }
   }
 
@@ -321,9 +434,15 @@ class RunJournal implements Journal {
   }
 
   async flush(): Promise<void> {
+    if (this.failed) {
+      await this.rescue();
+      if (!this.failure?.written) throw this.error;
+      return;
+    }
     if (!this.handoff()) throw this.error;
     try {
       await this.store.flush();
+      this.unsure = [];
     } catch (err) {
       this.fail(err);
       throw err;
@@ -333,8 +452,13 @@ class RunJournal implements Journal {
   async detach(): Promise<void> {
     const ok = this.handoff();
     this.stopListening();
+    // The journal no longer governs the run: its hold goes with it.
+    this.hold?.release();
     try {
-      if (!ok) throw this.error;
+      if (!ok) {
+        await this.rescue();
+        throw this.error;
+      }
       await this.store.flush();
     } catch (err) {
       // `closed` must settle either way: a caller awaiting it (a run stopped by Ctrl-C on a

@@ -56,7 +56,9 @@ describe('send gate', () => {
       { clock, concurrency: 4, retry: { maxAttempts: 2, backoffMs: 5 } },
     );
     run.on('transition', (e) => log.push(e));
-    run.gateSends(() => committed.push(log.length));
+    run.gateSends(() => {
+      committed.push(log.length);
+    });
     const result = await run.start();
     expect(checks).toEqual([]);
     expect(result.statistics.succeededTasks).toBe(24);

@@ -19,6 +19,7 @@ import {
 } from '../../src/core/index.js';
 import {
   attachJournal,
+  type Journal,
   type JournalBatch,
   MemoryStore,
   SqliteStore,
@@ -339,11 +340,140 @@ describe('journal failures', () => {
       },
       { clock, concurrency: 4 },
     );
-    const journal = await attachJournal(run, store, { clock, onError: (e) => errors.push(e) });
+    // This caller carries on without a journal: detaching gives the journal's hold back.
+    const journal = await attachJournal(run, store, {
+      clock,
+      onError: (e) => {
+        errors.push(e);
+        journal.detach().catch(() => {});
+      },
+    });
     const result = await run.start();
     expect(result.status).toBe('completed');
     expect(errors).toHaveLength(1);
     expect(journal.error).toBe(errors[0]);
     await expect(journal.closed).rejects.toThrow('disk full');
+  });
+
+  /**
+   * A store that fails from its `breakAt`-th write on (append, commit, flush), until `mend()`:
+   * the store boundary of a disk that fills up and is freed again.
+   */
+  class BrokenStore extends MemoryStore {
+    writes = 0;
+    broken = false;
+    constructor(private readonly breakAt: number) {
+      super();
+    }
+    private check(): void {
+      if (++this.writes >= this.breakAt) this.broken = true;
+      if (this.broken) throw new Error('disk full');
+    }
+    mend(): void {
+      this.broken = false;
+      this.writes = Number.NEGATIVE_INFINITY;
+    }
+    override append(runId: string, batch: JournalBatch): void {
+      this.check();
+      super.append(runId, batch);
+    }
+    override commit(): void {
+      this.check();
+      super.commit();
+    }
+    override async flush(): Promise<void> {
+      this.check();
+      await super.flush();
+    }
+  }
+
+  /** 120 cases at concurrency 8 over a store that breaks mid-run; what the target saw. */
+  async function runOverBrokenStore(mendWhenStopped: boolean) {
+    const store = new BrokenStore(40);
+    const clock = new VirtualClock();
+    const sent: string[] = [];
+    const sentAfterFailure: string[] = [];
+    let answeredAfterFailure = 0;
+    let journal: Journal | undefined;
+    const run = new Run(
+      Array.from({ length: 120 }, (_, i) => ({ id: `c${i}`, input: i })),
+      {
+        async execute(task, ctx) {
+          sent.push(`${task.id}#${ctx.attempt}`);
+          if (journal?.error !== undefined) sentAfterFailure.push(task.id);
+          await clock.sleep(10 + (task.input % 7) * 3, ctx.signal);
+          if (journal?.error !== undefined) answeredAfterFailure++;
+          return task.input;
+        },
+      },
+      { clock, concurrency: 8 },
+    );
+    if (mendWhenStopped) run.on('stopping', () => store.mend());
+    journal = await attachJournal(run, store, { clock, live: false });
+    const result = await run.start();
+    await expect(journal.closed).rejects.toThrow('disk full');
+    store.mend();
+    const kept = new Map((await collect(store.results(run.runId))).map((r) => [r.id, r]));
+    const attempts = await collect(store.attempts(run.runId));
+    return {
+      store,
+      run,
+      result,
+      journal,
+      sent,
+      sentAfterFailure,
+      answeredAfterFailure,
+      kept,
+      attempts,
+    };
+  }
+
+  test('a store that fails mid-run: nothing more is sent, the requests in flight finish (not aborted), and once the disk has room their answers are in the journal', async () => {
+    const r = await runOverBrokenStore(true);
+    // It failed mid-run with requests in flight, and nothing was sent after.
+    expect(r.answeredAfterFailure).toBeGreaterThan(0);
+    expect(r.sentAfterFailure).toEqual([]);
+    expect(r.sent.length).toBeGreaterThan(8);
+    expect(r.sent.length).toBeLessThan(120);
+    expect(r.result.status).toBe('cancelled');
+    // Every request that left got its answer, and every answer is in the journal: nothing paid
+    // for was lost, nothing was aborted.
+    expect(new Set(r.sent).size).toBe(r.sent.length);
+    const answered = r.result.tasks.filter((t) => t.status === 'succeeded').map((t) => `${t.id}#1`);
+    expect(answered.sort()).toEqual([...r.sent].sort());
+    for (const id of answered) expect(r.kept.get(id.split('#')[0]!)?.status).toBe('succeeded');
+    // The cases never sent are cancelled (a resume runs them), and no attempt is recorded
+    // for them; every request has its attempt record.
+    const cancelled = r.result.tasks.filter((t) => t.status === 'cancelled');
+    expect(cancelled.length).toBe(120 - r.sent.length);
+    for (const t of cancelled) expect(t.attempts).toBe(0);
+    expect(r.attempts.map((a) => `${a.caseId}#${a.number}`).sort()).toEqual([...r.sent].sort());
+    expect(r.journal.failure).toMatchObject({
+      written: true,
+      unwritten: [],
+      inFlight: r.answeredAfterFailure,
+    });
+    expect((await r.store.getRun(r.run.runId))?.status).toBe('interrupted');
+  });
+
+  test('a store that stays broken: the journal names exactly the answered cases it may be missing, and no other', async () => {
+    const r = await runOverBrokenStore(false);
+    expect(r.result.status).toBe('cancelled');
+    expect(r.sentAfterFailure).toEqual([]);
+    expect(r.answeredAfterFailure).toBeGreaterThan(0);
+    const failure = r.journal.failure!;
+    expect(failure.written).toBe(false);
+    expect(failure.unwritten.length).toBeGreaterThan(0);
+    const answered = r.result.tasks.filter((t) => t.status === 'succeeded').map((t) => t.id);
+    expect(answered.length).toBe(r.sent.length);
+    // Every answer is either in the journal or named; only answered cases are named.
+    const named = new Set(failure.unwritten);
+    for (const id of answered) expect(r.kept.has(id) || named.has(id), id).toBe(true);
+    for (const id of named) expect(answered).toContain(id);
+    // The next flush, once the disk has room again, writes what the journal kept.
+    r.store.mend();
+    await r.journal.flush();
+    const after = new Set((await collect(r.store.results(r.run.runId))).map((x) => x.id));
+    for (const id of answered) expect(after.has(id), id).toBe(true);
   });
 });
