@@ -28,7 +28,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 
 const args = process.argv.slice(2);
 const opt = (name, def) => {
@@ -149,7 +149,11 @@ function maxInWindow(times, ms) {
   return best;
 }
 
-/** Token takes (epoch ms, Redis's clock) the workers reported in the run's outcome stream. */
+/**
+ * Per attempt, from the run's outcome stream: the token take (epoch ms, Redis's clock), the
+ * moment the worker handed the request to its target (epoch ms, the worker's clock, same host)
+ * and the worker. Sorted by take.
+ */
 async function takes(url, queue, runId) {
   const redis = new Redis(url);
   try {
@@ -157,10 +161,12 @@ async function takes(url, queue, runId) {
     const at = [];
     for (const [, fields] of await redis.xrange(key, '-', '+')) {
       for (const reply of JSON.parse(fields[1])) {
-        if (reply.outcome?.takenAt !== undefined) at.push(reply.outcome.takenAt);
+        const o = reply.outcome;
+        if (o?.takenAt !== undefined)
+          at.push({ taken: o.takenAt, sent: o.sentAt, worker: o.worker });
       }
     }
-    return at.sort((a, b) => a - b);
+    return at.sort((a, b) => a.taken - b.taken);
   } finally {
     redis.disconnect();
   }
@@ -185,8 +191,10 @@ const redis = INPROCESS ? undefined : await startRedis();
 const mock = await startMock({ port: 0, latencyMs: { min: 20, max: 60 } });
 const bound = WINDOWS.map((w) => BURST + (PER_MINUTE / 60_000) * w);
 const rows = [];
-console.log('| run | server 1 s / 500 ms / 100 ms | token takes | wall | cases | ended timeout |');
-console.log('| --- | --- | --- | --- | --- | --- |');
+console.log(
+  '| run | server 1 s / 500 ms / 100 ms | token takes | sends | largest take-to-send gap | mock event-loop stall | wall | cases | ended timeout |',
+);
+console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
 try {
   for (let run = 0; run < RUNS; run++) {
     const dir = mkdtempSync(join(os.tmpdir(), 'stride-bench-window-'));
@@ -211,6 +219,10 @@ try {
     const env = { MOCK_URL: mock.baseUrl };
     const workers = INPROCESS ? [] : await startWorkers(redis.url, queue, env);
     mock.reset();
+    // How long this process (the mock, which stamps arrivals) could not run: a stall here stamps
+    // requests that arrived on time together, an artefact of the measurement.
+    const lag = monitorEventLoopDelay({ resolution: 10 });
+    lag.enable();
     const db = join(dir, 'j.db');
     const t0 = performance.now();
     const dispatch = INPROCESS
@@ -221,6 +233,7 @@ try {
       env,
     );
     await coordinator.done;
+    lag.disable();
     const wall = (performance.now() - t0) / 1000;
     const summary = JSON.parse(
       coordinator
@@ -231,13 +244,30 @@ try {
     if (summary === null) throw new Error(`run ${run} printed no summary:\n${coordinator.out()}`);
     const server = WINDOWS.map((w) => mock.maxInWindow(w, 'requests'));
     const taken = INPROCESS ? [] : await takes(redis.url, queue, summary.runId);
-    const atTake = INPROCESS ? WINDOWS.map(() => '-') : WINDOWS.map((w) => maxInWindow(taken, w));
+    const atTake = INPROCESS
+      ? WINDOWS.map(() => '-')
+      : WINDOWS.map((w) =>
+          maxInWindow(
+            taken.map((t) => t.taken),
+            w,
+          ),
+        );
+    const sends = taken.filter((t) => t.sent !== undefined);
+    const sentTimes = sends.map((t) => t.sent).sort((a, b) => a - b);
+    const atSend =
+      INPROCESS || sends.length === 0
+        ? WINDOWS.map(() => '-')
+        : WINDOWS.map((w) => maxInWindow(sentTimes, w));
+    let gap = { ms: 0, worker: '-' };
+    for (const t of sends)
+      if (t.sent - t.taken > gap.ms) gap = { ms: t.sent - t.taken, worker: t.worker };
+    const stallMs = lag.max / 1e6;
     const late = summary.timeout > 0 ? await timedOut(db, summary.runId, mock) : [];
     for (const w of workers) w.child.kill('SIGTERM');
     await Promise.all(workers.map((w) => w.done));
-    rows.push({ server, atTake });
+    rows.push({ server, atTake, atSend, gap: gap.ms, stallMs });
     console.log(
-      `| ${run + 1} | ${server.join(' / ')} | ${atTake.join(' / ')} | ${wall.toFixed(1)} s | ${summary.passed}/${summary.total} passed, ${summary.attempts} attempts, ${mock.stats().runs} at the mock | ${late.length === 0 ? 'none' : late.join(', ')} |`,
+      `| ${run + 1} | ${server.join(' / ')} | ${atTake.join(' / ')} | ${atSend.join(' / ')} | ${INPROCESS ? '-' : `${gap.ms.toFixed(0)} ms (${gap.worker})`} | ${stallMs.toFixed(0)} ms | ${wall.toFixed(1)} s | ${summary.passed}/${summary.total} passed, ${summary.attempts} attempts, ${mock.stats().runs} at the mock | ${late.length === 0 ? 'none' : late.join(', ')} |`,
     );
   }
 } finally {
@@ -245,6 +275,10 @@ try {
   redis?.stop();
 }
 const worst = (k) => WINDOWS.map((_, i) => Math.max(...rows.map((r) => Number(r[k][i]) || 0)));
+const over = (k) => rows.filter((r) => r[k].some((v, i) => Number(v) > bound[i])).length;
 console.log(
-  `\n${RUNS} ${INPROCESS ? 'in-process' : 'distributed'} runs${prioritized ? ' (the mock at a higher priority)' : ''} of ${CASES} cases (${WORKERS} workers, rate ${PER_MINUTE}/min, burst ${BURST}${FAIL > 0 ? `, ${FAIL} always 429` : ''}${ADAPTIVE ? '' : ', adaptive: false'}): most requests in 1 s / 500 ms / 100 ms at the server ${worst('server').join(' / ')}${INPROCESS ? '' : `, at the token takes ${worst('atTake').join(' / ')}`}; bound ${bound.join(' / ')}`,
+  `\n${RUNS} ${INPROCESS ? 'in-process' : 'distributed'} runs${prioritized ? ' (the mock at a higher priority)' : ''} of ${CASES} cases (${WORKERS} workers, rate ${PER_MINUTE}/min, burst ${BURST}${FAIL > 0 ? `, ${FAIL} always 429` : ''}${ADAPTIVE ? '' : ', adaptive: false'}): most requests in 1 s / 500 ms / 100 ms at the server ${worst('server').join(' / ')}${INPROCESS ? '' : `, at the token takes ${worst('atTake').join(' / ')}, at the sends ${worst('atSend').join(' / ')}`}; bound ${bound.join(' / ')}`,
+);
+console.log(
+  `runs over the bound: at the server ${over('server')}${INPROCESS ? '' : `, at the takes ${over('atTake')}, at the sends ${over('atSend')}`} of ${RUNS}; the mock's event loop stalled up to ${Math.max(...rows.map((r) => r.stallMs)).toFixed(0)} ms; take-to-send gap up to ${Math.max(...rows.map((r) => r.gap)).toFixed(0)} ms`,
 );

@@ -124,6 +124,11 @@ export type AttemptOutcome = (
    * without a rate limit, or when it never got one): the start the window bound is about.
    */
   readonly takenAt?: number;
+  /**
+   * When the worker handed the request to its target, epoch ms on the worker's clock: what the
+   * server sees lags `takenAt` by this process's stalls (bench/rate-window.mjs compares them).
+   */
+  readonly sentAt?: number;
 };
 
 /** The job id of an attempt. */

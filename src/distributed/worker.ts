@@ -191,7 +191,11 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
     running.set(a.id, control);
     const usage = { tokens: 0, cost: 0 };
     let takenAt: number | undefined;
-    const stamp = () => (takenAt === undefined ? {} : { takenAt });
+    let sentAt: number | undefined;
+    const stamp = () => ({
+      ...(takenAt === undefined ? {} : { takenAt }),
+      ...(sentAt === undefined ? {} : { sentAt }),
+    });
     try {
       const target = await targetFor(data);
       if (data.rate !== undefined) {
@@ -222,6 +226,7 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
         reportLimits: (_l: RateLimitSnapshot) => {},
       };
       stats.executed++;
+      sentAt = Date.now();
       const output = await target.execute(
         { id: a.taskId, input: a.testCase, priority: 0, rateKey: data.rate?.key ?? 'default' },
         ctx,
