@@ -3,9 +3,10 @@
  */
 
 import type { TestResult } from './convert.js';
-import { type ResultSource, writeFileStreamed } from './sink.js';
+import { type ResultSource, StagedFile, writeFileStreamed } from './sink.js';
 import type { ReportSummary } from './summary.js';
 import { datasetOf, isoOrNull, safeJson } from './text.js';
+import type { FormatWriter, ResultRow } from './writer.js';
 
 /** The CSV report's columns, in order. */
 export const CSV_COLUMNS = [
@@ -64,7 +65,7 @@ function numberField(n: number): string {
 }
 
 /** The cells of one result, in CSV_COLUMNS order. */
-function row(result: TestResult, guard: boolean): string {
+function csvRow(result: TestResult, guard: boolean): string {
   const m = result.metadata;
   const text = (s: string | undefined) => csvField(s ?? '', guard);
   const failed = result.assertions.filter((a) => !a.passed).map((a) => a.message);
@@ -89,6 +90,42 @@ function row(result: TestResult, guard: boolean): string {
   ].join(',');
 }
 
+/** The CSV report fed one result at a time: rows go straight to the (temporary) file. */
+class CsvWriter implements FormatWriter {
+  private constructor(
+    private readonly file: StagedFile,
+    private readonly guard: boolean,
+  ) {}
+
+  static async open(path: string, options: CsvOptions): Promise<CsvWriter> {
+    const file = await StagedFile.open(path);
+    const writer = new CsvWriter(file, options.formulaGuard ?? true);
+    await file.write(`${CSV_COLUMNS.join(',')}\r\n`);
+    return writer;
+  }
+
+  get path(): string {
+    return this.file.path;
+  }
+
+  add(row: ResultRow): Promise<void> {
+    return this.file.write(`${csvRow(row.result, this.guard)}\r\n`);
+  }
+
+  finish(): Promise<void> {
+    return this.file.commit();
+  }
+
+  abort(): Promise<void> {
+    return this.file.abort();
+  }
+}
+
+/** Opens a CSV report writer for `path` (report/fanout.ts feeds it). */
+export function openCsvWriter(path: string, options: CsvOptions = {}): Promise<FormatWriter> {
+  return CsvWriter.open(path, options);
+}
+
 /**
  * Writes `results.csv`: a header row, then one row per result; CRLF line ends (RFC 4180), UTF-8
  * without a byte-order mark. `inputs` and `outputs` are JSON text; `failed_assertions` joins
@@ -108,6 +145,6 @@ export async function writeCsv(
   const guard = options.formulaGuard ?? true;
   await writeFileStreamed(path, async (sink) => {
     await sink.write(`${CSV_COLUMNS.join(',')}\r\n`);
-    for await (const result of source()) await sink.write(`${row(result, guard)}\r\n`);
+    for await (const result of source()) await sink.write(`${csvRow(result, guard)}\r\n`);
   });
 }

@@ -4,29 +4,34 @@
  *
  * @example
  * ```ts
- * import { parseReportFormats, summarize, writeReports } from './report/index.js';
+ * import { parseReportFormats, writeReportsFrom } from './report/index.js';
  *
- * const source = () => results; // or () => store.results(runId): read once per format
- * const summary = await summarize(source, { runId, plan: 'support-bot', startedAt, finishedAt });
- * const paths = await writeReports('out', parseReportFormats('junit,html'), summary, source);
- * console.log(paths.html); // out/report.html
+ * const source = () => results; // or () => history.results(runId): read once for all formats
+ * const meta = { runId, plan: 'support-bot', startedAt, finishedAt };
+ * const { summary, paths } = await writeReportsFrom(source, 'out', parseReportFormats('junit,html'), meta);
+ * console.log(summary.passRate, paths.html); // out/report.html
  * ```
  */
 
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { InvalidOptionError } from '../core/index.js';
-import { writeCsv } from './csv.js';
-import { makeDirectory } from './disk.js';
-import { type HtmlOptions, writeHtml } from './html.js';
-import { writeJson } from './json.js';
-import { writeJsonl } from './jsonl.js';
-import { writeJunit } from './junit.js';
+import { REPORT_FORMATS, type ReportFormat, writeReportsFrom } from './fanout.js';
+import type { HtmlOptions } from './html.js';
 import type { ResultSource } from './sink.js';
 import type { ReportSummary } from './summary.js';
 
 export * from './convert.js';
 export { CSV_COLUMNS, type CsvOptions, csvField, writeCsv } from './csv.js';
 export { type DiffLine, lineDiff } from './diff.js';
+export {
+  type FanoutOptions,
+  type FanoutResult,
+  REPORT_FILES,
+  REPORT_FORMATS,
+  ReportFanout,
+  type ReportFormat,
+  writeReportsFrom,
+} from './fanout.js';
 export { HTML_MAX_FAILURES, type HtmlOptions, type HtmlTrendPoint, writeHtml } from './html.js';
 export { writeJson } from './json.js';
 export { JsonlStreamWriter, jsonlLine, writeJsonl } from './jsonl.js';
@@ -55,34 +60,6 @@ export {
 export interface ReportOptions {
   readonly html?: HtmlOptions;
 }
-
-/** A report file format. */
-export type ReportFormat = 'jsonl' | 'json' | 'csv' | 'junit' | 'html';
-
-/** Every format, in the order `writeReports` writes them. */
-export const REPORT_FORMATS: readonly ReportFormat[] = ['jsonl', 'json', 'csv', 'junit', 'html'];
-
-/** The file each format is written to, inside the report directory. */
-export const REPORT_FILES: Readonly<Record<ReportFormat, string>> = {
-  jsonl: 'results.jsonl',
-  json: 'results.json',
-  csv: 'results.csv',
-  junit: 'junit.xml',
-  html: 'report.html',
-};
-
-const WRITERS: Readonly<
-  Record<
-    ReportFormat,
-    (path: string, summary: ReportSummary, source: ResultSource) => Promise<void>
-  >
-> = {
-  jsonl: writeJsonl,
-  json: writeJson,
-  csv: writeCsv,
-  junit: writeJunit,
-  html: writeHtml,
-};
 
 function isFormat(value: string): value is ReportFormat {
   return (REPORT_FORMATS as readonly string[]).includes(value);
@@ -115,9 +92,10 @@ export function parseReportFormats(text: string): ReportFormat[] {
 }
 
 /**
- * Creates `dir` (and its parents) and writes each format to its REPORT_FILES name there, one
- * after the other; each file appears complete or not at all. `source` is read at least once per
- * format (JUnit: once per dataset). Resolves with the path of each file written.
+ * Creates `dir` (and its parents) and writes each format to its REPORT_FILES name there from
+ * ONE read of `source` (report/fanout.ts); each file appears complete or not at all. Resolves
+ * with the path of each file written. `writeReportsFrom` does the same and builds the summary
+ * on the way, when none was made yet.
  *
  * @example
  * ```ts
@@ -132,15 +110,7 @@ export async function writeReports(
   source: ResultSource,
   options: ReportOptions = {},
 ): Promise<Partial<Record<ReportFormat, string>>> {
-  await makeDirectory(dir);
-  const paths: Partial<Record<ReportFormat, string>> = {};
-  for (const format of formats) {
-    const path = join(dir, REPORT_FILES[format]);
-    if (format === 'html') await writeHtml(path, summary, source, options.html);
-    else await WRITERS[format](path, summary, source);
-    paths[format] = path;
-  }
-  return paths;
+  return (await writeReportsFrom(source, dir, formats, summary, options)).paths;
 }
 
 /**
@@ -158,8 +128,9 @@ export async function writeReport(
   source: ResultSource,
   options: ReportOptions = {},
 ): Promise<string> {
-  await makeDirectory(dirname(path));
-  if (format === 'html') await writeHtml(path, summary, source, options.html);
-  else await WRITERS[format](path, summary, source);
+  await writeReportsFrom(source, dirname(path), [format], summary, {
+    ...options,
+    paths: { [format]: path },
+  });
   return path;
 }

@@ -5,9 +5,10 @@
 
 import { StrideError } from '../core/index.js';
 import type { TestResult } from './convert.js';
-import { FileSink, type ResultSource, writeFileStreamed } from './sink.js';
+import { FileSink, type ResultSource, StagedFile, writeFileStreamed } from './sink.js';
 import type { ReportSummary } from './summary.js';
 import { resultRecord, safeJson } from './text.js';
+import type { FormatWriter, ResultRow } from './writer.js';
 
 /**
  * One result as a JSONL line (with its `\n`): the TestResult's keys, the timestamp as an ISO
@@ -20,6 +21,43 @@ import { resultRecord, safeJson } from './text.js';
  */
 export function jsonlLine(result: TestResult): string {
   return `${safeJson(resultRecord(result))}\n`;
+}
+
+/**
+ * The JSONL report fed one result at a time. `live`: written straight under its name as results
+ * arrive (a reader can follow it while the run goes; after a failure the file stays, cut where
+ * it was, for `keepWholeLines`); otherwise under a temporary name renamed when complete.
+ */
+class JsonlWriter implements FormatWriter {
+  private constructor(
+    readonly path: string,
+    private readonly file: StagedFile | FileSink,
+  ) {}
+
+  static async open(path: string, live: boolean): Promise<JsonlWriter> {
+    // Live: each line handed to the stream at once (chunk 0), so the file follows the run.
+    return new JsonlWriter(path, live ? await FileSink.open(path, 0) : await StagedFile.open(path));
+  }
+
+  add(row: ResultRow): Promise<void> {
+    return this.file.write(`${row.json}\n`);
+  }
+
+  finish(): Promise<void> {
+    return this.file instanceof StagedFile ? this.file.commit() : this.file.close();
+  }
+
+  abort(): Promise<void> {
+    return this.file.abort();
+  }
+}
+
+/** Opens a JSONL report writer for `path` (report/fanout.ts feeds it). */
+export function openJsonlWriter(
+  path: string,
+  options: { live?: boolean } = {},
+): Promise<FormatWriter> {
+  return JsonlWriter.open(path, options.live === true);
 }
 
 /**

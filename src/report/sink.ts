@@ -5,7 +5,7 @@
  */
 
 import { once } from 'node:events';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
 import type { TestResult } from './convert.js';
@@ -106,6 +106,63 @@ export class FileSink {
 }
 
 /**
+ * A report file written under a temporary name (`path.<pid>.tmp`) and renamed over `path` by
+ * `commit`, so no reader (or crash) sees half a report; `abort` removes the temporary file and
+ * leaves the old `path`, if any, as it was. The push-style face of `writeFileStreamed`, for
+ * writers fed one result at a time (report/fanout.ts).
+ */
+export class StagedFile {
+  private constructor(
+    readonly path: string,
+    private readonly temp: string,
+    readonly sink: FileSink,
+  ) {}
+
+  static async open(path: string, chunk = CHUNK): Promise<StagedFile> {
+    const temp = `${path}.${process.pid}.tmp`;
+    return new StagedFile(path, temp, await FileSink.open(temp, chunk, path));
+  }
+
+  write(text: string): Promise<void> {
+    return this.sink.write(text);
+  }
+
+  /** Closes the file and renames it to its name. On failure the temporary file is removed. */
+  async commit(): Promise<void> {
+    try {
+      await this.sink.close();
+      await rename(this.temp, this.path).catch((e: unknown) => {
+        throw reportIoError('write', this.path, e);
+      });
+    } catch (e) {
+      await this.abort();
+      throw e;
+    }
+  }
+
+  /** Drops what was written; never throws. */
+  async abort(): Promise<void> {
+    await this.sink.abort();
+    await rm(this.temp, { force: true }).catch(() => undefined);
+  }
+}
+
+/**
+ * Appends the text of `file` to `sink` (a report's body, kept aside until its head, which
+ * needs the summary, could be written). Rejects with REPORT_IO naming `name`.
+ */
+export async function copyInto(sink: FileSink, file: string, name: string): Promise<void> {
+  const stream = createReadStream(file, { encoding: 'utf8', highWaterMark: CHUNK });
+  try {
+    for await (const text of stream) await sink.write(text as string);
+  } catch (e) {
+    throw reportIoError('write', name, e);
+  } finally {
+    stream.destroy();
+  }
+}
+
+/**
  * Writes `path` with `fill`: into `path.<pid>.tmp` first, renamed over `path` when complete;
  * on failure the temporary file is removed and the old `path`, if any, is left as it was.
  */
@@ -113,17 +170,12 @@ export async function writeFileStreamed(
   path: string,
   fill: (sink: FileSink) => Promise<void>,
 ): Promise<void> {
-  const temp = `${path}.${process.pid}.tmp`;
-  const sink = await FileSink.open(temp, CHUNK, path);
+  const file = await StagedFile.open(path);
   try {
-    await fill(sink);
-    await sink.close();
-    await rename(temp, path).catch((e: unknown) => {
-      throw reportIoError('write', path, e);
-    });
+    await fill(file.sink);
   } catch (e) {
-    await sink.abort();
-    await rm(temp, { force: true });
+    await file.abort();
     throw e;
   }
+  await file.commit();
 }
