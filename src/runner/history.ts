@@ -163,22 +163,11 @@ export class RunHistory {
     options: { readonly status?: readonly TestResult['status'][] } = {},
   ): AsyncGenerator<TestResult> {
     const run = await this.getRun(runId);
-    // Only a `cancelled` result can be followed by another one for the same case (a resume runs
-    // it again; verdicts are never re-executed), so only those cases are remembered: the index
-    // of each one's latest row.
-    const latest = new Map<string, number>();
-    let index = 0;
-    for await (const r of this.store.results(runId)) {
-      if (r.status === 'cancelled' || latest.has(r.id)) latest.set(r.id, index);
-      index++;
-    }
-    const wanted = options.status === undefined ? undefined : new Set<string>(options.status);
     const context = { workflowId: run.plan, epochOffsetMs: run.clockOffsetMs };
-    index = 0;
-    for await (const r of this.store.results(runId)) {
-      const i = index++;
-      const last = latest.get(r.id);
-      if (last !== undefined && last !== i) continue;
+    // Each case's latest row, chosen by the store in the same read (a case cancelled by an
+    // interrupted session and finished by a resume has two).
+    const wanted = options.status === undefined ? undefined : new Set<string>(options.status);
+    for await (const r of this.store.results(runId, { latest: true })) {
       const result = ResultConverter.convert(r, context);
       if (wanted === undefined || wanted.has(result.status)) yield result;
     }

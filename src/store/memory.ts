@@ -171,8 +171,14 @@ export class MemoryStore implements Store {
     let left = limit ?? Number.POSITIVE_INFINITY;
     // A snapshot as of the first read, as a database read transaction gives.
     const end = r.results.length;
+    let last: Map<string, number> | undefined;
+    if (options.latest === true) {
+      last = new Map();
+      for (let i = 0; i < end; i++) last.set(r.results[i]!.case_id, i);
+    }
     for (let i = 0; i < end && left > 0; i++) {
       const row = r.results[i]!;
+      if (last !== undefined && row.status === 'cancelled' && last.get(row.case_id) !== i) continue;
       if (wanted !== undefined && !wanted.has(row.status)) continue;
       if (text !== '' && !row.case_id.includes(text)) continue;
       if (skip > 0) {

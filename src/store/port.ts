@@ -219,6 +219,13 @@ export interface ResultsOptions {
   readonly offset?: number;
   /** At most this many results. @default all */
   readonly limit?: number;
+  /**
+   * Only each case's latest result. A case has more than one only when a session cancelled it
+   * and a resume ran it again (a verdict is never executed again), so the store drops the
+   * `cancelled` rows that are followed by another row of their case, in one read.
+   * @default false
+   */
+  readonly latest?: boolean;
 }
 
 /** What `prune` removes. Runs matching either rule go. */

@@ -505,6 +505,13 @@ export class SqliteStore implements Store {
       sql += ' AND instr(case_id, ?) > 0';
       params.push(idContains);
     }
+    if (options.latest === true) {
+      // A cancelled row is kept only when it is its case's last; the subquery runs once, and
+      // only when a cancelled row is met (SQLite evaluates an uncorrelated IN lazily).
+      sql +=
+        " AND (status <> 'cancelled' OR id IN (SELECT max(id) FROM results WHERE id BETWEEN ? AND ? GROUP BY case_id))";
+      params.push(key * RANGE, key * RANGE + RANGE - 1);
+    }
     sql += ' ORDER BY id';
     const { offset, limit } = pageOf(options);
     if (offset > 0 || limit !== undefined) {

@@ -179,6 +179,32 @@ export function storeContract(name: string, open: () => Store | Promise<Store>):
       await expect(collect(store.results('r1', { limit: 1.5 }))).rejects.toThrow(/results\.limit/);
     });
 
+    test('latest: a case cancelled by one session and finished by a resume comes back once, finished', async () => {
+      await store.createRun(newRun('r1'));
+      const resultsOf = (b: ReturnType<typeof succeeds>) =>
+        b.transitions.flatMap((t) => ('result' in t ? [t.result] : []));
+      // session 1: a passes, b and c are cancelled; session 2: b passes, c is cancelled again
+      store.append(
+        'r1',
+        join(succeeds('a', 0), cancelledQueued('b', 10), cancelledQueued('c', 20)),
+      );
+      store.append('r1', join(succeeds('b', 100), cancelledQueued('c', 110)));
+      const all = await collect(store.results('r1'));
+      expect(all.map((r) => `${r.id}:${r.status}`)).toEqual([
+        'a:succeeded',
+        'b:cancelled',
+        'c:cancelled',
+        'b:succeeded',
+        'c:cancelled',
+      ]);
+      const latest = await collect(store.results('r1', { latest: true }));
+      expect(latest).toEqual([all[0], all[3], all[4]]);
+      expect(latest[2]).toEqual(resultsOf(cancelledQueued('c', 110))[0]);
+      expect(await collect(store.results('r1', { latest: true, status: ['cancelled'] }))).toEqual([
+        all[4],
+      ]);
+    });
+
     test('undefined and null stay apart; error status, cancel reasons and odd ids survive', async () => {
       await store.createRun(newRun('r1'));
       const weird = 'case "1"\t#2 🚀';
