@@ -9,16 +9,14 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { passRateTrend } from '../compare/trend.js';
 import { type Hold, isTerminal, type TaskResult } from '../core/index.js';
-import type { TestResult } from '../report/convert.js';
 import { makeDirectory } from '../report/disk.js';
 import {
   type HtmlOptions,
-  JsonlStreamWriter,
   REPORT_FILES,
+  ReportFanout,
   type ReportFormat,
+  type ReportMeta,
   type ReportSummary,
-  summarize,
-  writeReports,
 } from '../report/index.js';
 import type { DurableRunResult, DurableSession } from '../runner/durable.js';
 import { gracefulStop } from '../runner/graceful.js';
@@ -89,8 +87,8 @@ export type SessionStart = (hooks: {
 
 export { EXIT };
 
-/** Results waiting for the JSONL file before the run is paused for it (backpressure). */
-const JSONL_HIGH_WATER = 2_000;
+/** Results waiting for the report files before the run is paused for them (backpressure). */
+const REPORT_HIGH_WATER = 2_000;
 
 /**
  * A run id a person can read and type: the local start time and 4 random hex digits, e.g.
@@ -109,19 +107,25 @@ export async function runSession(start: SessionStart, options: SessionOptions): 
   const { io, history } = options;
   const jsonlPath = join(options.out, REPORT_FILES.jsonl);
   const streamJsonl = options.formats.includes('jsonl');
+  // A resume's reports cover the cases of every session, so they are written from the journal
+  // at the end (one read); only its live results.jsonl is fed while it goes. A fresh run's
+  // reports are all fed as its cases settle: nothing is read back after the run.
+  const fedFormats =
+    options.rewriteJsonl === true ? options.formats.filter((f) => f === 'jsonl') : options.formats;
   await makeDirectory(options.out);
   // Opened (and so truncated) only once the session holds its run's lock (onStart): a session
   // refused with RUN_LOCKED must not empty the file a live session of that run is writing.
-  let jsonl: JsonlStreamWriter | undefined;
+  let fanout: ReportFanout | undefined;
 
   let progress: Progress | undefined;
   let resumable = false;
   let disposeSignals: () => void = () => {};
   let writing: Promise<void> = Promise.resolve();
   let pending = 0;
-  let writeError: unknown;
-  // Held while the JSONL file is too far behind; a graceful stop holds the run on its own.
-  let jsonlHold: Hold | undefined;
+  // The report files could not be opened at all (each format's own failures: fanout.failed).
+  let openError: unknown;
+  // Held while the report files are too far behind; a graceful stop holds the run on its own.
+  let reportHold: Hold | undefined;
   let place: SessionPlace | undefined;
   // What reached results.jsonl, for the message of a failed journal.
   const streamed = { verdicts: 0, cancelled: 0 };
@@ -142,40 +146,42 @@ export async function runSession(start: SessionStart, options: SessionOptions): 
       });
       progress.start();
     }
-    if (streamJsonl) {
-      writing = JsonlStreamWriter.open(jsonlPath).then(
-        (writer) => {
-          jsonl = writer;
+    writing = history
+      .getRun(session.runId)
+      .then((record) =>
+        ReportFanout.open(options.out, fedFormats, { plan: record.plan, liveJsonl: true }),
+      )
+      .then(
+        (opened) => {
+          fanout = opened;
         },
         (err: unknown) => {
-          writeError = err;
+          openError = err;
         },
       );
-      run.on('transition', (t) => {
-        if (!isTerminal(t.to) || !('result' in t)) return;
-        const result = session.toTestResult(t.result as TaskResult<never, never>);
-        pending++;
-        if (pending === JSONL_HIGH_WATER && jsonlHold === undefined) {
-          jsonlHold = run.hold('backpressure', { by: REPORT_FILES.jsonl });
+    // Each settled case is converted once and fanned out to the summary and every report.
+    run.on('transition', (t) => {
+      if (!isTerminal(t.to) || !('result' in t)) return;
+      const result = session.toTestResult(t.result as TaskResult<never, never>);
+      pending++;
+      if (pending === REPORT_HIGH_WATER && reportHold === undefined) {
+        reportHold = run.hold('backpressure', { by: 'the report files' });
+      }
+      writing = writing.then(async () => {
+        if (fanout !== undefined) {
+          await fanout.add(result);
+          if (streamJsonl && !fanout.failed.has('jsonl')) {
+            if (t.to === 'cancelled') streamed.cancelled++;
+            else streamed.verdicts++;
+          }
         }
-        writing = writing.then(async () => {
-          try {
-            if (writeError === undefined && jsonl !== undefined) {
-              await jsonl.write(result);
-              if (t.to === 'cancelled') streamed.cancelled++;
-              else streamed.verdicts++;
-            }
-          } catch (err) {
-            writeError = err;
-          }
-          pending--;
-          if (jsonlHold !== undefined && pending <= JSONL_HIGH_WATER / 2) {
-            jsonlHold.release();
-            jsonlHold = undefined;
-          }
-        });
+        pending--;
+        if (reportHold !== undefined && pending <= REPORT_HIGH_WATER / 2) {
+          reportHold.release();
+          reportHold = undefined;
+        }
       });
-    }
+    });
     disposeSignals = gracefulStop(run, session.journal, {
       store: history.store,
       graceMs: options.graceMs ?? 10_000,
@@ -201,15 +207,23 @@ export async function runSession(start: SessionStart, options: SessionOptions): 
     disposeSignals();
     progress?.stop();
     await writing;
-    await jsonl?.close().catch((err: unknown) => {
-      writeError ??= err;
-    });
   }
+  const ended = failure === undefined && result !== undefined && !resumable;
+  if (!ended && fanout !== undefined) {
+    // Interrupted or failed: results.jsonl keeps this session's lines; the rest is dropped.
+    if (streamJsonl) await fanout.finish(LIVE_ONLY, {}, ['jsonl']).catch(() => undefined);
+    await fanout.abort();
+  }
+  const jsonlError = (): unknown =>
+    streamJsonl ? (openError ?? fanout?.failed.get('jsonl')) : undefined;
   // A results.jsonl cut short (a full disk) is not left under its name as if it were complete.
-  const jsonlFailure: JsonlFailure | undefined =
-    writeError === undefined ? undefined : await keepPartialJsonl(jsonlPath, writeError);
+  let jsonlFailure: JsonlFailure | undefined;
+  if (!ended && jsonlError() !== undefined) {
+    jsonlFailure = await keepPartialJsonl(jsonlPath, jsonlError());
+  }
   if (failure !== undefined || result === undefined) {
-    const written = jsonl === undefined ? undefined : { path: jsonlPath, ...streamed };
+    const written =
+      fanout === undefined || !streamJsonl ? undefined : { path: jsonlPath, ...streamed };
     throw await journalFailure(failure, place, jsonlFailure ?? written);
   }
   const runId = result.runId;
@@ -227,27 +241,46 @@ export async function runSession(start: SessionStart, options: SessionOptions): 
   }
 
   const after = await options.afterRun?.(runId);
-  const {
-    summary,
-    record: final,
-    paths,
-  } = await writeRunReports(history, runId, {
-    out: options.out,
-    // A results.jsonl that failed while the run went is written again from the journal.
-    formats:
-      options.rewriteJsonl === true || jsonlFailure !== undefined
-        ? options.formats
-        : options.formats.filter((f) => f !== 'jsonl'),
-    command: options.command,
-    ...(after?.html === undefined ? {} : { html: after.html }),
-  }).catch((err: unknown) => {
+  const record = await history.getRun(runId);
+  const meta = metaOf(record, options.command);
+  const html = async (s: ReportSummary): Promise<HtmlOptions> => ({
+    ...(await trendOf(history, record, s, options.formats)),
+    ...after?.html,
+  });
+  const written = await (async () => {
+    let summary: ReportSummary | undefined;
+    let paths: Partial<Record<ReportFormat, string>> = {};
+    if (fanout !== undefined) {
+      // The summary built while the run went: the results are not read back.
+      summary = fanout.builder.build(meta);
+      await fanout.finish(summary, { html: await html(summary) }).catch(() => undefined);
+      paths = fanout.finished;
+    }
+    // Written from the journal, in one read: a resume's reports (they cover every session), and
+    // any format that could not be written while the run went (a full disk, since freed).
+    const again = options.formats.filter(
+      (f) => paths[f] === undefined || (f === 'jsonl' && options.rewriteJsonl === true),
+    );
+    if (jsonlError() !== undefined) jsonlFailure = await keepPartialJsonl(jsonlPath, jsonlError());
+    if (again.length > 0 || summary === undefined) {
+      const rewritten = await fromJournal(history, record, meta, again, { out: options.out, html });
+      summary = rewritten.summary;
+      paths = { ...paths, ...rewritten.paths };
+    }
+    return { summary, paths };
+  })().catch((err: unknown) => {
     throw reportFailure(
       err,
       { runId, history, resumeCommand: options.resumeCommand },
       { out: options.out, formats: options.formats, jsonl: jsonlFailure },
     );
   });
-  if (streamJsonl) paths.jsonl = jsonlPath;
+  const summary = written.summary;
+  const final = record;
+  // In the order the formats were asked for.
+  const paths: Partial<Record<ReportFormat, string>> = Object.fromEntries(
+    options.formats.flatMap((f) => (written.paths[f] === undefined ? [] : [[f, written.paths[f]]])),
+  );
   if (jsonlFailure !== undefined) {
     // Written again, whole, from the journal: the partial copy has served its purpose.
     if (jsonlFailure.partial !== undefined) await rm(jsonlFailure.partial.path, { force: true });
@@ -282,19 +315,12 @@ export async function runSession(start: SessionStart, options: SessionOptions): 
   return exit;
 }
 
-/** A stored run's record and report summary, read from the journal in one pass. */
-export async function summaryOf(
-  history: RunHistory,
-  runId: string,
-  command?: string,
-): Promise<{
-  record: RunRecord;
-  summary: ReportSummary;
-  source: () => AsyncGenerator<TestResult>;
-}> {
-  const record = await history.getRun(runId);
-  const source = () => history.results(runId);
-  const summary = await summarize(source, {
+/** Stands for a ReportMeta where no writer reads it (finishing a live results.jsonl). */
+const LIVE_ONLY: ReportMeta = { runId: '', plan: '', startedAt: 0, finishedAt: undefined };
+
+/** What the reports say about a stored run. */
+function metaOf(record: RunRecord, command: string | undefined): ReportMeta {
+  return {
     runId: record.id,
     plan: record.plan,
     startedAt: record.startedAt,
@@ -304,13 +330,68 @@ export async function summaryOf(
       ? {}
       : { stoppedBy: `${record.stoppedBy.rule}: ${record.stoppedBy.message}` }),
     ...(command === undefined ? {} : { command }),
-  });
-  return { record, summary, source };
+  };
 }
 
 /**
- * Summarises a stored run and writes its reports from the journal (every case once, also after
- * a resume). Used by every session, test plan or action plan.
+ * The HTML report's pass-rate trend (cheap: stored counts, see passRateTrend), with this run's
+ * own rate from its summary, so a resumed run's results are not read again for it.
+ */
+async function trendOf(
+  history: RunHistory,
+  record: RunRecord,
+  summary: ReportSummary,
+  formats: readonly ReportFormat[],
+): Promise<HtmlOptions> {
+  if (!formats.includes('html') || record.kind !== 'test') return {};
+  const trend = await passRateTrend(history, record.plan, {
+    upTo: record.id,
+    upToPassRate: summary.total === 0 ? null : summary.passRate,
+  });
+  return { trend };
+}
+
+/** Writes `formats` of a stored run from ONE read of its journal, building its summary. */
+async function fromJournal(
+  history: RunHistory,
+  record: RunRecord,
+  meta: ReportMeta,
+  formats: readonly ReportFormat[],
+  options: {
+    out?: string;
+    paths?: Partial<Record<ReportFormat, string>>;
+    html?: (summary: ReportSummary) => Promise<HtmlOptions>;
+  },
+): Promise<{ summary: ReportSummary; paths: Partial<Record<ReportFormat, string>> }> {
+  const source = () => history.results(record.id);
+  if (formats.length === 0) {
+    const fanout = await ReportFanout.open(options.out ?? '.', [], { plan: record.plan });
+    for await (const r of source()) await fanout.add(r);
+    return fanout.finish(meta);
+  }
+  const fanout = await ReportFanout.open(options.out ?? '.', formats, {
+    plan: record.plan,
+    ...(options.paths === undefined ? {} : { paths: options.paths }),
+  });
+  try {
+    for await (const r of source()) {
+      await fanout.add(r);
+      const failed = fanout.failed.values().next();
+      if (!failed.done) throw failed.value;
+    }
+  } catch (e) {
+    await fanout.abort();
+    throw e;
+  }
+  const summary = fanout.builder.build(meta);
+  return fanout.finish(summary, { html: (await options.html?.(summary)) ?? {} });
+}
+
+/**
+ * Summarises a stored run and writes `formats` of it from ONE read of the journal (every case
+ * once, also after a resume; the summary is built on the way). Used by every session that
+ * writes its reports from the journal (a resume, an action plan) and by `stride report`.
+ * `paths` puts a format in a file of its own instead of `out/REPORT_FILES[format]`.
  */
 export async function writeRunReports(
   history: RunHistory,
@@ -320,22 +401,29 @@ export async function writeRunReports(
     formats: readonly ReportFormat[];
     command?: string;
     html?: HtmlOptions;
+    paths?: Partial<Record<ReportFormat, string>>;
   },
 ): Promise<{
   summary: ReportSummary;
   record: RunRecord;
   paths: Partial<Record<ReportFormat, string>>;
 }> {
-  const { record, summary, source } = await summaryOf(history, runId, options.command);
-  // The HTML report shows the plan's recent pass rates (cheap: stored counts, see passRateTrend).
-  const trend =
-    options.formats.includes('html') && record.kind === 'test'
-      ? await passRateTrend(history, record.plan, { upTo: runId })
-      : undefined;
-  const written = await writeReports(options.out, options.formats, summary, source, {
-    html: { ...(trend === undefined ? {} : { trend }), ...options.html },
-  });
-  return { summary, record, paths: { ...written } };
+  const record = await history.getRun(runId);
+  const { summary, paths } = await fromJournal(
+    history,
+    record,
+    metaOf(record, options.command),
+    options.formats,
+    {
+      out: options.out,
+      ...(options.paths === undefined ? {} : { paths: options.paths }),
+      html: async (s) => ({
+        ...(await trendOf(history, record, s, options.formats)),
+        ...options.html,
+      }),
+    },
+  );
+  return { summary, record, paths: { ...paths } };
 }
 
 /** 0 if every case passed, or the pass rate reached `--fail-under`; 1 otherwise. */

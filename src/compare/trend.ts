@@ -104,7 +104,12 @@ export async function runsOfPlan(
 export async function passRateTrend(
   history: RunHistory,
   plan: string,
-  options: { readonly limit?: number; readonly upTo?: string } = {},
+  options: {
+    readonly limit?: number;
+    readonly upTo?: string;
+    /** `upTo`'s own pass rate, when the caller has it (its report's summary): not read again. */
+    readonly upToPassRate?: number | null;
+  } = {},
 ): Promise<TrendPoint[]> {
   const all = await runsOfPlan(history, plan, Number.MAX_SAFE_INTEGER);
   const from = options.upTo === undefined ? 0 : all.findIndex((r) => r.id === options.upTo);
@@ -114,11 +119,13 @@ export async function passRateTrend(
     if (r.status === 'running' && r.id !== options.upTo) continue;
     const c = r.counts;
     const passRate =
-      r.resumes === 0
-        ? c.total === 0
-          ? null
-          : c.succeeded / c.total
-        : (await runFigures(history, r)).passRate;
+      r.id === options.upTo && options.upToPassRate !== undefined
+        ? options.upToPassRate
+        : r.resumes === 0
+          ? c.total === 0
+            ? null
+            : c.succeeded / c.total
+          : (await runFigures(history, r)).passRate;
     points.push({ runId: r.id, startedAt: r.startedAt, passRate });
   }
   return points;

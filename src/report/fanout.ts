@@ -96,6 +96,7 @@ export class ReportFanout {
   readonly builder = new SummaryBuilder();
   readonly #writers: Map<ReportFormat, FormatWriter>;
   readonly #failed = new Map<ReportFormat, unknown>();
+  readonly #finished: Partial<Record<ReportFormat, string>> = {};
 
   private constructor(writers: Map<ReportFormat, FormatWriter>) {
     this.#writers = writers;
@@ -161,27 +162,35 @@ export class ReportFanout {
   /**
    * Writes what needs the summary and puts every file under its name. `about` is the run's
    * ReportMeta (the summary is the one built from the results added), or a summary made
-   * elsewhere from the same results. Rejects with the first failure; the files of the other
-   * formats are still finished.
+   * elsewhere from the same results. `only`: finish just these formats now (the others stay
+   * open). Rejects with the first failure, which is also kept in `failed`; the files of the
+   * other formats are still finished (`finished` has their paths).
    */
   async finish(
     about: ReportMeta | ReportSummary,
     options: FinishOptions = {},
+    only?: readonly ReportFormat[],
   ): Promise<FanoutResult> {
     const summary = 'meta' in about ? about : this.builder.build(about);
-    const paths: Partial<Record<ReportFormat, string>> = {};
     let failure: { error: unknown } | undefined;
-    for (const [format, writer] of this.#writers) {
+    for (const [format, writer] of [...this.#writers]) {
+      if (only !== undefined && !only.includes(format)) continue;
+      this.#writers.delete(format);
       try {
         await writer.finish(summary, options);
-        paths[format] = writer.path;
+        this.#finished[format] = writer.path;
       } catch (e) {
+        this.#failed.set(format, e);
         failure ??= { error: e };
       }
     }
-    this.#writers.clear();
     if (failure !== undefined) throw failure.error;
-    return { summary, paths };
+    return { summary, paths: { ...this.#finished } };
+  }
+
+  /** The files finished so far, by format. */
+  get finished(): Partial<Record<ReportFormat, string>> {
+    return { ...this.#finished };
   }
 
   /** Drops every file not finished yet (a live results.jsonl stays as it is); never throws. */

@@ -133,7 +133,13 @@ async function execute(
       runId: journal.runId,
       run: prepared.run,
       journal,
-      toTestResult: (r) => prepared.toTestResult(r),
+      // With the journal's clock offset, so a result converted live (results.jsonl, the reports
+      // fed while the run goes) carries the timestamp its stored copy converts to.
+      toTestResult: (r) =>
+        ResultConverter.convert(r, {
+          workflowId: manifest.workflowId,
+          epochOffsetMs: journal.epochOffset,
+        }),
     });
     const run = await prepared.run.start();
     await journal.closed;

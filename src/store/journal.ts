@@ -84,6 +84,11 @@ export interface JournalFailure {
 export interface Journal {
   readonly runId: string;
   /**
+   * Adds to a run-clock time to get epoch milliseconds, as the stored times are dated: a result
+   * converted live with it shows the timestamp its stored copy converts to.
+   */
+  readonly epochOffset: number;
+  /**
    * Resolves once the run's end and everything before it are durable; rejects with the store's
    * error if writing failed. Await it after `run.start()`.
    */
@@ -170,7 +175,7 @@ class RunJournal implements Journal {
     private readonly run: Run<unknown, unknown>,
     private readonly store: Store,
     runId: string,
-    private readonly epochOffset: number,
+    readonly epochOffset: number,
     private readonly onError: ((error: unknown) => void) | undefined,
     private readonly lease: RunLease,
   ) {

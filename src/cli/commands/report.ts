@@ -17,29 +17,22 @@ export function registerReport(root: Command, { io }: CommandContext): void {
     'stride report 20261124-213005-ab12 --format junit -o junit.xml',
     'stride report 20261124-213005-ab12 --format html,csv -o reports/',
   ).action(async (runId: string, flags: { db: string; format: string; output?: string }) => {
-    const [
-      { formatsOf, openHistory },
-      { prepareOutput },
-      { summaryOf },
-      { writeReport, writeReports },
-      { reportHtmlOptions },
-    ] = await Promise.all([
+    const [{ formatsOf, openHistory }, { prepareOutput }, { writeRunReports }] = await Promise.all([
       import('../journal.js'),
       import('../output.js'),
       import('../session.js'),
-      import('../../report/index.js'),
-      import('../compare.js'),
     ]);
     const formats = formatsOf(flags.format, '--format');
     const file = formats.length === 1 && flags.output !== undefined && !flags.output.endsWith('/');
     await prepareOutput('--output', file ? dirname(flags.output!) : (flags.output ?? 'stride-out'));
     const history = openHistory(flags.db, true);
     try {
-      const { summary, source, record } = await summaryOf(history, runId);
-      const options = { html: await reportHtmlOptions(history, record) };
-      const written = file
-        ? { [formats[0]!]: await writeReport(formats[0]!, flags.output!, summary, source, options) }
-        : await writeReports(flags.output ?? 'stride-out', formats, summary, source, options);
+      // One read of the journal for the summary and every format (issue #15 item 6).
+      const { paths: written } = await writeRunReports(history, runId, {
+        out: file ? dirname(flags.output!) : (flags.output ?? 'stride-out'),
+        formats,
+        ...(file ? { paths: { [formats[0]!]: flags.output! } } : {}),
+      });
       for (const [format, path] of Object.entries(written))
         io.stdout.write(`${format.padEnd(6)} ${path}\n`);
     } finally {
