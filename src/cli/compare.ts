@@ -12,13 +12,12 @@ import { compareRuns } from '../compare/compare.js';
 import { writeComparisonHtml } from '../compare/html.js';
 import { resolveRuns } from '../compare/refs.js';
 import { comparisonMarkdown, formatComparison } from '../compare/text.js';
-import { passRateTrend, runFigures, runsOfPlan, sparkline } from '../compare/trend.js';
+import { runFigures, runsOfPlan, sparkline } from '../compare/trend.js';
 import type { Comparison } from '../compare/types.js';
 import { isStrideError } from '../core/index.js';
 import type { HtmlOptions } from '../report/index.js';
 import { writeFileStreamed } from '../report/sink.js';
 import { RunHistory } from '../runner/history.js';
-import type { RunRecord } from '../store/port.js';
 import { SqliteStore } from '../store/sqlite.js';
 import type { CompareFormat as Format, RegressionGate } from './flags.js';
 import type { Io } from './io.js';
@@ -306,13 +305,4 @@ export async function planRunsText(
     known.length === 0 ? '' : ` (${pct(Math.min(...known))} to ${pct(Math.max(...known))})`;
   lines.push('', `pass rate, oldest → newest: ${sparkline(rates)}${range}`);
   return `${lines.join('\n')}\n`;
-}
-
-/** The HTML options of a stored run's report: the plan's recent pass-rate trend. */
-export async function reportHtmlOptions(
-  history: RunHistory,
-  record: RunRecord,
-): Promise<HtmlOptions> {
-  if (record.kind !== 'test') return {};
-  return { trend: await passRateTrend(history, record.plan, { upTo: record.id }) };
 }
