@@ -7,7 +7,7 @@
  * - with --bundle DIR: the same two through an esbuild bundle of the CLI entry (see
  *   docs/architecture.md, "CLI start-up", for why the bin is not bundled).
  *
- *   npm run build && node bench/startup.mjs [--rounds 40] [--bundle /tmp/stride-bundle/main.mjs]
+ *   npm run build && node bench/startup.mjs [--rounds 40] [--bundle dist/bundle/main.mjs] [--only help,run]
  *
  * Each round runs every command once, in a rotating order (so no command always follows the
  * same one); a command's wall time is spawn to exit on this process's clock, its CPU time (user +
@@ -31,6 +31,7 @@ const { values } = parseArgs({
   options: {
     rounds: { type: 'string', default: '40' },
     bundle: { type: 'string' },
+    only: { type: 'string', default: 'help,run' },
   },
 });
 const ROUNDS = Number(values.rounds);
@@ -126,31 +127,18 @@ try {
   const db = join(work, 'stride.db');
   const out = join(work, 'out');
   const cli = (entry) => [node, ...CLI_NODE_FLAGS, entry];
-  const commands = [
-    { name: "node -e ''", argv: [node, '-e', ''] },
-    { name: 'stride --help', argv: [...cli(MAIN), '--help'] },
-    {
-      name: 'stride run (1 case)',
-      argv: [...cli(MAIN), 'run', join(work, 'plan.yaml'), '--db', db, '--out', out, '-q'],
-    },
+  const runArgs = ['run', join(work, 'plan.yaml'), '--db', db, '--out', out, '-q'];
+  const only = new Set(values.only.split(','));
+  const entries = [
+    ['stride', MAIN],
+    ...(values.bundle === undefined ? [] : [['bundled', values.bundle]]),
   ];
-  if (values.bundle !== undefined) {
-    commands.push(
-      { name: 'bundled --help', argv: [...cli(values.bundle), '--help'] },
-      {
-        name: 'bundled run (1 case)',
-        argv: [
-          ...cli(values.bundle),
-          'run',
-          join(work, 'plan.yaml'),
-          '--db',
-          db,
-          '--out',
-          out,
-          '-q',
-        ],
-      },
-    );
+  const commands = [{ name: "node -e ''", argv: [node, '-e', ''] }];
+  for (const [label, entry] of entries) {
+    if (only.has('help'))
+      commands.push({ name: `${label} --help`, argv: [...cli(entry), '--help'] });
+    if (only.has('run'))
+      commands.push({ name: `${label} run (1 case)`, argv: [...cli(entry), ...runArgs] });
   }
 
   const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');

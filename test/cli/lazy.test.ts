@@ -1,0 +1,39 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { BIN } from './helpers.js';
+
+const COUNTER = new URL('../../bench/module-count.mjs', import.meta.url).pathname;
+const work = mkdtempSync(join(tmpdir(), 'stride-lazy-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+/** The files the bin loads for `args` (ES and CommonJS), recorded by bench/module-count.mjs. */
+function modulesOf(args: string[]): string[] {
+  const log = join(work, `${args.join('-').replace(/\W/g, '')}.txt`);
+  const r = spawnSync(process.execPath, ['--import', COUNTER, BIN, ...args], {
+    env: { ...process.env, STRIDE_MODULE_LOG: log },
+    encoding: 'utf8',
+  });
+  expect(r.status, r.stderr).toBe(0);
+  return readFileSync(log, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => l.slice(l.indexOf(' ') + 1));
+}
+
+// plans/duration.js is the one light plans/ file the flag parsers use (it imports core/errors.js only).
+const HEAVY =
+  /node_modules\/(zod|yaml|undici|bullmq|ioredis|better-sqlite3|diff)\/|dist\/(plans\/(?!duration\.js)|report|runner|actions|distributed|mock|compare\/compare|targets)/;
+
+describe('commands load what they run', () => {
+  it.each(['--help', 'run --help', 'compare --help', 'worker --help', 'report --help'])(
+    'stride %s loads no plan loader, journal, HTTP client, report writer or BullMQ',
+    (command) => {
+      const files = modulesOf(command.split(' '));
+      expect(files.some((f) => f.includes('node_modules/commander/'))).toBe(true);
+      expect(files.filter((f) => HEAVY.test(f))).toEqual([]);
+    },
+  );
+});
