@@ -462,7 +462,10 @@ export function jsonSummary(
     passRate: summary.passRate,
     attempts: record.counts.attempts,
     tokens: summary.tokens,
-    cost: summary.cost,
+    // Unknown is not 0: null when some case's cost is unknown, with the partial sum labelled.
+    cost: summary.costUnknown === 0 ? summary.cost : null,
+    costUnknownCases: summary.costUnknown,
+    costPartial: summary.costUnknown === 0 ? null : summary.cost,
     durationSeconds: summary.durationSeconds ?? null,
     // Over the cases that ran to a verdict (`count`); null figures when none did, never 0.
     latencySeconds:

@@ -2,6 +2,7 @@
 
 import type { RunStatistics } from '../core/index.js';
 import type { ReportFormat, ReportSummary } from '../report/index.js';
+import { costText } from '../report/summary.js';
 import type { RunRecord, RunSummary } from '../store/port.js';
 
 function secs(s: number | undefined): string {
@@ -74,7 +75,7 @@ export function formatRunSummary(
     l.count === 0
       ? '  latency    - (no case ran to a verdict)'
       : `  latency    p50 ${secs(l.p50)} · p90 ${secs(l.p90)} · p99 ${secs(l.p99)} · max ${secs(l.max)} (over ${l.count} case(s) that ran${summary.total > l.count ? `; ${summary.total - l.count} cancelled or not run left out` : ''})`,
-    `  usage      ${summary.tokens} tokens · cost ${summary.cost.toFixed(4)}`,
+    `  usage      ${summary.tokens} tokens · cost ${costText(summary, (c) => c.toFixed(4))}`,
     `  wall time  ${secs(summary.durationSeconds)}`,
     ...paceLines(record.statistics),
   ];

@@ -245,6 +245,7 @@ function sideSummary(s: SideTotals): SideSummary {
     },
     tokens: s.tokens / runs,
     cost: s.cost / runs,
+    cost_unknown: s.costUnknown,
   };
 }
 
@@ -395,7 +396,7 @@ export async function compareRuns(
       p50: minus(h.latency.p50, b.latency.p50),
       p90: minus(h.latency.p90, b.latency.p90),
       tokens: h.tokens - b.tokens,
-      cost: h.cost - b.cost,
+      cost: h.cost_unknown > 0 || b.cost_unknown > 0 ? null : h.cost - b.cost,
     },
     datasets: datasets(base, head),
     matched,

@@ -125,8 +125,12 @@ function figures(c: Comparison): string {
     ) +
     row(
       'cost',
-      s.base.cost.toFixed(4),
-      s.head.cost.toFixed(4),
+      s.base.cost_unknown === 0
+        ? s.base.cost.toFixed(4)
+        : `unknown for ${s.base.cost_unknown} (partial ${s.base.cost.toFixed(4)})`,
+      s.head.cost_unknown === 0
+        ? s.head.cost.toFixed(4)
+        : `unknown for ${s.head.cost_unknown} (partial ${s.head.cost.toFixed(4)})`,
       delta(s.delta.cost, (x) => x.toFixed(4), true),
     ) +
     '</tbody></table></section>';

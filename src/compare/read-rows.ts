@@ -71,7 +71,8 @@ const RANGE = 2 ** 32;
  * `text` when it is a string, else the output itself (text as is, anything else as JSON).
  */
 const COMPACT_SQL = `
-  SELECT id, case_id, repeat_index, status, execution_ms, tokens, cost,
+  SELECT id, case_id, repeat_index, status, execution_ms, tokens,
+    CASE WHEN cost_unknown = 1 THEN NULL ELSE cost END AS cost,
     CASE WHEN json_valid(input) THEN json_extract(input, '$.dataset') END AS dataset,
     CASE
       WHEN NOT json_valid(output) THEN output
@@ -155,7 +156,7 @@ export function directReader(store: Store): RowReader | undefined {
             status === 'cancelled' ? 'cancelled' : ResultConverter.mapStatus(status as never);
           row.seconds = (r[4] as number) / 1000;
           row.tokens = r[5] as number;
-          row.cost = r[6] as number;
+          row.cost = (r[6] as number | null) ?? undefined;
           row.dataset = typeof r[7] === 'string' ? r[7] : 'default';
           row.answer = typeof r[8] === 'string' ? r[8] : String(r[8]);
           visit(row);

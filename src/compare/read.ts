@@ -26,7 +26,8 @@ export interface CompactRow {
   readonly dataset: string;
   readonly seconds: number;
   readonly tokens: number;
-  readonly cost: number;
+  /** Undefined when unknown (usage reported without a price): never summed as 0. */
+  readonly cost: number | undefined;
   /** The answer compared (see `comparable`). */
   readonly answer: string;
 }
@@ -199,7 +200,9 @@ export class SideTotals {
   passed = 0;
   cancelled = 0;
   tokens = 0;
+  /** The known costs' sum; `costUnknown` cases are not in it. */
   cost = 0;
+  costUnknown = 0;
   readonly latency = new LatencyHistogram();
   readonly datasets = new Map<string, DatasetTally>();
   /** Cases with at least one sample on this side. */
@@ -319,7 +322,8 @@ function count(
   if (passed) totals.passed++;
   if (r.status === 'cancelled') totals.cancelled++;
   totals.tokens += Number.isFinite(r.tokens) ? r.tokens : 0;
-  totals.cost += Number.isFinite(r.cost) ? r.cost : 0;
+  if (r.cost === undefined) totals.costUnknown++;
+  else totals.cost += Number.isFinite(r.cost) ? r.cost : 0;
   // Microseconds, as the report's summary records them, so the percentiles agree exactly; and,
   // as there, over the cases that ran to a verdict (a cancelled case has no latency to compare).
   if (r.status !== 'cancelled')

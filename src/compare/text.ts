@@ -42,6 +42,13 @@ function money(n: number): string {
   return n.toFixed(4);
 }
 
+/** A side's cost: the figure, or what is unknown of it (never a partial sum read as the cost). */
+function sideCost(s: { readonly cost: number; readonly cost_unknown: number }): string {
+  return s.cost_unknown === 0
+    ? money(s.cost)
+    : `unknown for ${s.cost_unknown} (partial ${money(s.cost)})`;
+}
+
 function int(n: number): string {
   return groupDigits(Math.round(n));
 }
@@ -110,7 +117,7 @@ export function formatComparison(c: Comparison, maxCases = TEXT_MAX_CASES): stri
     `Compare ${runsOf(s.base)} → ${runsOf(s.head)} (${plans(c)}): ${s.matched} cases matched, ${n.added} added, ${n.removed} removed`,
     `  pass rate   ${rateText(s.base)} → ${rateText(s.head)}   ${pts(s.delta.pass_rate)}`,
     `  latency     p50 ${secs(s.base.latency.p50)} → ${secs(s.head.latency.p50)} (${signed(s.delta.p50, (x) => secs(x))}) · p90 ${secs(s.base.latency.p90)} → ${secs(s.head.latency.p90)} (${signed(s.delta.p90, (x) => secs(x))})`,
-    `  usage       tokens ${int(s.base.tokens)} → ${int(s.head.tokens)} (${signed(s.delta.tokens, int)}) · cost ${money(s.base.cost)} → ${money(s.head.cost)} (${signed(s.delta.cost, money)})`,
+    `  usage       tokens ${int(s.base.tokens)} → ${int(s.head.tokens)} (${signed(s.delta.tokens, int)}) · cost ${sideCost(s.base)} → ${sideCost(s.head)} (${signed(s.delta.cost, money)})`,
     `  is it real  ${verdictLine(c)}`,
     `  cases       ${n.regressions} regressed, ${n.fixes} fixed, ${n.flaky} flaky, ${n.still_failing} still failing, ${n.changed} changed, ${n.unchanged} unchanged`,
   ];
@@ -189,7 +196,7 @@ export function comparisonMarkdown(c: Comparison, maxCases = TEXT_MAX_CASES): st
     `| p50 | ${secs(s.base.latency.p50)} | ${secs(s.head.latency.p50)} | ${signed(s.delta.p50, (x) => secs(x))} |`,
     `| p90 | ${secs(s.base.latency.p90)} | ${secs(s.head.latency.p90)} | ${signed(s.delta.p90, (x) => secs(x))} |`,
     `| tokens | ${int(s.base.tokens)} | ${int(s.head.tokens)} | ${signed(s.delta.tokens, int)} |`,
-    `| cost | ${money(s.base.cost)} | ${money(s.head.cost)} | ${signed(s.delta.cost, money)} |`,
+    `| cost | ${sideCost(s.base)} | ${sideCost(s.head)} | ${signed(s.delta.cost, money)} |`,
     '',
     ...mdList('Regressions', c.regressions, maxCases),
     ...mdList('Fixes', c.fixes, maxCases),

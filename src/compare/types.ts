@@ -40,9 +40,14 @@ export interface SideSummary extends Rate {
   readonly cancelled: number;
   /** Per-case time in seconds (first attempt to verdict), as the run's report computes it. */
   readonly latency: { readonly p50: number | null; readonly p90: number | null };
-  /** Tokens and cost per run (the mean when the side has several runs). */
+  /**
+   * Tokens and cost per run (the mean when the side has several runs). `cost` is over the known
+   * costs only: with `cost_unknown` > 0 it is a partial sum, and the delta is null.
+   */
   readonly tokens: number;
   readonly cost: number;
+  /** Results whose cost is unknown (no price known), left out of `cost`. */
+  readonly cost_unknown: number;
 }
 
 /** One dataset's pass rates. */
@@ -64,7 +69,8 @@ export interface CompareSummary {
     readonly p50: number | null;
     readonly p90: number | null;
     readonly tokens: number;
-    readonly cost: number;
+    /** Null when either side has a result of unknown cost. */
+    readonly cost: number | null;
   };
   readonly datasets: readonly DatasetComparison[];
   /** Cases (by dataset and id) found in both sides. */

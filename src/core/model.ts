@@ -95,7 +95,14 @@ export interface TaskSpec<I = unknown> {
 /** Token and cost usage, reported by the target through `ctx.reportUsage`. */
 export interface Usage {
   tokens: number;
+  /** The sum of the costs reported; a partial sum when `costUnknown` is set. */
   cost: number;
+  /**
+   * Set when a report carried usage but no cost (no price is known: an OpenAI target without
+   * prices, a blocking Dify workflow, an HTTP target without `costPath`): `cost` is then not the
+   * cost, and reports say "cost unknown" instead of adding it as 0. A target may set it itself.
+   */
+  costUnknown?: boolean;
 }
 
 /** The task as a target sees it: identity and input, resolved defaults. */

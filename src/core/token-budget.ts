@@ -68,6 +68,8 @@ export class TokenMeter {
     att.reportedTokens = (att.reportedTokens ?? 0) + tokens;
     att.rec.usage.tokens += tokens;
     att.rec.usage.cost += cost;
+    // Usage without a cost: the price is unknown, and 0 here would read as free.
+    if (usage.cost === undefined || usage.costUnknown === true) att.rec.usage.costUnknown = true;
     this.tokens += tokens;
     this.cost += cost;
     return { tokens, cost };

@@ -117,7 +117,7 @@ export type AttemptOutcome = (
       };
     }
 ) & {
-  readonly usage: { tokens: number; cost: number };
+  readonly usage: { tokens: number; cost: number; costUnknown?: boolean };
   readonly worker: string;
   /**
    * When the attempt took its token from the shared bucket, epoch ms on Redis's clock (absent

@@ -14,7 +14,7 @@
 import { hostname } from 'node:os';
 import { Job, type JobJson, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import type { AttemptContext, RateLimitSnapshot, Target } from '../core/index.js';
+import type { AttemptContext, RateLimitSnapshot, Target, Usage } from '../core/index.js';
 import { CancelledError, classifyError, StrideError } from '../core/index.js';
 import type { TargetConfig, TestCase } from '../plans/index.js';
 import { RedisBuckets } from './bucket.js';
@@ -189,7 +189,7 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
       return controller;
     };
     running.set(a.id, control);
-    const usage = { tokens: 0, cost: 0 };
+    const usage: Usage = { tokens: 0, cost: 0 };
     let takenAt: number | undefined;
     let sentAt: number | undefined;
     const stamp = () => ({
@@ -222,6 +222,8 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
         reportUsage: (u) => {
           usage.tokens += u.tokens ?? 0;
           usage.cost += u.cost ?? 0;
+          // Passed on, so the coordinator's engine knows the cost is unknown, not 0.
+          if (u.cost === undefined || u.costUnknown === true) usage.costUnknown = true;
         },
         reportLimits: (_l: RateLimitSnapshot) => {},
       };

@@ -309,7 +309,12 @@ function below(
   unit: string,
 ): AssertionOutcome {
   if (actual === undefined) {
-    return { type, passed: false, message: `${what} was not reported`, expected: limit };
+    const message =
+      what === 'cost'
+        ? // Unknown is not free: without a price there is nothing to compare (issue #18).
+          'cost unknown: no price is known for this answer (an openai target needs price_per_million; a blocking Dify workflow reports no price, a streaming one does)'
+        : `${what} was not reported`;
+    return { type, passed: false, message, expected: limit };
   }
   const passed = actual < limit;
   return {

@@ -34,7 +34,11 @@ export interface TestResult {
   /** Seconds from the first attempt's start to the verdict; 0 if it never started. */
   readonly executionTime: number;
   readonly tokensUsed: number;
-  readonly cost: number;
+  /**
+   * The case's cost; undefined when it is unknown (an attempt reported usage but no price, see
+   * `Usage.costUnknown`): written as `null`, summed by no report, never read as free.
+   */
+  readonly cost: number | undefined;
   readonly inputs: Readonly<Record<string, unknown>>;
   /** The target's output (for Dify workflows, its `outputs`-bearing result). */
   readonly outputs: unknown;
@@ -148,7 +152,7 @@ export const ResultConverter = {
       status: STATUS_MAP[taskResult.status],
       executionTime: taskResult.executionTimeMs / 1000,
       tokensUsed: taskResult.usage.tokens,
-      cost: taskResult.usage.cost,
+      cost: taskResult.usage.costUnknown === true ? undefined : taskResult.usage.cost,
       inputs:
         testCase?.inputs ??
         (typeof input === 'object' && input !== null ? (input as Record<string, unknown>) : {}),

@@ -78,7 +78,7 @@ function csvRow(result: TestResult, guard: boolean): string {
     numberField(m.attemptCount),
     numberField(result.executionTime),
     numberField(result.tokensUsed),
-    numberField(result.cost),
+    result.cost === undefined ? '' : numberField(result.cost),
     text(m.errorCode),
     text(result.errorMessage),
     text(safeJson(result.inputs)),

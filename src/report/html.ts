@@ -169,14 +169,15 @@ function money(n: number): string {
 function card(
   testid: string,
   label: string,
-  value: number,
+  /** null: unknown (an empty data-value, never 0). */
+  value: number | null,
   text: string,
   cls: string,
   sub = '',
 ): string {
   return (
     `<div class="card ${cls}"><div class="label">${h(label)}</div>` +
-    `<div class="num" data-testid="${testid}" data-value="${value}">${h(text)}</div>` +
+    `<div class="num" data-testid="${testid}" data-value="${value ?? ''}">${h(text)}</div>` +
     `${sub === '' ? '' : `<div class="sub">${h(sub)}</div>`}</div>`
   );
 }
@@ -235,7 +236,16 @@ function cards(s: ReportSummary): string {
       : '') +
     card('pass-rate', 'Pass rate', s.passRate, pct(s.passRate), 'rate') +
     card('tokens', 'Tokens', s.tokens, int(s.tokens), '') +
-    card('cost', 'Cost', s.cost, money(s.cost), '') +
+    (s.costUnknown === 0
+      ? card('cost', 'Cost', s.cost, money(s.cost), '')
+      : card(
+          'cost',
+          'Cost',
+          null,
+          'unknown',
+          '',
+          `no price known for ${int(s.costUnknown)} of ${int(s.total)} cases${s.costUnknown < s.total ? `; the others: ${money(s.cost)}` : ''}`,
+        )) +
     '</section>'
   );
 }

@@ -77,6 +77,25 @@ export interface DatasetSummary {
   readonly seconds: number;
 }
 
+/**
+ * A summary's cost in words: `0.0123`, `unknown for 3 cases (partial sum of the other 7:
+ * 0.0123)`, or `unknown (no price known for any of the 10 cases)`.
+ *
+ * @example
+ * ```ts
+ * console.log(`cost ${costText(summary, (c) => c.toFixed(4))}`);
+ * ```
+ */
+export function costText(
+  s: Pick<ReportSummary, 'cost' | 'costUnknown' | 'total'>,
+  money: (cost: number) => string,
+): string {
+  if (s.costUnknown === 0) return money(s.cost);
+  if (s.costUnknown >= s.total)
+    return `unknown (no price known for any of the ${s.total} case${s.total === 1 ? '' : 's'})`;
+  return `unknown for ${s.costUnknown} case${s.costUnknown === 1 ? '' : 's'} (partial sum of the other ${s.total - s.costUnknown}: ${money(s.cost)})`;
+}
+
 /** One of the slowest cases. */
 export interface SlowCase {
   readonly id: string;
@@ -111,7 +130,13 @@ export interface ReportSummary {
   readonly latency: LatencyStats;
   readonly histogram: readonly HistogramBucket[];
   readonly tokens: number;
+  /**
+   * The sum of the known costs. With `costUnknown` > 0 it is a partial sum, not the run's cost:
+   * show it as such ("cost unknown for N cases"), never as the total.
+   */
   readonly cost: number;
+  /** Cases whose cost is unknown (usage reported without a price): left out of `cost`. */
+  readonly costUnknown: number;
   /** Attempts over all cases. */
   readonly attempts: number;
   /** Cases that took more than one attempt. */
@@ -200,6 +225,7 @@ export class SummaryBuilder {
   private min = Number.POSITIVE_INFINITY;
   private tokens = 0;
   private cost = 0;
+  private costUnknown = 0;
   private attempts = 0;
   private retried = 0;
   /** Slowest first; at most SLOWEST_CASES. */
@@ -230,7 +256,8 @@ export class SummaryBuilder {
     }
 
     this.tokens += finite(result.tokensUsed);
-    this.cost += finite(result.cost);
+    if (result.cost === undefined) this.costUnknown++;
+    else this.cost += finite(result.cost);
     const attempts = finite(result.metadata.attemptCount);
     this.attempts += attempts;
     if (attempts > 1) this.retried++;
@@ -275,6 +302,7 @@ export class SummaryBuilder {
       })),
       tokens: this.tokens,
       cost: this.cost,
+      costUnknown: this.costUnknown,
       attempts: this.attempts,
       retried: this.retried,
       slowest: [...this.slowest],

@@ -180,7 +180,7 @@ export function resultRecord(result: TestResult): Record<string, unknown> {
     cancelReason: result.metadata.cancelReason ?? null,
     executionTime: result.executionTime,
     tokensUsed: result.tokensUsed,
-    cost: result.cost,
+    cost: result.cost ?? null,
     inputs: result.inputs,
     outputs: result.outputs ?? null,
     errorMessage: result.errorMessage ?? null,

@@ -121,7 +121,7 @@ export function judgedTarget(
     ...(inner.key === undefined ? {} : { key: inner.key }),
     async execute(task: TaskView<TestCase>, ctx: AttemptContext): Promise<CaseOutcome> {
       // Undefined until reported: `cost_below` on a target that never priced the answer fails
-      // ("cost was not reported") instead of passing on a made-up 0.
+      // ("cost unknown: no price is known ...") instead of passing on a made-up 0.
       let tokens: number | undefined;
       let cost: number | undefined;
       const counted: AttemptContext = {

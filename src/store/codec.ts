@@ -46,6 +46,8 @@ export interface ResultRow {
   reason: string | null;
   tokens: number;
   cost: number;
+  /** 1: `cost` is a partial sum, the case's cost is unknown (TaskResult.usage.costUnknown). */
+  cost_unknown: number;
   /** JSON; NULL for undefined. */
   input: string | null;
   output: string | null;
@@ -240,6 +242,7 @@ export function toResultRow(result: TaskResult, final: AttemptRecord | undefined
     reason: result.reason === undefined ? null : JSON.stringify(result.reason),
     tokens: result.usage.tokens,
     cost: result.usage.cost,
+    cost_unknown: result.usage.costUnknown === true ? 1 : 0,
     input: toJson(result.input),
     output: toJson(result.output),
     attempt_started_at: final?.startedAt ?? null,
@@ -272,7 +275,10 @@ export function fromResultRow(row: ResultRow): TaskResult {
     output: fromJson(row.output),
     error: errorOf(row.error_code, row.error_name, row.error_message, row.error_status),
     reason: fromJson(row.reason) as CancelReason | undefined,
-    usage: { tokens: row.tokens, cost: row.cost },
+    usage:
+      row.cost_unknown === 1
+        ? { tokens: row.tokens, cost: row.cost, costUnknown: true }
+        : { tokens: row.tokens, cost: row.cost },
     startedAt: row.started_at ?? undefined,
     finishedAt: row.finished_at ?? undefined,
     executionTimeMs: row.execution_ms,

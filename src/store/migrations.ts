@@ -192,6 +192,15 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX run_pace_by_run ON run_pace (run_key, id);
     `,
   },
+  {
+    version: 6,
+    description: 'a case whose cost is unknown (results.cost_unknown)',
+    sql: `
+      -- 1 when an attempt reported usage without a cost (no price known, issue #18): cost is
+      -- then a partial sum, never "free". Rows written before v6 read as known, as they were.
+      ALTER TABLE results ADD COLUMN cost_unknown INTEGER NOT NULL DEFAULT 0;
+    `,
+  },
 ];
 
 /** The schema version this code writes. */

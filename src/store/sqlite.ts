@@ -333,9 +333,9 @@ export class SqliteStore implements Store {
         insertResult: db.prepare(
           `INSERT INTO results (id, run_key, case_id, repeat_index, status, attempts, priority,
              started_at, finished_at, execution_ms, error_code, error_name, error_message,
-             error_status, reason, tokens, cost, input, output, attempt_started_at,
-             attempt_tokens, attempt_cost, upstream)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+             error_status, reason, tokens, cost, cost_unknown, input, output,
+             attempt_started_at, attempt_tokens, attempt_cost, upstream)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         ),
         insertAttempt: db.prepare(
           `INSERT INTO attempts (id, run_key, ${ATTEMPT_COLUMNS})
@@ -817,6 +817,7 @@ export class SqliteStore implements Store {
             reason === undefined ? null : JSON.stringify(reason),
             result.usage.tokens,
             result.usage.cost,
+            result.usage.costUnknown === true ? 1 : 0,
             toJson(result.input),
             toJson(result.output),
             final === undefined ? null : final.startedAt,

@@ -5,11 +5,13 @@
  * file says which cases were cancelled, and the latency is over the cases that ran only.
  */
 
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { XMLParser } from 'fast-xml-parser';
 import { describe, expect, it } from 'vitest';
+import { startMock } from '../../src/mock/index.js';
 import { makePlan, spawnStride } from './helpers.js';
 
 /** A local port where nothing listens: bound on port 0, then closed. */
@@ -161,5 +163,100 @@ describe('cancelled cases and the numbers every output gives', () => {
         `latency .* \\(over ${20 - c} case\\(s\\) that ran; ${c} cancelled or not run left out\\)`,
       ),
     );
+  });
+});
+
+describe('unknown cost is not free (issue #18 item 6)', () => {
+  it('an OpenAI target without prices and a blocking Dify workflow: cost_below fails saying no price is known; every output says cost unknown, never 0', async () => {
+    const mock = await startMock({ port: 0, latencyMs: 1 });
+    try {
+      const dir = mkdtempSync(join(tmpdir(), 'stride-cost-'));
+      const cases = [
+        'cases:',
+        '  - id: a',
+        '    inputs: { query: hello }',
+        '    expected: { field: text, contains: hello, cost_below: 0.01 }',
+        '  - id: b',
+        '    inputs: { query: hello again }',
+        '    expected: { field: text, contains: hello }',
+      ];
+      writeFileSync(
+        join(dir, 'openai.yaml'),
+        [
+          'workflow_id: unpriced-openai',
+          'target:',
+          '  type: openai',
+          `  base_url: ${mock.baseUrl}`,
+          '  api_key: sk-test',
+          '  model: gpt-4o-mini',
+          ...cases,
+          '',
+        ].join('\n'),
+      );
+      writeFileSync(
+        join(dir, 'dify.yaml'),
+        [
+          'workflow_id: unpriced-dify',
+          'target:',
+          '  type: dify',
+          `  base_url: ${mock.baseUrl}`,
+          '  api_key: app-test',
+          '  app: workflow',
+          '  response_mode: blocking',
+          ...cases.map((l) => l.replace('field: text, ', '')),
+          '',
+        ].join('\n'),
+      );
+      for (const plan of ['openai.yaml', 'dify.yaml']) {
+        const out = `out-${plan}`;
+        const child = spawnStride(['run', plan, '--json', '--no-progress', '--out', out], {
+          cwd: dir,
+          env: {},
+        });
+        expect(await child.exited, child.stderr()).toBe(1);
+        const s = JSON.parse(child.stdout()) as Record<string, unknown>;
+        // b passes on its text; a fails only on its cost_below, which has no price to compare.
+        expect(s, plan).toMatchObject({ total: 2, passed: 1, failed: 1 });
+        expect(s.tokens as number).toBeGreaterThan(0);
+        expect(s).toMatchObject({ cost: null, costUnknownCases: 2, costPartial: 0 });
+
+        const lines = readFileSync(join(dir, out, 'results.jsonl'), 'utf8')
+          .trim()
+          .split('\n')
+          .map(
+            (l) =>
+              JSON.parse(l) as {
+                executionId: string;
+                cost: unknown;
+                assertions: { type: string; passed: boolean; message: string }[];
+              },
+          );
+        expect(lines.map((l) => l.cost)).toEqual([null, null]);
+        const a = lines.find((l) => l.executionId === 'a')!;
+        const costCheck = a.assertions.find((x) => x.type === 'cost_below')!;
+        expect(costCheck.passed).toBe(false);
+        expect(costCheck.message).toMatch(/^cost unknown: no price is known/);
+
+        const doc = JSON.parse(readFileSync(join(dir, out, 'results.json'), 'utf8'));
+        expect(doc.summary).toMatchObject({ costUnknown: 2 });
+        const csv = readFileSync(join(dir, out, 'results.csv'), 'utf8')
+          .trim()
+          .split('\r\n');
+        const col = csv[0]!.split(',').indexOf('cost');
+        expect(csv.slice(1).map((r) => r.split(',')[col])).toEqual(['', '']);
+        const html = readFileSync(join(dir, out, 'report.html'), 'utf8');
+        expect(html).toMatch(/data-testid="cost" data-value="">unknown</);
+        expect(html).toContain('no price known for 2 of 2 cases');
+
+        const text = spawnStride(['run', plan, '--no-progress', '--out', `${out}-2`], {
+          cwd: dir,
+          env: {},
+        });
+        expect(await text.exited).toBe(1);
+        expect(text.stdout()).toContain('cost unknown (no price known for any of the 2 cases)');
+      }
+    } finally {
+      await mock.close();
+    }
   });
 });

@@ -134,7 +134,7 @@ describe('evaluateAssertions', () => {
     ]);
     expect(evaluateAssertions(a, { output: '' }).map((o) => o.message)).toEqual([
       'latency was not reported',
-      'cost was not reported',
+      'cost unknown: no price is known for this answer (an openai target needs price_per_million; a blocking Dify workflow reports no price, a streaming one does)',
       'tokens was not reported',
     ]);
     expect(evaluateAssertions(a, { output: '', latencyMs: 10 })[0]?.message).toBe(

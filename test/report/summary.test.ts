@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { TestResult } from '../../src/report/convert.js';
 import {
+  costText,
   datasetResolver,
   MAX_DATASETS,
   MAX_ERROR_CODES,
@@ -84,6 +85,19 @@ describe('SummaryBuilder', () => {
     expect(mixed.latency.max).toBeCloseTo(4, 1);
     expect(mixed.slowest.map((c) => c.id)).toEqual(['b', 'a']);
     expect(mixed.histogram.reduce((n, b) => n + b.count, 0)).toBe(2);
+  });
+
+  it('unknown cost is not added as 0: a partial sum, labelled, and the count of unknown cases (issue #18 item 6)', () => {
+    const unknown = (id: string) => ({ ...result({ id, tokens: 10 }), cost: undefined });
+    const s = build([result({ id: 'a', cost: 0.5 }), unknown('b'), unknown('c')]);
+    expect(s.cost).toBe(0.5);
+    expect(s.costUnknown).toBe(2);
+    const money = (c: number) => c.toFixed(2);
+    expect(costText(s, money)).toBe('unknown for 2 cases (partial sum of the other 1: 0.50)');
+    expect(costText(build([unknown('b')]), money)).toBe(
+      'unknown (no price known for any of the 1 case)',
+    );
+    expect(costText(build([result({ cost: 0.25 })]), money)).toBe('0.25');
   });
 
   it('is all zeros for no results, and has no duration while the run goes on', () => {
