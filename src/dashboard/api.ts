@@ -155,11 +155,7 @@ export function apiRoutes(options: ApiOptions): Hono {
   api.get('/runs/:id/errors', async (c) => {
     const id = c.req.param('id');
     if ((await store.getRun(id)) === undefined) return notFound(c, id);
-    const byCode: Record<string, number> = {};
-    for await (const r of store.results(id, { status: ['failed', 'timeout', 'error'] })) {
-      const code = r.error?.code ?? r.status.toUpperCase();
-      byCode[code] = (byCode[code] ?? 0) + 1;
-    }
+    const byCode = await store.errorCodes(id);
     return c.json({ byCode });
   });
 

@@ -254,6 +254,16 @@ export class MemoryStore implements Store {
     this.get(runId).pace.push({ ...change });
   }
 
+  async errorCodes(runId: string): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const row of this.get(runId).results) {
+      if (row.status !== 'failed' && row.status !== 'timeout' && row.status !== 'error') continue;
+      const code = row.error_code ?? row.status.toUpperCase();
+      out[code] = (out[code] ?? 0) + 1;
+    }
+    return out;
+  }
+
   async paceChanges(runId: string): Promise<PaceRecord[]> {
     this.open();
     return this.get(runId).pace.map((c) => ({ ...c }));

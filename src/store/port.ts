@@ -287,6 +287,13 @@ export interface Store {
    */
   results(runId: string, options?: ResultsOptions): AsyncIterableIterator<TaskResult>;
 
+  /**
+   * How many of a run's failed, timeout and error results each error code has (a result
+   * without an error counts under its status in capitals, `TIMEOUT`). Reads only the codes, not
+   * the results: the dashboard's errors by code.
+   */
+  errorCodes(runId: string): Promise<Record<string, number>>;
+
   /** A run's attempts (or one case's), ordered by case id, then attempt number. */
   attempts(runId: string, caseId?: string): AsyncIterableIterator<AttemptRecord>;
 

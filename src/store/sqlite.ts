@@ -640,6 +640,20 @@ export class SqliteStore implements Store {
     this.guard('recording the pace', () => this.pace.append(meta.key, change));
   }
 
+  async errorCodes(runId: string): Promise<Record<string, number>> {
+    const key = this.prepareRead(runId);
+    const sql = `SELECT coalesce(error_code, upper(status)) AS code, count(*) AS n FROM results
+      WHERE id BETWEEN ? AND ? AND status IN ('failed', 'timeout', 'error') GROUP BY code`;
+    const out: Record<string, number> = {};
+    for (const row of this.stream<{ code: string; n: number }>(sql, [
+      key * RANGE,
+      key * RANGE + RANGE - 1,
+    ])) {
+      out[row.code] = row.n;
+    }
+    return out;
+  }
+
   async paceChanges(runId: string): Promise<PaceRecord[]> {
     this.open();
     const meta = this.meta(runId);

@@ -205,6 +205,19 @@ export function storeContract(name: string, open: () => Store | Promise<Store>):
       ]);
     });
 
+    test('errorCodes counts failed, timeout and error results by code, never succeeded or cancelled ones', async () => {
+      await store.createRun(newRun('r1'));
+      store.append(
+        'r1',
+        join(succeeds('a', 0), fails('b', 10), fails('c', 20), cancelledQueued('d', 30)),
+      );
+      const failed = (await collect(store.results('r1', { status: ['failed'] })))[0]!;
+      expect(await store.errorCodes('r1')).toEqual({ [failed.error!.code]: 2 });
+      await store.createRun(newRun('r2'));
+      expect(await store.errorCodes('r2')).toEqual({});
+      await expect(store.errorCodes('ghost')).rejects.toMatchObject({ failure: 'unknown_run' });
+    });
+
     test('undefined and null stay apart; error status, cancel reasons and odd ids survive', async () => {
       await store.createRun(newRun('r1'));
       const weird = 'case "1"\t#2 🚀';
