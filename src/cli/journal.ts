@@ -36,7 +36,7 @@ export function openHistory(db: string, mustExist: boolean): RunHistory {
 /**
  * The run journal and, with `--dispatch bullmq`, the BullMQ dispatcher (loaded on demand, so
  * in-process runs never load BullMQ). An attempt that comes back after its worker was lost is
- * journaled as a `maybe_sent` attempt.
+ * journaled by the run session (runner/session.ts), not here.
  */
 export async function openRuns(
   flags: { db: string; out?: string } & DispatchFlags,
@@ -65,32 +65,6 @@ export async function openRuns(
     ...(flags.queue === undefined ? {} : { queue: flags.queue }),
     ...(flags.batch === undefined ? {} : { batch: flags.batch }),
     onRedisError: (m) => io.stderr.write(`stride: ${m}\n`),
-    onRedelivered: ({ runId, taskId, attempt }) => {
-      const now = Date.now();
-      try {
-        store.append(runId, {
-          transitions: [],
-          attempts: [
-            {
-              caseId: taskId,
-              number: attempt,
-              startedAt: now,
-              endedAt: now,
-              state: 'maybe_sent',
-              error: {
-                code: 'REDELIVERED',
-                name: 'Redelivered',
-                message: 'its worker was lost: delivered again to another worker',
-              },
-              usage: { tokens: 0, cost: 0 },
-              upstream: undefined,
-            },
-          ],
-        });
-      } catch {
-        // A run of another coordinator on the same queue: not ours to journal.
-      }
-    },
   });
   const withDispatcher = new RunHistory({ store, service: new ExecutorService({ dispatcher }) });
   return {

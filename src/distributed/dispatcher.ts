@@ -21,7 +21,7 @@ import { Redis } from 'ioredis';
 import type { AttemptContext, Target, TaskView } from '../core/index.js';
 import { InvalidOptionError, StrideError } from '../core/index.js';
 import type { RunManifest, TestCase } from '../plans/index.js';
-import type { Dispatcher, ResumeContext } from '../runner/dispatcher.js';
+import type { Dispatcher, Redelivery, ResumeContext } from '../runner/dispatcher.js';
 import {
   type AttemptEntry,
   type AttemptJob,
@@ -53,7 +53,10 @@ export interface BullmqDispatcherOptions {
    * attempt as a job of its own. @default 8
    */
   readonly batch?: number;
-  /** Called when an attempt comes back after its worker was lost (BullMQ's stalled check). */
+  /**
+   * Called when an attempt comes back after its worker was lost (BullMQ's stalled check). The
+   * run session journals these itself (`watchRedeliveries`): this is for logging only.
+   */
   readonly onRedelivered?: (e: { runId: string; taskId: string; attempt: number }) => void;
   /** Called on Redis connection errors, once per outage. @default a line on stderr */
   readonly onRedisError?: (message: string) => void;
@@ -137,6 +140,8 @@ export class BullmqDispatcher implements Dispatcher {
   private readonly instance = randomUUID();
   private pending: PendingAdd[] = [];
   private readonly onRedelivered: BullmqDispatcherOptions['onRedelivered'];
+  /** `watchRedeliveries` listeners, per run. */
+  private readonly redeliveryWatchers = new Map<string, Set<(e: Redelivery) => void>>();
   private closed = false;
   /** Resolved by `close`. */
   private readonly closing: Promise<void>;
@@ -310,7 +315,10 @@ export class BullmqDispatcher implements Dispatcher {
     w.unhold();
     if (maybeSent) {
       const parts = parseJobId(id);
-      if (parts !== undefined) this.onRedelivered?.(parts);
+      if (parts !== undefined) {
+        this.onRedelivered?.(parts);
+        for (const listener of this.redeliveryWatchers.get(parts.runId) ?? []) listener(parts);
+      }
     }
     // Cancelled meanwhile: it ends here instead of going out again.
     if (w.aborted) this.deliver(id, CANCELLED);
@@ -731,6 +739,18 @@ export class BullmqDispatcher implements Dispatcher {
    * Stops reading a run's outcome stream once its session ended. The stream itself is left: a
    * resume of an interrupted run reads the outcomes that arrive after this (it expires in a day).
    */
+  /** The run session's hook (the Dispatcher port): attempts of `runId` delivered again. */
+  watchRedeliveries(runId: string, listener: (e: Redelivery) => void): () => void {
+    const set = this.redeliveryWatchers.get(runId) ?? new Set<(e: Redelivery) => void>();
+    this.redeliveryWatchers.set(runId, set);
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0 && this.redeliveryWatchers.get(runId) === set)
+        this.redeliveryWatchers.delete(runId);
+    };
+  }
+
   async release(runId: string): Promise<void> {
     this.streams.delete(replyKey(this.queueName, runId));
     this.resumes.delete(runId);

@@ -22,6 +22,13 @@ export interface ResumeContext {
   takesOver(caseId: string, attempt: number): boolean;
 }
 
+/** An attempt delivered again after its worker was lost. */
+export interface Redelivery {
+  readonly runId: string;
+  readonly taskId: string;
+  readonly attempt: number;
+}
+
 export interface Dispatcher {
   /**
    * The Target that runs this plan's attempts where the dispatcher decides; `resume` when the
@@ -34,5 +41,11 @@ export interface Dispatcher {
   ): Promise<Target<TestCase, unknown>>;
   /** The run ended (or stopped): forget what was kept for it. */
   release?(runId: string): Promise<void>;
+  /**
+   * Subscribes to the attempts of run `runId` that come back after their worker was lost and
+   * go out again (the lost worker may have sent them). The run session journals each as a
+   * `maybe_sent` attempt with code `REDELIVERED`. Returns the unsubscribe function.
+   */
+  watchRedeliveries?(runId: string, listener: (e: Redelivery) => void): () => void;
   close(): Promise<void>;
 }

@@ -18,9 +18,10 @@ import { type CaseOutcome, ResultConverter, type TestResult } from '../report/co
 import { attachJournal, type Journal } from '../store/journal.js';
 import { type RunLease, runLockedError } from '../store/lock.js';
 import type { PlanSnapshot } from '../store/plan.js';
-import type { AttemptRecord, Store, UnfinishedCase } from '../store/port.js';
+import type { Store, UnfinishedCase } from '../store/port.js';
 import type { ResumeContext } from './dispatcher.js';
 import { type ExecutorService, taskFor } from './executor-service.js';
+import { journalRedeliveries, recordMaybeSent } from './session.js';
 import { snapshotPlan } from './snapshot.js';
 
 /** What a durable run, a resume or a re-run resolves with. */
@@ -129,6 +130,11 @@ async function execute(
       ...(journalOptions.clock === undefined ? {} : { clock: journalOptions.clock }),
       ...(journalOptions.lease === undefined ? {} : { lease: journalOptions.lease }),
     });
+    // An attempt a lost worker may have sent goes out again: journaled here, for every face.
+    const clock = journalOptions.clock;
+    const unwatch = journalRedeliveries(prepared.dispatcher, store, journal.runId, () =>
+      clock === undefined ? Date.now() : clock.wallTime(),
+    );
     session.onStart?.({
       runId: journal.runId,
       run: prepared.run,
@@ -141,7 +147,7 @@ async function execute(
           epochOffsetMs: journal.epochOffset,
         }),
     });
-    const run = await prepared.run.start();
+    const run = await prepared.run.start().finally(unwatch);
     await journal.closed;
     const failure = prepared.sourceError();
     if (failure !== undefined && run.statistics.totalTasks === 0 && !journalOptions.resume) {
@@ -339,32 +345,6 @@ async function resumeLocked(
   }
   results.push(...fresh);
   return { runId, results, run };
-}
-
-/**
- * Records, for each case that was running when the journal ends, a `maybe_sent` attempt: the
- * target may have received it. It started when the case last became `running` (`since`).
- */
-async function recordMaybeSent(
-  store: Store,
-  runId: string,
-  cases: readonly UnfinishedCase[],
-): Promise<void> {
-  const attempts: AttemptRecord[] = cases.map((c) => {
-    const at = c.since;
-    return {
-      caseId: c.caseId,
-      number: c.attempts,
-      startedAt: at,
-      endedAt: at,
-      state: 'maybe_sent',
-      error: undefined,
-      usage: { tokens: 0, cost: 0 },
-      upstream: undefined,
-    };
-  });
-  store.append(runId, { transitions: [], attempts });
-  await store.flush();
 }
 
 /**

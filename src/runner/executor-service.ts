@@ -74,6 +74,8 @@ export interface PreparedTestRun {
   readonly sourceError: () => unknown;
   /** Releases what the service built for this run (the target's connection pool). */
   close(): Promise<void>;
+  /** Where the attempts run: the service's dispatcher, or undefined in process. */
+  readonly dispatcher: Dispatcher | undefined;
 }
 
 function missing(what: string): StrideError {
@@ -296,6 +298,7 @@ export class ExecutorService {
       manifest,
       toTestResult: (result) => ResultConverter.convert(result, context),
       sourceError: () => sourceError,
+      dispatcher,
       close: async () => {
         // Only what this service built: a target the caller passed in is the caller's to close.
         if (inner !== this.options.target && dispatcher === undefined)
