@@ -29,6 +29,7 @@ import { REDACTED, redactLiterals, setIn } from '../plans/index.js';
 import type { Journal } from '../store/journal.js';
 import { attachJournal } from '../store/journal.js';
 import type { Store } from '../store/port.js';
+import { loadProgress } from '../store/resume.js';
 import { ToolRegistry } from './registry.js';
 import { validateSchema, validateSchemaAsync } from './schema.js';
 import { actionSnapshot } from './snapshot.js';
@@ -934,27 +935,15 @@ export class Executor {
   }
 
   /**
-   * A journaled plan's stored state, for resume: steps with a verdict (their outputs feed later
-   * steps) and the saga log rebuilt from the journal.
+   * The action plan's side of a resume: from the stored run read once, as for a test plan
+   * (`loadProgress`: the record, the plan hash check, each step's latest result chosen in SQL),
+   * the steps with a verdict (their outputs feed later steps) and the saga log rebuilt.
    */
   private async loadPrior(exec: Execution): Promise<{ done: Map<string, TaskResult> }> {
     const store = this.options.store;
     if (store === undefined) throw new StrideError('INVALID_STATE', 'resume needs a store');
-    const state = await store.loadRun(exec.plan.id);
-    if (state === undefined)
-      throw new StrideError('RUN_NOT_FOUND', `no journaled run "${exec.plan.id}" to resume`);
-    const hash = actionSnapshot(exec.plan).hash;
-    if (hash !== state.run.planHash) {
-      throw new StrideError(
-        'PLAN_CHANGED',
-        `the plan changed since run "${exec.plan.id}" started: resuming it would mix two plans`,
-      );
-    }
-    const done = new Map<string, TaskResult>();
-    for await (const r of store.results(exec.plan.id)) {
-      if (r.status === 'cancelled') done.delete(r.id);
-      else done.set(r.id, r);
-    }
+    const state = await loadProgress(store, exec.plan.id, actionSnapshot(exec.plan).hash);
+    const done = new Map(state.verdicts);
     this.rebuildSaga(
       exec,
       done,
@@ -1036,10 +1025,8 @@ export class Executor {
       const state = await store.loadRun(rollbackId);
       if (state !== undefined) {
         storedRollback = true;
-        for await (const r of store.results(rollbackId)) {
-          if (r.status === 'succeeded') compensated.add(r.id.replace(/^undo:/, ''));
-          else compensated.delete(r.id.replace(/^undo:/, ''));
-        }
+        for await (const r of store.results(rollbackId, { latest: true, status: ['succeeded'] }))
+          compensated.add(r.id.replace(/^undo:/, ''));
       }
     }
     const entries = [...exec.saga.values()]

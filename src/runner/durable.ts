@@ -19,6 +19,7 @@ import { attachJournal, type Journal } from '../store/journal.js';
 import { type RunLease, runLockedError } from '../store/lock.js';
 import type { PlanSnapshot } from '../store/plan.js';
 import type { Store, UnfinishedCase } from '../store/port.js';
+import { checkPlanHash, loadProgress, runNotFound } from '../store/resume.js';
 import type { ResumeContext } from './dispatcher.js';
 import { type ExecutorService, taskFor } from './executor-service.js';
 import { journalRedeliveries, recordMaybeSent } from './session.js';
@@ -90,9 +91,6 @@ export interface RerunOptions extends DurableSessionOptions {
   readonly token?: CancellationToken;
   readonly clock?: Clock;
 }
-
-/** Statuses a resume keeps: a verdict. `cancelled` is not one (the case never got an answer). */
-const KEPT = new Set<string>(['succeeded', 'failed', 'timeout', 'error']);
 
 async function execute(
   service: ExecutorService,
@@ -197,43 +195,17 @@ export async function runDurable(
   return { runId, results: fresh, run };
 }
 
-/** The status of every case's latest stored result (a resumed case may have a cancelled one first). */
+/** The status of every case's latest stored result (chosen by the store, in SQL). */
 async function latestStatuses(store: Store, runId: string): Promise<Map<string, string>> {
   const latest = new Map<string, string>();
-  for await (const r of store.results(runId)) latest.set(r.id, r.status);
+  for await (const r of store.results(runId, { latest: true })) latest.set(r.id, r.status);
   return latest;
-}
-
-function checkHash(
-  hash: string,
-  storedHash: string,
-  runId: string,
-  force: boolean | undefined,
-): void {
-  if (hash !== storedHash && force !== true) {
-    throw new StrideError(
-      'PLAN_CHANGED',
-      `the plan changed since run "${runId}" started (plan hash ${storedHash.slice(0, 12)}, now ${hash.slice(0, 12)}): ` +
-        'resuming it would mix results of two plans; run the original plan, or pass force to resume anyway',
-    );
-  }
-}
-
-function notFound(runId: string): StrideError {
-  return new StrideError('RUN_NOT_FOUND', `no run "${runId}" in the store: nothing to resume`);
-}
-
-/** The run's whole resume state (reads its journal). */
-async function loadOrThrow(store: Store, runId: string) {
-  const state = await store.loadRun(runId);
-  if (state === undefined) throw notFound(runId);
-  return state;
 }
 
 /** The run's record only (no journal read). */
 async function recordOrThrow(store: Store, runId: string) {
   const run = await store.getRun(runId);
-  if (run === undefined) throw notFound(runId);
+  if (run === undefined) throw runNotFound(runId);
   return run;
 }
 
@@ -273,34 +245,17 @@ async function resumeLocked(
   lease: RunLease,
   options: ResumeOptions,
 ): Promise<DurableRunResult> {
-  const state = await loadOrThrow(store, runId);
   const plan = snapshotPlan(manifest);
-  checkHash(plan.hash, state.run.planHash, runId, options.force);
-
-  const retain = options.retainResults ?? true;
-  // The cases with a stored verdict: skipped. Their results are only held when asked for.
-  const keptIds = new Set<string>();
-  const kept = new Map<string, TaskResult>();
-  const attemptsBefore = new Map<string, number>();
-  for await (const r of store.results(runId)) {
-    if (KEPT.has(r.status)) {
-      keptIds.add(r.id);
-      attemptsBefore.delete(r.id);
-      if (retain) {
-        kept.delete(r.id); // keep completion order: the latest one goes to the end
-        kept.set(r.id, r);
-      }
-    } else {
-      keptIds.delete(r.id);
-      kept.delete(r.id);
-      attemptsBefore.set(r.id, r.attempts);
-    }
-  }
-  const maybeSent: UnfinishedCase[] = [];
-  for (const u of state.unfinished) {
-    attemptsBefore.set(u.caseId, u.attempts);
-    if (u.maybeSent) maybeSent.push(u);
-  }
+  // One read of the stored run: its record, each case's latest result, the unfinished cases.
+  // The stored verdicts are only held in memory when asked for (`retainResults`).
+  const state = await loadProgress(store, runId, plan.hash, {
+    force: options.force,
+    keepResults: options.retainResults,
+  });
+  const keptIds = state.done;
+  const attemptsBefore = state.attemptsBefore;
+  const kept = state.verdicts;
+  const maybeSent: UnfinishedCase[] = state.unfinished.filter((u) => u.maybeSent);
   if (maybeSent.length > 0) await recordMaybeSent(store, runId, maybeSent);
 
   const select = (testCase: TestCase) => {
@@ -364,7 +319,7 @@ export async function rerun(
   const holder = await store.runLock(runId);
   if (holder !== undefined) throw runLockedError(runId, holder);
   const plan = snapshotPlan(manifest);
-  checkHash(plan.hash, record.planHash, runId, options.force);
+  checkPlanHash(plan.hash, record.planHash, runId, options.force);
   const wanted = new Set<string>(options.statuses);
   const ids = new Set<string>();
   for (const [id, status] of await latestStatuses(store, runId))

@@ -156,7 +156,8 @@ export class RunHistory {
   /**
    * A run's results as TestResults, one per case (its latest: a case cancelled by an interrupted
    * session and finished by a resume shows once, finished), in completion order. Streamed from
-   * the store: memory stays flat however large the run, apart from the ids of cancelled cases.
+   * the store in one pass, each case's latest result chosen by the store (in SQL): memory stays
+   * flat however large the run.
    */
   async *results(
     runId: string,

@@ -208,7 +208,7 @@ export interface ListRunsOptions {
 
 /** Options of `results`. */
 export interface ResultsOptions {
-  /** Only results with one of these statuses. @default all */
+  /** Only results with one of these statuses (of the latest ones, with `latest`). @default all */
   readonly status?: readonly TerminalStatus[];
   /** Only cases whose id contains this text (case-sensitive). @default all */
   readonly idContains?: string;

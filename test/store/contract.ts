@@ -218,6 +218,34 @@ export function storeContract(name: string, open: () => Store | Promise<Store>):
       await expect(store.errorCodes('ghost')).rejects.toMatchObject({ failure: 'unknown_run' });
     });
 
+    test('latest: each case once, its latest result, in completion order (resumed cases)', async () => {
+      await store.createRun(newRun('r1'));
+      // a cancelled, then (a resume) b fails, a succeeds; c cancelled twice.
+      const batches = [
+        cancelledQueued('a', 0),
+        cancelledQueued('c', 10),
+        fails('b', 100),
+        succeeds('a', 200),
+        cancelledQueued('c', 300),
+      ];
+      for (const b of batches) store.append('r1', b);
+      const all = await collect(store.results('r1'));
+      expect(all.map((r) => `${r.id}:${r.status}`)).toEqual([
+        'a:cancelled',
+        'c:cancelled',
+        'b:failed',
+        'a:succeeded',
+        'c:cancelled',
+      ]);
+      const latest = await collect(store.results('r1', { latest: true }));
+      expect(latest).toEqual([all[2], all[3], all[4]]);
+      expect(
+        (await collect(store.results('r1', { latest: true, status: ['cancelled'] }))).map(
+          (r) => r.id,
+        ),
+      ).toEqual(['c']);
+    });
+
     test('undefined and null stay apart; error status, cancel reasons and odd ids survive', async () => {
       await store.createRun(newRun('r1'));
       const weird = 'case "1"\t#2 🚀';
