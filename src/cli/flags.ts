@@ -62,14 +62,22 @@ export function shareArg(raw: string): number {
  */
 export function maxFailuresArg(raw: string): number {
   const s = raw.trim();
+  // Both forms named in every refusal: a count alone misled users who meant a share (issue #18
+  // item 16: `-1` said "expected an integer >= 1").
+  const expected = 'expected a count >= 1 (10) or a share between 0 and 1 (0.2, 20%)';
   if (s.endsWith('%') || s.includes('.')) {
-    const share = shareArg(s);
-    if (share === 0 || share >= 1) {
-      throw new InvalidArgumentError('expected a count (10) or a share between 0 and 1 (0.2, 20%)');
+    let share: number;
+    try {
+      share = shareArg(s);
+    } catch {
+      throw new InvalidArgumentError(expected);
     }
+    if (share === 0 || share >= 1) throw new InvalidArgumentError(expected);
     return share;
   }
-  return intArg(1)(s);
+  const n = Number(s);
+  if (s === '' || !Number.isInteger(n) || n < 1) throw new InvalidArgumentError(expected);
+  return n;
 }
 
 /** `--range FROM-TO`, `FROM-` or `N` (1-based, inclusive). */

@@ -56,6 +56,12 @@ describe('flag parsers', () => {
     expect(maxFailuresArg('10')).toBe(10);
     expect(maxFailuresArg('20%')).toBeCloseTo(0.2);
     expect(() => maxFailuresArg('100%')).toThrow('a count');
+    // issue #18 item 16: every refusal names both forms (it said "expected an integer >= 1")
+    for (const bad of ['-1', '0', 'many', '1.5', '-5%', '2.5x']) {
+      expect(() => maxFailuresArg(bad), bad).toThrow(
+        'expected a count >= 1 (10) or a share between 0 and 1 (0.2, 20%)',
+      );
+    }
     expect(rangeArg('5-10')).toEqual({ from: 5, to: 10 });
     expect(rangeArg('50-')).toEqual({ from: 50 });
     expect(rangeArg('7')).toEqual({ from: 7, to: 7 });
