@@ -39,10 +39,13 @@ export function openHistory(db: string, mustExist: boolean): RunHistory {
  * journaled by the run session (runner/session.ts), not here.
  */
 export async function openRuns(
-  flags: { db: string; out?: string } & DispatchFlags,
+  flags: { db: string; out?: string; report?: string } & DispatchFlags,
   io: Io,
   mustExist: boolean,
 ): Promise<{ history: RunHistory; close(): Promise<void> }> {
+  // Every flag is checked before anything is written (docs/cli.md): `--report pdf` left an
+  // empty journal behind when the formats were parsed after it was opened (issue #18 item 12).
+  if (flags.report !== undefined) formatsOf(flags.report, '--report');
   const dispatch = flags.dispatch ?? 'inprocess';
   if (dispatch !== 'inprocess' && dispatch !== 'bullmq') {
     throw new UsageError(`--dispatch ${JSON.stringify(dispatch)}: expected inprocess or bullmq`);

@@ -72,6 +72,18 @@ describe('flag parsers', () => {
 });
 
 describe('usage errors exit 2 and name the flag and the value', () => {
+  it('--report pdf exits 2 and writes nothing: no journal, no report folder (issue #18 item 12)', async () => {
+    const { dir, plan } = makePlan({ cases: ['ok'] });
+    const db = join(dir, 'fresh.db');
+    const out = join(dir, 'never');
+    const { io, text } = captureIo({ MOCK_URL: mock.baseUrl });
+    expect(await main(['run', plan, '--db', db, '--out', out, '--report', 'pdf'], io)).toBe(2);
+    expect(text.err).toContain('--report');
+    expect(text.err).toContain('"pdf"');
+    expect(existsSync(db)).toBe(false);
+    expect(existsSync(out)).toBe(false);
+  });
+
   it.each([
     [
       ['run', 'plan.yaml', '-j', 'many'],

@@ -49,8 +49,17 @@ export function registerRun(root: Command, { io, argv, setCode }: CommandContext
   ).action(async (planPath: string, flags: RunFlags) => {
     const badId = flags.runId === undefined ? undefined : runIdFlagProblem(flags.runId);
     if (badId !== undefined) throw new UsageError(badId);
-    const [{ planKind, openHistory, openRuns, sessionOptions }, { prepareOutput }, session] =
-      await Promise.all([import('../journal.js'), import('../output.js'), import('../session.js')]);
+    const [
+      { formatsOf, planKind, openHistory, openRuns, sessionOptions },
+      { prepareOutput },
+      session,
+    ] = await Promise.all([
+      import('../journal.js'),
+      import('../output.js'),
+      import('../session.js'),
+    ]);
+    // Before any folder or journal is made (issue #18 item 12).
+    formatsOf(flags.report, '--report');
     const { newRunId, runSession } = session;
     if ((await planKind(planPath)) === 'action') {
       checkActionPlanFlags(planPath, flags);
