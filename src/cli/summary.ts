@@ -77,6 +77,7 @@ export function formatRunSummary(
       : `  latency    p50 ${secs(l.p50)} · p90 ${secs(l.p90)} · p99 ${secs(l.p99)} · max ${secs(l.max)} (over ${l.count} case(s) that ran${summary.total > l.count ? `; ${summary.total - l.count} cancelled or not run left out` : ''})`,
     `  usage      ${summary.tokens} tokens · cost ${costText(summary, (c) => c.toFixed(4))}`,
     `  wall time  ${secs(summary.durationSeconds)}`,
+    ...scoreLines(summary),
     ...paceLines(record.statistics),
   ];
   if (summary.errors.length > 0) {
@@ -95,6 +96,17 @@ export function formatRunSummary(
       lines.push(`  open the HTML report in a browser: file://${absolute(paths.html)}`);
   }
   return lines.join('\n');
+}
+
+/** Mean score overall and per dataset, when any case was scored. */
+function scoreLines(summary: ReportSummary): string[] {
+  if (summary.meanScore === null) return [];
+  const named = summary.datasets.filter((d) => d.meanScore !== null && d.name !== '');
+  const per =
+    named.length > 1 || (named.length === 1 && summary.datasets.length > 1)
+      ? ` (${named.map((d) => `${d.name} ${d.meanScore!.toFixed(3)}`).join(' · ')})`
+      : '';
+  return [`  score      mean ${summary.meanScore.toFixed(3)} over ${summary.scored} case(s)${per}`];
 }
 
 function absolute(path: string): string {

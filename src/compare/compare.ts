@@ -156,6 +156,7 @@ function sideOf(c: SideState, ref: SampleRef, row: TestResult | undefined): Case
     samples: c.judged,
     passed: c.passed,
     pass_rate: c.judged === 0 ? null : c.passed / c.judged,
+    score: c.meanScore(),
   };
   if (row === undefined) return base;
   return {
@@ -194,6 +195,7 @@ function entryOf(
     verdict: e.verdict,
     base: e.base === undefined ? null : sideOf(e.base, bRef!, bRow),
     head: e.head === undefined ? null : sideOf(e.head, hRef!, hRow),
+    delta_score: minus(e.head?.meanScore() ?? null, e.base?.meanScore() ?? null),
     detailed: rows !== undefined,
   };
   if (rows === undefined) return out;
@@ -246,6 +248,8 @@ function sideSummary(s: SideTotals): SideSummary {
     tokens: s.tokens / runs,
     cost: s.cost / runs,
     cost_unknown: s.costUnknown,
+    scored: s.scored,
+    mean_score: s.scored === 0 ? null : s.scoreSum / s.scored,
   };
 }
 
@@ -256,11 +260,22 @@ function minus(a: number | null, b: number | null): number | null {
 function datasets(base: SideTotals, head: SideTotals): DatasetComparison[] {
   const names = [...new Set([...base.datasets.keys(), ...head.datasets.keys()])].sort();
   return names.map((name) => {
-    const b = base.datasets.get(name) ?? { total: 0, passed: 0 };
-    const h = head.datasets.get(name) ?? { total: 0, passed: 0 };
+    const none = { total: 0, passed: 0, scored: 0, scoreSum: 0 };
+    const b = base.datasets.get(name) ?? none;
+    const h = head.datasets.get(name) ?? none;
     const br = rate(b.total, b.passed);
     const hr = rate(h.total, h.passed);
-    return { name, base: br, head: hr, delta_pass_rate: minus(hr.pass_rate, br.pass_rate) };
+    const bs = b.scored === 0 ? null : b.scoreSum / b.scored;
+    const hs = h.scored === 0 ? null : h.scoreSum / h.scored;
+    return {
+      name,
+      base: br,
+      head: hr,
+      delta_pass_rate: minus(hr.pass_rate, br.pass_rate),
+      base_mean_score: bs,
+      head_mean_score: hs,
+      delta_mean_score: minus(hs, bs),
+    };
   });
 }
 
@@ -397,6 +412,7 @@ export async function compareRuns(
       p90: minus(h.latency.p90, b.latency.p90),
       tokens: h.tokens - b.tokens,
       cost: h.cost_unknown > 0 || b.cost_unknown > 0 ? null : h.cost - b.cost,
+      mean_score: minus(h.mean_score, b.mean_score),
     },
     datasets: datasets(base, head),
     matched,

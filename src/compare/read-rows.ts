@@ -46,6 +46,7 @@ export function portReader(store: Store): RowReader {
           tokens: r.tokensUsed,
           cost: r.cost,
           answer: comparable(r.outputs),
+          score: r.score,
         });
       }
     },
@@ -84,7 +85,9 @@ const COMPACT_SQL = `
       ELSE output
     END AS answer,
     (input IS NOT NULL AND NOT json_valid(input)) OR (output IS NOT NULL AND NOT json_valid(output))
-      AS damaged
+      AS damaged,
+    CASE WHEN json_valid(output) AND json_type(output, '$.assertions') = 'array'
+      THEN json_extract(output, '$.score') END AS score
   FROM results WHERE id BETWEEN ? AND ? ORDER BY id`;
 
 /**
@@ -138,6 +141,7 @@ export function directReader(store: Store): RowReader | undefined {
           tokens: 0,
           cost: 0,
           answer: '',
+          score: undefined,
         };
         const stmt = db.prepare(COMPACT_SQL).raw(true);
         for (const r of stmt.iterate(lo, lo + RANGE - 1) as Iterable<unknown[]>) {
@@ -159,6 +163,7 @@ export function directReader(store: Store): RowReader | undefined {
           row.cost = (r[6] as number | null) ?? undefined;
           row.dataset = typeof r[7] === 'string' ? r[7] : 'default';
           row.answer = typeof r[8] === 'string' ? r[8] : String(r[8]);
+          row.score = typeof r[10] === 'number' ? r[10] : undefined;
           visit(row);
         }
       } catch (err) {

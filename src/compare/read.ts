@@ -30,6 +30,8 @@ export interface CompactRow {
   readonly cost: number | undefined;
   /** The answer compared (see `comparable`). */
   readonly answer: string;
+  /** The case's score (0..1), when it was judged against assertions. */
+  readonly score: number | undefined;
 }
 
 /** Where a side's rows come from. */
@@ -84,6 +86,14 @@ export class SideState {
   anyRun = -1;
   anyPos = -1;
   anyStatus = 0;
+  /** Sum of the judged samples' scores in millionths, and how many had one. */
+  scoreSum = 0;
+  scored = 0;
+
+  /** The mean score of the judged samples; null when none had one. */
+  meanScore(): number | null {
+    return this.scored === 0 ? null : this.scoreSum / 1e6 / this.scored;
+  }
 
   /** The first passing sample (lowest run, then repeat), else the first failing one. */
   passRef(): SampleRef | undefined {
@@ -120,8 +130,10 @@ const F = {
   anyRun: 12,
   anyPos: 13,
   anyStatus: 14,
+  scoreSum: 15,
+  scored: 16,
 } as const;
-const WIDTH = 15;
+const WIDTH = 17;
 
 /**
  * Every case of both sides, by `caseKey`: an index from key to row, and the rows in one
@@ -184,6 +196,8 @@ export class CaseTable {
     s.anyRun = c[o + F.anyRun]!;
     s.anyPos = c[o + F.anyPos]!;
     s.anyStatus = c[o + F.anyStatus]!;
+    s.scoreSum = c[o + F.scoreSum]!;
+    s.scored = c[o + F.scored]!;
     return s;
   }
 }
@@ -192,6 +206,8 @@ export class CaseTable {
 export interface DatasetTally {
   total: number;
   passed: number;
+  scored: number;
+  scoreSum: number;
 }
 
 /** Aggregates of one side. */
@@ -203,6 +219,9 @@ export class SideTotals {
   /** The known costs' sum; `costUnknown` cases are not in it. */
   cost = 0;
   costUnknown = 0;
+  /** Results with a score, and the sum of their scores. */
+  scored = 0;
+  scoreSum = 0;
   readonly latency = new LatencyHistogram();
   readonly datasets = new Map<string, DatasetTally>();
   /** Cases with at least one sample on this side. */
@@ -302,7 +321,7 @@ function datasetTally(totals: SideTotals, name: string): DatasetTally {
     const key = totals.datasets.size < MAX_DATASETS ? name : OTHER_DATASETS;
     d = totals.datasets.get(key);
     if (d === undefined) {
-      d = { total: 0, passed: 0 };
+      d = { total: 0, passed: 0, scored: 0, scoreSum: 0 };
       totals.datasets.set(key, d);
     }
   }
@@ -331,6 +350,13 @@ function count(
   const tally = datasetTally(totals, r.dataset);
   tally.total++;
   if (passed) tally.passed++;
+  const scored = r.status !== 'cancelled' && r.score !== undefined && Number.isFinite(r.score);
+  if (scored) {
+    totals.scored++;
+    totals.scoreSum += r.score!;
+    tally.scored++;
+    tally.scoreSum += r.score!;
+  }
 
   const o = cases.offset(cases.slot(caseKey(r.dataset, baseIdOf(r.caseId, r.repeat))), side);
   const c = cases.columns;
@@ -350,6 +376,11 @@ function count(
   const earlierPass = before(run, rep, c[o + F.passRun]!, c[o + F.passRep]!);
   const earlierFail = before(run, rep, c[o + F.failRun]!, c[o + F.failRep]!);
   c[o + F.judged]!++;
+  if (scored) {
+    // Millionths in an Int32: exact to 1e-6, room for 2,000 samples of one case.
+    c[o + F.scoreSum]! += Math.round(r.score! * 1e6);
+    c[o + F.scored]!++;
+  }
   if (passed) {
     c[o + F.passed]!++;
     if (earlierPass) {

@@ -80,7 +80,14 @@ export function verdictLine(c: Comparison): string {
 
 function sidesText(side: CaseChange['base']): string {
   if (side === null) return '-';
-  return side.samples > 1 ? `${side.passed}/${side.samples}` : side.status;
+  const verdict = side.samples > 1 ? `${side.passed}/${side.samples}` : side.status;
+  return side.score === null || side.score === undefined
+    ? verdict
+    : `${verdict} (${side.score.toFixed(2)})`;
+}
+
+function scoreText(x: number | null): string {
+  return x === null ? 'unknown' : x.toFixed(3);
 }
 
 /** What a listed case's line says after its statuses: the broken assertion or the error. */
@@ -118,6 +125,11 @@ export function formatComparison(c: Comparison, maxCases = TEXT_MAX_CASES): stri
     `  pass rate   ${rateText(s.base)} → ${rateText(s.head)}   ${pts(s.delta.pass_rate)}`,
     `  latency     p50 ${secs(s.base.latency.p50)} → ${secs(s.head.latency.p50)} (${signed(s.delta.p50, (x) => secs(x))}) · p90 ${secs(s.base.latency.p90)} → ${secs(s.head.latency.p90)} (${signed(s.delta.p90, (x) => secs(x))})`,
     `  usage       tokens ${int(s.base.tokens)} → ${int(s.head.tokens)} (${signed(s.delta.tokens, int)}) · cost ${sideCost(s.base)} → ${sideCost(s.head)} (${signed(s.delta.cost, money)})`,
+    ...(s.base.mean_score === null && s.head.mean_score === null
+      ? []
+      : [
+          `  mean score  ${scoreText(s.base.mean_score)} → ${scoreText(s.head.mean_score)} (${signed(s.delta.mean_score, (x) => x.toFixed(3))})`,
+        ]),
     `  is it real  ${verdictLine(c)}`,
     `  cases       ${n.regressions} regressed, ${n.fixes} fixed, ${n.flaky} flaky, ${n.still_failing} still failing, ${n.changed} changed, ${n.unchanged} unchanged`,
   ];
@@ -125,7 +137,7 @@ export function formatComparison(c: Comparison, maxCases = TEXT_MAX_CASES): stri
     lines.push('  datasets');
     for (const d of s.datasets) {
       lines.push(
-        `    ${d.name.padEnd(20)} ${pct(d.base.pass_rate)} → ${pct(d.head.pass_rate)} (${pts(d.delta_pass_rate)})`,
+        `    ${d.name.padEnd(20)} ${pct(d.base.pass_rate)} → ${pct(d.head.pass_rate)} (${pts(d.delta_pass_rate)})${d.base_mean_score === null && d.head_mean_score === null ? '' : ` · score ${scoreText(d.base_mean_score)} → ${scoreText(d.head_mean_score)}`}`,
       );
     }
   }
@@ -197,6 +209,11 @@ export function comparisonMarkdown(c: Comparison, maxCases = TEXT_MAX_CASES): st
     `| p90 | ${secs(s.base.latency.p90)} | ${secs(s.head.latency.p90)} | ${signed(s.delta.p90, (x) => secs(x))} |`,
     `| tokens | ${int(s.base.tokens)} | ${int(s.head.tokens)} | ${signed(s.delta.tokens, int)} |`,
     `| cost | ${sideCost(s.base)} | ${sideCost(s.head)} | ${signed(s.delta.cost, money)} |`,
+    ...(s.base.mean_score === null && s.head.mean_score === null
+      ? []
+      : [
+          `| mean score | ${scoreText(s.base.mean_score)} | ${scoreText(s.head.mean_score)} | ${signed(s.delta.mean_score, (x) => x.toFixed(3))} |`,
+        ]),
     '',
     ...mdList('Regressions', c.regressions, maxCases),
     ...mdList('Fixes', c.fixes, maxCases),

@@ -48,6 +48,10 @@ export interface SideSummary extends Rate {
   readonly cost: number;
   /** Results whose cost is unknown (no price known), left out of `cost`. */
   readonly cost_unknown: number;
+  /** Results with a score (judged against assertions; cancelled ones left out). */
+  readonly scored: number;
+  /** The mean of their scores, 0..1; null when none had one. */
+  readonly mean_score: number | null;
 }
 
 /** One dataset's pass rates. */
@@ -57,6 +61,11 @@ export interface DatasetComparison {
   readonly head: Rate;
   /** Head minus base pass rate; null when either is unknown. */
   readonly delta_pass_rate: number | null;
+  /** Mean scores of the side's scored results; null when none had one. */
+  readonly base_mean_score: number | null;
+  readonly head_mean_score: number | null;
+  /** Head minus base mean score; null when either is unknown. */
+  readonly delta_mean_score: number | null;
 }
 
 /** The whole comparison's figures. */
@@ -71,6 +80,7 @@ export interface CompareSummary {
     readonly tokens: number;
     /** Null when either side has a result of unknown cost. */
     readonly cost: number | null;
+    readonly mean_score: number | null;
   };
   readonly datasets: readonly DatasetComparison[];
   /** Cases (by dataset and id) found in both sides. */
@@ -111,6 +121,8 @@ export interface CaseSide {
   readonly samples: number;
   readonly passed: number;
   readonly pass_rate: number | null;
+  /** Mean score of the judged samples; null when none had one. */
+  readonly score: number | null;
   /** With details: the sample's output (the answer text when the target gives one). */
   readonly output?: unknown;
   readonly error?: string | null;
@@ -127,6 +139,8 @@ export interface CaseChange {
   readonly base: CaseSide | null;
   /** Null for a removed case. */
   readonly head: CaseSide | null;
+  /** Head minus base score; null when either side has none. */
+  readonly delta_score: number | null;
   /** Whether this entry has its details (inputs, outputs, diff). */
   readonly detailed: boolean;
   readonly inputs?: unknown;

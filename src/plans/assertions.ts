@@ -4,7 +4,9 @@
 
 import { describeValue } from '../core/errors.js';
 import { evalJsonPath, parseJsonPath } from '../core/index.js';
+import { compileJsonSchema, editDistance, schemaErrors } from './assertion-kinds.js';
 import { matchInWorker } from './match-worker.js';
+import { callModule, ModuleCallError, modulePath } from './module-worker.js';
 import { type CompiledPattern, compilePattern, fitsInThread, PatternError } from './pattern.js';
 import type {
   Assertion,
@@ -21,6 +23,15 @@ export interface AssertionOutcome {
   readonly message: string;
   readonly expected?: unknown;
   readonly actual?: unknown;
+  /**
+   * 0..1: how well it passed, from a code check or a grader. Absent for the yes/no kinds: their
+   * score is 1 when passed, else 0.
+   */
+  readonly score?: number;
+  /** The assertion's weight, when not 1. */
+  readonly weight?: number;
+  /** Set when the assertion is required (with a case threshold, it must pass). */
+  readonly required?: true;
 }
 
 /** What the assertions look at. */
@@ -179,8 +190,36 @@ async function evaluateRegexAsync(
   return regexOutcome(a, r.text, passed);
 }
 
+/**
+ * The outcome with the assertion's weight and required flag. A yes/no outcome carries no
+ * `score`: it is 1 or 0 by its `passed` (`caseVerdict`), so outcomes stay as they were.
+ */
+function scored(a: Assertion, o: AssertionOutcome): AssertionOutcome {
+  return {
+    ...o,
+    ...(a.weight === undefined || a.weight === 1 ? {} : { weight: a.weight }),
+    ...(a.required === true ? { required: true as const } : {}),
+  };
+}
+
 function evaluateOne(a: Assertion, ctx: AssertionInput): AssertionOutcome {
+  return scored(a, evaluateKind(a, ctx));
+}
+
+function evaluateKind(a: Assertion, ctx: AssertionInput): AssertionOutcome {
   switch (a.type) {
+    case 'starts_with':
+    case 'contains_all':
+    case 'contains_any':
+    case 'levenshtein_below':
+    case 'json_schema':
+      return evaluateScoredKind(a, ctx);
+    case 'assert_module':
+      return {
+        type: a.type,
+        passed: false,
+        message: `assert_module ${a.module}#${a.export} runs on a worker; use evaluateAssertionsAsync`,
+      };
     case 'equals': {
       const s = subject(ctx.output, a.field);
       if (!s.found && a.field !== undefined) return missingField(a.type, a.field);
@@ -326,6 +365,225 @@ function below(
   };
 }
 
+type ScoredKind = Extract<
+  Assertion,
+  { type: 'starts_with' | 'contains_all' | 'contains_any' | 'levenshtein_below' | 'json_schema' }
+>;
+
+function evaluateScoredKind(a: ScoredKind, ctx: AssertionInput): AssertionOutcome {
+  const s = subject(ctx.output, a.field);
+  if (!s.found && a.field !== undefined) return missingField(a.type, a.field);
+  if (a.type === 'json_schema') return jsonSchemaOutcome(a, s.value);
+  const raw = textOf(s.value);
+  if (a.type === 'levenshtein_below') {
+    const d = editDistance(raw, a.value);
+    const passed = d < a.distance;
+    return {
+      type: a.type,
+      passed,
+      message: `${where(a.field)} is ${d} edit${d === 1 ? '' : 's'} from ${JSON.stringify(short(a.value))} (${passed ? 'below' : 'not below'} ${a.distance})`,
+      expected: a.value,
+      actual: raw,
+    };
+  }
+  const fold = (t: string) => (a.ignoreCase === true ? t.toLowerCase() : t);
+  const text = fold(raw);
+  if (a.type === 'starts_with') {
+    const passed = text.startsWith(fold(a.value));
+    return {
+      type: a.type,
+      passed,
+      message: `${where(a.field)} ${passed ? 'starts' : 'does not start'} with ${JSON.stringify(a.value)}${passed ? '' : `: ${JSON.stringify(short(raw))}`}`,
+      expected: a.value,
+      actual: raw,
+    };
+  }
+  const found = a.values.filter((v) => text.includes(fold(v)));
+  const missing = a.values.filter((v) => !text.includes(fold(v)));
+  const passed = a.type === 'contains_all' ? missing.length === 0 : found.length > 0;
+  const list = (vs: readonly string[]) => vs.map((v) => JSON.stringify(v)).join(', ');
+  return {
+    type: a.type,
+    passed,
+    message: passed
+      ? `${where(a.field)} contains ${list(a.type === 'contains_all' ? a.values : found)}`
+      : a.type === 'contains_all'
+        ? `${where(a.field)} does not contain ${list(missing)}: ${JSON.stringify(short(raw))}`
+        : `${where(a.field)} contains none of ${list(a.values)}: ${JSON.stringify(short(raw))}`,
+    expected: a.values,
+    actual: raw,
+  };
+}
+
+function jsonSchemaOutcome(
+  a: Extract<Assertion, { type: 'json_schema' }>,
+  value: unknown,
+): AssertionOutcome {
+  let doc = value;
+  if (typeof doc === 'string') {
+    const parsed = tryJson(doc);
+    if (!parsed.ok) {
+      return {
+        type: a.type,
+        passed: false,
+        message: `${where(a.field)} is not JSON: ${JSON.stringify(short(doc))}`,
+        actual: doc,
+      };
+    }
+    doc = parsed.value;
+  }
+  const validate = compileJsonSchema(a.schema);
+  if (validate instanceof Error) {
+    // Refused when the plan was read; only a manifest built by hand gets here.
+    return { type: a.type, passed: false, message: `not a JSON Schema: ${validate.message}` };
+  }
+  const passed = validate(doc) === true;
+  return {
+    type: a.type,
+    passed,
+    message: passed
+      ? `${where(a.field)} matches the JSON Schema`
+      : `${where(a.field)} does not match the JSON Schema: ${schemaErrors(validate)}`,
+    actual: doc,
+  };
+}
+
+type ModuleAssertion = Extract<Assertion, { type: 'assert_module' }>;
+
+/** The case as a code check sees it: plain data (custom assertions' functions left out). */
+function caseView(tc: AssertionInput['testCase']): Record<string, unknown> | undefined {
+  if (tc === undefined) return undefined;
+  return {
+    id: tc.id,
+    inputs: tc.inputs,
+    tags: tc.tags,
+    ...(tc.dataset === undefined ? {} : { dataset: tc.dataset }),
+    ...(tc.scenario === undefined ? {} : { scenario: tc.scenario }),
+    ...(tc.metadata === undefined ? {} : { metadata: tc.metadata }),
+  };
+}
+
+function plainExpected(tc: AssertionInput['testCase']): unknown[] {
+  return (tc?.expected ?? []).map((e) =>
+    e.type === 'custom' ? { type: e.type, name: e.name } : e,
+  );
+}
+
+/**
+ * What a check returned, as an outcome: `true`/`false`; a score 0..1 (passes at 0.5 or more);
+ * or `{ pass, score, reason }` (either of pass and score may be left out).
+ */
+function moduleOutcome(a: ModuleAssertion, value: unknown): AssertionOutcome {
+  const name = `${a.module}#${a.export}`;
+  const unit = (n: unknown): n is number => typeof n === 'number' && n >= 0 && n <= 1;
+  const fail = (message: string): AssertionOutcome => ({ type: a.type, passed: false, message });
+  let passed: boolean;
+  let score: number;
+  let reason: string | undefined;
+  if (typeof value === 'boolean') {
+    passed = value;
+    score = value ? 1 : 0;
+  } else if (unit(value)) {
+    score = value;
+    passed = value >= 0.5;
+  } else if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    const v = value as { pass?: unknown; score?: unknown; reason?: unknown };
+    if (v.pass !== undefined && typeof v.pass !== 'boolean') {
+      return fail(`${name} returned pass ${describeValue(v.pass)}, expected true or false`);
+    }
+    if (v.score !== undefined && !unit(v.score)) {
+      return fail(
+        `${name} returned score ${describeValue(v.score)}, expected a number from 0 to 1`,
+      );
+    }
+    if (v.pass === undefined && v.score === undefined) {
+      return fail(`${name} returned an object without pass or score`);
+    }
+    score = unit(v.score) ? v.score : v.pass === true ? 1 : 0;
+    passed = typeof v.pass === 'boolean' ? v.pass : score >= 0.5;
+    reason = typeof v.reason === 'string' ? v.reason : undefined;
+  } else {
+    return fail(
+      `${name} returned ${describeValue(value)}, expected true/false, a score from 0 to 1 or { pass, score, reason }`,
+    );
+  }
+  return {
+    type: a.type,
+    passed,
+    score,
+    message: `${name} ${passed ? 'passed' : 'failed'} (score ${round(score)})${reason === undefined ? '' : `: ${reason}`}`,
+  };
+}
+
+function round(n: number): number {
+  return Math.round(n * 1000) / 1000;
+}
+
+async function evaluateModule(
+  a: ModuleAssertion,
+  input: AssertionInput,
+  options: EvaluateOptions,
+): Promise<AssertionOutcome> {
+  const s = subject(input.output, a.field);
+  if (!s.found && a.field !== undefined) return missingField(a.type, a.field);
+  const arg = {
+    output: s.value,
+    inputs: input.testCase?.inputs ?? {},
+    expected: plainExpected(input.testCase),
+    case: caseView(input.testCase),
+  };
+  try {
+    const value = await callModule(modulePath(a.module, options.baseDir), a.export, arg, {
+      signal: options.signal,
+      ...(options.moduleTimeoutMs === undefined ? {} : { timeoutMs: options.moduleTimeoutMs }),
+    });
+    return moduleOutcome(a, value);
+  } catch (e) {
+    // An abort (the case's timeout, a cancel) ends the case as usual; anything else is this
+    // check's failure, reported on it.
+    if (!(e instanceof ModuleCallError)) throw e;
+    return { type: a.type, passed: false, message: `${a.module}#${a.export} ${e.message}` };
+  }
+}
+
+/** A case's verdict from its assertions' outcomes. */
+export interface CaseVerdict {
+  readonly passed: boolean;
+  /** The weighted mean of the outcomes' scores; undefined without assertions (or weights). */
+  readonly score: number | undefined;
+}
+
+/**
+ * A case's score and verdict: the score is the weighted mean of the assertions' scores (weight
+ * default 1); without a `threshold` the case passes when every assertion passes, with one when
+ * every `required` assertion passes and the score reaches the threshold.
+ *
+ * @example
+ * ```ts
+ * caseVerdict([{ type: 'contains', passed: true, message: '', score: 1, weight: 3 },
+ *              { type: 'regex', passed: false, message: '', score: 0 }], 0.7);
+ * // { passed: true, score: 0.75 }
+ * ```
+ */
+export function caseVerdict(
+  outcomes: readonly AssertionOutcome[],
+  threshold?: number,
+): CaseVerdict {
+  let total = 0;
+  let sum = 0;
+  for (const o of outcomes) {
+    const w = o.weight ?? 1;
+    total += w;
+    sum += w * (o.score ?? (o.passed ? 1 : 0));
+  }
+  const score = total > 0 ? sum / total : undefined;
+  if (threshold === undefined) return { passed: outcomes.every((o) => o.passed), score };
+  const required = outcomes.every((o) => o.required !== true || o.passed);
+  // Rounded so that weights such as 0.1 + 0.2 reach a threshold of 0.3.
+  const reached = score === undefined || Math.round(score * 1e9) / 1e9 >= threshold;
+  return { passed: required && reached, score };
+}
+
 /**
  * Checks a result against assertions, in order; every assertion is evaluated (no short cut), so
  * a report shows all that failed.
@@ -357,9 +615,14 @@ export interface EvaluateOptions {
   /**
    * Ends a regex match that runs on the pattern worker (its text too large to match on this
    * thread within ~10 ms): the promise then rejects with `signal.reason`. Pass the attempt's
-   * signal, so no assertion outlives the case's timeout, a cancel or Ctrl-C.
+   * signal, so no assertion outlives the case's timeout, a cancel or Ctrl-C. It also ends an
+   * `assert_module` check in progress.
    */
   readonly signal?: AbortSignal;
+  /** The directory `assert_module` paths resolve against (the plan's). @default '.' */
+  readonly baseDir?: string;
+  /** How long one `assert_module` call may take. @default 5000 */
+  readonly moduleTimeoutMs?: number;
 }
 
 /**
@@ -374,12 +637,13 @@ export async function evaluateAssertionsAsync(
 ): Promise<AssertionOutcome[]> {
   return Promise.all(
     assertions.map(async (a) => {
-      if (a.type === 'regex') return evaluateRegexAsync(a, input, options);
+      if (a.type === 'regex') return scored(a, await evaluateRegexAsync(a, input, options));
+      if (a.type === 'assert_module') return scored(a, await evaluateModule(a, input, options));
       if (a.type !== 'custom') return evaluateOne(a, input);
       try {
-        return settleCustom(a.name, await a.fn(input));
+        return scored(a, settleCustom(a.name, await a.fn(input)));
       } catch (e) {
-        return thrown(a.name, e);
+        return scored(a, thrown(a.name, e));
       }
     }),
   );

@@ -18,6 +18,7 @@ import { invalidValueMessage, PlanError, type PlanErrorCode, type PlanIssue } fr
 import { IdSet } from './idset.js';
 import { type IssuePath, locatorForText, toPlanIssues } from './issues.js';
 import { findJsonSyntaxError, lineIndex } from './json.js';
+import { modulePath, moduleProblem } from './module-worker.js';
 import {
   ASSERTION_KEYS,
   type CaseDefaults,
@@ -306,7 +307,15 @@ type Column =
   | { readonly kind: 'metadata'; readonly key: string }
   | { readonly kind: 'input'; readonly key: string; readonly type: InputType };
 
-const RESERVED = new Set(['id', 'dataset', 'scenario', 'tags', 'priority', 'timeout']);
+const RESERVED = new Set(['id', 'dataset', 'scenario', 'tags', 'priority', 'timeout', 'threshold']);
+/** `expected_*` columns whose cells are JSON (a mapping or a list). */
+const JSON_CELLS: Readonly<Record<string, string>> = {
+  json_path: 'JSON such as {"path": "$.a", "equals": 1}',
+  levenshtein_below: 'JSON such as {"value": "hello", "distance": 3}',
+  json_schema: 'a JSON Schema as JSON, such as {"type": "object"}',
+  contains_all: 'a JSON list of strings, such as ["refund", "order"]',
+  contains_any: 'a JSON list of strings, such as ["sorry", "apologise"]',
+};
 /** `field` and `ignore_case` narrow the row's other expected_* assertions, as in a mapping. */
 const EXPECTED_MODIFIERS = ['field', 'ignore_case'] as const;
 const EXPECTED_KEYS: readonly string[] = [...ASSERTION_KEYS, ...EXPECTED_MODIFIERS];
@@ -466,17 +475,11 @@ function csvRow(
           else if (!FALSE.has(v)) {
             issues.push(issueAt(cellAt(i), invalidValueMessage(cell, 'true or false'), cell));
           }
-        } else if (col.key === 'json_path') {
+        } else if (JSON_CELLS[col.key] !== undefined) {
           try {
-            expected.json_path = JSON.parse(cell);
+            expected[col.key] = JSON.parse(cell);
           } catch {
-            issues.push(
-              issueAt(
-                cellAt(i),
-                invalidValueMessage(cell, 'JSON such as {"path": "$.a", "equals": 1}'),
-                cell,
-              ),
-            );
+            issues.push(issueAt(cellAt(i), invalidValueMessage(cell, JSON_CELLS[col.key]!), cell));
           }
         } else expected[col.key] = cell;
         break;
@@ -680,6 +683,31 @@ function duplicateIssue(
 ): PlanIssue {
   const at = first === undefined ? '' : `, first at ${describeWhere(first)}`;
   return issueAt(where, `duplicate case id ${JSON.stringify(testCase.id)}${at}`, testCase.id);
+}
+
+/**
+ * Loads every `assert_module` a plan names, each on a worker thread with a time limit (module-
+ * worker.ts), and refuses the plan when one cannot be loaded or lacks the export: found now,
+ * not on the first case that reaches it.
+ */
+async function checkModules(
+  manifest: RunManifest,
+  modules: Iterable<{ module: string; name: string; where: Location }>,
+): Promise<void> {
+  const issues: PlanIssue[] = [];
+  let inPlan = false;
+  for (const m of modules) {
+    const problem = await moduleProblem(modulePath(m.module, manifest.baseDir), m.name);
+    if (problem === undefined) continue;
+    const ref = `${m.module}${m.name === 'default' ? '' : `#${m.name}`}`;
+    const path =
+      m.where.path === '' ? 'expected.assert_module' : `${m.where.path}.expected.assert_module`;
+    issues.push(
+      issueAt({ ...m.where, path }, `${JSON.stringify(ref)} is invalid: ${problem}`, ref),
+    );
+    if (m.where.file === (manifest.file ?? '<plan>')) inPlan = true;
+  }
+  if (issues.length > 0) throw new PlanError(issues, inPlan ? 'PLAN_INVALID' : 'CASES_INVALID');
 }
 
 /** Options of `readCases`. */
@@ -953,6 +981,8 @@ export async function checkCases(
   const duplicates: Entry[] = [];
   let total = 0;
   let kept = 0;
+  // Each `assert_module` (module, export) once, where it was first written.
+  const modules = new Map<string, { module: string; name: string; where: Location }>();
   for await (const item of allItems(manifest)) {
     if (isProblem(item)) {
       issues.push(...item.issues);
@@ -962,6 +992,12 @@ export async function checkCases(
       continue;
     }
     total++;
+    for (const a of item.testCase.expected) {
+      if (a.type !== 'assert_module') continue;
+      const key = `${a.module}#${a.export}`;
+      if (!modules.has(key))
+        modules.set(key, { module: a.module, name: a.export, where: item.where });
+    }
     const key = item.testCase.dataset ?? '';
     byDataset[key] = (byDataset[key] ?? 0) + 1;
     if (tagged(item.testCase, manifest)) kept++;
@@ -978,6 +1014,7 @@ export async function checkCases(
     code = 'CASES_INVALID';
   }
   if (issues.length > 0) throw new PlanError(issues.slice(0, maxIssues), code ?? 'CASES_INVALID');
+  await checkModules(manifest, modules.values());
   const { range, sample, repeat } = manifest.select;
   const from = range?.from ?? 1;
   let count = Math.max(0, Math.min(kept, range?.to ?? kept) - from + 1);

@@ -23,6 +23,8 @@ export {
 export {
   type AssertionInput,
   type AssertionOutcome,
+  type CaseVerdict,
+  caseVerdict,
   customAssertion,
   type EvaluateOptions,
   evaluateAssertions,

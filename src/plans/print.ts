@@ -41,7 +41,28 @@ function printExpected(list: readonly Assertion[]): unknown {
   const one = (a: Assertion): Obj => {
     const field = 'field' in a && a.field !== undefined ? { field: esc(a.field) } : {};
     const ic = 'ignoreCase' in a && a.ignoreCase === true ? { ignore_case: true } : {};
+    const mods = {
+      ...(a.weight === undefined ? {} : { weight: a.weight }),
+      ...(a.required === true ? { required: true } : {}),
+    };
+    return { ...kind(a, field, ic), ...mods };
+  };
+  const kind = (a: Assertion, field: Obj, ic: Obj): Obj => {
     switch (a.type) {
+      case 'starts_with':
+        return { starts_with: a.value, ...field, ...ic };
+      case 'contains_all':
+      case 'contains_any':
+        return { [a.type]: a.values, ...field, ...ic };
+      case 'levenshtein_below':
+        return { levenshtein_below: { value: a.value, distance: a.distance }, ...field };
+      case 'json_schema':
+        return { json_schema: a.schema, ...field };
+      case 'assert_module':
+        return {
+          assert_module: `${esc(a.module)}${a.export === 'default' ? '' : `#${a.export}`}`,
+          ...field,
+        };
       case 'equals':
         return { equals: a.value, ...field };
       case 'contains':
@@ -70,11 +91,19 @@ function printExpected(list: readonly Assertion[]): unknown {
     (a) => a.type !== 'latency_below' && a.type !== 'cost_below' && a.type !== 'tokens_below',
   );
   const fields = new Set(fieldable.map((a) => ('field' in a ? a.field : undefined)));
-  const textual = list.filter(
-    (a) => a.type === 'contains' || a.type === 'not_contains' || a.type === 'regex',
-  );
+  const CASED = [
+    'contains',
+    'not_contains',
+    'regex',
+    'starts_with',
+    'contains_all',
+    'contains_any',
+  ];
+  const textual = list.filter((a) => CASED.includes(a.type));
   const cases = new Set(textual.map((a) => 'ignoreCase' in a && a.ignoreCase === true));
-  if (new Set(types).size === types.length && fields.size <= 1 && cases.size <= 1) {
+  // A weight or required flag applies to its whole mapping: one per assertion then.
+  const modified = list.some((a) => a.weight !== undefined || a.required === true);
+  if (!modified && new Set(types).size === types.length && fields.size <= 1 && cases.size <= 1) {
     return Object.assign({}, ...objects);
   }
   return objects;
@@ -88,6 +117,7 @@ function printCase(tc: TestCase, ds: DatasetSpec): Obj {
   if (tc.priority !== (ds.priority ?? 0)) out.priority = tc.priority;
   if (tc.timeoutMs !== undefined) out.timeout = formatDuration(tc.timeoutMs);
   if (tc.expected.length > 0) out.expected = printExpected(tc.expected);
+  if (tc.threshold !== undefined) out.threshold = tc.threshold;
   if (tc.metadata !== undefined) out.metadata = tc.metadata;
   return out;
 }

@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { RateLimit, RetryPolicy, StopConditions } from '../core/index.js';
 import { parseJsonPath } from '../core/index.js';
+import { parseModuleRef, SCORED_KEYS, scoredShape, unitInterval } from './assertion-kinds.js';
 import { DURATION_EXPECTED, DURATION_HINT, tryParseDuration } from './duration.js';
 import { PatternError, patternProblem } from './pattern.js';
 
@@ -134,8 +135,49 @@ export type CustomAssertionFn = (
  * `answer` or `data.items[0]`); without it, text checks see the whole output (see
  * `evaluateAssertions` for how an object becomes text).
  */
-export type Assertion =
+export type Assertion = AssertionKind & AssertionWeight;
+
+/**
+ * What every assertion may carry: its share of the case's score and whether the case fails
+ * whatever its score when this one fails (see `caseVerdict`).
+ */
+export interface AssertionWeight {
+  /** Share of the case's score (a weighted mean). @default 1 */
+  readonly weight?: number;
+  /** With a case `threshold`: the case fails when this assertion fails, whatever its score. */
+  readonly required?: true;
+}
+
+/** The assertion kinds, without the weight and required flag every one may carry. */
+export type AssertionKind =
   | { readonly type: 'equals'; readonly value: unknown; readonly field?: string }
+  | {
+      readonly type: 'starts_with';
+      readonly value: string;
+      readonly field?: string;
+      readonly ignoreCase?: true;
+    }
+  | {
+      readonly type: 'contains_all' | 'contains_any';
+      readonly values: readonly string[];
+      readonly field?: string;
+      readonly ignoreCase?: true;
+    }
+  | {
+      readonly type: 'levenshtein_below';
+      readonly value: string;
+      /** Passes when the edit distance is below this. */
+      readonly distance: number;
+      readonly field?: string;
+    }
+  | { readonly type: 'json_schema'; readonly schema: unknown; readonly field?: string }
+  | {
+      readonly type: 'assert_module';
+      /** As written: relative to the plan file's directory (`RunManifest.baseDir`). */
+      readonly module: string;
+      readonly export: string;
+      readonly field?: string;
+    }
   | {
       readonly type: 'contains' | 'not_contains';
       readonly value: string;
@@ -178,6 +220,11 @@ export interface TestCase {
   /** Per-attempt timeout for this case, overriding the plan's. */
   readonly timeoutMs?: number;
   readonly expected: readonly Assertion[];
+  /**
+   * The score (weighted mean of the assertions' scores, 0..1) the case needs to pass, with
+   * every `required` assertion passing. Absent: every assertion must pass.
+   */
+  readonly threshold?: number;
   /** Free-form data carried into results. */
   readonly metadata?: Readonly<Record<string, unknown>>;
   /** With `select.repeat > 1`: which copy this is (1-based). */
@@ -403,6 +450,7 @@ export const ASSERTION_KEYS = [
   'latency_below',
   'cost_below',
   'tokens_below',
+  ...SCORED_KEYS,
 ] as const;
 
 const jsonPathCheck = z.strictObject(
@@ -422,6 +470,7 @@ const expectShape = {
   latency_below: duration(true).optional(),
   cost_below: num({ gte: 0 }).optional(),
   tokens_below: int(0).optional(),
+  ...scoredShape,
 };
 
 const expectObject = z
@@ -450,6 +499,7 @@ const caseShape = {
   priority: int(),
   timeout: duration(true),
   expected,
+  threshold: unitInterval,
   metadata: z.record(z.string(), z.unknown(), { error: 'a mapping' }),
 };
 
@@ -465,6 +515,7 @@ export const caseSchema = z
       priority: caseShape.priority.optional(),
       timeout: caseShape.timeout.optional(),
       expected: caseShape.expected.optional(),
+      threshold: caseShape.threshold.optional(),
       metadata: caseShape.metadata.optional(),
     },
     { error: 'a case mapping (id, inputs, expected, ...)' },
@@ -763,9 +814,39 @@ export function normaliseExpected(input: unknown): Assertion[] {
   for (const item of listOf<Record<string, unknown>>(input as Record<string, unknown>)) {
     const field = typeof item.field === 'string' ? { field: item.field } : {};
     const ic = item.ignore_case === true ? { ignoreCase: true as const } : {};
+    const mods = {
+      ...(item.weight === undefined ? {} : { weight: toNumber(item.weight) }),
+      ...(item.required === true ? { required: true as const } : {}),
+    };
+    const from = out.length;
     for (const key of Object.keys(item)) {
       const v = item[key];
       switch (key) {
+        case 'starts_with':
+          out.push({ type: 'starts_with', value: v as string, ...field, ...ic });
+          break;
+        case 'contains_all':
+        case 'contains_any':
+          out.push({ type: key, values: v as string[], ...field, ...ic });
+          break;
+        case 'levenshtein_below': {
+          const l = v as { value: string; distance: unknown };
+          out.push({
+            type: 'levenshtein_below',
+            value: l.value,
+            distance: toNumber(l.distance),
+            ...field,
+          });
+          break;
+        }
+        case 'json_schema':
+          out.push({ type: 'json_schema', schema: v, ...field });
+          break;
+        case 'assert_module':
+          for (const ref of listOf(v as string)) {
+            out.push({ type: 'assert_module', ...parseModuleRef(ref), ...field });
+          }
+          break;
         case 'equals':
           out.push({ type: 'equals', value: v, ...field });
           break;
@@ -798,6 +879,10 @@ export function normaliseExpected(input: unknown): Assertion[] {
         default:
           break;
       }
+    }
+    // `weight` and `required` apply to every assertion of their mapping, as `field` does.
+    if (mods.weight !== undefined || mods.required !== undefined) {
+      for (let i = from; i < out.length; i++) out[i] = { ...out[i]!, ...mods };
     }
   }
   return out;
@@ -834,6 +919,7 @@ export function normaliseCase(
     priority,
     ...(timeoutMs === undefined ? {} : { timeoutMs }),
     expected: normaliseExpected(input.expected),
+    ...(input.threshold === undefined ? {} : { threshold: toNumber(input.threshold) }),
     ...(input.metadata === undefined
       ? {}
       : { metadata: input.metadata as Record<string, unknown> }),

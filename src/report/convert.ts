@@ -21,6 +21,8 @@ export interface CaseOutcome {
   readonly assertions: readonly AssertionOutcome[];
   /** Milliseconds the target took for the attempt that produced this output. */
   readonly latencyMs: number;
+  /** The weighted mean of the assertions' scores (0..1); absent without assertions. */
+  readonly score?: number;
 }
 
 /** The seeds' `TestResult` (seed 001), plus the assertion verdicts. */
@@ -57,6 +59,11 @@ export interface TestResult {
     readonly repeatIndex: number | undefined;
   };
   readonly assertions: readonly AssertionOutcome[];
+  /**
+   * The case's score, 0..1: the weighted mean of its assertions' scores. Undefined when the case
+   * has no assertions or produced no output to judge (an error, a timeout).
+   */
+  readonly score: number | undefined;
 }
 
 /** Where a conversion gets what the TaskResult does not carry. */
@@ -107,6 +114,11 @@ function reasonText(result: TaskResult): string | undefined {
     default:
       return r.kind;
   }
+}
+
+/** A stored outcome's score; unknown (not made up) for one stored before scores existed. */
+function scoreOf(outcome: CaseOutcome): number | undefined {
+  return typeof outcome.score === 'number' ? outcome.score : undefined;
 }
 
 /**
@@ -170,6 +182,7 @@ export const ResultConverter = {
         repeatIndex: testCase?.repeatIndex,
       },
       assertions: outcome?.assertions ?? [],
+      score: outcome === undefined ? undefined : scoreOf(outcome),
     };
   },
 

@@ -235,6 +235,16 @@ function cards(s: ReportSummary): string {
       ? card('cancelled', 'Cancelled', s.cancelled, int(s.cancelled), 'skip', 'not judged')
       : '') +
     card('pass-rate', 'Pass rate', s.passRate, pct(s.passRate), 'rate') +
+    (s.meanScore === null
+      ? ''
+      : card(
+          'mean-score',
+          'Mean score',
+          s.meanScore,
+          s.meanScore.toFixed(3),
+          'rate',
+          `of ${int(s.scored)} scored`,
+        )) +
     card('tokens', 'Tokens', s.tokens, int(s.tokens), '') +
     (s.costUnknown === 0
       ? card('cost', 'Cost', s.cost, money(s.cost), '')
@@ -386,11 +396,12 @@ function datasets(s: ReportSummary): string {
         `<td class="n">${int(d.failed)}</td><td class="n">${int(d.error)}</td>` +
         `<td class="n">${int(d.timeout)}</td><td class="n">${int(d.cancelled)}</td>` +
         `<td class="n">${pct(d.passRate)}<span class="mini"><b style="width:${(d.passRate * 100).toFixed(1)}%"></b></span></td>` +
+        `<td class="n" data-testid="dataset-score">${d.meanScore === null ? '–' : d.meanScore.toFixed(3)}</td>` +
         `<td class="n">${dur(d.seconds)}</td></tr>`,
     )
     .join('');
   return (
-    '<section id="datasets"><h2>Datasets</h2><table class="grid"><thead><tr><th>Dataset</th><th>Total</th><th>Passed</th><th>Failed</th><th>Errors</th><th>Timeouts</th><th>Cancelled</th><th>Pass rate</th><th title="Sum of case times">Case time</th></tr></thead><tbody>' +
+    '<section id="datasets"><h2>Datasets</h2><table class="grid"><thead><tr><th>Dataset</th><th>Total</th><th>Passed</th><th>Failed</th><th>Errors</th><th>Timeouts</th><th>Cancelled</th><th>Pass rate</th><th title="Mean of the scored cases scores">Mean score</th><th title="Sum of case times">Case time</th></tr></thead><tbody>' +
     rows +
     '</tbody></table></section>'
   );
@@ -480,7 +491,7 @@ function assertionsBlock(r: TestResult): string {
   const items = r.assertions
     .map(
       (a) =>
-        `<li class="${a.passed ? 'pass' : 'fail'}">${a.passed ? '✓' : '✗'} <code>${h(a.type)}</code> ${h(a.message)}</li>`,
+        `<li class="${a.passed ? 'pass' : 'fail'}">${a.passed ? '✓' : '✗'} <code>${h(a.type)}</code> ${h(a.message)}${a.score === undefined || a.score === 0 || a.score === 1 ? '' : ` <span class="muted">(score ${a.score.toFixed(3)})</span>`}${a.weight === undefined ? '' : ` <span class="muted">(weight ${a.weight})</span>`}</li>`,
     )
     .join('');
   const diffs = r.assertions
@@ -504,6 +515,7 @@ function failure(r: TestResult, open: boolean): string {
     ['attempts', String(m.attemptCount)],
     ['time', dur(r.executionTime)],
   ];
+  if (r.score !== undefined) facts.push(['score', r.score.toFixed(3)]);
   if (m.errorCode !== undefined) facts.push(['code', m.errorCode]);
   if (m.scenario !== undefined) facts.push(['scenario', m.scenario]);
   if (m.tags.length > 0) facts.push(['tags', m.tags.join(', ')]);

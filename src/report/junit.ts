@@ -71,7 +71,13 @@ function failureBody(result: TestResult): string {
 /** The `<testcase>` element of one result. */
 function testcase(result: TestResult, classname: string): string {
   const head = `    <testcase${attrs({ classname, name: caseName(result), time: seconds(result.executionTime) })}`;
-  if (result.status === 'success') return `${head}/>\n`;
+  // The score as a property (JUnit has no place for it; CI viewers show properties).
+  const score =
+    result.score === undefined
+      ? ''
+      : `\n      <properties><property${attrs({ name: 'score', value: String(result.score) })}/></properties>`;
+  if (result.status === 'success')
+    return score === '' ? `${head}/>\n` : `${head}>${score}\n    </testcase>\n`;
   let child: string;
   if (isCancelled(result)) {
     const message = result.errorMessage ?? `cancelled (${result.metadata.cancelReason ?? 'user'})`;
@@ -88,7 +94,7 @@ function testcase(result: TestResult, classname: string): string {
     const body = `attempts: ${result.metadata.attemptCount}\ninputs: ${show(result.inputs)}`;
     child = `<error${attrs({ message, type })}>${escapeXml(body)}</error>`;
   }
-  return `${head}>\n      ${child}\n    </testcase>\n`;
+  return `${head}>${score}\n      ${child}\n    </testcase>\n`;
 }
 
 /** Characters of `<testcase>` text held in memory over all suites before they go to disk. */

@@ -75,6 +75,10 @@ export interface DatasetSummary {
   readonly passRate: number;
   /** Sum of the cases' execution times. */
   readonly seconds: number;
+  /** Cases with a score (judged against at least one assertion). */
+  readonly scored: number;
+  /** Mean of the scored cases' scores, 0..1; null when none was scored (unknown, not 0). */
+  readonly meanScore: number | null;
 }
 
 /**
@@ -125,6 +129,10 @@ export interface ReportSummary {
   readonly cancelled: number;
   /** success / total; 0 when there are no results. */
   readonly passRate: number;
+  /** Cases with a score (judged against at least one assertion). */
+  readonly scored: number;
+  /** Mean of the scored cases' scores, 0..1; null when none was scored. */
+  readonly meanScore: number | null;
   /** By name. Past MAX_DATASETS names, the rest are counted under OTHER_DATASETS. */
   readonly datasets: readonly DatasetSummary[];
   readonly latency: LatencyStats;
@@ -178,6 +186,8 @@ interface MutableDataset {
   error: number;
   cancelled: number;
   seconds: number;
+  scored: number;
+  scoreSum: number;
 }
 
 /**
@@ -216,6 +226,8 @@ export class SummaryBuilder {
   private total = 0;
   private readonly counts: StatusCounts = { success: 0, failed: 0, timeout: 0, error: 0 };
   private cancelled = 0;
+  private scored = 0;
+  private scoreSum = 0;
   private readonly datasets = new Map<string, MutableDataset>();
   private readonly errors = new Map<string, { count: number; example: string | undefined }>();
   // Microseconds: the histogram lumps everything below 1 unit together, and sub-millisecond
@@ -245,6 +257,12 @@ export class SummaryBuilder {
     if (cancelled) dataset.cancelled++;
     else dataset[status]++;
     dataset.seconds += seconds;
+    if (typeof result.score === 'number' && Number.isFinite(result.score)) {
+      this.scored++;
+      this.scoreSum += result.score;
+      dataset.scored++;
+      dataset.scoreSum += result.score;
+    }
 
     if (ranToVerdict(result)) {
       this.histogram.record(seconds * 1e6);
@@ -269,7 +287,12 @@ export class SummaryBuilder {
   build(meta: ReportMeta): ReportSummary {
     const lat = this.histogram.summary();
     const datasets = [...this.datasets.entries()]
-      .map(([name, d]) => ({ name, ...d, passRate: rate(d.success, d.total) }))
+      .map(([name, { scoreSum, ...d }]) => ({
+        name,
+        ...d,
+        passRate: rate(d.success, d.total),
+        meanScore: d.scored === 0 ? null : scoreSum / d.scored,
+      }))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const errors = [...this.errors.entries()]
       .map(([code, e]) => ({ code, count: e.count, example: e.example }))
@@ -284,6 +307,8 @@ export class SummaryBuilder {
       counts: { ...this.counts },
       cancelled: this.cancelled,
       passRate: rate(this.counts.success, this.total),
+      scored: this.scored,
+      meanScore: this.scored === 0 ? null : this.scoreSum / this.scored,
       datasets,
       latency: {
         count: lat.count,
@@ -316,7 +341,17 @@ export class SummaryBuilder {
       const key = this.datasets.size < MAX_DATASETS ? name : OTHER_DATASETS;
       d = this.datasets.get(key);
       if (d === undefined) {
-        d = { total: 0, success: 0, failed: 0, timeout: 0, error: 0, cancelled: 0, seconds: 0 };
+        d = {
+          total: 0,
+          success: 0,
+          failed: 0,
+          timeout: 0,
+          error: 0,
+          cancelled: 0,
+          seconds: 0,
+          scored: 0,
+          scoreSum: 0,
+        };
         this.datasets.set(key, d);
       }
     }

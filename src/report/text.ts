@@ -196,5 +196,6 @@ export function resultRecord(result: TestResult): Record<string, unknown> {
       repeatIndex: m.repeatIndex ?? null,
     },
     assertions: result.assertions,
+    score: result.score ?? null,
   };
 }

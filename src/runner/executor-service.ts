@@ -26,6 +26,7 @@ import {
   withSeedUsage,
 } from '../core/index.js';
 import {
+  caseVerdict,
   evaluateAssertionsAsync,
   iterateCases,
   type RunManifest,
@@ -118,6 +119,7 @@ export function taskFor(testCase: TestCase): TaskSpec<TestCase> {
 export function judgedTarget(
   inner: Target<TestCase, unknown>,
   clock: Clock,
+  options: { readonly baseDir?: string } = {},
 ): Target<TestCase, CaseOutcome> {
   return {
     ...(inner.key === undefined ? {} : { key: inner.key }),
@@ -163,12 +165,25 @@ export function judgedTarget(
                 get signal() {
                   return ctx.signal;
                 },
+                ...(options.baseDir === undefined ? {} : { baseDir: options.baseDir }),
               },
             );
-      const outcome: CaseOutcome = { output, assertions, latencyMs };
-      const failed = assertions.filter((a) => !a.passed);
-      if (failed.length > 0) {
-        throw new TaskFailedError(failed.map((a) => a.message).join('; '), { output: outcome });
+      const verdict = caseVerdict(assertions, testCase.threshold);
+      const outcome: CaseOutcome = {
+        output,
+        assertions,
+        latencyMs,
+        ...(verdict.score === undefined ? {} : { score: verdict.score }),
+      };
+      if (!verdict.passed) {
+        const failed = assertions.filter((a) => !a.passed).map((a) => a.message);
+        // With a threshold, every assertion may pass but one marked required, or none fail
+        // and the score still falls short (weights): say which.
+        const below =
+          testCase.threshold !== undefined && verdict.score !== undefined
+            ? [`score ${Math.round(verdict.score * 1000) / 1000} (threshold ${testCase.threshold})`]
+            : [];
+        throw new TaskFailedError([...below, ...failed].join('; '), { output: outcome });
       }
       return outcome;
     },
@@ -261,7 +276,7 @@ export class ExecutorService {
       dispatcher === undefined
         ? await this.resolveTarget(manifest)
         : await dispatcher.targetFor(manifest, runId!, resume);
-    const target = judgedTarget(inner, this.clock);
+    const target = judgedTarget(inner, this.clock, { baseDir: manifest.baseDir });
     let sourceError: unknown;
     async function* tasks(): AsyncGenerator<TaskSpec<TestCase>> {
       try {

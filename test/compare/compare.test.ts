@@ -196,6 +196,7 @@ describe('compareRuns', () => {
       samples: 1,
       passed: 0,
       pass_rate: 0,
+      score: 0,
     });
     expect(cmp.summary.details).toEqual({ limit: 3, left_out: 5 });
     expect(cmp.summary.p_value).toBeCloseTo(2 / 256, 15);

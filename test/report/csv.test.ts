@@ -65,6 +65,7 @@ describe('CSV report', () => {
           { type: 'is_json', passed: true, message: 'output is JSON' },
           { type: 'regex', passed: false, message: 'output does not match /x/' },
         ],
+        score: 0.25,
       }),
       result({ id: 'ok' }),
     ]);
@@ -82,6 +83,7 @@ describe('CSV report', () => {
       execution_time_s: '1.25',
       tokens: '42',
       cost: '0.0031',
+      score: '0.25',
       error_code: 'TASK_FAILED',
       error_message: 'output does not contain "refund"',
       inputs: '{"query":"refund please","n":3}',
@@ -97,6 +99,7 @@ describe('CSV report', () => {
       status: 'success',
       error_code: '',
       error_message: '',
+      score: '',
       outputs: '',
       repeat_index: '',
     });

@@ -31,6 +31,7 @@ export interface ResultInit {
   tags?: string[] | undefined;
   repeatIndex?: number | undefined;
   assertions?: TestResult['assertions'] | undefined;
+  score?: number | undefined;
 }
 
 /** A TestResult with sensible defaults; `cancelled` gives the converter's cancelled shape. */
@@ -59,6 +60,7 @@ export function result(init: ResultInit = {}): TestResult {
       repeatIndex: init.repeatIndex,
     },
     assertions: init.assertions ?? [],
+    score: init.score,
   };
 }
 
