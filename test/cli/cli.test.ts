@@ -261,6 +261,26 @@ describe('stride run, runs, show, report, rerun', () => {
       await main(['report', runId, '--db', db, '--format', 'junit', '-o', junitFile], rep.io),
     ).toBe(0);
     expect(await readFile(junitFile, 'utf8')).toBe(await readFile(join(out, 'junit.xml'), 'utf8'));
+    // Several formats with -o naming a file: exit 2, explained, and no directory named x.xml/.
+    const several = captureIo();
+    const xFile = join(dir, 'x.xml');
+    expect(
+      await main(['report', runId, '--db', db, '--format', 'junit,html', '-o', xFile], several.io),
+    ).toBe(2);
+    expect(several.text.err).toContain(
+      `--output "${xFile}" names a file, but --format junit,html writes 2 files`,
+    );
+    expect(existsSync(xFile)).toBe(false);
+    // A directory the user names, with or without the trailing slash, takes them.
+    const intoDir = captureIo();
+    const reportsDir = join(dir, 'reports-dir');
+    expect(
+      await main(
+        ['report', runId, '--db', db, '--format', 'junit,csv', '-o', reportsDir],
+        intoDir.io,
+      ),
+    ).toBe(0);
+    expect(existsSync(join(reportsDir, 'junit.xml'))).toBe(true);
 
     // rerun --errors sends exactly the errored case again, as a new run linked to the first.
     const before = { ...mock.stats().byCase };

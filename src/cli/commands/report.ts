@@ -1,9 +1,30 @@
 /** `stride report`: its flags, and an action that parses them and calls the runner. */
 
-import { dirname } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, extname } from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULT_DB_PATH } from '../../store/db-path.js';
 import { ALL_FORMATS, type CommandContext, example } from '../options.js';
+import { UsageError } from '../usage.js';
+
+/** The extensions of Stride's report files: an `-o` ending in one names a file, not a folder. */
+const REPORT_EXTENSIONS = new Set(['.xml', '.json', '.jsonl', '.csv', '.html', '.htm']);
+
+/**
+ * Several formats write several files, so `-o` must name a directory. A path that ends in a
+ * report file's extension and is not an existing directory was meant as a file (issue #18
+ * item 13: `-o x.xml` used to create a directory named `x.xml/`): refused before anything is
+ * written.
+ */
+function checkOutput(output: string | undefined, formats: readonly string[]): void {
+  if (output === undefined || formats.length < 2 || output.endsWith('/')) return;
+  if (!REPORT_EXTENSIONS.has(extname(output).toLowerCase())) return;
+  if (existsSync(output) && statSync(output).isDirectory()) return;
+  throw new UsageError(
+    `--output ${JSON.stringify(output)} names a file, but --format ${formats.join(',')} writes ` +
+      `${formats.length} files: give a directory (for example -o reports/) or one format`,
+  );
+}
 
 export function registerReport(root: Command, { io }: CommandContext): void {
   example(
@@ -23,6 +44,7 @@ export function registerReport(root: Command, { io }: CommandContext): void {
       import('../session.js'),
     ]);
     const formats = formatsOf(flags.format, '--format');
+    checkOutput(flags.output, formats);
     const file = formats.length === 1 && flags.output !== undefined && !flags.output.endsWith('/');
     await prepareOutput('--output', file ? dirname(flags.output!) : (flags.output ?? 'stride-out'));
     const history = openHistory(flags.db, true);
