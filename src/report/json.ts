@@ -3,7 +3,7 @@
  * Streamed: the results array is written element by element, never built as one string.
  */
 
-import { copyInto, FileSink, type ResultSource, StagedFile } from './sink.js';
+import { copyInto, FileSink, type ResultSource, writeFileStreamed } from './sink.js';
 import type { ReportSummary } from './summary.js';
 import { safeJson } from './text.js';
 import { type FormatWriter, ResultRow, removeAll, scratchPath } from './writer.js';
@@ -36,17 +36,12 @@ class JsonWriter implements FormatWriter {
   async finish(summary: ReportSummary): Promise<void> {
     try {
       await this.body.close();
-      const out = await StagedFile.open(this.path);
-      try {
+      await writeFileStreamed(this.path, async (out) => {
         const head = safeJson(summary, 2).replaceAll('\n', '\n  ');
         await out.write(`{\n  "summary": ${head},\n  "results": [`);
-        await copyInto(out.sink, this.bodyPath, this.path);
+        await copyInto(out, this.bodyPath, this.path);
         await out.write(this.first ? ']\n}\n' : '\n  ]\n}\n');
-      } catch (e) {
-        await out.abort();
-        throw e;
-      }
-      await out.commit();
+      });
     } finally {
       await removeAll([this.bodyPath]);
     }
