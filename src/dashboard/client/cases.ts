@@ -4,7 +4,7 @@
 
 import type { TaskResult } from '../../core/model.js';
 import type { AttemptRecord } from '../../store/port.js';
-import { diffBlock, duration, el, fill, getJson, num, pill, text } from './dom.js';
+import { diffBlock, duration, el, fill, getJson, headRow, num, pill, text } from './dom.js';
 
 const PAGE = 100;
 
@@ -136,11 +136,7 @@ async function detail(runId: string, caseId: string): Promise<HTMLElement> {
     el(
       'table',
       {},
-      el(
-        'thead',
-        {},
-        el('tr', {}, ...['#', 'state', 'took', 'error', 'tokens'].map((h) => el('th', {}, h))),
-      ),
+      headRow('#', 'state', 'took', 'error', 'tokens'),
       el(
         'tbody',
         {},
@@ -255,17 +251,7 @@ export function cases(runId: string, kind: string): { node: HTMLElement; changed
     el(
       'table',
       {},
-      el(
-        'thead',
-        {},
-        el(
-          'tr',
-          {},
-          ...[kind === 'action' ? 'step' : 'case', 'status', 'attempts', 'time', 'error'].map((h) =>
-            el('th', {}, h),
-          ),
-        ),
-      ),
+      headRow(kind === 'action' ? 'step' : 'case', 'status', 'attempts', 'time', 'error'),
       body,
     ),
     detailBox,

@@ -3,7 +3,7 @@
 /** The Compare page: `compareRuns`' view, regressions first, side by side, diff, significance. */
 
 import type { CaseChange, Comparison, SideSummary } from '../../compare/types.js';
-import { card, diffBlock, el, fill, getJson, money, pct, pill, text } from './dom.js';
+import { card, diffBlock, el, fill, getJson, headRow, money, pct, pill, text } from './dom.js';
 
 const LISTS = [
   ['regressions', 'Regressions'],
@@ -95,11 +95,7 @@ export async function comparePage(main: HTMLElement): Promise<void> {
       el(
         'table',
         { 'data-testid': `${key}-table` },
-        el(
-          'thead',
-          {},
-          el('tr', {}, ...['dataset', 'case', 'base', 'head', 'why'].map((h) => el('th', {}, h))),
-        ),
+        headRow('dataset', 'case', 'base', 'head', 'why'),
         ...list.map((x) => changeRow(x, key === 'regressions' ? 'regression' : key)),
       ),
     );

@@ -15,20 +15,27 @@ export function el<K extends keyof HTMLElementTagNameMap>(
 ): HTMLElementTagNameMap[K] {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) if (v !== undefined) e.setAttribute(k, v);
+  appendAll(e, children);
+  return e;
+}
+
+/** Appends children, skipping the empty ones; text always as text nodes. */
+function appendAll(parent: Element, children: readonly Child[]): void {
   for (const c of children) {
     if (c === null || c === undefined || c === false) continue;
-    e.append(typeof c === 'object' ? c : document.createTextNode(String(c)));
+    parent.append(typeof c === 'object' ? c : document.createTextNode(String(c)));
   }
-  return e;
+}
+
+/** A table's head row of plain column names. */
+export function headRow(...names: string[]): HTMLTableSectionElement {
+  return el('thead', {}, el('tr', {}, ...names.map((h) => el('th', {}, h))));
 }
 
 /** Replaces an element's children. */
 export function fill(parent: Element, ...children: Child[]): void {
   parent.replaceChildren();
-  for (const c of children) {
-    if (c === null || c === undefined || c === false) continue;
-    parent.append(typeof c === 'object' ? c : document.createTextNode(String(c)));
-  }
+  appendAll(parent, children);
 }
 
 /** A JSON API read; throws with the API's message on an error answer. */

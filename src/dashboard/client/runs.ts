@@ -3,7 +3,19 @@
 /** The Runs page: every run, filters, a pass-rate trend per plan, two runs to compare. */
 
 import type { RunRow } from '../view.js';
-import { duration, el, fill, getJson, money, num, pct, pill, sparkline, when } from './dom.js';
+import {
+  duration,
+  el,
+  fill,
+  getJson,
+  headRow,
+  money,
+  num,
+  pct,
+  pill,
+  sparkline,
+  when,
+} from './dom.js';
 
 const LIVE = new Set(['running', 'pausing', 'paused', 'stopping']);
 
@@ -133,25 +145,7 @@ export async function runsPage(main: HTMLElement): Promise<void> {
     el(
       'table',
       {},
-      el(
-        'thead',
-        {},
-        el(
-          'tr',
-          {},
-          ...[
-            '',
-            'run',
-            'plan',
-            'status',
-            'progress',
-            'pass rate',
-            'cost',
-            'started',
-            'duration',
-          ].map((h) => el('th', {}, h)),
-        ),
-      ),
+      headRow('', 'run', 'plan', 'status', 'progress', 'pass rate', 'cost', 'started', 'duration'),
       body,
     ),
     note,
