@@ -130,7 +130,22 @@ describe('the dashboard in Chromium', () => {
     const requests = mock.stats().requests;
     expect(view.live.state.counts.attempts).toBe(requests - seeded);
     expect(view.live.state.inFlight).toBe(0);
-    await new Promise((r) => setTimeout(r, 500)); // two polls of the run's process
+    // Two more live writes of the paused child (once a second, from the loop that takes control
+    // requests): still nothing new at the mock.
+    let writes = 0;
+    let last = view.live.updatedAt;
+    await until(
+      'two more live writes of the paused run',
+      async () => {
+        const at = (await call(api)).body.live.updatedAt;
+        if (at > last) {
+          writes++;
+          last = at;
+        }
+        return writes >= 2;
+      },
+      child,
+    );
     expect(mock.stats().requests).toBe(requests);
     await page.screenshot({ path: `${ARTIFACTS}dashboard-run-paused.png`, fullPage: false });
 

@@ -117,8 +117,22 @@ describe('stride serve: the API over HTTP against a run driven by another proces
     let pushed = await stream.next();
     while (pushed.shownStatus !== 'paused') pushed = await stream.next();
     expect(pushed.live.state.holds[0].by).toBe('dashboard 127.0.0.1');
-    // Two more polls of the child: still nothing new at the mock.
-    await new Promise((r) => setTimeout(r, 500));
+    // Two more live writes of the paused child (it writes once a second from the loop that also
+    // takes control requests): still nothing new at the mock.
+    let writes = 0;
+    let last = view.live.updatedAt;
+    await until(
+      'two more live writes of the paused run',
+      async () => {
+        const at = (await call(api)).body.live.updatedAt;
+        if (at > last) {
+          writes++;
+          last = at;
+        }
+        return writes >= 2;
+      },
+      run,
+    );
     expect(mock.stats().requests).toBe(requests);
     expect((await call(api)).body.progress.done).toBe(view.progress.done);
 
