@@ -291,6 +291,63 @@ function edgeLabel(v: number): string {
   return v < 1 ? `${Number((v * 1000).toPrecision(3))}ms` : `${v}s`;
 }
 
+/** Where the percentile labels' baseline is, and where their leader lines meet the plot. */
+const LABEL_Y = 12;
+const PLOT_TOP = 34;
+/** A generous width per character of an 11px bold label: an estimate must not under-reserve. */
+const LABEL_CHAR = 7.5;
+/** Space kept between two labels. */
+const LABEL_GAP = 8;
+
+interface PlacedLabel {
+  /** Where the percentile's line is. */
+  readonly x: number;
+  /** The label's centre: over its line unless that would cover a neighbour. */
+  readonly labelX: number;
+  readonly names: string[];
+}
+
+/**
+ * Lays out the p50/p90/p95/p99 labels so none covers another (issue #18): percentiles within a
+ * few pixels share one line and one label ("p95 p99"); the other labels, in one row above the
+ * plot (so none covers a bar, however tall), are pushed apart until their estimated boxes clear
+ * each other and kept inside the chart; a slanted leader joins each moved label to its line.
+ * SVG text cannot be measured before it is drawn, hence the estimate (checked in Chromium by
+ * test/report/html-browser.test.ts).
+ */
+function percentileLabels(
+  s: ReportSummary,
+  xOf: (v: number) => number,
+  width: number,
+): PlacedLabel[] {
+  const marks: [string, number][] = [
+    ['p50', s.latency.p50],
+    ['p90', s.latency.p90],
+    ['p95', s.latency.p95],
+    ['p99', s.latency.p99],
+  ];
+  const groups: { x: number; names: string[] }[] = [];
+  for (const [name, v] of marks) {
+    const x = xOf(v);
+    const near = groups.find((g) => Math.abs(g.x - x) < 6);
+    if (near === undefined) groups.push({ x, names: [name] });
+    else near.names.push(name);
+  }
+  // Percentiles are ordered, so the groups are in x order: push right, then back from the edge.
+  const half = groups.map((g) => (g.names.join(' ').length * LABEL_CHAR) / 2);
+  const at = groups.map((g) => g.x);
+  for (let i = 0; i < at.length; i++) {
+    const floor = i === 0 ? half[0]! : at[i - 1]! + half[i - 1]! + LABEL_GAP + half[i]!;
+    at[i] = Math.max(at[i]!, floor);
+  }
+  for (let i = at.length - 1; i >= 0; i--) {
+    const ceiling =
+      i === at.length - 1 ? width - half[i]! : at[i + 1]! - half[i + 1]! - LABEL_GAP - half[i]!;
+    at[i] = Math.min(at[i]!, ceiling);
+  }
+  return groups.map((g, i) => ({ x: g.x, labelX: at[i]!, names: g.names }));
+}
+
 /** An SVG bar chart of the histogram's non-empty range, with the percentiles marked. */
 function histogramSvg(s: ReportSummary): string {
   const bars = s.histogram;
@@ -300,13 +357,23 @@ function histogramSvg(s: ReportSummary): string {
   while (bars[last]!.count === 0) last--;
   const shown = bars.slice(first, last + 1);
   const W = 720;
-  const H = 240;
   const left = 44;
   const bottom = 28;
-  const top = 34;
   const plotW = W - left - 12;
-  const plotH = H - top - bottom;
   const bw = plotW / shown.length;
+  // Where a value falls on the chart: its bar, and log-interpolated within the bar.
+  const xOf = (v: number): number => {
+    const i = shown.findIndex((b) => b.to === null || v < b.to);
+    const b = shown[i === -1 ? shown.length - 1 : i]!;
+    const idx = i === -1 ? shown.length - 1 : i;
+    const to = b.to ?? b.from * 2.5;
+    const frac =
+      b.from <= 0 ? Math.min(1, v / to) : Math.min(1, Math.log(v / b.from) / Math.log(to / b.from));
+    return left + (idx + Math.max(0, frac)) * bw;
+  };
+  const H = 240;
+  const top = PLOT_TOP;
+  const plotH = H - top - bottom;
   const peak = Math.max(...shown.map((b) => b.count));
   const out: string[] = [
     `<svg viewBox="0 0 ${W} ${H}" role="img" aria-label="Latency histogram" data-testid="latency-histogram" xmlns="http://www.w3.org/2000/svg" font-size="11" font-family="system-ui,sans-serif">`,
@@ -323,37 +390,14 @@ function histogramSvg(s: ReportSummary): string {
       `<text x="${x.toFixed(1)}" y="${H - 10}" text-anchor="middle" fill="#656d76">${h(edgeLabel(b.from))}</text>`,
     );
   });
-  // Where a value falls on the chart: its bar, and log-interpolated within the bar.
-  const xOf = (v: number): number => {
-    const i = shown.findIndex((b) => b.to === null || v < b.to);
-    const b = shown[i === -1 ? shown.length - 1 : i]!;
-    const idx = i === -1 ? shown.length - 1 : i;
-    const to = b.to ?? b.from * 2.5;
-    const frac =
-      b.from <= 0 ? Math.min(1, v / to) : Math.min(1, Math.log(v / b.from) / Math.log(to / b.from));
-    return left + (idx + Math.max(0, frac)) * bw;
-  };
-  const marks: [string, number][] = [
-    ['p50', s.latency.p50],
-    ['p90', s.latency.p90],
-    ['p95', s.latency.p95],
-    ['p99', s.latency.p99],
-  ];
-  // Percentiles that land within a few pixels share one line and one label ("p95 p99").
-  const groups: { x: number; names: string[] }[] = [];
-  for (const [name, v] of marks) {
-    const x = xOf(v);
-    const near = groups.find((g) => Math.abs(g.x - x) < 6);
-    if (near === undefined) groups.push({ x, names: [name] });
-    else near.names.push(name);
-  }
-  groups.forEach((g, i) => {
+  for (const g of percentileLabels(s, xOf, W)) {
     const x = g.x.toFixed(1);
     out.push(
       `<line x1="${x}" y1="${top - 4}" x2="${x}" y2="${top + plotH}" stroke="#cf222e" stroke-dasharray="4 3" stroke-width="1.2"/>`,
-      `<text x="${x}" y="${10 + (i % 2) * 12}" text-anchor="middle" fill="#cf222e" font-weight="600">${g.names.join(' ')}</text>`,
+      `<line x1="${g.labelX.toFixed(1)}" y1="${LABEL_Y + 4}" x2="${x}" y2="${top - 4}" stroke="#cf222e" stroke-width="1"/>`,
+      `<text data-testid="percentile-label" x="${g.labelX.toFixed(1)}" y="${LABEL_Y}" text-anchor="middle" fill="#cf222e" font-weight="600">${g.names.join(' ')}</text>`,
     );
-  });
+  }
   out.push('</svg>');
   return out.join('');
 }

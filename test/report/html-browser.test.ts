@@ -13,6 +13,7 @@ import { parsePlan, type TestCase } from '../../src/plans/index.js';
 import { SummaryBuilder, writeReports } from '../../src/report/index.js';
 import { ExecutorService } from '../../src/runner/executor-service.js';
 import { removeTempDirs, tempFiles } from '../plans/helpers.js';
+import { META, result } from './helpers.js';
 
 afterEach(removeTempDirs);
 
@@ -154,6 +155,62 @@ describe('HTML report in Chromium', () => {
 
       await mkdir(ARTIFACTS, { recursive: true });
       await page.screenshot({ path: `${ARTIFACTS}report.png`, fullPage: true });
+    } finally {
+      await browser.close();
+    }
+  });
+
+  it('lays out close p50/p90/p95 labels without overlap', { timeout: 30_000 }, async () => {
+    // Most cases within a quarter second of each other in the tallest bar, a fast and a slow
+    // outlier widening the chart: the percentiles' lines land a few pixels apart, where their
+    // labels used to print over each other (issue #18).
+    const seconds = [
+      0.002,
+      ...Array.from({ length: 50 }, () => 1.1),
+      ...Array.from({ length: 40 }, () => 1.3),
+      ...Array.from({ length: 5 }, () => 1.5),
+      ...Array.from({ length: 3 }, () => 1.75),
+      60,
+    ];
+    const results = seconds.map((s, i) => result({ id: `case-${i}`, seconds: s }));
+    const builder = new SummaryBuilder();
+    for (const r of results) builder.add(r);
+    const summary = builder.build(META);
+    const dir = await tempFiles();
+    const { html } = await writeReports(dir, ['html'], summary, () => results);
+
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      await page.goto(pathToFileURL(html!).href);
+      const chart = page.locator('[data-testid="latency-histogram"]');
+      // the percentile labels are the chart's red texts (before and after the fix)
+      const labels = chart.locator('text[fill="#cf222e"]');
+      const names = await labels.allTextContents();
+      // p50, p90 and p95 each have their own label here: the case the layout must handle
+      expect(names.join(' ').split(' ').sort()).toEqual(['p50', 'p90', 'p95', 'p99']);
+      expect(names.length).toBeGreaterThanOrEqual(3);
+      const boxes = [];
+      for (let i = 0; i < names.length; i++) boxes.push((await labels.nth(i).boundingBox())!);
+      const bars = [];
+      for (const rect of await chart.locator('rect').all()) bars.push((await rect.boundingBox())!);
+      const chartBox = (await chart.boundingBox())!;
+      type Box = { x: number; y: number; width: number; height: number };
+      const meet = (a: Box, b: Box) =>
+        a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+      for (let i = 0; i < boxes.length; i++) {
+        const a = boxes[i]!;
+        expect(a.width).toBeGreaterThan(0);
+        // inside the chart, over no bar, and clear of every other label
+        expect(a.x).toBeGreaterThanOrEqual(chartBox.x);
+        expect(a.x + a.width).toBeLessThanOrEqual(chartBox.x + chartBox.width);
+        for (const bar of bars) expect(meet(a, bar), `${names[i]} over a bar`).toBe(false);
+        for (let j = i + 1; j < boxes.length; j++) {
+          expect(meet(a, boxes[j]!), `${names[i]} meets ${names[j]}`).toBe(false);
+        }
+      }
+      await mkdir(ARTIFACTS, { recursive: true });
+      await chart.screenshot({ path: `${ARTIFACTS}report-percentiles.png` });
     } finally {
       await browser.close();
     }
