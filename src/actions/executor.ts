@@ -423,7 +423,8 @@ export class Executor {
     options.onStart?.({ run, journal: exec.journal });
     const sampler = setInterval(() => this.sampleMemory(exec), this.options.memorySampleMs ?? 100);
     sampler.unref();
-    this.setStatus(exec, 'running');
+    // Held from its first moment (a session's hold taken before the start) it starts paused.
+    this.setStatus(exec, run.holds().length > 0 ? 'paused' : 'running');
     let engine: RunExecutionResult<ActionStep, unknown>;
     try {
       engine = await run.start();
@@ -514,7 +515,8 @@ export class Executor {
       throw new StrideError('INVALID_STATE', `plan "${planId}" is ${exec.status}, not paused`);
     }
     exec.run.resume();
-    this.setStatus(exec, 'running');
+    // Only the user's hold is released: another owner's (a graceful stop, the dashboard) stays.
+    this.setStatus(exec, exec.run.holds().length > 0 ? 'paused' : 'running');
   }
 
   /** The plan's status now. */
