@@ -6,7 +6,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { type Document, isMap, isScalar, isSeq, parseDocument } from 'yaml';
+import { type Document, isMap, isScalar, isSeq } from 'yaml';
 import { z } from 'zod';
 import { checkDependencies, DependencyError, type RetryPolicy } from '../core/index.js';
 import { tryParseDuration } from '../plans/duration.js';
@@ -18,6 +18,9 @@ import { documentData, parseYamlDocument, throwIssues } from '../plans/yaml.js';
 import { checkJsonSchema } from './schema.js';
 import { isStepReference } from './template.js';
 import type { JsonSchema } from './tool.js';
+
+export { isActionPlanData, planKindOf } from './kind.js';
+
 import type {
   ActionPlan,
   ActionStep,
@@ -171,31 +174,6 @@ function keysAt(path: IssuePath): readonly string[] {
       return Object.keys(ruleShape);
     default:
       return [];
-  }
-}
-
-/** True when a parsed plan document is an action plan (it has `steps`, or `kind: action`). */
-export function isActionPlanData(data: unknown): boolean {
-  return (
-    typeof data === 'object' &&
-    data !== null &&
-    !Array.isArray(data) &&
-    ('steps' in data || (data as { kind?: unknown }).kind === 'action')
-  );
-}
-
-/**
- * Which kind of plan a file holds, from its text: `action` (it has `steps:`) or `test`.
- * Invalid YAML is judged by what the parser recovered: a file whose partial tree has `steps` is
- * `action` (the action-plan loader then reports the YAML error with its position), anything else
- * `test` (the test-plan loader reports it).
- */
-export function planKindOf(text: string): 'action' | 'test' {
-  try {
-    const doc = parseDocument(text, { prettyErrors: false });
-    return isActionPlanData(doc.toJS()) ? 'action' : 'test';
-  } catch {
-    return 'test';
   }
 }
 

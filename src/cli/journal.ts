@@ -7,7 +7,7 @@
 
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { planKindOf } from '../actions/load.js';
+import { planKindOf } from '../actions/kind.js';
 import { parseReportFormats, type ReportFormat } from '../report/index.js';
 import { ExecutorService } from '../runner/executor-service.js';
 import { RunHistory } from '../runner/history.js';

@@ -6,9 +6,14 @@
  * a readable size.
  */
 
-import { Ajv, type ValidateFunction } from 'ajv';
-import { distance } from 'fastest-levenshtein';
+import { createRequire } from 'node:module';
+import type { Ajv, ValidateFunction } from 'ajv';
 import { z } from 'zod';
+
+// ajv (63 modules, ~60 ms of start-up) and fastest-levenshtein are loaded the first time a plan
+// uses `json_schema` or `levenshtein_below`, not by every plan load (issue #15, start-up). Both
+// are CommonJS, so a synchronous require keeps the assertions synchronous.
+const require = createRequire(import.meta.url);
 
 // ---------------------------------------------------------------------------------------------
 // JSON Schema (ajv)
@@ -19,7 +24,14 @@ import { z } from 'zod';
 // `required: "x"`) still fails ajv's meta-schema check. Formats are not checked: ajv's format
 // checks live in another package (ajv-formats), and a `format` that silently passed would be
 // worse than one documented as not checked (docs/plans.md).
-const ajv = new Ajv({ allErrors: true, strict: false, validateFormats: false });
+let ajvInstance: Ajv | undefined;
+function ajv(): Ajv {
+  if (ajvInstance === undefined) {
+    const { Ajv: AjvClass } = require('ajv') as typeof import('ajv');
+    ajvInstance = new AjvClass({ allErrors: true, strict: false, validateFormats: false });
+  }
+  return ajvInstance;
+}
 const compiled = new Map<string, ValidateFunction | Error>();
 
 /**
@@ -32,10 +44,10 @@ export function compileJsonSchema(schema: unknown): ValidateFunction | Error {
   if (v === undefined) {
     if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) {
       v = new Error('a JSON Schema is a mapping (or true / false)');
-      if (schema === true || schema === false) v = ajv.compile(schema);
+      if (schema === true || schema === false) v = ajv().compile(schema);
     } else {
       try {
-        v = ajv.compile(schema as object);
+        v = ajv().compile(schema as object);
       } catch (e) {
         v = e instanceof Error ? e : new Error(String(e));
       }
@@ -60,6 +72,7 @@ export function schemaErrors(validate: ValidateFunction): string {
 
 /** Edit distance (insertions, deletions, substitutions) of two strings, by code unit. */
 export function editDistance(a: string, b: string): number {
+  const { distance } = require('fastest-levenshtein') as typeof import('fastest-levenshtein');
   return distance(a, b);
 }
 

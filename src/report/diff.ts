@@ -6,8 +6,14 @@
  * (measured in docs/compare.md).
  */
 
-import { diffArrays } from 'diff';
+import { createRequire } from 'node:module';
 import { safeJson } from './text.js';
+
+// `diff` (19 modules) is loaded by the first diff, not by every report writer's import: a run
+// whose cases all pass never draws one (issue #15, start-up). Its CommonJS build, so the diff
+// stays synchronous.
+const require = createRequire(import.meta.url);
+const diffLib = (): typeof import('diff') => require('diff') as typeof import('diff');
 
 /** One line of a diff: kept (` `), only in the expected (`-`), only in the actual (`+`). */
 export interface DiffLine {
@@ -42,7 +48,7 @@ export function diffText(value: unknown): string {
 export function lineDiff(expected: string, actual: string): DiffLine[] {
   const a = expected.split(/\r?\n/);
   const b = actual.split(/\r?\n/);
-  const changes = diffArrays(a, b, { maxEditLength: MAX_EDIT });
+  const changes = diffLib().diffArrays(a, b, { maxEditLength: MAX_EDIT });
   if (changes === undefined) {
     return [
       ...a.map((text): DiffLine => ({ op: '-', text })),
@@ -77,7 +83,7 @@ export function similarity(a: string, b: string): number {
   const wa = words(a);
   const wb = words(b);
   if (wa.length + wb.length === 0) return 1;
-  const changes = diffArrays(wa, wb, { maxEditLength: MAX_EDIT });
+  const changes = diffLib().diffArrays(wa, wb, { maxEditLength: MAX_EDIT });
   let common = 0;
   if (changes === undefined) {
     const bag = new Map<string, number>();

@@ -1,9 +1,10 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BIN } from './helpers.js';
+import { startMock } from '../../src/mock/index.js';
+import { BIN, makePlan } from './helpers.js';
 
 const COUNTER = new URL('../../bench/module-count.mjs', import.meta.url).pathname;
 const work = mkdtempSync(join(tmpdir(), 'stride-lazy-'));
@@ -23,6 +24,25 @@ function modulesOf(args: string[]): string[] {
     .map((l) => l.slice(l.indexOf(' ') + 1));
 }
 
+/** As modulesOf, with the event loop free (an in-process mock answers the run). */
+async function modulesOfRun(args: string[], env: NodeJS.ProcessEnv): Promise<string[]> {
+  const log = join(work, 'run.txt');
+  const child = spawn(process.execPath, ['--import', COUNTER, BIN, ...args], {
+    env: { ...process.env, ...env, STRIDE_MODULE_LOG: log },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  child.stderr.on('data', (d) => {
+    err += d;
+  });
+  const code = await new Promise((resolve) => child.on('exit', resolve));
+  expect(code, err).toBe(0);
+  return readFileSync(log, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => l.slice(l.indexOf(' ') + 1));
+}
+
 // plans/duration.js is the one light plans/ file the flag parsers use (it imports core/errors.js only).
 const HEAVY =
   /node_modules\/(zod|yaml|undici|bullmq|ioredis|better-sqlite3|diff)\/|dist\/(plans\/(?!duration\.js)|report|runner|actions|distributed|mock|compare\/compare|targets)/;
@@ -36,4 +56,27 @@ describe('commands load what they run', () => {
       expect(files.filter((f) => HEAVY.test(f))).toEqual([]);
     },
   );
+});
+
+describe('a one-case run loads what it uses (issue #15, start-up)', () => {
+  it("loads undici's Agent without undici's index, and no ajv, diff or action-plan loader", async () => {
+    const mock = await startMock({ port: 0, latencyMs: 0 });
+    const { dir, plan } = makePlan({ cases: ['ok'] });
+    try {
+      const files = await modulesOfRun(
+        ['run', plan, '--db', join(dir, 's.db'), '--out', join(dir, 'out'), '-q'],
+        { MOCK_URL: `${mock.url}/v1` },
+      );
+      // It did run over HTTP, through undici's own Agent file.
+      expect(files.some((f) => f.endsWith('node_modules/undici/lib/dispatcher/agent.js'))).toBe(
+        true,
+      );
+      const unused =
+        /node_modules\/(undici\/index\.js|undici\/lib\/web\/|ajv\/|diff\/|fastest-levenshtein\/)|dist\/actions\/load\.js/;
+      expect(files.filter((f) => unused.test(f))).toEqual([]);
+    } finally {
+      await mock.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

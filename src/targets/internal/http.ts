@@ -4,7 +4,7 @@
  * and secret redaction. No retries here: the engine owns the only retry layer.
  */
 
-import { Agent, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
 import {
   type AttemptContext,
   HttpError,
@@ -21,6 +21,7 @@ import {
   type RateLimitInfo,
   retryAfterFor429,
 } from './ratelimit.js';
+import { agentConstructor } from './undici-agent.js';
 
 /** Options of the connection pool a network target creates for itself. */
 export interface TransportOptions {
@@ -71,7 +72,7 @@ export class Transport {
       bodyTimeout: options.bodyTimeoutMs ?? 300_000,
     };
     if (options.connections !== undefined) agentOptions.connections = options.connections;
-    this.dispatcher = new Agent(agentOptions);
+    this.dispatcher = new (agentConstructor())(agentOptions);
     this.owned = true;
   }
 
