@@ -4,6 +4,11 @@
  * (`TIME`), so machines with skewed clocks still share one exact bucket: no window of W seconds
  * holds more than `burst + rate * W` takes, across all of them. A 429's Retry-After cools the
  * shared bucket down for everyone (`coolDown`).
+ *
+ * A token taken on time can still be sent late: a worker the machine does not schedule between
+ * its take and its request sends it together with the requests of workers that took theirs
+ * later (issue #16 item 7: 5 requests in 100 ms against a bound of 3). So a worker checks the
+ * token's age right before the request leaves (`isStale`) and takes another for a stale one.
  */
 
 import type { Redis } from 'ioredis';
@@ -46,6 +51,25 @@ redis.call('PEXPIRE', KEYS[1], math.max(cool, prev) - now + 60000)
 return 0
 `;
 
+/** Takes remembered to learn how fast Redis's answers reach this process (`ageOf`). */
+const SAMPLES = 32;
+
+/**
+ * The oldest a shared token may be when its request leaves: half a token period (50 ms at
+ * 600/min), and never below 10 ms: at high rates a tighter rule would drop most tokens for the
+ * jitter of an ordinary event loop, when 10 ms of tokens is a small part of any window.
+ *
+ * @example
+ * ```ts
+ * staleAfterMs({ perMinute: 600, burst: 2 }); // 50
+ * ```
+ */
+export function staleAfterMs(rate: SharedRate): number {
+  return Math.max(MIN_STALE_MS, 30_000 / rate.perMinute);
+}
+
+const MIN_STALE_MS = 10;
+
 /** A rate limit as the plans write it. */
 export interface SharedRate {
   readonly perMinute: number;
@@ -74,6 +98,14 @@ interface BucketCommands {
 
 export class RedisBuckets {
   private readonly commands: BucketCommands;
+  /**
+   * The last takes' `local clock at the reply - Redis's take time`: the clocks' offset plus the
+   * reply's transit. Their minimum is the fastest a token has reached this process; a token is
+   * as old as it is beyond that. A ring, so a clock step on either side is learned again after
+   * SAMPLES takes instead of making every token look stale forever.
+   */
+  private readonly samples: number[] = [];
+  private sampleAt = 0;
 
   constructor(
     redis: Redis,
@@ -106,7 +138,32 @@ export class RedisBuckets {
       rate.burst,
       cost,
     );
+    // Every answer, a take or a refusal, shows how fast Redis's clock reaches this process.
+    this.samples[this.sampleAt] = this.clock.now() - Number(at);
+    this.sampleAt = (this.sampleAt + 1) % SAMPLES;
     return { wait: Number(wait), at: Number(at) };
+  }
+
+  /**
+   * How long ago, in ms, a token taken at `takenAt` (Redis's clock, as `take` returns it) was
+   * taken, beyond the fastest a take's answer has reached this process. Clock offsets between
+   * this machine and Redis's cancel out; a constant transit does too (it delays every request
+   * alike, so it bunches none).
+   */
+  ageOf(takenAt: number): number {
+    if (this.samples.length === 0) return 0;
+    return Math.max(0, this.clock.now() - takenAt - Math.min(...this.samples));
+  }
+
+  /**
+   * Whether a token taken at `takenAt` is too old to be sent now: older than `staleAfterMs(rate)`.
+   * The worker checks right before the request leaves and takes another token for a stale one
+   * (the stale one stays spent: the bucket counted it). So the requests leave within that
+   * tolerance of their takes, and no window of W holds more than `burst + rate * W` sends plus
+   * half a token, where the takes hold `burst + rate * W` exactly.
+   */
+  isStale(takenAt: number, rate: SharedRate): boolean {
+    return this.ageOf(takenAt) > staleAfterMs(rate);
   }
 
   /**

@@ -15,7 +15,7 @@
  * ```
  */
 
-export { RedisBuckets, type SharedRate } from './bucket.js';
+export { RedisBuckets, type SharedRate, staleAfterMs } from './bucket.js';
 export { BullmqDispatcher, type BullmqDispatcherOptions } from './dispatcher.js';
 export { DEFAULT_QUEUE, jobId, parseJobId } from './protocol.js';
 export { connectionOptions } from './redis.js';

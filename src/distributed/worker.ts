@@ -51,14 +51,21 @@ export interface WorkerOptions {
   ) => Promise<Target<TestCase, unknown>>;
   /** Called on Redis connection errors, once per outage. */
   readonly onRedisError?: (message: string) => void;
+  /**
+   * Awaited between an attempt's token take and its request: where a test stalls a worker, as a
+   * machine that does not schedule it would (issue #16 item 7). Not for production use.
+   * @internal
+   */
+  readonly afterTake?: (attemptId: string, takenAt: number) => Promise<void>;
 }
 
 /** A running worker. */
 export interface StrideWorker {
   readonly name: string;
   /**
-   * What this worker did: attempts executed (by outcome), jobs taken, and attempts given back
-   * to the coordinator unstarted or after a lost worker.
+   * What this worker did: attempts executed (by outcome), jobs taken, attempts given back
+   * to the coordinator unstarted or after a lost worker, and shared tokens dropped as stale
+   * (taken, then not sent within `staleAfterMs` of their take: another was taken instead).
    */
   readonly stats: {
     executed: number;
@@ -67,6 +74,7 @@ export interface StrideWorker {
     cancelled: number;
     jobs: number;
     returned: number;
+    stale: number;
   };
   /** Stops taking jobs, lets the attempts it holds finish, and closes its connections. */
   close(): Promise<void>;
@@ -101,7 +109,15 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
   const targets = new Map<string, Promise<Target<TestCase, unknown>>>();
   // When each outcome stream last had its expiry pushed back (once a minute is enough).
   const expiresSet = new Map<string, number>();
-  const stats = { executed: 0, succeeded: 0, failed: 0, cancelled: 0, jobs: 0, returned: 0 };
+  const stats = {
+    executed: 0,
+    succeeded: 0,
+    failed: 0,
+    cancelled: 0,
+    jobs: 0,
+    returned: 0,
+    stale: 0,
+  };
   // Attempts running here, by attempt id, so a cancel published by the coordinator finds them.
   const running = new Map<string, () => AbortController>();
   // Attempt ids cancelled by a coordinator (channel and set), with when: never started here.
@@ -207,10 +223,22 @@ export async function startWorker(options: WorkerOptions): Promise<StrideWorker>
         const announce = (waiting: boolean) => {
           reply(data.replyTo, { id: a.id, sender: data.sender, waiting }).catch(() => {});
         };
-        takenAt = await buckets.take(data.rate.key, data.rate, control().signal, 1, () => {
+        const onWait = () => {
+          if (waited) return;
           waited = true;
           announce(true);
-        });
+        };
+        // A token is sent only while fresh: one this worker got to late (it was not scheduled
+        // between the take and here) is dropped and another taken, or its request would leave
+        // together with those of workers that took theirs later, and a provider would count
+        // more in a window than the bucket handed out (issue #16 item 7). The dropped token
+        // stays spent.
+        for (;;) {
+          takenAt = await buckets.take(data.rate.key, data.rate, control().signal, 1, onWait);
+          await options.afterTake?.(a.id, takenAt);
+          if (!buckets.isStale(takenAt, data.rate)) break;
+          stats.stale++;
+        }
         if (waited) announce(false);
       }
       const ctx: AttemptContext = {
