@@ -43,18 +43,19 @@ async function paced(cases: number, options: MockOptions) {
     { concurrency: 20, retry: { maxAttempts: 3 } },
   );
   const changes: PaceChange[] = [];
-  const inFlightAfterFirstDecrease: number[] = [];
+  /** At each start: the attempts in flight (this one included) and the pace's concurrency. */
+  const starts: { running: number; concurrency: number }[] = [];
   run.on('paceChanged', (c) => changes.push(c));
   run.on('transition', (t) => {
-    if (t.to === 'running' && changes.length > 0)
-      inFlightAfterFirstDecrease.push(run.progress.running);
+    if (t.to === 'running')
+      starts.push({ running: run.progress.running, concurrency: run.concurrency });
   });
-  return { run, m: mock, changes, inFlightAfterFirstDecrease };
+  return { run, m: mock, changes, starts };
 }
 
 describe('adaptive pace against the mock', () => {
-  it('max-concurrency 4, plan 20, 200 cases: all pass, at most 1.2 requests per case, never more than 4 + 1 in flight once lowered', async () => {
-    const { run, m, changes, inFlightAfterFirstDecrease } = await paced(200, {
+  it('max-concurrency 4, plan 20, 200 cases: all pass, at most 1.2 requests per case, the pace comes down to 4 + 1 and is never exceeded', async () => {
+    const { run, m, changes, starts } = await paced(200, {
       maxConcurrency: 4,
       latencyMs: 50,
     });
@@ -66,20 +67,34 @@ describe('adaptive pace against the mock', () => {
     expect(changes[0]?.message).toMatch(
       /^concurrency 20 → \d+: target answered 429 without Retry-After$/,
     );
-    expect(Math.max(...inFlightAfterFirstDecrease)).toBeLessThanOrEqual(5);
+    // What load cannot move: the pace went down to the mock's limit (a probe above it aside), and
+    // no attempt ever started beyond the pace of the moment. ("Never more than 5 in flight after
+    // the first decrease" was not that: under load the first decrease can stop at 8, the
+    // attempts the engine had in flight counting the ones still in transit to the mock; seen
+    // with the load average at 15-20.)
+    expect(result.statistics.pace?.lowestConcurrency).toBeLessThanOrEqual(5);
+    expect(starts).toHaveLength(result.statistics.attempts);
+    expect(starts.filter((s) => s.running > s.concurrency)).toEqual([]);
   });
 
-  it('a per-minute limit with bare 429s (1,800/min, too_many_requests) slower than one request at a time: the rate comes down, all pass, requests bounded', async () => {
+  it('a per-minute limit with bare 429s (1,800/min, too_many_requests) slower than one request at a time: the rate comes down, all pass, refusals bounded', async () => {
     // At 20 ms a request, concurrency 1 alone sends 3,000/min: only a lower rate stops the 429s.
-    const { run, m, changes } = await paced(150, {
+    // 80 cases, not 150: the rate came down by the 30th-45th request (load average 27-30), and
+    // the run's length is cases / the rate it learned, which a loaded machine measures low (150
+    // cases took 6 s idle and over 60 s under two CPU hogs).
+    const cases = 80;
+    const { run, m, changes } = await paced(cases, {
       rateLimit: { perMinute: 1800, code: 'too_many_requests' },
       latencyMs: 20,
     });
     const result = await run.start();
-    expect(result.statistics.succeededTasks).toBe(150);
+    expect(result.statistics.succeededTasks).toBe(cases);
     expect(m.stats().runs).toBe(result.statistics.attempts);
-    // The first wave of 20 meets a bucket of 1: 19 refusals are the price of not knowing.
-    expect(m.stats().runs).toBeLessThanOrEqual(1.3 * 150);
+    expect(m.stats().limited).toBe(result.statistics.refused);
+    // The first wave of 20 meets a bucket of 1: 19 refusals are the price of not knowing; then a
+    // few while the pace finds the floor and the rate. Refusals are that fixed cost, not a share
+    // of the cases: the same allowance of 45 as with 150 cases (1.3 × 150 requests).
+    expect(m.stats().limited).toBeLessThanOrEqual(45);
     expect(result.statistics.pace?.lowestConcurrency).toBe(1);
     const rates = changes.filter((c) => c.ratePerMinute.to !== undefined);
     expect(rates[0]?.message).toMatch(
@@ -88,7 +103,9 @@ describe('adaptive pace against the mock', () => {
   });
 
   it('follows the mock when its limit is lowered, then raised (setLimits mid-run)', async () => {
-    const { run, m } = await paced(3000, { maxConcurrency: 8, latencyMs: 20 });
+    // 1,500 cases, not 3,000: the pace was back up by the ~600th answer (load average 15), and
+    // the cases after that only made the run longer (18 s of its 29 s there).
+    const { run, m } = await paced(1500, { maxConcurrency: 8, latencyMs: 20 });
     const done = run.start();
     await until(() => run.progress.settled >= 300, 'the run to settle at 8');
     m.setLimits({ maxConcurrency: 2 });
@@ -98,8 +115,8 @@ describe('adaptive pace against the mock', () => {
     m.setLimits({ maxConcurrency: 8 });
     await until(() => run.concurrency >= 7, 'the pace to go back up');
     const result = await done;
-    expect(result.statistics.succeededTasks).toBe(3000);
+    expect(result.statistics.succeededTasks).toBe(1500);
     expect(m.stats().runs).toBe(result.statistics.attempts);
-    expect(m.stats().runs).toBeLessThanOrEqual(1.2 * 3000);
+    expect(m.stats().runs).toBeLessThanOrEqual(1.2 * 1500);
   });
 });
