@@ -4,6 +4,8 @@
  * Also `runOnClock`, for runs over real sockets whose timers must not race the real work.
  */
 
+import { readFileSync } from 'node:fs';
+import { constants } from 'node:os';
 import type { RunEvents, VirtualClock } from '../../src/core/index.js';
 
 function turn(): Promise<void> {
@@ -84,6 +86,40 @@ export async function until(
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/** Whether `signal` waits, not yet delivered, for process `pid` (Linux: /proc/<pid>/status). */
+export function signalPending(pid: number, signal: NodeJS.Signals): boolean {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const bit = 1n << BigInt(constants.signals[signal] - 1);
+  return ['SigPnd', 'ShdPnd'].some((field) => {
+    const mask = new RegExp(`^${field}:\\s*([0-9a-f]+)$`, 'm').exec(status)?.[1];
+    if (mask === undefined) throw new Error(`no ${field} in /proc/${pid}/status`);
+    return (BigInt(`0x${mask}`) & bit) !== 0n;
+  });
+}
+
+/**
+ * Sends `signal` to a child process twice, as two signals: pending signals of one kind do not
+ * queue, so two sent back to back can reach the process as one (a "second Ctrl-C" test then
+ * waits out the first one's grace period instead). The second is sent once the kernel has
+ * delivered the first, whatever the load.
+ *
+ * @example
+ * ```ts
+ * await signalTwice(child, 'SIGINT');
+ * expect(await child.exited).toBe(130);
+ * ```
+ */
+export async function signalTwice(
+  child: { readonly pid?: number | undefined; kill(signal: NodeJS.Signals): unknown },
+  signal: NodeJS.Signals,
+): Promise<void> {
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('the child has no process id');
+  child.kill(signal);
+  await until(() => !signalPending(pid, signal), `the first ${signal} to be delivered`);
+  child.kill(signal);
 }
 
 /** The part of a `Run` that `runOnClock` drives. */

@@ -21,6 +21,7 @@ import { BullmqDispatcher, RedisBuckets } from '../../src/distributed/index.js';
 import { parsePlan, type RunManifest } from '../../src/plans/index.js';
 import { ExecutorService } from '../../src/runner/executor-service.js';
 import { SqliteStore } from '../../src/store/index.js';
+import { signalTwice } from '../core/harness.js';
 import { distributedFixture, planFile, type StrideChild } from './redis.js';
 
 const f = distributedFixture({ min: 10, max: 30 });
@@ -221,8 +222,9 @@ describe('distributed runs: 429s, token waits, the rate window, Ctrl-C without R
       await expect
         .poll(() => run.out(), { timeout: 30_000, interval: 20 })
         .toContain('is unreachable');
-      run.kill('SIGINT');
-      run.kill('SIGINT');
+      // Two signals the process sees as two (sent back to back they can merge into one, and the
+      // 10 s grace period then ended the run instead of the second Ctrl-C).
+      await signalTwice(run, 'SIGINT');
       // Before: still alive after both (the test's limit ended it); the run had ended "stopped by
       // zombies" with every waiting case recorded cancelled.
       expect(await run.done).toBe(130);
@@ -280,8 +282,7 @@ describe('distributed runs: 429s, token waits, the rate window, Ctrl-C without R
         }
       };
       await expect.poll(stored, { timeout: 60_000, interval: 50 }).toEqual(['sigint-dead']);
-      run.kill('SIGINT');
-      run.kill('SIGINT');
+      await signalTwice(run, 'SIGINT');
       // Before: Redis was waited for before the run was journaled, with no Ctrl-C handling yet:
       // SIGINT killed the process (no exit code), nothing recorded, no resume command.
       expect(await run.done).toBe(130);
