@@ -6,7 +6,8 @@
  * Chromium) are read back; bad input exits 2 naming the run or flag and writes nothing.
  */
 
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -82,19 +83,38 @@ async function twoRuns() {
   return { dir, plan, base: id(first.out), head: id(second.out) };
 }
 
+/**
+ * The two runs are made once for the file (two child processes each test used to repeat); each
+ * test gets its own copy of the folder, journal and reports included, to add runs to.
+ */
+let made: Promise<Awaited<ReturnType<typeof twoRuns>>> | undefined;
+async function twoRunsCopy(): Promise<Awaited<ReturnType<typeof twoRuns>>> {
+  made ??= twoRuns();
+  const template = await made;
+  const dir = mkdtempSync(join(tmpdir(), 'stride-cmp-'));
+  cpSync(template.dir, dir, { recursive: true });
+  return { ...template, dir, plan: join(dir, 'plan.yaml') };
+}
+
 const ids = (list: { id: string }[]) => list.map((c) => c.id);
 
 describe('stride compare', () => {
   it('lists exactly the changed cases; the gate exits 1 only when asked; md and HTML read back', {
     timeout: 120_000,
   }, async () => {
-    const { dir, base, head } = await twoRuns();
+    const { dir, base, head } = await twoRunsCopy();
     const db = ['--db', 'j.db'];
-
-    const json = await run(
-      ['compare', 'latest~1', 'latest', '--plan', 'cli-test', ...db, '--json'],
-      dir,
-    );
+    // The seven comparisons only read the journal: they run side by side (one after another
+    // they were most of this test's time), and each is judged on its own below.
+    const [json, gate, significant, reverse, plain, md, html] = await Promise.all([
+      run(['compare', 'latest~1', 'latest', '--plan', 'cli-test', ...db, '--json'], dir),
+      run(['compare', base, head, ...db, '--fail-on-regression'], dir),
+      run(['compare', base, head, ...db, '--fail-on-regression=significant'], dir),
+      run(['compare', head, base, ...db, '--fail-on-regression'], dir),
+      run(['compare', base, head, ...db], dir),
+      run(['compare', base, head, ...db, '--format', 'md', '-o', 'cmp/comment.md'], dir),
+      run(['compare', base, head, ...db, '--format', 'html', '-o', 'cmp/compare.html'], dir),
+    ]);
     expect(json.code, json.err).toBe(0);
     const c = JSON.parse(json.out);
     expect(ids(c.regressions)).toEqual(['b', 'c']);
@@ -126,26 +146,15 @@ describe('stride compare', () => {
     expect(c.regressions[1].head).toMatchObject({ status: 'error' });
 
     // The gate: any regression, or only a significant one (2 vs 1 is not).
-    const gate = await run(['compare', base, head, ...db, '--fail-on-regression'], dir);
     expect(gate.code).toBe(1);
     expect(gate.err).toContain('--fail-on-regression: 2 regression(s) (b, c)');
     expect(gate.out).toContain('REGRESSIONS: passed in base, not in head (2)');
-    const significant = await run(
-      ['compare', base, head, ...db, '--fail-on-regression=significant'],
-      dir,
-    );
     expect(significant.code).toBe(0);
-    const reverse = await run(['compare', head, base, ...db, '--fail-on-regression'], dir);
     expect(reverse.code).toBe(1); // d regressed in that direction
-    const plain = await run(['compare', base, head, ...db], dir);
     expect(plain.code).toBe(0);
     expect(plain.out.indexOf('REGRESSIONS')).toBeLessThan(plain.out.indexOf('FIXES'));
 
     // Markdown, parsed back: the tables of each list hold exactly the ids.
-    const md = await run(
-      ['compare', base, head, ...db, '--format', 'md', '-o', 'cmp/comment.md'],
-      dir,
-    );
     expect(md.code, md.err).toBe(0);
     const text = readFileSync(join(dir, 'cmp', 'comment.md'), 'utf8');
     expect(text.startsWith(`### Stride compare: \`${base}\` → \`${head}\``)).toBe(true);
@@ -170,10 +179,6 @@ describe('stride compare', () => {
     );
 
     // HTML, in Chromium: regressions first, each list's ids, side-by-side outputs, no script.
-    const html = await run(
-      ['compare', base, head, ...db, '--format', 'html', '-o', 'cmp/compare.html'],
-      dir,
-    );
     expect(html.code, html.err).toBe(0);
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
     try {
@@ -221,7 +226,7 @@ describe('stride compare', () => {
   it('run --baseline compares at the end: summary after the run, files beside the reports, the gate, the trend', {
     timeout: 120_000,
   }, async () => {
-    const { dir, plan, base, head } = await twoRuns();
+    const { dir, plan, base, head } = await twoRunsCopy();
     writeCases(dir, { ...HEAD, b: 'ok', e: 'fail' }); // b fixed, e regressed, against `head`
     const r = await run(
       [
@@ -315,7 +320,7 @@ describe('stride compare', () => {
   it('bad input exits 2 naming the run or flag, and writes nothing', {
     timeout: 120_000,
   }, async () => {
-    const { dir, plan, base, head } = await twoRuns();
+    const { dir, plan, base, head } = await twoRunsCopy();
     const db = ['--db', 'j.db'];
     const before = readdirSync(dir).sort();
     const cases: [string[], RegExp][] = [
@@ -353,11 +358,19 @@ describe('stride compare', () => {
       ],
     ];
     const sent = mock.stats().requests;
-    for (const [args, message] of cases) {
-      const r = await run(args, dir);
+    // The comparisons only read the journal: they run side by side; the two refused runs after
+    // them, one at a time, as before.
+    const compares = cases.filter(([args]) => args[0] === 'compare');
+    const results = await Promise.all(compares.map(([args]) => run(args, dir)));
+    for (const [args] of cases.filter(([a]) => a[0] !== 'compare'))
+      results.push(await run(args, dir));
+    const judged = [...compares, ...cases.filter(([args]) => args[0] !== 'compare')];
+    expect(judged).toHaveLength(cases.length);
+    judged.forEach(([args, message], i) => {
+      const r = results[i]!;
       expect(r.code, `${args.join(' ')}: ${r.err}`).toBe(2);
       expect(r.err, args.join(' ')).toMatch(message);
-    }
+    });
     expect(mock.stats().requests).toBe(sent); // the refused runs sent nothing
     expect(readdirSync(dir).sort()).toEqual(before); // no -o file, no report folder
 
