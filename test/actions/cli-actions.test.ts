@@ -21,7 +21,11 @@ import { spawnStride } from '../cli/helpers.js';
 
 const EXAMPLES = resolve(import.meta.dirname, '../../examples/actions');
 const ENV = { CI: '1' };
-const SLOW = 30_000;
+/**
+ * A limit that ends a hang, not a measure: each test runs several `stride` children one after
+ * another, and with the load average at 15-20 three of them took over 30 s (a 30 s limit failed).
+ */
+const SLOW = 120_000;
 
 /** A fresh folder with `plan.yaml` (an example's, or the given text) and an empty `sandbox/`. */
 function workspace(plan: { example: 'publish-notes' | 'rollback' } | { text: string }): string {
@@ -245,8 +249,10 @@ describe('Ctrl-C and stride resume with an action plan', () => {
     async () => {
       const dir = workspace({ text: chain });
       const child = spawnStride(['run', 'plan.yaml'], { cwd: dir, env: ENV });
+      // A limit that ends a hang, not a measure: a child starts slowly under load (over 10 s
+      // with the load average at 30).
       await expect
-        .poll(() => child.stderr(), { timeout: 15_000, interval: 20 })
+        .poll(() => child.stderr(), { timeout: 60_000, interval: 20 })
         .toContain('  ok s1\n');
       child.kill('SIGINT');
       expect(await child.exited, child.stderr()).toBe(130);
