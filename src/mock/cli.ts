@@ -6,12 +6,15 @@
  *               [--burst N] [--rate-limit-code CODE] [--retry-after SECONDS] [--api-key KEY]...
  *               [--output echo|upper|lower|
  *               reverse|template:TEXT] [--tokens N] [--ping-interval MS] [--chunk-delay MS]
- *               [--seed N] [--quiet]
+ *               [--seed N] [--quiet] [--grader-model ID]... [--grade-pass-when KEYWORD]
+ *               [--grade-garble-when KEYWORD] [--grade-pass-score S] [--grade-fail-score S]
+ *               [--grade-reason TEXT] [--embedding-dims N]
  */
 
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
+import type { MockGraderRule } from './grader.js';
 import type { LatencySpec, MockFault, MockOptions, MockOutputRule } from './options.js';
 import { DEFAULT_MODELS, DIFY_APP_MODES, type DifyAppMode, MOCK_FAULTS } from './options.js';
 import { startMock } from './server.js';
@@ -22,6 +25,9 @@ export const MOCK_USAGE = `usage: stride mock [--port N] [--host H] [--latency M
                    [--retry-after SECONDS] [--api-key KEY]... [--output RULE]
                    [--tokens N] [--ping-interval MS] [--chunk-delay MS] [--seed N] [--quiet]
                    [--app KEY=MODE]... [--model ID]... [--responses FILE]
+                   [--grader-model ID]... [--grade-pass-when KEYWORD] [--grade-garble-when KEYWORD]
+                   [--grade-pass-score S] [--grade-fail-score S] [--grade-reason TEXT]
+                   [--embedding-dims N]
 
   A Dify- and OpenAI-compatible mock server with fault injection.
   Faults: ${MOCK_FAULTS.join(', ')}
@@ -29,7 +35,14 @@ export const MOCK_USAGE = `usage: stride mock [--port N] [--host H] [--latency M
   --app KEY=MODE binds a Dify key to an app mode (${DIFY_APP_MODES.join(', ')});
   --model ID lists a model in GET /v1/models (default: ${DEFAULT_MODELS.join(', ')})
   --responses FILE answers from a YAML or JSON mapping of message -> answer (the query, or the last
-    user message); other messages get --output (default echo)`;
+    user message); other messages get --output (default echo)
+  Grader: chat completions for --grader-model (default stride-grader) answer a JSON verdict
+    {"pass","score","reason"} about the prompt's <output>...</output>: pass when it contains
+    --grade-pass-when (every answer passes without it), scores --grade-pass-score (1) and
+    --grade-fail-score (0); an unparsable verdict when it contains --grade-garble-when.
+    Per request: header x-mock-grade or metadata.__grade = pass | fail | garbage | SCORE.
+  POST /v1/embeddings: vectors from a hash of the words (equal texts cosine 1), length
+    --embedding-dims (256) unless the request gives dimensions`;
 
 /** Where the command writes, and what stops it (SIGINT/SIGTERM by default). */
 export interface MockCommandIo {
@@ -142,6 +155,37 @@ export function readResponses(file: string): Record<string, string> {
   return out;
 }
 
+function score(flag: string, raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = num(flag, raw, 0);
+  if (n > 1) throw new MockUsageError(`--${flag}: ${n} is above 1 (a score is in 0..1)`);
+  return n;
+}
+
+function nonEmpty(flag: string, raw: string | undefined): string | undefined {
+  if (raw === '') throw new MockUsageError(`--${flag}: must not be empty`);
+  return raw;
+}
+
+/** The grader rule from the `--grade-*` flags. */
+function parseGrader(values: Record<string, unknown>): MockGraderRule {
+  const str = (k: string) => values[k] as string | undefined;
+  const rule: { -readonly [K in keyof MockGraderRule]: MockGraderRule[K] } = {};
+  const models = values['grader-model'] as string[] | undefined;
+  if (models !== undefined) rule.models = models;
+  const pass = nonEmpty('grade-pass-when', str('grade-pass-when'));
+  if (pass !== undefined) rule.passWhenContains = pass;
+  const garble = nonEmpty('grade-garble-when', str('grade-garble-when'));
+  if (garble !== undefined) rule.garbleWhenContains = garble;
+  const ps = score('grade-pass-score', str('grade-pass-score'));
+  if (ps !== undefined) rule.passScore = ps;
+  const fs = score('grade-fail-score', str('grade-fail-score'));
+  if (fs !== undefined) rule.failScore = fs;
+  const reason = str('grade-reason');
+  if (reason !== undefined) rule.reason = reason;
+  return rule;
+}
+
 /** Turns command-line arguments into mock options. Throws on bad input. */
 export function parseMockArgs(argv: readonly string[]): MockOptions & { quiet: boolean } {
   const { values } = parseArgs({
@@ -166,6 +210,13 @@ export function parseMockArgs(argv: readonly string[]): MockOptions & { quiet: b
       'chunk-delay': { type: 'string' },
       seed: { type: 'string' },
       quiet: { type: 'boolean', default: false },
+      'grader-model': { type: 'string', multiple: true },
+      'grade-pass-when': { type: 'string' },
+      'grade-garble-when': { type: 'string' },
+      'grade-pass-score': { type: 'string' },
+      'grade-fail-score': { type: 'string' },
+      'grade-reason': { type: 'string' },
+      'embedding-dims': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -219,6 +270,9 @@ export function parseMockArgs(argv: readonly string[]): MockOptions & { quiet: b
   if (values['chunk-delay'] !== undefined)
     options.streamChunkDelayMs = num('chunk-delay', values['chunk-delay'], 0);
   if (values.seed !== undefined) options.seed = num('seed', values.seed, 0, true);
+  options.grader = parseGrader(values);
+  if (values['embedding-dims'] !== undefined)
+    options.embeddingDimensions = num('embedding-dims', values['embedding-dims'], 1, true);
   return options;
 }
 

@@ -8,6 +8,7 @@ export {
   parseLatency,
   parseMockArgs,
 } from './cli.js';
+export { gradedText, type MockGraderRule, mockEmbedding } from './grader.js';
 export {
   type LatencySpec,
   MOCK_FAULTS,

@@ -5,6 +5,7 @@
  */
 
 import { randomUUID } from 'node:crypto';
+import { embeddingTokens, gradedText, mockEmbedding, mockVerdict } from './grader.js';
 import { chunk, deriveOutput, tokenSplit } from './options.js';
 import type { Exchange, MockCore } from './server.js';
 
@@ -88,6 +89,131 @@ function fmtDuration(ms: number): string {
   return `${Math.floor(s / 60)}m${Number((s % 60).toFixed(3))}s`;
 }
 
+/**
+ * Answers an HTTP fault in OpenAI's shape; false when `fault` is not an HTTP one (the caller then
+ * answers, or breaks the socket itself).
+ */
+function openAiFault(
+  core: MockCore,
+  ex: Exchange,
+  fault: string | undefined,
+  model: string,
+  rateHeaders: () => Record<string, string>,
+): boolean {
+  switch (fault) {
+    case '429':
+      error(
+        ex,
+        429,
+        `Rate limit reached for ${model} on requests per min (RPM). Please try again in 1s.`,
+        'requests',
+        'rate_limit_exceeded',
+        {
+          ...rateHeaders(),
+          'x-ratelimit-remaining-requests': '0',
+          'x-ratelimit-reset-requests': '1s',
+        },
+      );
+      return true;
+    case '429-retry-after':
+      error(ex, 429, `Rate limit reached for ${model}.`, 'requests', 'rate_limit_exceeded', {
+        ...rateHeaders(),
+        'retry-after': String(core.options.retryAfterSeconds),
+      });
+      return true;
+    case '429-quota':
+      error(
+        ex,
+        429,
+        'You exceeded your current quota, please check your plan and billing details.',
+        'insufficient_quota',
+        'insufficient_quota',
+      );
+      return true;
+    case '400':
+    case 'failed':
+      error(ex, 400, "Invalid value for 'messages'.", 'invalid_request_error', 'invalid_value');
+      return true;
+    case '401':
+      error(ex, 401, 'Incorrect API key provided.', 'invalid_request_error', 'invalid_api_key');
+      return true;
+    case '403':
+      error(
+        ex,
+        403,
+        'You are not allowed to sample from this model',
+        'invalid_request_error',
+        'model_not_allowed',
+      );
+      return true;
+    case '404':
+      error(
+        ex,
+        404,
+        `The model \`${model}\` does not exist or you do not have access to it.`,
+        'invalid_request_error',
+        'model_not_found',
+      );
+      return true;
+    case '500':
+    case '502':
+    case '503':
+    case '504':
+      error(
+        ex,
+        Number(fault),
+        'The server had an error while processing your request. Sorry about that!',
+        'server_error',
+        null,
+      );
+      return true;
+    default:
+      return false;
+  }
+}
+
+/**
+ * The mock's limits for an OpenAI request: answers the 429 itself and returns undefined when over
+ * them, else takes a slot (given back when the answer ends) and returns the rate headers' source.
+ */
+function admitOpenAI(
+  core: MockCore,
+  ex: Exchange,
+  model: string,
+  tokens: number | undefined,
+): (() => Record<string, string>) | undefined {
+  const rateHeaders = (): Record<string, string> => {
+    const rs = core.rateState();
+    return {
+      'x-ratelimit-limit-requests': String(rs?.limit ?? 10_000),
+      'x-ratelimit-remaining-requests': String(rs?.remaining ?? 9_999),
+      'x-ratelimit-reset-requests': fmtDuration(rs?.resetMs ?? 6),
+      'x-ratelimit-limit-tokens': '2000000',
+      'x-ratelimit-remaining-tokens': String(Math.max(0, 2_000_000 - (tokens ?? 0))),
+      'x-ratelimit-reset-tokens': '0s',
+    };
+  };
+  const limit = core.admit();
+  if (limit !== undefined) {
+    const waitMs = limit.kind === 'rate' ? limit.waitMs : 1000;
+    error(
+      ex,
+      429,
+      `Rate limit reached for ${model} on requests per min (RPM): Limit ${core.options.rateLimit?.perMinute ?? 0}. Please try again in ${fmtDuration(waitMs)}.`,
+      'requests',
+      'rate_limit_exceeded',
+      {
+        ...rateHeaders(),
+        'x-ratelimit-remaining-requests': '0',
+        'x-ratelimit-reset-requests': fmtDuration(waitMs),
+      },
+    );
+    return undefined;
+  }
+  ex.onFinish(() => core.release());
+  return rateHeaders;
+}
+
 /** The last user message's text. */
 function lastUserText(messages: unknown[]): string {
   for (let i = messages.length - 1; i >= 0; i--) {
@@ -103,8 +229,12 @@ function lastUserText(messages: unknown[]): string {
   return '';
 }
 
-export function handleOpenAI(core: MockCore, ex: Exchange, text: string | undefined): void {
-  if (!openAiAuthorized(core, ex)) return;
+export function handleOpenAI(core: MockCore, ex: Exchange, text: string | undefined): undefined {
+  // A request refused before its model is read counts as an app call.
+  const refused = (): undefined => {
+    core.count(core.stats.byEndpoint, 'openai');
+  };
+  if (!openAiAuthorized(core, ex)) return refused();
   let body: unknown;
   try {
     body = text === undefined || text === '' ? undefined : JSON.parse(text);
@@ -117,7 +247,7 @@ export function handleOpenAI(core: MockCore, ex: Exchange, text: string | undefi
       'invalid_request_error',
       null,
     );
-    return;
+    return refused();
   }
   if (!Array.isArray(body.messages) || body.messages.length === 0) {
     error(
@@ -127,47 +257,31 @@ export function handleOpenAI(core: MockCore, ex: Exchange, text: string | undefi
       'invalid_request_error',
       'missing_required_parameter',
     );
-    return;
+    return refused();
   }
   if (typeof body.model !== 'string' || body.model === '') {
     error(ex, 400, 'you must provide a model parameter', 'invalid_request_error', null);
-    return;
+    return refused();
   }
   const metadata = isRecord(body.metadata) ? body.metadata : {};
   const src = lastUserText(body.messages);
-  const ctl = core.control(ex, metadata, src);
-  core.record(ex, 'openai', ctl.caseKey, body);
-  const rateHeaders = (): Record<string, string> => {
-    const rs = core.rateState();
-    return {
-      'x-ratelimit-limit-requests': String(rs?.limit ?? 10_000),
-      'x-ratelimit-remaining-requests': String(rs?.remaining ?? 9_999),
-      'x-ratelimit-reset-requests': fmtDuration(rs?.resetMs ?? 6),
-      'x-ratelimit-limit-tokens': '2000000',
-      'x-ratelimit-remaining-tokens': String(Math.max(0, 2_000_000 - (ctl.tokens ?? 0))),
-      'x-ratelimit-reset-tokens': '0s',
-    };
-  };
-  const limit = core.admit();
-  if (limit !== undefined) {
-    const waitMs = limit.kind === 'rate' ? limit.waitMs : 1000;
-    error(
-      ex,
-      429,
-      `Rate limit reached for ${body.model} on requests per min (RPM): Limit ${core.options.rateLimit?.perMinute ?? 0}. Please try again in ${fmtDuration(waitMs)}.`,
-      'requests',
-      'rate_limit_exceeded',
-      {
-        ...rateHeaders(),
-        'x-ratelimit-remaining-requests': '0',
-        'x-ratelimit-reset-requests': fmtDuration(waitMs),
-      },
-    );
-    return;
-  }
-  ex.onFinish(() => core.release());
+  const gradeRaw = ex.req.headers['x-mock-grade'] ?? metadata.__grade;
+  const override = Array.isArray(gradeRaw)
+    ? gradeRaw[0]
+    : gradeRaw === undefined
+      ? undefined
+      : String(gradeRaw);
+  const grading = override !== undefined || core.options.grader.models.has(body.model);
+  // Gradings are counted apart from app calls, so a test can tell them apart at the mock.
+  core.count(core.stats.byEndpoint, grading ? 'grade' : 'openai');
+  const ctl = core.control(ex, metadata, grading ? `grade:${gradedText(src)}` : src);
+  core.record(ex, grading ? 'grade' : 'openai', ctl.caseKey, body);
+  const rateHeaders = admitOpenAI(core, ex, body.model, ctl.tokens);
+  if (rateHeaders === undefined) return;
   const inputs: Record<string, unknown> = { ...metadata };
-  const out = deriveOutput(core.options.output, src, src, inputs);
+  const out = grading
+    ? mockVerdict(core.options.grader, src, override)
+    : deriveOutput(core.options.output, src, src, inputs);
   const tokens = tokenSplit(ctl.tokens, src, out);
   const id = `chatcmpl-${randomUUID().replace(/-/g, '').slice(0, 24)}`;
   const created = Math.floor(Date.now() / 1000);
@@ -180,78 +294,7 @@ export function handleOpenAI(core: MockCore, ex: Exchange, text: string | undefi
     return;
   }
   if (fault === 'hang' && !streaming) return;
-  const httpFault = (): boolean => {
-    switch (fault) {
-      case '429':
-        error(
-          ex,
-          429,
-          `Rate limit reached for ${model} on requests per min (RPM). Please try again in 1s.`,
-          'requests',
-          'rate_limit_exceeded',
-          {
-            ...rateHeaders(),
-            'x-ratelimit-remaining-requests': '0',
-            'x-ratelimit-reset-requests': '1s',
-          },
-        );
-        return true;
-      case '429-retry-after':
-        error(ex, 429, `Rate limit reached for ${model}.`, 'requests', 'rate_limit_exceeded', {
-          ...rateHeaders(),
-          'retry-after': String(core.options.retryAfterSeconds),
-        });
-        return true;
-      case '429-quota':
-        error(
-          ex,
-          429,
-          'You exceeded your current quota, please check your plan and billing details.',
-          'insufficient_quota',
-          'insufficient_quota',
-        );
-        return true;
-      case '400':
-      case 'failed':
-        error(ex, 400, "Invalid value for 'messages'.", 'invalid_request_error', 'invalid_value');
-        return true;
-      case '401':
-        error(ex, 401, 'Incorrect API key provided.', 'invalid_request_error', 'invalid_api_key');
-        return true;
-      case '403':
-        error(
-          ex,
-          403,
-          'You are not allowed to sample from this model',
-          'invalid_request_error',
-          'model_not_allowed',
-        );
-        return true;
-      case '404':
-        error(
-          ex,
-          404,
-          `The model \`${model}\` does not exist or you do not have access to it.`,
-          'invalid_request_error',
-          'model_not_found',
-        );
-        return true;
-      case '500':
-      case '502':
-      case '503':
-      case '504':
-        error(
-          ex,
-          Number(fault),
-          'The server had an error while processing your request. Sorry about that!',
-          'server_error',
-          null,
-        );
-        return true;
-      default:
-        return false;
-    }
-  };
+  const httpFault = (): boolean => openAiFault(core, ex, fault, model, rateHeaders);
   const usage = {
     prompt_tokens: tokens.prompt,
     completion_tokens: tokens.completion,
@@ -356,5 +399,99 @@ export function handleOpenAI(core: MockCore, ex: Exchange, text: string | undefi
       return;
     }
     send(0);
+  });
+}
+
+/**
+ * `POST /v1/embeddings`: `input` a string or a list of strings; `dimensions` (default the mock's
+ * `embeddingDimensions`); `encoding_format` `float` or `base64`. Deterministic vectors (see
+ * `mockEmbedding`), OpenAI's shape with `usage`; the mock's limits, latency and faults apply.
+ */
+export function handleEmbeddings(core: MockCore, ex: Exchange, text: string | undefined): void {
+  if (!openAiAuthorized(core, ex)) return;
+  let body: unknown;
+  try {
+    body = text === undefined || text === '' ? undefined : JSON.parse(text);
+  } catch {}
+  if (!isRecord(body)) {
+    error(
+      ex,
+      400,
+      'We could not parse the JSON body of your request.',
+      'invalid_request_error',
+      null,
+    );
+    return;
+  }
+  if (typeof body.model !== 'string' || body.model === '') {
+    error(ex, 400, 'you must provide a model parameter', 'invalid_request_error', null);
+    return;
+  }
+  const raw = body.input;
+  const inputs = typeof raw === 'string' ? [raw] : raw;
+  if (
+    !Array.isArray(inputs) ||
+    inputs.length === 0 ||
+    !inputs.every((t): t is string => typeof t === 'string' && t !== '')
+  ) {
+    error(
+      ex,
+      400,
+      "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.",
+      'invalid_request_error',
+      null,
+    );
+    return;
+  }
+  const dimsRaw = body.dimensions ?? core.options.embeddingDimensions;
+  if (typeof dimsRaw !== 'number' || !Number.isInteger(dimsRaw) || dimsRaw < 1 || dimsRaw > 4096) {
+    error(
+      ex,
+      400,
+      `Invalid value for 'dimensions': ${JSON.stringify(dimsRaw)}.`,
+      'invalid_request_error',
+      'invalid_value',
+      {},
+      'dimensions',
+    );
+    return;
+  }
+  const base64 = body.encoding_format === 'base64';
+  const metadata = isRecord(body.metadata) ? body.metadata : {};
+  const ctl = core.control(ex, metadata, `embed:${inputs[0]}`);
+  core.record(ex, 'embeddings', ctl.caseKey, body);
+  const model = body.model;
+  const rateHeaders = admitOpenAI(core, ex, model, ctl.tokens);
+  if (rateHeaders === undefined) return;
+  if (ctl.fault === 'reset') {
+    ex.destroy();
+    return;
+  }
+  if (ctl.fault === 'hang') return;
+  ex.later(ctl.latencyMs, () => {
+    if (openAiFault(core, ex, ctl.fault, model, rateHeaders)) return;
+    if (ctl.fault === 'break') {
+      ex.destroy();
+      return;
+    }
+    const tokens = inputs.reduce((n, t) => n + embeddingTokens(t), 0);
+    core.charge(tokens);
+    ex.json(
+      200,
+      {
+        object: 'list',
+        data: inputs.map((t, index) => {
+          const v = mockEmbedding(t, dimsRaw);
+          return {
+            object: 'embedding',
+            index,
+            embedding: base64 ? Buffer.from(new Float32Array(v).buffer).toString('base64') : v,
+          };
+        }),
+        model,
+        usage: { prompt_tokens: tokens, total_tokens: tokens },
+      },
+      rateHeaders(),
+    );
   });
 }

@@ -4,6 +4,7 @@
  */
 
 import { InvalidOptionError, seededRandom } from '../core/index.js';
+import { type MockGraderRule, type ResolvedGraderRule, resolveGraderRule } from './grader.js';
 
 /**
  * Faults the mock can inject, by `errorRates` (a share of requests) or per request (input
@@ -167,6 +168,10 @@ export interface MockOptions {
   readonly leakKeyInErrors?: boolean;
   /** Timeline entries kept for `maxInWindow`. @default 100_000 */
   readonly logLimit?: number;
+  /** How chat completions for a grader model are graded (see `MockGraderRule`). */
+  readonly grader?: MockGraderRule;
+  /** Length of `/v1/embeddings` vectors when the request gives no `dimensions`. @default 256 */
+  readonly embeddingDimensions?: number;
 }
 
 export interface ResolvedMockOptions {
@@ -198,6 +203,8 @@ export interface ResolvedMockOptions {
   recordRequests: boolean;
   leakKeyInErrors: boolean;
   logLimit: number;
+  grader: ResolvedGraderRule;
+  embeddingDimensions: number;
 }
 
 function nonNegative(value: unknown, field: string): number {
@@ -382,6 +389,8 @@ export function resolveMockOptions(o: MockOptions): ResolvedMockOptions {
     recordRequests: o.recordRequests ?? false,
     leakKeyInErrors: o.leakKeyInErrors ?? false,
     logLimit: positiveInt(o.logLimit ?? 100_000, 'logLimit'),
+    grader: resolveGraderRule(o.grader),
+    embeddingDimensions: positiveInt(o.embeddingDimensions ?? 256, 'embeddingDimensions'),
   };
 }
 

@@ -6,7 +6,7 @@
  */
 
 import { type DifyApp, handleAppInfo, handleDifyRun, handleDifyStop } from './dify.js';
-import { handleModels, handleOpenAI, openAiInvalidUrl } from './openai.js';
+import { handleEmbeddings, handleModels, handleOpenAI, openAiInvalidUrl } from './openai.js';
 import { type Exchange, handleEcho, type MockCore } from './server.js';
 
 const RUNS: Readonly<Record<string, DifyApp>> = {
@@ -48,7 +48,10 @@ const OPENAI_RESOURCES = new Set([
 /** Whether a request generates an answer (counted in flight from its arrival). */
 export function isGeneration(path: string, method: string): boolean {
   if (path === '/echo' || path.startsWith('/echo/')) return true;
-  return method === 'POST' && (RUNS[path] !== undefined || path === '/v1/chat/completions');
+  return (
+    method === 'POST' &&
+    (RUNS[path] !== undefined || path === '/v1/chat/completions' || path === '/v1/embeddings')
+  );
 }
 
 function notFound(ex: Exchange): void {
@@ -108,8 +111,11 @@ export function dispatch(
     handleEcho(core, ex, url, text);
   } else if (OPENAI_RESOURCES.has(resource)) {
     if (path === '/v1/chat/completions' && method === 'POST') {
-      core.count(core.stats.byEndpoint, 'openai');
+      // Counted as 'openai' or 'grade' once the body says which.
       handleOpenAI(core, ex, text);
+    } else if (path === '/v1/embeddings' && method === 'POST') {
+      core.count(core.stats.byEndpoint, 'embeddings');
+      handleEmbeddings(core, ex, text);
     } else if ((path === '/v1/models' || path.startsWith('/v1/models/')) && method === 'GET') {
       core.count(core.stats.byEndpoint, 'models');
       handleModels(core, ex, path);

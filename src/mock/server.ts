@@ -49,7 +49,10 @@ export interface MockStats {
   peakInFlight: number;
   /** Generation requests per case key. */
   byCase: Record<string, number>;
-  /** Requests per endpoint (`workflow`, `chat`, `completion`, `openai`, `echo`, `stop`, ...). */
+  /**
+   * Requests per endpoint (`workflow`, `chat`, `completion`, `openai`, `grade` (chat completions
+   * answered as the grader), `embeddings`, `echo`, `stop`, ...).
+   */
   byEndpoint: Record<string, number>;
   /** Responses per HTTP status (streams count as 200 when their headers are sent). */
   byStatus: Record<string, number>;

@@ -106,9 +106,13 @@ describe('mock: OpenAI routes', () => {
 
   it("unknown OpenAI routes and wrong methods answer OpenAI's Invalid URL 404, not Dify's", async () => {
     const m = await start();
-    const embeddings = await call(m, 'POST', '/v1/embeddings', 'sk-test', { input: 'x' });
-    expect(embeddings.status).toBe(404);
-    expect(embeddings.json).toEqual(OPENAI_404('POST', '/v1/embeddings'));
+    // The mock serves POST /v1/embeddings (issue #20); moderations stays an unknown route.
+    const moderations = await call(m, 'POST', '/v1/moderations', 'sk-test', { input: 'x' });
+    expect(moderations.status).toBe(404);
+    expect(moderations.json).toEqual(OPENAI_404('POST', '/v1/moderations'));
+    const getEmbeddings = await call(m, 'GET', '/v1/embeddings', 'sk-test');
+    expect(getEmbeddings.status).toBe(404);
+    expect(getEmbeddings.json).toEqual(OPENAI_404('GET', '/v1/embeddings'));
     const getChat = await call(m, 'GET', '/v1/chat/completions', 'sk-test');
     expect(getChat.status).toBe(404);
     expect(getChat.json).toEqual(OPENAI_404('GET', '/v1/chat/completions'));
