@@ -142,6 +142,19 @@ export const scoredShape = {
       error: 'a module and export such as "./checks.mjs#polite", or a list of them',
     })
     .optional(),
+  llm_rubric: z
+    .union(
+      [
+        nonEmpty(),
+        z.strictObject({
+          rubric: nonEmpty(),
+          threshold: unitInterval.optional(),
+          provider: nonEmpty('a model name of the grader').optional(),
+        }),
+      ],
+      { error: 'a rubric text, or a mapping {rubric, threshold, provider}' },
+    )
+    .optional(),
   weight: numberLike('a number >= 0', (n) => n >= 0).optional(),
   required: z.boolean({ error: 'true or false' }).optional(),
 };
@@ -154,4 +167,5 @@ export const SCORED_KEYS = [
   'levenshtein_below',
   'json_schema',
   'assert_module',
+  'llm_rubric',
 ] as const;

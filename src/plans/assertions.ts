@@ -8,6 +8,7 @@ import { compileJsonSchema, editDistance, schemaErrors } from './assertion-kinds
 import { matchInWorker } from './match-worker.js';
 import { callModule, ModuleCallError, modulePath } from './module-worker.js';
 import { type CompiledPattern, compilePattern, fitsInThread, PatternError } from './pattern.js';
+import type { Grader, GradeUsage } from './rubric.js';
 import type {
   Assertion,
   AssertionContext,
@@ -32,6 +33,13 @@ export interface AssertionOutcome {
   readonly weight?: number;
   /** Set when the assertion is required (with a case threshold, it must pass). */
   readonly required?: true;
+  /** An `llm_rubric`'s grader calls: attempts, tokens and cost ("grading cost", not the app's). */
+  readonly grading?: GradeUsage;
+  /**
+   * Set when the assertion could not be judged (`GRADE_UNPARSABLE`, or the grader's error after
+   * its retries): the case then ends `error` with this code, not `failed`.
+   */
+  readonly errorCode?: string;
 }
 
 /** What the assertions look at. */
@@ -208,6 +216,8 @@ function evaluateOne(a: Assertion, ctx: AssertionInput): AssertionOutcome {
 
 function evaluateKind(a: Assertion, ctx: AssertionInput): AssertionOutcome {
   switch (a.type) {
+    case 'llm_rubric':
+      return noGrader(a);
     case 'starts_with':
     case 'contains_all':
     case 'contains_any':
@@ -546,6 +556,62 @@ async function evaluateModule(
   }
 }
 
+type RubricAssertion = Extract<Assertion, { type: 'llm_rubric' }>;
+
+function noGrader(a: RubricAssertion): AssertionOutcome {
+  return {
+    type: a.type,
+    passed: false,
+    message: "llm_rubric needs a grader (the plan's grader:, or EvaluateOptions.grader)",
+    errorCode: 'INVALID_OPTION',
+  };
+}
+
+async function evaluateRubric(
+  a: RubricAssertion,
+  ctx: AssertionInput,
+  options: EvaluateOptions,
+): Promise<AssertionOutcome> {
+  if (options.grader === undefined) return noGrader(a);
+  const s = subject(ctx.output, a.field);
+  if (!s.found) return missingField(a.type, a.field!);
+  try {
+    const g = await options.grader.grade(
+      {
+        caseId: ctx.testCase?.id ?? '',
+        rubric: a.rubric,
+        input: ctx.testCase?.inputs,
+        output: textOf(s.value),
+        ...(a.model === undefined ? {} : { model: a.model }),
+      },
+      options.signal,
+    );
+    const passed = a.threshold === undefined ? g.pass : g.score >= a.threshold;
+    const limit = a.threshold === undefined ? '' : ` (threshold ${a.threshold})`;
+    return {
+      type: a.type,
+      passed,
+      message: `rubric ${passed ? 'passed' : 'failed'}, score ${round(g.score)}${limit}: ${g.reason || 'no reason given'}`,
+      score: g.score,
+      expected: a.rubric,
+      grading: g.usage,
+    };
+  } catch (e) {
+    // An abort (the case's timeout, a cancel) ends the case as usual.
+    if (options.signal?.aborted === true) throw e;
+    const code = (e as { code?: unknown }).code;
+    const usage = (e as { usage?: GradeUsage }).usage;
+    return {
+      type: a.type,
+      passed: false,
+      message: `the grading failed: ${e instanceof Error ? e.message : String(e)}`,
+      expected: a.rubric,
+      errorCode: typeof code === 'string' ? code : 'UNKNOWN_ERROR',
+      ...(usage === undefined ? {} : { grading: usage }),
+    };
+  }
+}
+
 /** A case's verdict from its assertions' outcomes. */
 export interface CaseVerdict {
   readonly passed: boolean;
@@ -623,6 +689,8 @@ export interface EvaluateOptions {
   readonly baseDir?: string;
   /** How long one `assert_module` call may take. @default 5000 */
   readonly moduleTimeoutMs?: number;
+  /** Grades `llm_rubric` assertions; without it they fail, saying a grader is needed. */
+  readonly grader?: Grader;
 }
 
 /**
@@ -639,6 +707,7 @@ export async function evaluateAssertionsAsync(
     assertions.map(async (a) => {
       if (a.type === 'regex') return scored(a, await evaluateRegexAsync(a, input, options));
       if (a.type === 'assert_module') return scored(a, await evaluateModule(a, input, options));
+      if (a.type === 'llm_rubric') return scored(a, await evaluateRubric(a, input, options));
       if (a.type !== 'custom') return evaluateOne(a, input);
       try {
         return scored(a, settleCustom(a.name, await a.fn(input)));

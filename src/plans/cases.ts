@@ -983,6 +983,8 @@ export async function checkCases(
   let kept = 0;
   // Each `assert_module` (module, export) once, where it was first written.
   const modules = new Map<string, { module: string; name: string; where: Location }>();
+  // The first `llm_rubric` of a plan without a `grader:`: nothing could grade it.
+  let noGrader: { where: Location; rubric: string } | undefined;
   for await (const item of allItems(manifest)) {
     if (isProblem(item)) {
       issues.push(...item.issues);
@@ -993,6 +995,8 @@ export async function checkCases(
     }
     total++;
     for (const a of item.testCase.expected) {
+      if (a.type === 'llm_rubric' && manifest.grader === undefined && noGrader === undefined)
+        noGrader = { where: item.where, rubric: a.rubric };
       if (a.type !== 'assert_module') continue;
       const key = `${a.module}#${a.export}`;
       if (!modules.has(key))
@@ -1012,6 +1016,17 @@ export async function checkCases(
     if (sameLocation(first, dup.where)) continue;
     issues.push(duplicateIssue(dup.testCase, dup.where, first));
     code = 'CASES_INVALID';
+  }
+  if (noGrader !== undefined) {
+    const w = noGrader.where;
+    issues.push(
+      issueAt(
+        { ...w, path: w.path === '' ? 'expected.llm_rubric' : `${w.path}.expected.llm_rubric` },
+        'needs a grader: add grader: {base_url, model, ...} to the plan (see docs/plans.md)',
+        noGrader.rubric,
+      ),
+    );
+    code = w.file === (manifest.file ?? '<plan>') ? 'PLAN_INVALID' : (code ?? 'CASES_INVALID');
   }
   if (issues.length > 0) throw new PlanError(issues.slice(0, maxIssues), code ?? 'CASES_INVALID');
   await checkModules(manifest, modules.values());

@@ -55,6 +55,17 @@ export { type LoadPlanOptions, loadPlan, type ParsePlanOptions, parsePlan } from
 export { type CompiledPattern, compilePattern, PatternError, patternProblem } from './pattern.js';
 export { type PrintPlanOptions, printPlan } from './print.js';
 export {
+  GRADER_SYSTEM,
+  type Grade,
+  type GradeRequest,
+  type Grader,
+  type GradeUsage,
+  gradingPrompt,
+  parseVerdict,
+  unparsableGrade,
+  type Verdict,
+} from './rubric.js';
+export {
   type Assertion,
   type AssertionContext,
   type CaseFileFormat,
@@ -67,6 +78,7 @@ export {
   deriveCaseId,
   type ExecutionPolicy,
   type FunctionTargetConfig,
+  type GraderConfig,
   type HttpTargetConfig,
   type OpenAiTargetConfig,
   planSchema,

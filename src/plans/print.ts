@@ -58,6 +58,18 @@ function printExpected(list: readonly Assertion[]): unknown {
         return { levenshtein_below: { value: a.value, distance: a.distance }, ...field };
       case 'json_schema':
         return { json_schema: a.schema, ...field };
+      case 'llm_rubric':
+        return {
+          llm_rubric:
+            a.threshold === undefined && a.model === undefined
+              ? a.rubric
+              : {
+                  rubric: a.rubric,
+                  ...(a.threshold === undefined ? {} : { threshold: a.threshold }),
+                  ...(a.model === undefined ? {} : { provider: a.model }),
+                },
+          ...field,
+        };
       case 'assert_module':
         return {
           assert_module: `${esc(a.module)}${a.export === 'default' ? '' : `#${a.export}`}`,

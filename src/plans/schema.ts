@@ -172,6 +172,16 @@ export type AssertionKind =
     }
   | { readonly type: 'json_schema'; readonly schema: unknown; readonly field?: string }
   | {
+      readonly type: 'llm_rubric';
+      /** What the grader checks the answer against. */
+      readonly rubric: string;
+      /** Passes when the grader's score reaches it; absent: when the grader says pass. */
+      readonly threshold?: number;
+      /** Another model of the plan's grader, for this assertion. */
+      readonly model?: string;
+      readonly field?: string;
+    }
+  | {
       readonly type: 'assert_module';
       /** As written: relative to the plan file's directory (`RunManifest.baseDir`). */
       readonly module: string;
@@ -294,6 +304,22 @@ export interface RunManifest {
   readonly file?: string;
   /** The directory case file paths resolve against. */
   readonly baseDir: string;
+  /** The plan's `grader:`, which `llm_rubric` assertions need (issue #20). */
+  readonly grader?: GraderConfig;
+}
+
+/**
+ * The plan's `grader:`: an OpenAI-compatible model that grades `llm_rubric` assertions, with its
+ * own concurrency, rate limit, retry policy and rate bucket key, so grading never eats the app's
+ * limit.
+ */
+export interface GraderConfig {
+  /** The chat model that grades, as an openai target. */
+  readonly target: OpenAiTargetConfig;
+  /** The rate bucket key of grader calls. @default 'grader' */
+  readonly key: string;
+  /** Concurrency, rate limit, retry policy and timeout of grader calls (defaults as a run's). */
+  readonly policy: ExecutionPolicy;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -645,6 +671,22 @@ const policyShape = {
     .optional(),
 };
 
+const graderShape = {
+  base_url: openaiShape.base_url,
+  api_key: openaiShape.api_key,
+  model: openaiShape.model,
+  system: openaiShape.system,
+  temperature: openaiShape.temperature,
+  max_tokens: openaiShape.max_tokens,
+  price_per_million: openaiShape.price_per_million,
+  headers: openaiShape.headers,
+  key: text().optional(),
+  concurrency: policyShape.concurrency,
+  timeout: policyShape.timeout,
+  rate_control: policyShape.rate_control,
+  retry_policy: policyShape.retry_policy,
+};
+
 const RANGE_EXPECTED = 'a range such as "10-20" or "10-", or a mapping {from, to}';
 const RANGE_TEXT = /^\s*(\d+)\s*-\s*(\d*)\s*$/;
 const rangeShape = { from: int(1).optional(), to: int(1).optional() };
@@ -677,6 +719,9 @@ const planShape = {
     .optional(),
   execution_policy: z
     .strictObject(policyShape, { error: 'a mapping (concurrency, timeout, ...)' })
+    .optional(),
+  grader: z
+    .strictObject(graderShape, { error: 'a mapping (base_url, model, concurrency, ...)' })
     .optional(),
   select: z
     .strictObject(selectShape, { error: 'a mapping (tags, range, sample, repeat)' })
@@ -714,6 +759,7 @@ const TARGET_KEYS: Readonly<Record<string, readonly string[]>> = {
 
 const SECTION_KEYS: Readonly<Record<string, readonly string[]>> = {
   execution_policy: Object.keys(policyShape),
+  grader: Object.keys(graderShape),
   rate_control: Object.keys(rateShape),
   retry_policy: Object.keys(retryShape),
   stop_conditions: Object.keys(stopShape),
@@ -757,6 +803,7 @@ export const PLAN_KEY_PATHS: readonly string[] = (() => {
   add('execution_policy.rate_control', Object.keys(rateShape));
   add('execution_policy.retry_policy', Object.keys(retryShape));
   add('execution_policy.stop_conditions', Object.keys(stopShape));
+  add('grader', Object.keys(graderShape));
   add('select', Object.keys(selectShape));
   add('target', [...new Set(Object.values(TARGET_KEYS).flat())]);
   return out;
@@ -842,6 +889,17 @@ export function normaliseExpected(input: unknown): Assertion[] {
         case 'json_schema':
           out.push({ type: 'json_schema', schema: v, ...field });
           break;
+        case 'llm_rubric': {
+          const r = (typeof v === 'string' ? { rubric: v } : v) as Obj;
+          out.push({
+            type: 'llm_rubric',
+            rubric: r.rubric as string,
+            ...(r.threshold === undefined ? {} : { threshold: toNumber(r.threshold) }),
+            ...(r.provider === undefined ? {} : { model: r.provider as string }),
+            ...field,
+          });
+          break;
+        }
         case 'assert_module':
           for (const ref of listOf(v as string)) {
             out.push({ type: 'assert_module', ...parseModuleRef(ref), ...field });
@@ -1129,5 +1187,15 @@ export function normalisePlan(
     secrets: context.secrets,
     ...(context.file === undefined ? {} : { file: context.file }),
     baseDir: context.baseDir,
+    ...(input.grader === undefined ? {} : { grader: normaliseGrader(input.grader as Obj) }),
+  };
+}
+
+function normaliseGrader(g: Obj): GraderConfig {
+  const { key, concurrency, timeout, rate_control, retry_policy, ...target } = g;
+  return {
+    target: normaliseTarget({ ...target, type: 'openai' }) as OpenAiTargetConfig,
+    key: (key as string | undefined) ?? 'grader',
+    policy: normalisePolicy({ concurrency, timeout, rate_control, retry_policy }),
   };
 }

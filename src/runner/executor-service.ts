@@ -10,6 +10,7 @@ import {
   type AttemptContext,
   type CancellationToken,
   type Clock,
+  type ErrorCode,
   type Hold,
   InvalidOptionError,
   type RateLimiterRegistry,
@@ -28,6 +29,7 @@ import {
 import {
   caseVerdict,
   evaluateAssertionsAsync,
+  type Grader,
   iterateCases,
   type RunManifest,
   type TargetConfig,
@@ -63,6 +65,11 @@ export interface ExecutorServiceOptions {
    * runs them on workers. The target given or named by the plan is then the workers'.
    */
   dispatcher?: Dispatcher;
+  /**
+   * Grades `llm_rubric` assertions. Default: built from the plan's `grader:` (an engine run of
+   * its own, runner/grader.ts); a plan without one has no grader.
+   */
+  grader?: Grader;
 }
 
 /** One prepared run of a plan: attach listeners to `run`, then `start()` it. */
@@ -119,7 +126,7 @@ export function taskFor(testCase: TestCase): TaskSpec<TestCase> {
 export function judgedTarget(
   inner: Target<TestCase, unknown>,
   clock: Clock,
-  options: { readonly baseDir?: string } = {},
+  options: { readonly baseDir?: string; readonly grader?: Grader } = {},
 ): Target<TestCase, CaseOutcome> {
   return {
     ...(inner.key === undefined ? {} : { key: inner.key }),
@@ -166,6 +173,7 @@ export function judgedTarget(
                   return ctx.signal;
                 },
                 ...(options.baseDir === undefined ? {} : { baseDir: options.baseDir }),
+                ...(options.grader === undefined ? {} : { grader: options.grader }),
               },
             );
       const verdict = caseVerdict(assertions, testCase.threshold);
@@ -175,6 +183,15 @@ export function judgedTarget(
         latencyMs,
         ...(verdict.score === undefined ? {} : { score: verdict.score }),
       };
+      const unjudged = assertions.find((a) => a.errorCode !== undefined);
+      if (unjudged !== undefined) {
+        // The grading failed, not the app: the case ends `error` (never retried, so the app
+        // call is not sent again), its output and the other verdicts kept.
+        throw Object.assign(
+          new StrideError(unjudged.errorCode as ErrorCode, unjudged.message, { retryable: false }),
+          { output: outcome },
+        );
+      }
       if (!verdict.passed) {
         const failed = assertions.filter((a) => !a.passed).map((a) => a.message);
         // With a threshold, every assertion may pass but one marked required, or none fail
@@ -276,7 +293,18 @@ export class ExecutorService {
       dispatcher === undefined
         ? await this.resolveTarget(manifest)
         : await dispatcher.targetFor(manifest, runId!, resume);
-    const target = judgedTarget(inner, this.clock, { baseDir: manifest.baseDir });
+    const grader =
+      this.options.grader ??
+      (manifest.grader === undefined
+        ? undefined
+        : await (await import('./grader.js')).EngineGrader.start(manifest.grader, {
+            clock: this.clock,
+            ...(this.options.limiters === undefined ? {} : { limiters: this.options.limiters }),
+          }));
+    const target = judgedTarget(inner, this.clock, {
+      baseDir: manifest.baseDir,
+      ...(grader === undefined ? {} : { grader }),
+    });
     let sourceError: unknown;
     async function* tasks(): AsyncGenerator<TaskSpec<TestCase>> {
       try {
@@ -319,6 +347,8 @@ export class ExecutorService {
         if (inner !== this.options.target && dispatcher === undefined)
           await (inner as { close?: () => Promise<void> }).close?.();
         if (dispatcher !== undefined && runId !== undefined) await dispatcher.release?.(runId);
+        if (grader !== this.options.grader)
+          await (grader as { close?: () => Promise<void> }).close?.();
       },
     };
   }
