@@ -181,6 +181,7 @@ export class MemoryStore implements Store {
       if (last !== undefined && row.status === 'cancelled' && last.get(row.case_id) !== i) continue;
       if (wanted !== undefined && !wanted.has(row.status)) continue;
       if (text !== '' && !row.case_id.includes(text)) continue;
+      if (!caseMatches(row, options)) continue;
       if (skip > 0) {
         skip--;
         continue;
@@ -375,4 +376,19 @@ export class MemoryStore implements Store {
       statistics: r.end?.statistics === undefined ? undefined : structuredClone(r.end.statistics),
     };
   }
+}
+
+/** The dataset and tag filters of `results`, on the stored input (a test plan's case). */
+function caseMatches(row: ResultRow, options: ResultsOptions): boolean {
+  if (options.dataset === undefined && options.tag === undefined) return true;
+  const input = (row.input === null ? null : JSON.parse(row.input)) as {
+    dataset?: unknown;
+    tags?: unknown;
+  } | null;
+  if (options.dataset !== undefined && input?.dataset !== options.dataset) return false;
+  if (options.tag !== undefined) {
+    const tags = input?.tags;
+    if (!Array.isArray(tags) || !tags.includes(options.tag)) return false;
+  }
+  return true;
 }

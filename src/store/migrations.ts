@@ -201,6 +201,18 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE results ADD COLUMN cost_unknown INTEGER NOT NULL DEFAULT 0;
     `,
   },
+  {
+    version: 7,
+    description: "indexes of a run's results by run and by status (the dashboard's pages)",
+    sql: `
+      -- A page deep in a large run (LIMIT ... OFFSET) steps over index entries of a few bytes,
+      -- not over every result row before it; results_by_status holds id before error_code so
+      -- that a status's entries are in completion order, and errors by code are counted from
+      -- the index alone (store/sqlite-results.ts). Built from the rows already there.
+      CREATE INDEX results_by_run ON results (run_key);
+      CREATE INDEX results_by_status ON results (run_key, status, id, error_code);
+    `,
+  },
 ];
 
 /** The schema version this code writes. */

@@ -212,9 +212,14 @@ export interface ResultsOptions {
   readonly status?: readonly TerminalStatus[];
   /** Only cases whose id contains this text (case-sensitive). @default all */
   readonly idContains?: string;
+  /** Only cases of this dataset (a test plan case's `dataset`). @default all */
+  readonly dataset?: string;
+  /** Only cases with this tag (one of a test plan case's `tags`). @default all */
+  readonly tag?: string;
   /**
-   * Skip this many matching results (in completion order): a page of a large run costs one
-   * ranged query, not a read of everything before it (the dashboard's case table). @default 0
+   * Skip this many matching results (in completion order). Filtered by nothing but `status`,
+   * a page of a large run is picked from an index (SqliteStore), not read through everything
+   * before it (the dashboard's case table). @default 0
    */
   readonly offset?: number;
   /** At most this many results. @default all */

@@ -67,6 +67,7 @@ import type {
 import { SqliteLive } from './sqlite-live.js';
 import { SqliteLocks } from './sqlite-locks.js';
 import { SqlitePace } from './sqlite-pace.js';
+import { errorCodesQuery, RANGE, resultsQuery } from './sqlite-results.js';
 
 export { DEFAULT_DB_PATH };
 
@@ -81,9 +82,6 @@ const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
 
 /** Entries (transitions and attempts) buffered before a write happens without waiting a tick. */
 const MAX_BUFFERED = 2048;
-
-/** Row ids of a run's journal, results and attempts are `key * RANGE + n`. */
-const RANGE = 2 ** 32;
 
 interface RunMeta {
   readonly key: number;
@@ -494,30 +492,7 @@ export class SqliteStore implements Store {
 
   async *results(runId: string, options: ResultsOptions = {}): AsyncIterableIterator<TaskResult> {
     const key = this.prepareRead(runId);
-    const { status, idContains } = options;
-    let sql = 'SELECT * FROM results WHERE id BETWEEN ? AND ?';
-    const params: unknown[] = [key * RANGE, key * RANGE + RANGE - 1];
-    if (status !== undefined) {
-      sql += ' AND status IN (SELECT value FROM json_each(?))';
-      params.push(JSON.stringify(status));
-    }
-    if (idContains !== undefined && idContains !== '') {
-      sql += ' AND instr(case_id, ?) > 0';
-      params.push(idContains);
-    }
-    if (options.latest === true) {
-      // A cancelled row is kept only when it is its case's last; the subquery runs once, and
-      // only when a cancelled row is met (SQLite evaluates an uncorrelated IN lazily).
-      sql +=
-        " AND (status <> 'cancelled' OR id IN (SELECT max(id) FROM results WHERE id BETWEEN ? AND ? GROUP BY case_id))";
-      params.push(key * RANGE, key * RANGE + RANGE - 1);
-    }
-    sql += ' ORDER BY id';
-    const { offset, limit } = pageOf(options);
-    if (offset > 0 || limit !== undefined) {
-      sql += ' LIMIT ? OFFSET ?';
-      params.push(limit ?? -1, offset);
-    }
+    const { sql, params } = resultsQuery(key, options, pageOf(options));
     const what = `a result of run ${JSON.stringify(runId)}`;
     for (const row of this.stream<ResultRow>(sql, params))
       yield decoded(this.file, what, () => fromResultRow(row));
@@ -641,16 +616,9 @@ export class SqliteStore implements Store {
   }
 
   async errorCodes(runId: string): Promise<Record<string, number>> {
-    const key = this.prepareRead(runId);
-    const sql = `SELECT coalesce(error_code, upper(status)) AS code, count(*) AS n FROM results
-      WHERE id BETWEEN ? AND ? AND status IN ('failed', 'timeout', 'error') GROUP BY code`;
+    const { sql, params } = errorCodesQuery(this.prepareRead(runId));
     const out: Record<string, number> = {};
-    for (const row of this.stream<{ code: string; n: number }>(sql, [
-      key * RANGE,
-      key * RANGE + RANGE - 1,
-    ])) {
-      out[row.code] = row.n;
-    }
+    for (const row of this.stream<{ code: string; n: number }>(sql, params)) out[row.code] = row.n;
     return out;
   }
 

@@ -179,6 +179,59 @@ export function storeContract(name: string, open: () => Store | Promise<Store>):
       await expect(collect(store.results('r1', { limit: 1.5 }))).rejects.toThrow(/results\.limit/);
     });
 
+    test('pages of several statuses keep completion order and stay within their run', async () => {
+      await store.createRun(newRun('r1'));
+      await store.createRun(newRun('r2'));
+      // Interleaved appends of two runs: a page of r1 must never show r2's rows.
+      for (let i = 0; i < 12; i++) {
+        const kind = i % 3;
+        const make = kind === 0 ? succeeds : kind === 1 ? fails : cancelledQueued;
+        store.append('r1', make(`a-${i}`, i * 10));
+        store.append('r2', make(`b-${i}`, i * 10));
+      }
+      const ids = async (o: Parameters<Store['results']>[1]) =>
+        (await collect(store.results('r1', o))).map((r) => r.id);
+      expect(await ids({ status: ['failed', 'succeeded'], offset: 3, limit: 4 })).toEqual([
+        'a-4',
+        'a-6',
+        'a-7',
+        'a-9',
+      ]);
+      // The order of the statuses asked and a repeated one change nothing.
+      expect(
+        await ids({ status: ['succeeded', 'failed', 'succeeded'], offset: 3, limit: 4 }),
+      ).toEqual(['a-4', 'a-6', 'a-7', 'a-9']);
+      expect(await ids({ status: ['cancelled'], offset: 2 })).toEqual(['a-8', 'a-11']);
+      expect(await ids({ offset: 10 })).toEqual(['a-10', 'a-11']);
+      expect(await ids({ limit: 2 })).toEqual(['a-0', 'a-1']);
+      expect(await ids({ status: [], offset: 1, limit: 1 })).toEqual([]);
+    });
+
+    test('results filter by dataset and by tag (the case table), with the other filters and pages', async () => {
+      await store.createRun(newRun('r1'));
+      const tagged = (id: string, dataset: string | undefined, tags: string[] | undefined) => ({
+        id,
+        inputs: { q: id },
+        ...(dataset === undefined ? {} : { dataset }),
+        ...(tags === undefined ? {} : { tags }),
+      });
+      store.append('r1', succeeds('c1', 0, { input: tagged('c1', 'refunds', ['smoke']) }));
+      store.append('r1', fails('c2', 10, { input: tagged('c2', 'refunds', ['smoke', 'slow']) }));
+      store.append('r1', succeeds('c3', 20, { input: tagged('c3', 'billing', ['slow']) }));
+      store.append('r1', succeeds('c4', 30, { input: tagged('c4', undefined, undefined) }));
+      store.append('r1', succeeds('c5', 40, { input: 'a bare string input' }));
+      const ids = async (o: Parameters<Store['results']>[1]) =>
+        (await collect(store.results('r1', o))).map((r) => r.id);
+      expect(await ids({ dataset: 'refunds' })).toEqual(['c1', 'c2']);
+      expect(await ids({ tag: 'slow' })).toEqual(['c2', 'c3']);
+      expect(await ids({ dataset: 'refunds', tag: 'slow' })).toEqual(['c2']);
+      expect(await ids({ tag: 'slow', status: ['succeeded'] })).toEqual(['c3']);
+      expect(await ids({ dataset: 'refunds', offset: 1, limit: 5 })).toEqual(['c2']);
+      expect(await ids({ dataset: 'nope' })).toEqual([]);
+      // A tag is matched whole, not as a part of another tag.
+      expect(await ids({ tag: 'smo' })).toEqual([]);
+    });
+
     test('latest: a case cancelled by one session and finished by a resume comes back once, finished', async () => {
       await store.createRun(newRun('r1'));
       const resultsOf = (b: ReturnType<typeof succeeds>) =>

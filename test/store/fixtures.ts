@@ -126,7 +126,7 @@ export function retriesThenSucceeds(id: string, t0: number): JournalBatch {
 }
 
 /** Fails for good on its only attempt (a failed assertion), keeping the answer. */
-export function fails(id: string, t0: number): JournalBatch {
+export function fails(id: string, t0: number, over: Partial<TaskResult> = {}): JournalBatch {
   const error: ErrorInfo = { code: 'TASK_FAILED', name: 'TaskFailedError', message: 'no refund' };
   const r = result(id, {
     status: 'failed',
@@ -135,6 +135,7 @@ export function fails(id: string, t0: number): JournalBatch {
     startedAt: t0 + 1,
     finishedAt: t0 + 4,
     executionTimeMs: 3,
+    ...over,
   });
   return batch(
     [

@@ -11,6 +11,7 @@ import {
   StoreError,
 } from '../../src/store/index.js';
 import { MIGRATIONS } from '../../src/store/migrations.js';
+import { errorCodesQuery, resultsQuery } from '../../src/store/sqlite-results.js';
 import { newRun, storeContract } from './contract.js';
 import { collect, retriesThenSucceeds, succeeds } from './fixtures.js';
 import { tempDb, tempDir } from './helpers.js';
@@ -170,6 +171,58 @@ describe('SqliteStore: migrations', () => {
     expect(check.prepare('SELECT version FROM schema_version').pluck().all()).toEqual(
       MIGRATIONS.map((m) => m.version),
     );
+    check.close();
+  });
+
+  test('v7: a deep page and the errors by code read the results indexes, also on a migrated v6 database', async () => {
+    const path = tempDb();
+    const raw = new Database(path);
+    raw.exec(
+      'CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)',
+    );
+    for (const m of MIGRATIONS.filter((m) => m.version <= 6)) {
+      raw.exec(m.sql);
+      raw.prepare('INSERT INTO schema_version VALUES (?, 0)').run(m.version);
+    }
+    raw
+      .prepare(
+        `INSERT INTO runs (id, kind, plan, plan_hash, plan_json, options_json, status, started_at)
+         VALUES ('old', 'test', 'p', 'h', '{}', '{}', 'completed', 1000)`,
+      )
+      .run();
+    const insert = raw.prepare(
+      `INSERT INTO results (id, run_key, case_id, status, attempts, priority, execution_ms, tokens, cost, error_code)
+       VALUES (?, 1, ?, ?, 1, 0, 5, 0, 0, ?)`,
+    );
+    for (let i = 1; i <= 30; i++) {
+      const failed = i % 3 === 0;
+      insert.run(2 ** 32 + i, `c${i}`, failed ? 'failed' : 'succeeded', failed ? 'HTTP_400' : null);
+    }
+    raw.close();
+
+    const store = new SqliteStore({ path });
+    const ids = async (o: Parameters<SqliteStore['results']>[1]) =>
+      (await collect(store.results('old', o))).map((r) => r.id);
+    expect(await ids({ offset: 25, limit: 3 })).toEqual(['c26', 'c27', 'c28']);
+    expect(await ids({ status: ['failed'], offset: 8 })).toEqual(['c27', 'c30']);
+    expect(await store.errorCodes('old')).toEqual({ HTTP_400: 10 });
+    await store.close();
+
+    // The plans: index entries, never a scan of the result rows.
+    const check = new Database(path, { readonly: true });
+    const plan = (q: { sql: string; params: unknown[] }) =>
+      (check.prepare(`EXPLAIN QUERY PLAN ${q.sql}`).all(...q.params) as { detail: string }[])
+        .map((r) => r.detail)
+        .join('; ');
+    const deep = plan(resultsQuery(1, {}, { offset: 25, limit: 3 }));
+    expect(deep).toContain('COVERING INDEX results_by_run');
+    expect(deep).not.toMatch(/SCAN results/);
+    const failed = plan(resultsQuery(1, { status: ['failed', 'error'] }, { offset: 8, limit: 3 }));
+    expect(failed).toContain('COVERING INDEX results_by_status');
+    expect(failed).not.toMatch(/SCAN results|TEMP B-TREE/);
+    const codes = plan(errorCodesQuery(1));
+    expect(codes).toContain('COVERING INDEX results_by_status');
+    expect(codes).not.toMatch(/SCAN results/);
     check.close();
   });
 
