@@ -10,14 +10,23 @@ import { streamSSE } from 'hono/streaming';
 import { compareRuns } from '../compare/compare.js';
 import { isStrideError } from '../core/errors.js';
 import { TERMINAL_STATUSES, type TerminalStatus } from '../core/model.js';
+import type { QueueStatus } from '../distributed/status.js';
 import { RunHistory } from '../runner/history.js';
 import type { ControlAction } from '../store/live.js';
 import type { Store } from '../store/port.js';
+import { stepsView } from './steps.js';
 import { listRunRows, type RunView, runView } from './view.js';
+
+/** What the workers view reads: `QueueWatch` (stride/distributed) or a stand-in. */
+export interface QueueReader {
+  status(): Promise<QueueStatus>;
+}
 
 /** Options of `apiRoutes`. */
 export interface ApiOptions {
   readonly store: Store;
+  /** The distributed queue (`stride serve --redis`). */
+  readonly queue?: QueueReader;
   /** How often an event stream looks at the journal, ms. @default 250 */
   readonly pollMs?: number;
 }
@@ -39,6 +48,16 @@ function intParam(c: Context, name: string, fallback: number, max: number): numb
     throw new BadRequest(`${name}=${JSON.stringify(raw)}: expected an integer from 0 to ${max}`);
   }
   return n;
+}
+
+/** A free-text filter (`dataset`, `tag`): absent or empty is no filter. */
+function textParam(c: Context, name: string): string | undefined {
+  const raw = c.req.query(name);
+  if (raw === undefined || raw === '') return undefined;
+  if (raw.length > 200) {
+    throw new BadRequest(`${name}: ${raw.length} characters, expected at most 200`);
+  }
+  return raw;
 }
 
 function statusParam(c: Context): TerminalStatus[] | undefined {
@@ -114,6 +133,8 @@ export function apiRoutes(options: ApiOptions): Hono {
     const offset = intParam(c, 'offset', 0, Number.MAX_SAFE_INTEGER);
     const limit = intParam(c, 'limit', 100, MAX_PAGE);
     const q = c.req.query('q') ?? '';
+    const dataset = textParam(c, 'dataset');
+    const tag = textParam(c, 'tag');
     const run = await store.getRun(id);
     if (run === undefined) return notFound(c, id);
     const cases = [];
@@ -122,12 +143,17 @@ export function apiRoutes(options: ApiOptions): Hono {
       limit,
       ...(status === undefined ? {} : { status }),
       ...(q === '' ? {} : { idContains: q }),
+      ...(dataset === undefined ? {} : { dataset }),
+      ...(tag === undefined ? {} : { tag }),
     })) {
       cases.push(r);
     }
-    // Matching results in all, when the run's counts tell it; unknown (null) with a search.
+    // Matching results in all, when the run's counts tell it; unknown (null) with a search or a
+    // dataset or tag filter (counting those would read every result).
     const total =
-      q !== '' ? null : (status ?? TERMINAL_STATUSES).reduce((n, s) => n + run.counts[s], 0);
+      q !== '' || dataset !== undefined || tag !== undefined
+        ? null
+        : (status ?? TERMINAL_STATUSES).reduce((n, s) => n + run.counts[s], 0);
     return c.json({ total, offset, limit, cases });
   });
 
@@ -157,6 +183,12 @@ export function apiRoutes(options: ApiOptions): Hono {
     if ((await store.getRun(id)) === undefined) return notFound(c, id);
     const byCode = await store.errorCodes(id);
     return c.json({ byCode });
+  });
+
+  api.get('/runs/:id/steps', async (c) => {
+    const view = await stepsView(store, c.req.param('id'));
+    if (view === undefined) return notFound(c, c.req.param('id'));
+    return c.json(view);
   });
 
   api.get('/runs/:id/events', async (c) => {
@@ -203,6 +235,18 @@ export function apiRoutes(options: ApiOptions): Hono {
       return c.json({ request }, 202);
     });
   }
+
+  api.get('/workers', async (c) => {
+    if (options.queue === undefined) {
+      return fail(
+        c,
+        404,
+        'NO_QUEUE',
+        'this dashboard was started without --redis: it knows no distributed queue',
+      );
+    }
+    return c.json(await options.queue.status());
+  });
 
   api.get('/compare', async (c) => {
     const base = c.req.query('base');

@@ -131,5 +131,11 @@ pre { white-space: pre-wrap; word-break: break-word; background: #f9fafb; border
 .diff .add { background: #dcfce7; display: block; }
 .spark { display: inline-block; vertical-align: middle; }
 .error-text { color: var(--bad); }
+.step-graph { display: flex; gap: 1.2rem; overflow-x: auto; padding: .4rem 0; }
+.step-col { display: flex; flex-direction: column; gap: .6rem; min-width: 12rem; }
+.step { background: #fff; border: 1px solid var(--line); border-left: 4px solid #9ca3af; border-radius: .4rem; padding: .45rem .6rem; }
+.step.succeeded { border-left-color: var(--ok); }
+.step.running, .step.queued { border-left-color: var(--accent); }
+.step.failed, .step.error, .step.timeout { border-left-color: var(--bad); }
 .chart { background: #fff; border: 1px solid var(--line); border-radius: .4rem; padding: .4rem; margin-bottom: 1rem; }
 `;

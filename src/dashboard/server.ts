@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { type Context, Hono } from 'hono';
 import type { Store } from '../store/port.js';
-import { apiRoutes } from './api.js';
+import { apiRoutes, type QueueReader } from './api.js';
 import { asset, PAGE_HEADERS, SHELL } from './assets.js';
 import { guard, isLoopback } from './security.js';
 
@@ -25,6 +25,11 @@ export interface DashboardOptions {
   readonly readOnly?: boolean;
   /** How often an event stream looks at the journal, ms. @default 250 */
   readonly pollMs?: number;
+  /**
+   * The distributed queue's workers and jobs (`QueueWatch` of stride/distributed, given with
+   * `stride serve --redis`): `GET /api/workers` and the run page's workers view. Absent: 404.
+   */
+  readonly queue?: QueueReader;
 }
 
 /**
@@ -53,6 +58,7 @@ export function createDashboard(options: DashboardOptions): Hono {
     apiRoutes({
       store: options.store,
       ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }),
+      ...(options.queue === undefined ? {} : { queue: options.queue }),
     }),
   );
   app.get('/assets/:name', async (c) => {

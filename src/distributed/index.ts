@@ -19,4 +19,10 @@ export { RedisBuckets, type SharedRate, staleAfterMs } from './bucket.js';
 export { BullmqDispatcher, type BullmqDispatcherOptions } from './dispatcher.js';
 export { DEFAULT_QUEUE, jobId, parseJobId } from './protocol.js';
 export { connectionOptions } from './redis.js';
+export {
+  type QueueStatus,
+  QueueWatch,
+  type QueueWatchOptions,
+  type QueueWorker,
+} from './status.js';
 export { type StrideWorker, startWorker, type WorkerOptions } from './worker.js';

@@ -71,6 +71,12 @@ export interface LiveSample {
   /** Cases done in this session so far. */
   readonly done: number;
   readonly inFlight: number;
+  /**
+   * Latency (the execution time, ms) of the cases that ended with an answer or an error since
+   * the previous sample: median, 90th percentile and how many. Absent when none ended (unknown,
+   * not 0); cancelled cases are left out (they were not answered).
+   */
+  readonly latency?: { readonly p50: number; readonly p90: number; readonly n: number };
 }
 
 /** The live state of a driven run: plain JSON data. */
@@ -136,6 +142,14 @@ function paceOf(p: PaceState, lastChange: string | undefined): LiveState['pace']
 }
 
 const SAMPLES = 120;
+
+/** Median and 90th percentile (nearest rank) of a sample's latencies; undefined when none. */
+export function latencyOf(xs: number[]): LiveSample['latency'] {
+  if (xs.length === 0) return undefined;
+  const s = xs.sort((a, b) => a - b);
+  const rank = (q: number) => s[Math.max(0, Math.ceil(q * s.length) - 1)]!;
+  return { p50: rank(0.5), p90: rank(0.9), n: s.length };
+}
 const ENDED = new Set<RunStatus>(['completed', 'cancelled', 'stopped']);
 const WINDOW_MS = 10_000;
 
@@ -169,9 +183,14 @@ export function attachLive(
   let lastWrite = Number.NEGATIVE_INFINITY;
   let lastStatus: RunStatus | undefined;
   const samples: LiveSample[] = [];
+  // Latencies of the cases ended since the last sample: at most one second of them.
+  let latencies: number[] = [];
   const off = [
     run.on('transition', (t) => {
       if (t.to === 'running' && t.attempt > 1) retries++;
+      else if ('result' in t && t.to !== 'cancelled') {
+        latencies.push(t.result.executionTimeMs);
+      }
     }),
     run.on('rateLimited', () => {
       rateWaits++;
@@ -195,7 +214,14 @@ export function attachLive(
     const p = run.progress;
     const done = p.settled;
     const now = clock.wallTime();
-    samples.push({ at: now, done, inFlight: p.running });
+    const latency = latencyOf(latencies);
+    latencies = [];
+    samples.push({
+      at: now,
+      done,
+      inFlight: p.running,
+      ...(latency === undefined ? {} : { latency }),
+    });
     if (samples.length > SAMPLES) samples.shift();
     const from = samples.find((s) => s.at >= now - WINDOW_MS);
     const span = from === undefined ? 0 : now - from.at;

@@ -135,12 +135,15 @@ export function planOnMock(
     concurrency?: number;
     output?: (i: number) => string | undefined;
     expect?: string;
+    /** More fields of case `i`'s line (its `dataset`, `tags`). */
+    fields?: (i: number) => Record<string, unknown>;
   } = {},
 ): { dir: string; plan: string; db: string } {
   const dir = mkdtempSync(join(tmpdir(), `stride-dash-${name}-`));
   const lines = Array.from({ length: n }, (_, i) => {
     const out = options.output?.(i);
     return JSON.stringify({
+      ...options.fields?.(i),
       id: `k${i}`,
       inputs: { query: `question ${i}`, ...(out === undefined ? {} : { __output: out }) },
       ...(options.expect === undefined

@@ -18,6 +18,8 @@ interface ServeFlags {
   token?: string;
   readOnly?: boolean;
   open?: boolean;
+  redis?: string;
+  queue?: string;
 }
 
 /** The default port: a bookmark keeps working; `--port 0` picks a free one. */
@@ -43,10 +45,16 @@ export function registerServe(root: Command, { io }: CommandContext): void {
         'the token requests must carry (default: STRIDE_DASHBOARD_TOKEN, or a new one off loopback)',
       )
       .option('--read-only', 'refuse pause, resume and cancel')
+      .option(
+        '--redis <url>',
+        'show the distributed queue: workers alive, jobs waiting and active (default: STRIDE_REDIS_URL)',
+      )
+      .option('--queue <name>', 'the queue of --redis (default: stride)')
       .option('--open', 'open the dashboard in the browser'),
     'stride serve',
     'stride serve --port 0 --read-only',
     'stride serve --host 0.0.0.0 --token "$STRIDE_DASHBOARD_TOKEN"',
+    'stride serve --redis redis://127.0.0.1:6379',
   ).action(async (flags: ServeFlags) => {
     if (flags.port > 65_535)
       throw new InvalidOptionError('--port', flags.port, 'a port from 0 to 65535');
@@ -61,11 +69,23 @@ export function registerServe(root: Command, { io }: CommandContext): void {
     if (token !== undefined && token.length < 16) {
       throw new InvalidOptionError('--token', '[redacted]', 'at least 16 characters');
     }
-    // Loaded only here: the other commands never load hono or the dashboard.
+    const redis = flags.redis ?? (io.env.STRIDE_REDIS_URL || undefined);
+    if (flags.queue !== undefined && redis === undefined) {
+      throw new InvalidOptionError('--queue', flags.queue, 'given with --redis URL');
+    }
+    // Loaded only here: the other commands never load hono or the dashboard (nor BullMQ, unless
+    // --redis asks for the queue).
     const [{ startDashboard }, { SqliteStore }] = await Promise.all([
       import('../../dashboard/server.js'),
       import('../../store/sqlite.js'),
     ]);
+    const queue =
+      redis === undefined
+        ? undefined
+        : new (await import('../../distributed/status.js')).QueueWatch({
+            redis,
+            ...(flags.queue === undefined ? {} : { queue: flags.queue }),
+          });
     const store = new SqliteStore({ path: flags.db });
     let dashboard: Awaited<ReturnType<typeof startDashboard>>;
     try {
@@ -75,8 +95,10 @@ export function registerServe(root: Command, { io }: CommandContext): void {
         port: flags.port,
         ...(token === undefined ? {} : { token }),
         ...(flags.readOnly === true ? { readOnly: true } : {}),
+        ...(queue === undefined ? {} : { queue }),
       });
     } catch (err) {
+      await queue?.close();
       await store.close();
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EADDRINUSE' || code === 'EADDRNOTAVAIL' || code === 'EACCES') {
@@ -110,6 +132,7 @@ export function registerServe(root: Command, { io }: CommandContext): void {
       process.on('SIGTERM', stop);
     });
     await dashboard.close();
+    await queue?.close();
     await store.close();
   });
 }

@@ -1,6 +1,9 @@
 /// <reference lib="dom" />
 /// <reference lib="dom.iterable" />
-/** The case table of a run: filter by status, search by id, pages of 100, each case's detail. */
+/**
+ * The case table of a run: filter by status, dataset and tag, search by id, pages of 100, each
+ * case's detail.
+ */
 
 import type { TaskResult } from '../../core/model.js';
 import type { AttemptRecord } from '../../store/port.js';
@@ -171,6 +174,19 @@ export function cases(runId: string, kind: string): { node: HTMLElement; changed
     placeholder: kind === 'action' ? 'step id contains…' : 'case id contains…',
     'data-testid': 'case-search',
   });
+  // A test plan's cases carry a dataset and tags; an action plan's steps do not.
+  const dataset = el('input', {
+    type: 'search',
+    placeholder: 'dataset',
+    'aria-label': 'dataset',
+    'data-testid': 'case-dataset',
+  });
+  const tag = el('input', {
+    type: 'search',
+    placeholder: 'tag',
+    'aria-label': 'tag',
+    'data-testid': 'case-tag',
+  });
   const prev = el('button', {}, '‹ Prev');
   const next = el('button', {}, 'Next ›');
   const info = el('span', { class: 'muted' });
@@ -190,6 +206,8 @@ export function cases(runId: string, kind: string): { node: HTMLElement; changed
       const q = new URLSearchParams({ offset: String(offset), limit: String(PAGE) });
       if (statusSel.value) q.set('status', statusSel.value);
       if (search.value) q.set('q', search.value);
+      if (dataset.value) q.set('dataset', dataset.value);
+      if (tag.value) q.set('tag', tag.value);
       const page = await getJson<Page>(`/api/runs/${encodeURIComponent(runId)}/cases?${q}`);
       fill(
         body,
@@ -235,6 +253,8 @@ export function cases(runId: string, kind: string): { node: HTMLElement; changed
   };
   statusSel.addEventListener('change', restart);
   search.addEventListener('input', restart);
+  dataset.addEventListener('input', restart);
+  tag.addEventListener('input', restart);
   prev.addEventListener('click', () => {
     offset = Math.max(0, offset - PAGE);
     void load();
@@ -247,7 +267,16 @@ export function cases(runId: string, kind: string): { node: HTMLElement; changed
   const node = el(
     'div',
     {},
-    el('div', { class: 'filters' }, statusSel, search, prev, next, info),
+    el(
+      'div',
+      { class: 'filters' },
+      statusSel,
+      search,
+      ...(kind === 'action' ? [] : [dataset, tag]),
+      prev,
+      next,
+      info,
+    ),
     el(
       'table',
       {},

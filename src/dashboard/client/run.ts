@@ -1,7 +1,8 @@
 /// <reference lib="dom" />
 /// <reference lib="dom.iterable" />
 /**
- * The Run page: live figures by server-sent events, a throughput and in-flight chart (uPlot),
+ * The Run page: live figures by server-sent events, a throughput and in-flight chart and a
+ * latency chart (uPlot),
  * Pause / Resume / Cancel through the session's outside control, the control history, errors by
  * code, and the case table with each case's detail.
  */
@@ -9,15 +10,17 @@
 import type { RunView } from '../view.js';
 import { cases } from './cases.js';
 import { card, duration, el, fill, getJson, money, num, pct, pill, postJson, when } from './dom.js';
+import { steps } from './steps.js';
+import { workers } from './workers.js';
 
 interface UPlotLike {
-  setData(data: number[][]): void;
+  setData(data: (number | null)[][]): void;
   setSize(size: { width: number; height: number }): void;
 }
-type UPlotCtor = new (opts: object, data: number[][], target: HTMLElement) => UPlotLike;
+type UPlotCtor = new (opts: object, data: (number | null)[][], target: HTMLElement) => UPlotLike;
 
 /** Throughput (cases/s between samples) and in flight over the session's samples. */
-function series(v: RunView): number[][] {
+function throughputSeries(v: RunView): (number | null)[][] {
   const s = v.live?.state.samples ?? [];
   const xs: number[] = [];
   const rate: number[] = [];
@@ -34,7 +37,51 @@ function series(v: RunView): number[][] {
   return [xs, rate, inFlight];
 }
 
-function chart(target: HTMLElement): (v: RunView) => void {
+/**
+ * Latency p50 and p90 (ms) of the cases that ended between samples; a sample in which none ended
+ * is a gap (null), not a zero.
+ */
+function latencySeries(v: RunView): (number | null)[][] {
+  const s = v.live?.state.samples ?? [];
+  const xs: number[] = [];
+  const p50: (number | null)[] = [];
+  const p90: (number | null)[] = [];
+  for (const x of s.slice(1)) {
+    xs.push(x.at / 1000);
+    p50.push(x.latency?.p50 ?? null);
+    p90.push(x.latency?.p90 ?? null);
+  }
+  return [xs, p50, p90];
+}
+
+const THROUGHPUT = {
+  series: [
+    {},
+    { label: 'cases/s', stroke: '#2563eb', width: 2 },
+    { label: 'in flight', stroke: '#b45309', scale: 'n' },
+  ],
+  axes: [
+    {},
+    { label: 'cases/s' },
+    { side: 1, scale: 'n', label: 'in flight', grid: { show: false } },
+  ],
+};
+
+const LATENCY = {
+  series: [
+    {},
+    { label: 'p50 ms', stroke: '#059669', width: 2 },
+    { label: 'p90 ms', stroke: '#7c3aed', width: 2 },
+  ],
+  axes: [{}, { label: 'ms' }],
+};
+
+/** A uPlot chart of the live samples, drawn once there are two points and updated in place. */
+function chart(
+  target: HTMLElement,
+  spec: { series: object[]; axes: object[] },
+  toData: (v: RunView) => (number | null)[][],
+): (v: RunView) => void {
   const UPlot = (globalThis as unknown as { uPlot?: UPlotCtor }).uPlot;
   if (UPlot === undefined) {
     fill(target, el('p', { class: 'muted' }, 'chart library not loaded'));
@@ -42,7 +89,7 @@ function chart(target: HTMLElement): (v: RunView) => void {
   }
   let plot: UPlotLike | undefined;
   return (v) => {
-    const data = series(v);
+    const data = toData(v);
     if ((data[0]?.length ?? 0) < 2) {
       if (plot === undefined)
         fill(target, el('p', { class: 'muted' }, 'no live samples (the run is not driven now)'));
@@ -51,20 +98,7 @@ function chart(target: HTMLElement): (v: RunView) => void {
     if (plot === undefined) {
       target.replaceChildren();
       plot = new UPlot(
-        {
-          width: Math.max(300, target.clientWidth - 10),
-          height: 220,
-          series: [
-            {},
-            { label: 'cases/s', stroke: '#2563eb', width: 2 },
-            { label: 'in flight', stroke: '#b45309', scale: 'n' },
-          ],
-          axes: [
-            {},
-            { label: 'cases/s' },
-            { side: 1, scale: 'n', label: 'in flight', grid: { show: false } },
-          ],
-        },
+        { width: Math.max(300, target.clientWidth - 10), height: 220, ...spec },
         data,
         target,
       );
@@ -157,19 +191,26 @@ function heldBy(v: RunView): string | null {
 
 /** Renders the Run page into `main` and follows the run by its event stream. */
 export async function runPage(main: HTMLElement, id: string): Promise<void> {
-  const first = await getJson<RunView>(`/api/runs/${encodeURIComponent(id)}`);
+  const [first, queue] = await Promise.all([
+    getJson<RunView>(`/api/runs/${encodeURIComponent(id)}`),
+    workers().catch(() => null),
+  ]);
   const status = el('span');
   const who = el('span', { class: 'muted', 'data-testid': 'held-by' });
   const msg = el('span', { class: 'muted', 'data-testid': 'control-message' });
   const buttons = controlButtons(id, msg);
   const figs = el('div');
-  const chartBox = el('div', { class: 'chart' });
-  const drawChart = chart(chartBox);
+  const chartBox = el('div', { class: 'chart', 'data-testid': 'throughput-chart' });
+  const drawChart = chart(chartBox, THROUGHPUT, throughputSeries);
+  const latencyBox = el('div', { class: 'chart', 'data-testid': 'latency-chart' });
+  const drawLatency = chart(latencyBox, LATENCY, latencySeries);
   const paceBox = el('div');
   const controlBox = el('div');
   const errorsBox = el('div');
   const stopBox = el('p');
   const table = cases(id, first.kind);
+  const graph = first.kind === 'action' ? steps(id) : undefined;
+  let lastStepsAt = 0;
   let lastDone = -1;
   let lastErrorsAt = 0;
 
@@ -203,6 +244,7 @@ export async function runPage(main: HTMLElement, id: string): Promise<void> {
     buttons.update(v);
     fill(figs, figures(v));
     drawChart(v);
+    drawLatency(v);
     fill(stopBox, v.stoppedBy ? `Stopped by ${v.stoppedBy.rule}: ${v.stoppedBy.message}` : null);
     fill(
       paceBox,
@@ -242,6 +284,12 @@ export async function runPage(main: HTMLElement, id: string): Promise<void> {
     if (v.progress.done !== lastDone) {
       lastDone = v.progress.done;
       table.changed();
+      // A plan's steps move a few times a second at most: read at most every second, and once
+      // the run is no longer driven (its final states and the rollback).
+      if (graph !== undefined && (Date.now() - lastStepsAt > 1000 || !v.driven)) {
+        lastStepsAt = Date.now();
+        void graph.refresh();
+      }
       if (Date.now() - lastErrorsAt > 5000 || !v.driven) void loadErrors().catch(() => undefined);
     }
   };
@@ -259,14 +307,18 @@ export async function runPage(main: HTMLElement, id: string): Promise<void> {
     el('div', { class: 'controls' }, ...buttons.nodes, who, msg),
     stopBox,
     figs,
+    queue,
     el('h2', {}, 'Throughput and in flight'),
     chartBox,
+    el('h2', {}, 'Latency over time (cases ended between samples)'),
+    latencyBox,
     el(
       'div',
       { class: 'grid2' },
       el('div', {}, el('h2', {}, 'Errors by code'), errorsBox),
       el('div', {}, el('h2', {}, 'Control'), controlBox, el('h2', {}, 'Pace'), paceBox),
     ),
+    graph?.node,
     el('h2', {}, first.kind === 'action' ? 'Steps' : 'Cases'),
     table.node,
   );
