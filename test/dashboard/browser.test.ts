@@ -9,12 +9,16 @@
  * each page are kept in test-artifacts/.
  */
 
+import { cpSync, mkdtempSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type MockServer, startMock } from '../../src/mock/index.js';
 import { type Child, spawnStride } from '../cli/helpers.js';
+import { startRedis } from '../distributed/redis.js';
 import { until } from '../runner/child-run.js';
 import { call, planOnMock, type Served, serve, stop, tokenOf } from './helpers.js';
 
@@ -23,6 +27,7 @@ const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url
 const KEY = 'app-dashboard-browser';
 const XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">';
 const CASES = 2_000;
+const EXAMPLES = fileURLToPath(new URL('../../examples/actions/', import.meta.url));
 
 let mock: MockServer;
 let browser: Browser;
@@ -112,6 +117,9 @@ describe('the dashboard in Chromium', () => {
       { timeout: 60_000 },
     );
     expect(await count()).toBeGreaterThan(before);
+    // Latency over time: a second uPlot chart from the live samples' latencies.
+    await page.locator('[data-testid=latency-chart] canvas').waitFor({ timeout: 60_000 });
+    expect(await page.locator('[data-testid=latency-chart]').textContent()).toContain('p90 ms');
 
     // Pause: taken by the run's process; once in-flight attempts settle nothing starts.
     await page.getByTestId('pause-button').click();
@@ -131,7 +139,8 @@ describe('the dashboard in Chromium', () => {
     expect(view.live.state.counts.attempts).toBe(requests - seeded);
     expect(view.live.state.inFlight).toBe(0);
     // Two more live writes of the paused child (once a second, from the loop that takes control
-    // requests): still nothing new at the mock.
+    // requests): still nothing new at the mock, and no case ended in those samples: their
+    // latency is absent (a gap in the chart), never 0.
     let writes = 0;
     let last = view.live.updatedAt;
     await until(
@@ -147,6 +156,17 @@ describe('the dashboard in Chromium', () => {
       child,
     );
     expect(mock.stats().requests).toBe(requests);
+    const paused = (await call(api)).body.live.state.samples;
+    expect(paused.at(-1).latency).toBeUndefined();
+    expect(
+      paused.some(
+        (x: { latency?: { p50: number; p90: number; n: number } }) =>
+          x.latency !== undefined &&
+          x.latency.n > 0 &&
+          x.latency.p50 >= 10 &&
+          x.latency.p50 <= x.latency.p90,
+      ),
+    ).toBe(true);
     await page.screenshot({ path: `${ARTIFACTS}dashboard-run-paused.png`, fullPage: false });
 
     await page.getByTestId('resume-button').click();
@@ -208,6 +228,79 @@ describe('the dashboard in Chromium', () => {
     await page.close();
     expect(await stop(s)).toBe(0);
   }, 300_000);
+
+  test('action run page: the step graph and the rollback; the case table by dataset and tag; the workers view with --redis', async () => {
+    const redis = await startRedis();
+    try {
+      const dir = mkdtempSync(join(tmpdir(), 'stride-dash-browser-steps-'));
+      cpSync(join(EXAMPLES, 'rollback'), join(dir, 'rollback'), { recursive: true });
+      const db = join(dir, 'stride.db');
+      const action = spawnStride(
+        ['run', 'rollback/plan.yaml', '--db', db, '--run-id', 'A', '--no-progress'],
+        { cwd: dir, env: {} },
+      );
+      children.push(action);
+      expect(await action.exited).toBe(1);
+      const p = planOnMock('browser-filters', mock.baseUrl, KEY, 12, {
+        fields: (i) => ({
+          dataset: i % 2 === 0 ? 'refunds' : 'billing',
+          tags: i % 3 === 0 ? ['slow'] : [],
+        }),
+      });
+      expect(await run(p.plan, db, 'D', p.dir).exited).toBe(0);
+      const s = await serve(db, ['--redis', redis.url]);
+      served.push(s);
+      const page = await newPage();
+
+      await page.goto(`${s.url}runs/A`);
+      await page.getByTestId('step-graph').waitFor();
+      const nodes = page.locator('[data-testid=step-node]');
+      expect(await nodes.count()).toBe(4);
+      expect(
+        await page
+          .locator('[data-step-id=register][data-testid=step-node]')
+          .getAttribute('data-state'),
+      ).toBe('error');
+      expect(
+        await page.locator('[data-step-id=register][data-testid=step-node]').textContent(),
+      ).toContain('after config, quota, welcome');
+      await page.locator('[data-testid=compensation-row]').first().waitFor();
+      const undone = await page
+        .locator('[data-testid=compensation-row]')
+        .evaluateAll((els) => els.map((e) => e.getAttribute('data-step-id')).sort());
+      expect(undone).toEqual(['config', 'quota']);
+      expect(await page.getByTestId('rollback-status').textContent()).toBe('completed');
+      // The workers view of --redis: no worker on this queue.
+      expect(await page.getByTestId('workers-alive').textContent()).toBe('0');
+      expect(await page.getByTestId('jobs-waiting').textContent()).toBe('0');
+      await page.screenshot({ path: `${ARTIFACTS}dashboard-steps.png`, fullPage: true });
+
+      await page.goto(`${s.url}runs/D`);
+      await page.locator('[data-testid=case-row]').first().waitFor();
+      expect(await page.locator('[data-testid=case-row]').count()).toBe(12);
+      await page.getByTestId('case-dataset').fill('billing');
+      await page.waitForFunction(
+        () => document.querySelectorAll('[data-testid=case-row]').length === 6,
+        undefined,
+        { timeout: 30_000 },
+      );
+      await page.getByTestId('case-tag').fill('slow');
+      await page.waitForFunction(
+        () => document.querySelectorAll('[data-testid=case-row]').length === 2,
+        undefined,
+        { timeout: 30_000 },
+      );
+      const shown = await page
+        .locator('[data-testid=case-row]')
+        .evaluateAll((els) => els.map((e) => e.getAttribute('data-case-id')).sort());
+      expect(shown).toEqual(['k3', 'k9']);
+      await page.screenshot({ path: `${ARTIFACTS}dashboard-case-filters.png`, fullPage: true });
+      await page.close();
+      expect(await stop(s)).toBe(0);
+    } finally {
+      await redis.stop();
+    }
+  }, 180_000);
 
   test('off loopback without the token the page is a 401', async () => {
     const p = planOnMock('token-page', mock.baseUrl, KEY, 2);
