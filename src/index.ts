@@ -208,4 +208,13 @@ export {
   RunHistory,
   type RunHistoryOptions,
 } from './runner/history.js';
+export {
+  type PlanAdapter,
+  type ResultSink,
+  RunSession,
+  type RunSessionOptions,
+  type SessionOutcome,
+  type StartedRun,
+  testPlan,
+} from './runner/session.js';
 export { snapshotPlan } from './runner/snapshot.js';

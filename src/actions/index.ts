@@ -11,6 +11,7 @@
  * ```
  */
 
+export { actionPlan, type StartedActionRun } from './adapter.js';
 export {
   builtinTools,
   fileTools,

@@ -11,14 +11,13 @@
 
 import { EventEmitter } from 'node:events';
 import { describe, expect, test } from 'vitest';
-import { type ActionPlan, Executor, ToolRegistry } from '../../src/actions/index.js';
+import { type ActionPlan, actionPlan, Executor, ToolRegistry } from '../../src/actions/index.js';
 import type { Tool } from '../../src/actions/tool.js';
 import type { TestCase } from '../../src/plans/index.js';
 import { parsePlan, type RunManifest } from '../../src/plans/index.js';
 import { resume, runDurable } from '../../src/runner/durable.js';
 import { ExecutorService } from '../../src/runner/executor-service.js';
 import {
-  type PlanAdapter,
   type ResultSink,
   RunSession,
   type StartedRun,
@@ -206,27 +205,13 @@ describe('RunSession', () => {
     };
   }
 
-  function actionAdapter(executor: Executor, plan: ActionPlan, resume = false) {
-    const adapter: PlanAdapter<Awaited<ReturnType<Executor['executePlan']>>> = {
-      kind: 'action',
-      start: (onStart) =>
-        executor.executePlan(plan, {
-          ...(resume ? { resume: true } : {}),
-          onStart: ({ run, journal }) => {
-            if (journal !== undefined) onStart({ runId: plan.id, run, journal });
-          },
-        }),
-    };
-    return adapter;
-  }
-
   test('both plan kinds through one session: an action plan is held, stopped and resumed the same way', async () => {
     const store = new MemoryStore();
     const world = actionWorld(6);
     const executor = new Executor({ toolRegistry: world.tools, store });
     const signals = new EventEmitter();
     const started = startedOf();
-    const session = new RunSession(actionAdapter(executor, world.plan), {
+    const session = new RunSession(actionPlan(executor, world.plan), {
       store,
       signals,
       onStart: started.onStart,
@@ -253,7 +238,7 @@ describe('RunSession', () => {
 
     // Resumed through a new session: the rest runs, the finished steps are not called again.
     const next = new RunSession(
-      actionAdapter(new Executor({ toolRegistry: world.tools, store }), world.plan, true),
+      actionPlan(new Executor({ toolRegistry: world.tools, store }), world.plan, { resume: true }),
       {
         store,
         signals,

@@ -1,0 +1,53 @@
+/**
+ * The action-plan adapter of a run session (`runner/session.ts`): an `Executor` run of one plan
+ * as a `PlanAdapter`, so `RunSession` drives it as it drives a test plan (signals, holds, who
+ * holds it). Typed structurally: `actions/` and `runner/` sit side by side above the store, and
+ * neither imports the other.
+ */
+
+import { StrideError } from '../core/index.js';
+import type { Run } from '../core/run.js';
+import type { Journal } from '../store/journal.js';
+import type { Executor } from './executor.js';
+import type { ActionPlan, ActionStep, ExecutionResult } from './types.js';
+
+/** What the adapter hands the session once the plan's run is journaled. */
+export interface StartedActionRun {
+  readonly runId: string;
+  readonly run: Run<ActionStep, unknown>;
+  readonly journal: Journal;
+}
+
+/**
+ * Runs (or, with `resume`, continues) `plan` on `executor` under a run session. The executor
+ * needs a store: a session drives journaled runs only.
+ *
+ * @example
+ * ```ts
+ * const executor = new Executor({ toolRegistry: tools, store });
+ * const session = new RunSession(actionPlan(executor, plan), { store });
+ * const { result, interrupted } = await session.drive();
+ * ```
+ */
+export function actionPlan(
+  executor: Executor,
+  plan: ActionPlan,
+  options: { readonly resume?: boolean } = {},
+): {
+  readonly kind: 'action';
+  start(onStart: (started: StartedActionRun) => void): Promise<ExecutionResult>;
+} {
+  return {
+    kind: 'action',
+    start: (onStart) =>
+      executor.executePlan(plan, {
+        ...(options.resume === true ? { resume: true } : {}),
+        onStart: ({ run, journal }) => {
+          if (journal === undefined) {
+            throw new StrideError('INVALID_STATE', 'a run session needs an Executor with a store');
+          }
+          onStart({ runId: journal.runId, run, journal });
+        },
+      }),
+  };
+}
