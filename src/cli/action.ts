@@ -5,14 +5,15 @@
  */
 
 import { resolve } from 'node:path';
+import { actionPlan } from '../actions/adapter.js';
 import { Executor } from '../actions/executor.js';
 import { type ActionPlanFile, parseActionPlan, readActionPlanText } from '../actions/load.js';
 import { ToolRegistry } from '../actions/registry.js';
 import { fileRootWarnings } from '../actions/root-check.js';
 import type { ActionPlan, ExecutionResult } from '../actions/types.js';
 import type { ReportFormat } from '../report/index.js';
-import { gracefulStop } from '../runner/graceful.js';
 import type { RunHistory } from '../runner/history.js';
+import { RunSession } from '../runner/session.js';
 import type { Io } from './io.js';
 import { EXIT, jsonSummary, writeRunReports } from './session.js';
 
@@ -112,30 +113,21 @@ export async function runActionPlan(
       `${options.resume === true ? 'Resuming' : 'Running'} action plan ${plan.name} (${plan.steps.length} steps) as run ${runId}\n`,
     );
   }
-  let interrupted: { resumable: boolean } | undefined;
-  let dispose: () => void = () => {};
-  let result: ExecutionResult;
-  try {
-    result = await executor.executePlan(plan, {
-      ...(options.resume === true ? { resume: true } : {}),
-      onStart: ({ run, journal }) => {
-        if (journal === undefined) return;
-        dispose = gracefulStop(run, journal, {
-          store: history.store,
-          graceMs: options.graceMs ?? 10_000,
-          onStop: (info) => {
-            interrupted = { resumable: info.resumable };
-            err.write(
-              `\nInterrupted (${info.signal}${info.aborted ? ', in-flight steps aborted' : ''}); the journal is flushed.\n`,
-            );
-          },
-        });
+  // The same run session as a test plan's: signals, holds, who holds it.
+  const session = new RunSession(
+    actionPlan(executor, plan, options.resume === true ? { resume: true } : {}),
+    {
+      store: history.store,
+      graceMs: options.graceMs ?? 10_000,
+      onStop: (info) => {
+        err.write(
+          `\nInterrupted (${info.signal}${info.aborted ? ', in-flight steps aborted' : ''}); the journal is flushed.\n`,
+        );
       },
-    });
-  } finally {
-    dispose();
-  }
-  if (interrupted?.resumable === true) {
+    },
+  );
+  const { result, interrupted } = await session.drive();
+  if (interrupted !== undefined) {
     err.write(`Resume with: ${options.resumeCommand.replace('{id}', runId)}\n`);
     if (options.json) io.stdout.write(`${JSON.stringify({ runId, status: 'interrupted' })}\n`);
     return EXIT.interrupted;

@@ -8,8 +8,9 @@
 
 import { fileURLToPath } from 'node:url';
 import { checkCases, loadPlan, type RunManifest } from '../plans/index.js';
+import { newRunId } from '../store/run-id.js';
 import { type ProgressBefore, progressBefore } from './progress.js';
-import { newRunId, runSession, type SessionOptions } from './session.js';
+import { type CliRunOptions, runSession } from './session.js';
 
 /** The bundled demo plan (examples/demo/plan.yaml, shipped in the package). */
 const DEMO_PLAN = fileURLToPath(new URL('../../examples/demo/plan.yaml', import.meta.url));
@@ -28,7 +29,7 @@ export interface DemoOptions {
   /** Resume this interrupted demo run instead of starting one. */
   readonly resume?: string;
   /** The session's options; its `history` is where the demo run is journaled. */
-  readonly session: Omit<SessionOptions, 'total' | 'before'>;
+  readonly session: Omit<CliRunOptions, 'total' | 'before'>;
 }
 
 /** Runs the demo and resolves with its exit code. */

@@ -4,11 +4,9 @@
  * code. Everything durable goes through `RunHistory`; this file only faces the terminal.
  */
 
-import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { passRateTrend } from '../compare/trend.js';
-import { type Hold, isTerminal, type TaskResult } from '../core/index.js';
 import { makeDirectory } from '../report/disk.js';
 import {
   type HtmlOptions,
@@ -19,8 +17,8 @@ import {
   type ReportSummary,
 } from '../report/index.js';
 import type { DurableRunResult, DurableSession } from '../runner/durable.js';
-import { gracefulStop } from '../runner/graceful.js';
 import type { RunHistory } from '../runner/history.js';
+import { RunSession, testPlan } from '../runner/session.js';
 import type { RunRecord } from '../store/port.js';
 import { EXIT } from './exit.js';
 import type { Io } from './io.js';
@@ -37,7 +35,7 @@ import { isLiveTerminal, Progress, type ProgressBefore } from './progress.js';
 import { formatRunSummary } from './summary.js';
 
 /** How a session reports. */
-export interface SessionOptions {
+export interface CliRunOptions {
   readonly history: RunHistory;
   readonly io: Io;
   /** Report directory. */
@@ -71,7 +69,7 @@ export interface SessionOptions {
   readonly afterRun?: (runId: string) => Promise<AfterRun>;
 }
 
-/** What `SessionOptions.afterRun` adds to a session's end. */
+/** What `CliRunOptions.afterRun` adds to a session's end. */
 export interface AfterRun {
   readonly html?: HtmlOptions;
   readonly text?: string;
@@ -90,20 +88,8 @@ export { EXIT };
 /** Results waiting for the report files before the run is paused for them (backpressure). */
 const REPORT_HIGH_WATER = 2_000;
 
-/**
- * A run id a person can read and type: the local start time and 4 random hex digits, e.g.
- * `20261124-213605-3f9a`. Sorted by time, unique enough for one journal (the store refuses a
- * duplicate with RUN_EXISTS rather than mixing two runs).
- */
-export function newRunId(now = new Date()): string {
-  const p = (n: number) => String(n).padStart(2, '0');
-  const day = `${now.getFullYear()}${p(now.getMonth() + 1)}${p(now.getDate())}`;
-  const time = `${p(now.getHours())}${p(now.getMinutes())}${p(now.getSeconds())}`;
-  return `${day}-${time}-${randomBytes(2).toString('hex')}`;
-}
-
 /** Runs one session and resolves with the process's exit code. */
-export async function runSession(start: SessionStart, options: SessionOptions): Promise<number> {
+export async function runSession(start: SessionStart, options: CliRunOptions): Promise<number> {
   const { io, history } = options;
   const jsonlPath = join(options.out, REPORT_FILES.jsonl);
   const streamJsonl = options.formats.includes('jsonl');
@@ -113,101 +99,77 @@ export async function runSession(start: SessionStart, options: SessionOptions): 
   const fedFormats =
     options.rewriteJsonl === true ? options.formats.filter((f) => f === 'jsonl') : options.formats;
   await makeDirectory(options.out);
-  // Opened (and so truncated) only once the session holds its run's lock (onStart): a session
-  // refused with RUN_LOCKED must not empty the file a live session of that run is writing.
+  // Opened (and so truncated) only once the run session holds its run's lock (its output is
+  // opened after the journal attached): a session refused with RUN_LOCKED must not empty the
+  // file a live session of that run is writing.
   let fanout: ReportFanout | undefined;
 
   let progress: Progress | undefined;
   let resumable = false;
-  let disposeSignals: () => void = () => {};
-  let writing: Promise<void> = Promise.resolve();
-  let pending = 0;
-  // The report files could not be opened at all (each format's own failures: fanout.failed).
-  let openError: unknown;
-  // Held while the report files are too far behind; a graceful stop holds the run on its own.
-  let reportHold: Hold | undefined;
   let place: SessionPlace | undefined;
   // What reached results.jsonl, for the message of a failed journal.
   const streamed = { verdicts: 0, cancelled: 0 };
 
-  const onStart = (session: DurableSession): void => {
-    const { run } = session;
-    place = {
-      runId: session.runId,
-      history,
-      resumeCommand: options.resumeCommand,
-      journal: session.journal,
-    };
-    if (options.progress) {
-      progress = new Progress(run, io.stderr, {
-        tty: isLiveTerminal(io.stderr, io.env),
-        ...(options.before === undefined ? {} : { before: options.before }),
-        ...(options.total === undefined ? {} : { total: options.total }),
-      });
-      progress.start();
-    }
-    writing = history
-      .getRun(session.runId)
-      .then((record) =>
-        ReportFanout.open(options.out, fedFormats, { plan: record.plan, liveJsonl: true }),
-      )
-      .then(
-        (opened) => {
-          fanout = opened;
-        },
-        (err: unknown) => {
-          openError = err;
-        },
-      );
-    // Each settled case is converted once and fanned out to the summary and every report.
-    run.on('transition', (t) => {
-      if (!isTerminal(t.to) || !('result' in t)) return;
-      const result = session.toTestResult(t.result as TaskResult<never, never>);
-      pending++;
-      if (pending === REPORT_HIGH_WATER && reportHold === undefined) {
-        reportHold = run.hold('backpressure', { by: 'the report files' });
+  const session = new RunSession(testPlan(start), {
+    store: history.store,
+    graceMs: options.graceMs ?? 10_000,
+    highWaterMark: REPORT_HIGH_WATER,
+    onStart: (started) => {
+      place = {
+        runId: started.runId,
+        history,
+        resumeCommand: options.resumeCommand,
+        journal: started.journal,
+      };
+      if (options.progress) {
+        progress = new Progress(started.run, io.stderr, {
+          tty: isLiveTerminal(io.stderr, io.env),
+          ...(options.before === undefined ? {} : { before: options.before }),
+          ...(options.total === undefined ? {} : { total: options.total }),
+        });
+        progress.start();
       }
-      writing = writing.then(async () => {
-        if (fanout !== undefined) {
-          await fanout.add(result);
-          if (streamJsonl && !fanout.failed.has('jsonl')) {
-            if (t.to === 'cancelled') streamed.cancelled++;
+    },
+    // Each settled case is converted once and fanned out to the summary and every report.
+    output: async (started) => {
+      const record = await history.getRun(started.runId);
+      const opened = await ReportFanout.open(options.out, fedFormats, {
+        plan: record.plan,
+        liveJsonl: true,
+      });
+      fanout = opened;
+      return {
+        add: async (result, to) => {
+          await opened.add(result);
+          if (streamJsonl && !opened.failed.has('jsonl')) {
+            if (to === 'cancelled') streamed.cancelled++;
             else streamed.verdicts++;
           }
-        }
-        pending--;
-        if (reportHold !== undefined && pending <= REPORT_HIGH_WATER / 2) {
-          reportHold.release();
-          reportHold = undefined;
-        }
-      });
-    });
-    disposeSignals = gracefulStop(run, session.journal, {
-      store: history.store,
-      graceMs: options.graceMs ?? 10_000,
-      onStop: (info) => {
-        resumable = info.resumable;
-        progress?.stop();
-        io.stderr.write(
-          info.resumable
-            ? `\nInterrupted (${info.signal}${info.aborted ? ', in-flight work aborted' : ''}); the journal is flushed.\n`
-            : `\nInterrupted (${info.signal}), but the run had already finished.\n`,
-        );
-      },
-    });
-  };
+        },
+      };
+    },
+    onStop: (info) => {
+      resumable = info.resumable;
+      progress?.stop();
+      io.stderr.write(
+        info.resumable
+          ? `\nInterrupted (${info.signal}${info.aborted ? ', in-flight work aborted' : ''}); the journal is flushed.\n`
+          : `\nInterrupted (${info.signal}), but the run had already finished.\n`,
+      );
+    },
+  });
 
   let result: DurableRunResult | undefined;
   let failure: unknown;
   try {
-    result = await start({ onStart, retainResults: false });
+    result = (await session.drive()).result;
   } catch (err) {
     failure = err;
   } finally {
-    disposeSignals();
     progress?.stop();
-    await writing;
   }
+  // The report files could not be opened at all (each format's own failures: fanout.failed).
+  const openError = session.outputError;
   const ended = failure === undefined && result !== undefined && !resumable;
   if (!ended && fanout !== undefined) {
     // Interrupted or failed: results.jsonl keeps this session's lines; the rest is dropped.

@@ -51,7 +51,7 @@ export interface DurableSession {
 }
 
 /** What every durable call accepts. */
-interface DurableSessionOptions {
+interface DurableHooks {
   /** Called once the journal is attached, right before the run starts. */
   readonly onStart?: (session: DurableSession) => void;
   /**
@@ -62,7 +62,7 @@ interface DurableSessionOptions {
 }
 
 /** Options of `runDurable`. */
-export interface DurableRunOptions extends DurableSessionOptions {
+export interface DurableRunOptions extends DurableHooks {
   /** The stored run's id. @default the engine's generated run id */
   readonly runId?: string;
   readonly token?: CancellationToken;
@@ -73,7 +73,7 @@ export interface DurableRunOptions extends DurableSessionOptions {
 }
 
 /** Options of `resume`. */
-export interface ResumeOptions extends DurableSessionOptions {
+export interface ResumeOptions extends DurableHooks {
   /** Resume even if the plan's hash differs from the stored run's. @default false */
   readonly force?: boolean;
   readonly token?: CancellationToken;
@@ -81,7 +81,7 @@ export interface ResumeOptions extends DurableSessionOptions {
 }
 
 /** Options of `rerun`. */
-export interface RerunOptions extends DurableSessionOptions {
+export interface RerunOptions extends DurableHooks {
   /** Re-run the cases whose stored result has one of these statuses. */
   readonly statuses: readonly TaskResult['status'][];
   /** The new run's id. @default a generated one */
@@ -110,7 +110,7 @@ async function execute(
   },
   token: CancellationToken | undefined,
   select: ((testCase: TestCase) => ReturnType<typeof taskFor> | undefined) | undefined,
-  session: DurableSessionOptions,
+  session: DurableHooks,
 ): Promise<{ runId: string; run: RunExecutionResult<TestCase, CaseOutcome>; fresh: TestResult[] }> {
   const retain = session.retainResults ?? true;
   const extra = {

@@ -48,3 +48,24 @@ export function runIdProblem(id: unknown, maxLength = RUN_ID_MAX_LENGTH): string
     : `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
   return `has ${shown}${at === 0 ? ' first' : ''}`;
 }
+
+/**
+ * A run id a person can read and type: the local start time and 4 random hex digits, e.g.
+ * `20261124-213605-3f9a`. Sorted by time, unique enough for one journal (the store refuses a
+ * duplicate with RUN_EXISTS rather than mixing two runs). The one run id maker of the faces
+ * (`stride run`, `rerun`, `demo`); the engine's own default id (`Run.runId` when none is given)
+ * is a UUID, because library code may start many runs in one second.
+ *
+ * @example
+ * ```ts
+ * newRunId(new Date(2026, 10, 24, 21, 36, 5)); // '20261124-213605-3f9a' (random last part)
+ * ```
+ */
+export function newRunId(now = new Date()): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  const day = `${now.getFullYear()}${p(now.getMonth() + 1)}${p(now.getDate())}`;
+  const time = `${p(now.getHours())}${p(now.getMinutes())}${p(now.getSeconds())}`;
+  const random = globalThis.crypto.getRandomValues(new Uint8Array(2));
+  const hex = [...random].map((b) => b.toString(16).padStart(2, '0')).join('');
+  return `${day}-${time}-${hex}`;
+}

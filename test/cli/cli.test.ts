@@ -19,8 +19,8 @@ import {
   rateArg,
   shareArg,
 } from '../../src/cli/flags.js';
-import { newRunId } from '../../src/cli/session.js';
 import { type MockServer, startMock } from '../../src/mock/index.js';
+import { newRunId } from '../../src/store/run-id.js';
 import { parseCsv } from '../report/helpers.js';
 import { captureIo, makePlan } from './helpers.js';
 

@@ -1,6 +1,7 @@
 /** `stride rerun`: its flags, and an action that parses them and calls the runner. */
 
 import type { Command } from 'commander';
+import { newRunId } from '../../store/run-id.js';
 import {
   type CommandContext,
   type DispatchFlags,
@@ -38,7 +39,7 @@ export function registerRerun(root: Command, { io, setCode }: CommandContext): v
         ...(flags.errors === true ? (['error', 'timeout'] as const) : []),
         ...(flags.failures === true ? (['failed'] as const) : []),
       ];
-      const [{ openRuns, sessionOptions }, { newRunId, runSession }] = await Promise.all([
+      const [{ openRuns, sessionOptions }, { runSession }] = await Promise.all([
         import('../journal.js'),
         import('../session.js'),
       ]);

@@ -2,6 +2,7 @@
 
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { newRunId } from '../../store/run-id.js';
 import {
   durationArg,
   intArg,
@@ -60,7 +61,7 @@ export function registerRun(root: Command, { io, argv, setCode }: CommandContext
     ]);
     // Before any folder or journal is made (issue #18 item 12).
     formatsOf(flags.report, '--report');
-    const { newRunId, runSession } = session;
+    const { runSession } = session;
     if ((await planKind(planPath)) === 'action') {
       checkActionPlanFlags(planPath, flags);
       await prepareOutput('--out', flags.out);
