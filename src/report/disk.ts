@@ -70,7 +70,14 @@ export async function checkWritableDirectory(dir: string): Promise<void> {
   await makeDirectory(dir);
   const probe = join(dir, `.stride-write-check-${process.pid}`);
   try {
-    await (await open(probe, 'w')).close();
+    // One byte, not an empty file: a full file system still creates an empty file (no block
+    // needed), and then the run would pay for every request before its reports fail.
+    const handle = await open(probe, 'w');
+    try {
+      await handle.write('x');
+    } finally {
+      await handle.close();
+    }
   } catch (err) {
     throw reportIoError('write in the folder', dir, err);
   }
