@@ -24,6 +24,7 @@ import {
   type CaseDefaults,
   type CaseFileFormat,
   type CasesSource,
+  caseExpectedSchema,
   caseSchema,
   formatFromPath,
   normaliseCase,
@@ -92,7 +93,7 @@ const nonEmpty = (v: unknown): boolean => typeof v === 'string' && v !== '';
  * change nothing. Validating a million such lines through zod was the reader's largest cost in
  * time and garbage (bench S5); anything else still goes through zod and its messages.
  */
-function isPlainCase(data: unknown): data is Record<string, unknown> {
+function isPlainCase(data: unknown, jsonExact = false): data is Record<string, unknown> {
   if (!isMapping(data)) return false;
   for (const key in data) {
     const v = data[key];
@@ -120,11 +121,34 @@ function isPlainCase(data: unknown): data is Record<string, unknown> {
       case 'priority':
         if (!Number.isInteger(v)) return false;
         break;
+      case 'expected':
+        if (!jsonExact || !expectedAccepted(v)) return false;
+        break;
       default:
         return false;
     }
   }
   return true;
+}
+
+/**
+ * Verdicts of `expected` values already checked, by their JSON text: cases of a dataset often
+ * share their assertions, and zod's parse of the same `expected` on every line was ~18 % of a
+ * 100k-case run's CPU against the mock (bench/cpu-per-case.mjs). Only for values read by
+ * JSON.parse (`jsonExact`), whose JSON text is exactly the value; bounded like the JSON Schema
+ * cache. A value zod refuses is not short-cut: the whole case goes through zod for its messages.
+ */
+const expectedVerdicts = new Map<string, boolean>();
+
+function expectedAccepted(v: unknown): boolean {
+  const key = JSON.stringify(v);
+  let ok = expectedVerdicts.get(key);
+  if (ok === undefined) {
+    ok = caseExpectedSchema.safeParse(v).success;
+    if (expectedVerdicts.size >= 1000) expectedVerdicts.clear();
+    expectedVerdicts.set(key, ok);
+  }
+  return ok;
 }
 
 function toEntry(
@@ -135,8 +159,9 @@ function toEntry(
     locate: (path: IssuePath, at: 'value' | 'key') => { line: number; column: number };
     renderPath?: (path: IssuePath) => string;
   },
+  jsonExact = false,
 ): Item {
-  if (isPlainCase(data)) return { testCase: normaliseCase(data, defaults), where };
+  if (isPlainCase(data, jsonExact)) return { testCase: normaliseCase(data, defaults), where };
   const parsed = caseSchema.safeParse(data);
   if (!parsed.success) {
     const ctx = issueContext();
@@ -235,7 +260,7 @@ async function* jsonlItems(
         continue;
       }
       const at = lineNo - 1;
-      yield toEntry(data, where, defaults, () => ({ locate: locatorForText(line, at) }));
+      yield toEntry(data, where, defaults, () => ({ locate: locatorForText(line, at) }), true);
     }
   }
 }

@@ -529,6 +529,12 @@ const caseShape = {
   metadata: z.record(z.string(), z.unknown(), { error: 'a mapping' }),
 };
 
+/**
+ * A case's `expected` alone: the case reader checks it apart from the case's other keys (which
+ * it checks by hand), so a line's expected is validated without the whole case schema.
+ */
+export const caseExpectedSchema = caseShape.expected;
+
 /** One case, as written in a plan, a JSONL line or a JSON array. */
 export const caseSchema = z
   .strictObject(
