@@ -548,6 +548,8 @@ export interface Tally {
   attempts: number;
   tokens: number;
   cost: number;
+  /** Cases with a stored result whose cost is unknown (`cost` leaves them out). */
+  costUnknown: number;
 }
 
 export function emptyTally(): Tally {
@@ -560,12 +562,14 @@ export function emptyTally(): Tally {
     attempts: 0,
     tokens: 0,
     cost: 0,
+    costUnknown: 0,
   };
 }
 
 /** Counts a stored result. */
-export function tallyResult(tally: Tally, status: TerminalStatus): void {
+export function tallyResult(tally: Tally, status: TerminalStatus, costUnknown = false): void {
   tally[status]++;
+  if (costUnknown) tally.costUnknown++;
 }
 
 /** Counts an ended attempt and its usage. */
@@ -586,5 +590,20 @@ export function toRunCounts(t: Tally): RunCounts {
     attempts: t.attempts,
     tokens: t.tokens,
     cost: t.cost,
+    costUnknown: t.costUnknown,
   };
+}
+
+/**
+ * A run's active time from what a store keeps (see migration 7): the ended sessions' sum, plus
+ * the open session up to its last journal write. Undefined when unknown.
+ */
+export function activeTime(
+  endedMs: number | null | undefined,
+  sessionStartedAt: number | null | undefined,
+  lastAt: number | null | undefined,
+): number | undefined {
+  if (endedMs === null || endedMs === undefined) return undefined;
+  if (sessionStartedAt === null || sessionStartedAt === undefined) return endedMs;
+  return endedMs + Math.max(0, (lastAt ?? sessionStartedAt) - sessionStartedAt);
 }

@@ -501,7 +501,7 @@ export async function attachJournal<I, O>(
   const lease = options.lease ?? (await store.lockRun(runId));
   try {
     if (options.resume === true) {
-      await store.reopenRun(runId);
+      await store.reopenRun(runId, clock.wallTime());
     } else {
       const plan = options.plan;
       await store.createRun({

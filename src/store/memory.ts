@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import type { TaskResult, TerminalStatus } from '../core/model.js';
 import {
   type AttemptRow,
+  activeTime,
   compareAttempts,
   decodeTransitions,
   emptyTally,
@@ -58,6 +59,10 @@ interface MemoryRun {
   status: StoredRunStatus;
   end: RunEnd | undefined;
   resumes: number;
+  /** Active time as SqliteStore keeps it (migration 7): ended sessions, open session, last write. */
+  activeMs: number;
+  sessionStartedAt: number | undefined;
+  lastAt: number | undefined;
   readonly tally: Tally;
   /** One encoded row per append, as the SQLite journal table holds them. */
   readonly journal: { baseAt: number; entries: string }[];
@@ -99,6 +104,9 @@ export class MemoryStore implements Store {
       status: 'running',
       end: undefined,
       resumes: 0,
+      activeMs: 0,
+      sessionStartedAt: run.startedAt,
+      lastAt: undefined,
       tally: emptyTally(),
       journal: [],
       results: [],
@@ -107,11 +115,14 @@ export class MemoryStore implements Store {
     });
   }
 
-  async reopenRun(runId: string): Promise<void> {
+  async reopenRun(runId: string, at: number = Date.now()): Promise<void> {
     const r = this.get(runId);
     r.status = 'running';
     r.end = undefined;
     r.resumes++;
+    r.activeMs = activeTime(r.activeMs, r.sessionStartedAt, r.lastAt)!;
+    r.sessionStartedAt = at;
+    r.lastAt = undefined;
   }
 
   append(runId: string, batch: JournalBatch): void {
@@ -121,7 +132,7 @@ export class MemoryStore implements Store {
       batch,
       (result, final) => {
         r.results.push(toResultRow(result, final));
-        tallyResult(r.tally, result.status as TerminalStatus);
+        tallyResult(r.tally, result.status as TerminalStatus, result.usage.costUnknown === true);
         if (final !== undefined) tallyAttempt(r.tally, final);
       },
       (attempt) => {
@@ -129,6 +140,7 @@ export class MemoryStore implements Store {
         tallyAttempt(r.tally, attempt);
       },
     );
+    r.lastAt = Date.now();
   }
 
   async finishRun(runId: string, end: RunEnd): Promise<void> {
@@ -136,6 +148,11 @@ export class MemoryStore implements Store {
     validateRunEnd(end);
     r.status = end.status;
     r.end = { ...end };
+    if (r.sessionStartedAt !== undefined) {
+      r.activeMs += Math.max(0, end.finishedAt - r.sessionStartedAt);
+    }
+    r.sessionStartedAt = undefined;
+    r.lastAt = undefined;
   }
 
   async loadRun(runId: string): Promise<ResumeState | undefined> {
@@ -362,6 +379,7 @@ export class MemoryStore implements Store {
       finishedAt: r.end?.finishedAt,
       stoppedBy: r.end?.stoppedBy === undefined ? undefined : { ...r.end.stoppedBy },
       resumes: r.resumes,
+      activeMs: activeTime(r.activeMs, r.sessionStartedAt, r.lastAt),
       counts: toRunCounts(r.tally),
     };
   }

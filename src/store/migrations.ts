@@ -213,6 +213,32 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX results_by_status ON results (run_key, status, id, error_code);
     `,
   },
+  {
+    version: 8,
+    description: 'cases of unknown cost and active time per run (issue #18)',
+    sql: `
+      -- Cases whose cost is unknown, kept with the other counts so \`stride show\`, \`runs\` and
+      -- the trend say "unknown for N cases" without scanning results.
+      ALTER TABLE runs ADD COLUMN cost_unknown INTEGER NOT NULL DEFAULT 0;
+      UPDATE runs SET cost_unknown =
+        (SELECT count(*) FROM results s WHERE s.run_key = runs.key AND s.cost_unknown = 1);
+
+      -- Active time: the sessions' running time, apart from the wall time between the first start
+      -- and the last end (a resumed run's wall time includes the hours between its sessions).
+      -- active_ms sums the ended sessions; session_started_at is the open session's start (epoch
+      -- ms, NULL when none is open); last_at is the open session's last journal write, what a
+      -- session that died without finishing counts up to. active_ms NULL: unknown (a run
+      -- resumed before v8, whose sessions were not recorded).
+      ALTER TABLE runs ADD COLUMN active_ms REAL;
+      ALTER TABLE runs ADD COLUMN session_started_at INTEGER;
+      ALTER TABLE runs ADD COLUMN last_at INTEGER;
+      UPDATE runs SET
+        active_ms = CASE WHEN resumes > 0 THEN NULL
+                         WHEN finished_at IS NULL THEN 0
+                         ELSE max(0, finished_at - started_at) END,
+        session_started_at = CASE WHEN resumes = 0 AND finished_at IS NULL THEN started_at END;
+    `,
+  },
 ];
 
 /** The schema version this code writes. */

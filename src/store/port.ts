@@ -70,7 +70,10 @@ export interface RunCounts {
   readonly attempts: number;
   /** Usage summed over ended attempts. */
   readonly tokens: number;
+  /** The known costs' sum: with `costUnknown` > 0 a partial sum, never the run's cost. */
   readonly cost: number;
+  /** Cases whose cost is unknown (usage reported without a price, issue #18). */
+  readonly costUnknown: number;
 }
 
 /** One run as `listRuns` shows it. */
@@ -90,6 +93,12 @@ export interface RunSummary {
   readonly stoppedBy: StopInfo | undefined;
   /** How many times the run was re-opened to resume it. */
   readonly resumes: number;
+  /**
+   * Milliseconds the run's sessions ran, summed (wall time, `finishedAt - startedAt`, also holds
+   * the gaps between sessions of a resumed run). A session that died without finishing counts up
+   * to its last journal write. Undefined when unknown: a run resumed before schema v7.
+   */
+  readonly activeMs: number | undefined;
   readonly counts: RunCounts;
 }
 
@@ -262,9 +271,10 @@ export interface Store {
 
   /**
    * Re-opens an unfinished run to resume it: status back to `running`, `resumes` counted up, its
-   * end cleared. Throws if the run does not exist.
+   * end cleared, a new session started at `at` (epoch ms, default now; a session still open,
+   * one that died, is closed at its last journal write). Throws if the run does not exist.
    */
-  reopenRun(runId: string): Promise<void>;
+  reopenRun(runId: string, at?: number): Promise<void>;
 
   /**
    * Appends to a run's journal: transitions (terminal ones become the cases' results) and ended

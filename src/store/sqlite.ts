@@ -20,6 +20,7 @@ import { InvalidOptionError } from '../core/errors.js';
 import type { RunStatistics, StopRule, TaskResult, TerminalStatus } from '../core/model.js';
 import {
   type AttemptRow,
+  activeTime,
   decodeTransitions,
   emptyTally,
   encodeBatch,
@@ -105,6 +106,9 @@ interface RunRow extends Tally {
   stop_rule: string | null;
   stop_message: string | null;
   resumes: number;
+  active_ms: number | null;
+  session_started_at: number | null;
+  last_at: number | null;
 }
 
 interface FullRunRow extends RunRow {
@@ -116,7 +120,7 @@ interface FullRunRow extends RunRow {
 
 const SUMMARY_COLUMNS = `key, id, parent_id, kind, plan, plan_hash, status, started_at, finished_at,
   stop_rule, stop_message, resumes, succeeded, failed, timeout, cancelled, error, attempts,
-  tokens, cost`;
+  tokens, cost, cost_unknown AS costUnknown, active_ms, session_started_at, last_at`;
 
 const ATTEMPT_COLUMNS = `case_id, number, started_at, ended_at, state, error_code, error_name,
   error_message, error_status, tokens, cost, upstream`;
@@ -310,7 +314,8 @@ export class SqliteStore implements Store {
       this.stmt = {
         insertRun: db.prepare(
           `INSERT INTO runs (id, parent_id, kind, plan, plan_hash, plan_json, options_json, status,
-             started_at, clock_offset_ms) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)`,
+             started_at, clock_offset_ms, active_ms, session_started_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, 0, ?)`,
         ),
         runByIdFull: db.prepare(
           `SELECT ${SUMMARY_COLUMNS}, plan_json, options_json, clock_offset_ms, statistics
@@ -342,15 +347,22 @@ export class SqliteStore implements Store {
         addTally: db.prepare(
           `UPDATE runs SET succeeded = succeeded + ?, failed = failed + ?, timeout = timeout + ?,
              cancelled = cancelled + ?, error = error + ?, attempts = attempts + ?,
-             tokens = tokens + ?, cost = cost + ? WHERE key = ?`,
+             tokens = tokens + ?, cost = cost + ?, cost_unknown = cost_unknown + ?,
+             last_at = ? WHERE key = ?`,
         ),
         finish: db.prepare(
           `UPDATE runs SET status = ?, finished_at = ?, stop_rule = ?, stop_message = ?,
-             statistics = ? WHERE key = ?`,
+             statistics = ?,
+             active_ms = active_ms + CASE WHEN session_started_at IS NULL THEN 0
+                                          ELSE max(0, ? - session_started_at) END,
+             session_started_at = NULL, last_at = NULL WHERE key = ?`,
         ),
         reopen: db.prepare(
           `UPDATE runs SET status = 'running', resumes = resumes + 1, finished_at = NULL,
-             stop_rule = NULL, stop_message = NULL, statistics = NULL WHERE id = ?`,
+             stop_rule = NULL, stop_message = NULL, statistics = NULL,
+             active_ms = active_ms + CASE WHEN session_started_at IS NULL THEN 0
+               ELSE max(0, ifnull(last_at, session_started_at) - session_started_at) END,
+             session_started_at = ?, last_at = NULL WHERE id = ?`,
         ),
         list: db.prepare(
           `SELECT ${SUMMARY_COLUMNS} FROM runs ORDER BY started_at DESC, key DESC LIMIT ?`,
@@ -393,6 +405,7 @@ export class SqliteStore implements Store {
         run.optionsJson,
         run.startedAt,
         run.clockOffsetMs ?? 0,
+        run.startedAt,
       ),
     );
     const key = Number(info.lastInsertRowid);
@@ -405,10 +418,10 @@ export class SqliteStore implements Store {
     });
   }
 
-  async reopenRun(runId: string): Promise<void> {
+  async reopenRun(runId: string, at: number = Date.now()): Promise<void> {
     this.open();
     this.flushNow('re-opening a run');
-    const info = this.guard('re-opening a run', () => this.stmt.reopen.run(runId));
+    const info = this.guard('re-opening a run', () => this.stmt.reopen.run(at, runId));
     if (info.changes === 0) throw this.unknown(runId);
     // Sequences continue after what is on disk (another process may have written since).
     this.metas.delete(runId);
@@ -440,6 +453,7 @@ export class SqliteStore implements Store {
         end.stoppedBy?.rule ?? null,
         end.stoppedBy?.message ?? null,
         end.statistics === undefined ? null : JSON.stringify(end.statistics),
+        end.finishedAt,
         meta.key,
       ),
     );
@@ -807,7 +821,7 @@ export class SqliteStore implements Store {
             final === undefined ? null : final.usage.cost,
             final?.upstream === undefined ? null : JSON.stringify(final.upstream),
           );
-          tallyResult(t, result.status as TerminalStatus);
+          tallyResult(t, result.status as TerminalStatus, result.usage.costUnknown === true);
           if (final !== undefined) tallyAttempt(t, final);
         },
         (attempt) => {
@@ -840,6 +854,9 @@ export class SqliteStore implements Store {
         t.attempts,
         t.tokens,
         t.cost,
+        t.costUnknown,
+        // The open session's last sign of life: a session that dies counts up to here.
+        Date.now(),
         meta.key,
       );
     }
@@ -943,6 +960,7 @@ export class SqliteStore implements Store {
           ? undefined
           : { rule: row.stop_rule as StopRule, message: row.stop_message ?? '' },
       resumes: row.resumes,
+      activeMs: activeTime(row.active_ms, row.session_started_at, row.last_at),
       counts: toRunCounts(row),
     };
   }

@@ -92,6 +92,7 @@ export function storeContract(name: string, open: () => Store | Promise<Store>):
         finishedAt: undefined,
         stoppedBy: undefined,
         resumes: 0,
+        activeMs: 0,
         counts: {
           total: 0,
           succeeded: 0,
@@ -102,6 +103,7 @@ export function storeContract(name: string, open: () => Store | Promise<Store>):
           attempts: 0,
           tokens: 0,
           cost: 0,
+          costUnknown: 0,
         },
         planJson: '{"workflowId":"support-bot"}',
         optionsJson: '{"concurrency":4}',
@@ -360,6 +362,7 @@ export function storeContract(name: string, open: () => Store | Promise<Store>):
         attempts: 4,
         tokens: 12,
         cost: 0.5,
+        costUnknown: 0,
       });
     });
 
@@ -504,6 +507,48 @@ export function storeContract(name: string, open: () => Store | Promise<Store>):
       expect((await collect(store.results('r1'))).map((r) => r.id)).toEqual(['a', 'b']);
       expect((await store.loadRun('r1'))?.unfinished).toEqual([]);
       await expect(store.reopenRun('ghost')).rejects.toMatchObject({ failure: 'unknown_run' });
+    });
+
+    test('active time sums the sessions; wall time keeps the gap between them (#18)', async () => {
+      const t0 = 1_700_000_000_000;
+      await store.createRun(newRun('r1', { startedAt: t0 }));
+      await store.finishRun('r1', { status: 'interrupted', finishedAt: t0 + 1_000 });
+      expect((await store.getRun('r1'))?.activeMs).toBe(1_000);
+      // resumed an hour later, for two seconds
+      await store.reopenRun('r1', t0 + 3_600_000);
+      await store.finishRun('r1', { status: 'completed', finishedAt: t0 + 3_602_000 });
+      const run = await store.getRun('r1');
+      expect(run?.activeMs).toBe(3_000);
+      expect(run!.finishedAt! - run!.startedAt).toBe(3_602_000);
+      const [listed] = await store.listRuns();
+      expect(listed?.activeMs).toBe(3_000);
+    });
+
+    test('a session that died without finishing counts up to its last journal write', async () => {
+      const before = Date.now();
+      await store.createRun(newRun('r1', { startedAt: before - 10_000 }));
+      store.append('r1', succeeds('a', 0));
+      await store.flush();
+      const after = Date.now();
+      // no finishRun: the process died; resumed an hour later, for half a second
+      await store.reopenRun('r1', after + 3_600_000);
+      await store.finishRun('r1', { status: 'completed', finishedAt: after + 3_600_500 });
+      const active = (await store.getRun('r1'))!.activeMs!;
+      expect(active).toBeGreaterThanOrEqual(10_000 + 500);
+      expect(active).toBeLessThanOrEqual(10_000 + (after - before) + 500);
+    });
+
+    test('cases of unknown cost are counted apart from the known costs', async () => {
+      await store.createRun(newRun('r1'));
+      store.append(
+        'r1',
+        join(
+          succeeds('a', 0, { usage: { tokens: 5, cost: 0.5 } }),
+          succeeds('b', 10, { usage: { tokens: 7, cost: 0, costUnknown: true } }),
+        ),
+      );
+      const run = await store.getRun('r1');
+      expect(run?.counts).toMatchObject({ total: 2, cost: 0.5, costUnknown: 1, tokens: 12 });
     });
 
     test('results stream: stopping early is clean, and appends during a read are not blocked', async () => {

@@ -148,6 +148,14 @@ describe('SqliteStore: migrations', () => {
          VALUES ('old', 'test', 'p', 'h', '{}', '{}', 'completed', 1000, 1)`,
       )
       .run();
+    // v7 derives active time where it is known: one session, finished; a resumed run's is not
+    raw
+      .prepare(
+        `INSERT INTO runs (id, kind, plan, plan_hash, plan_json, options_json, status, started_at, finished_at, resumes)
+         VALUES ('one-session', 'test', 'p', 'h', '{}', '{}', 'completed', 1000, 61000, 0),
+                ('resumed', 'test', 'p', 'h', '{}', '{}', 'completed', 1000, 9000000, 1)`,
+      )
+      .run();
     raw
       .prepare(
         `INSERT INTO results (id, run_key, case_id, status, attempts, priority, execution_ms, tokens, cost, input)
@@ -163,6 +171,9 @@ describe('SqliteStore: migrations', () => {
     expect(run).toMatchObject({ id: 'old', parentId: undefined, status: 'completed' });
     expect(run?.counts.succeeded).toBe(1);
     expect((await collect(store.results('old')))[0]).toMatchObject({ id: 'a', input: { q: 1 } });
+    expect(run?.counts.costUnknown).toBe(0);
+    expect((await store.getRun('one-session'))?.activeMs).toBe(60_000);
+    expect((await store.getRun('resumed'))?.activeMs).toBeUndefined();
     await store.createRun(newRun('new', { parentId: 'old' }));
     expect((await store.getRun('new'))?.parentId).toBe('old');
     await store.close();
