@@ -12,7 +12,7 @@ import { compareRuns } from '../compare/compare.js';
 import { writeComparisonHtml } from '../compare/html.js';
 import { resolveRuns } from '../compare/refs.js';
 import { comparisonMarkdown, formatComparison } from '../compare/text.js';
-import { runFigures, runsOfPlan, sparkline } from '../compare/trend.js';
+import { type RunFigures, runFigures, runsOfPlan, sparkline } from '../compare/trend.js';
 import type { Comparison } from '../compare/types.js';
 import { isStrideError } from '../core/index.js';
 import type { HtmlOptions } from '../report/index.js';
@@ -264,6 +264,13 @@ function secs(s: number | null): string {
   return s < 1 ? `${Math.round(s * 1000)} ms` : `${s.toFixed(2)} s`;
 }
 
+/** A run's cost cell: unknown is said, never shown as a total (as `stride compare` does). */
+function figureCost(f: RunFigures): string {
+  if (f.costUnknown === 0) return f.cost.toFixed(4);
+  if (f.costUnknown >= f.total) return 'unknown';
+  return `unknown for ${f.costUnknown} (partial ${f.cost.toFixed(4)})`;
+}
+
 /**
  * `stride runs --plan NAME`: the plan's runs, newest first, with each run's pass rate, cost and
  * p50 as its report gives them (each run's results are read once), and a sparkline of the pass
@@ -289,7 +296,7 @@ export async function planRunsText(
     f.status,
     String(f.total),
     pct(f.passRate),
-    f.cost.toFixed(4),
+    figureCost(f),
     secs(f.p50),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));

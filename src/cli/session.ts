@@ -287,6 +287,8 @@ function metaOf(record: RunRecord, command: string | undefined): ReportMeta {
     plan: record.plan,
     startedAt: record.startedAt,
     finishedAt: record.finishedAt,
+    activeMs: record.activeMs,
+    resumes: record.resumes,
     ...(record.parentId === undefined ? {} : { parentId: record.parentId }),
     ...(record.stoppedBy === undefined
       ? {}
@@ -428,7 +430,10 @@ export function jsonSummary(
     cost: summary.costUnknown === 0 ? summary.cost : null,
     costUnknownCases: summary.costUnknown,
     costPartial: summary.costUnknown === 0 ? null : summary.cost,
+    // Wall time includes the hours between a resumed run's sessions; active time does not.
     durationSeconds: summary.durationSeconds ?? null,
+    activeSeconds: summary.activeSeconds ?? null,
+    sessions: summary.sessions,
     // Over the cases that ran to a verdict (`count`); null figures when none did, never 0.
     latencySeconds:
       summary.latency.count === 0

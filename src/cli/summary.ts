@@ -2,7 +2,7 @@
 
 import type { RunStatistics } from '../core/index.js';
 import type { ReportFormat, ReportSummary } from '../report/index.js';
-import { costText } from '../report/summary.js';
+import { costText, timeText } from '../report/summary.js';
 import type { RunRecord, RunSummary } from '../store/port.js';
 
 function secs(s: number | undefined): string {
@@ -76,7 +76,7 @@ export function formatRunSummary(
       ? '  latency    - (no case ran to a verdict)'
       : `  latency    p50 ${secs(l.p50)} · p90 ${secs(l.p90)} · p99 ${secs(l.p99)} · max ${secs(l.max)} (over ${l.count} case(s) that ran${summary.total > l.count ? `; ${summary.total - l.count} cancelled or not run left out` : ''})`,
     `  usage      ${summary.tokens} tokens · cost ${costText(summary, (c) => c.toFixed(4))}`,
-    `  wall time  ${secs(summary.durationSeconds)}`,
+    `  time       ${timeText(summary, secs)}`,
     ...scoreLines(summary),
     ...paceLines(record.statistics),
   ];
@@ -227,6 +227,24 @@ export function formatRuns(runs: readonly RunRow[]): string {
     .join('\n');
 }
 
+/** A stored run's active and wall time, as the summary says them (`timeText`). */
+function runTime(run: RunRecord): string {
+  const sessions = run.resumes + 1;
+  if (run.finishedAt === undefined) {
+    return run.activeMs === undefined
+      ? `running (${sessions} session${sessions > 1 ? 's' : ''})`
+      : `running, active ${secs(run.activeMs / 1000)} so far`;
+  }
+  return timeText(
+    {
+      durationSeconds: (run.finishedAt - run.startedAt) / 1000,
+      activeSeconds: run.activeMs === undefined ? undefined : run.activeMs / 1000,
+      sessions,
+    },
+    secs,
+  );
+}
+
 /** `stride show`: one run's record. */
 export function formatRun(run: RunRecord, outcome: string = run.status): string {
   const c = run.counts;
@@ -236,11 +254,12 @@ export function formatRun(run: RunRecord, outcome: string = run.status): string 
     `plan       ${run.plan} (${run.kind}, hash ${run.planHash.slice(0, 12)})`,
     `status     ${outcome === run.status ? run.status : `${outcome} (run ${run.status})`}${run.stoppedBy === undefined ? '' : `, stopped by ${run.stoppedBy.rule}: ${run.stoppedBy.message}`}`,
     `started    ${when(run.startedAt)}`,
-    `finished   ${when(run.finishedAt)}${run.finishedAt === undefined ? '' : ` (${secs((run.finishedAt - run.startedAt) / 1000)})`}`,
+    `finished   ${when(run.finishedAt)}`,
+    `time       ${runTime(run)}`,
     `resumes    ${run.resumes}`,
     `cases      ${c.total}: ${c.succeeded} succeeded, ${c.failed} failed, ${c.timeout} timeout, ${c.error} error, ${c.cancelled} cancelled`,
     `attempts   ${c.attempts}`,
-    `usage      ${c.tokens} tokens · cost ${c.cost.toFixed(4)}`,
+    `usage      ${c.tokens} tokens · cost ${costText({ cost: c.cost, costUnknown: c.costUnknown, total: c.total }, (x) => x.toFixed(4))}`,
   ];
   if (s !== undefined) {
     lines.push(

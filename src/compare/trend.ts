@@ -21,7 +21,10 @@ export interface RunFigures {
   /** Null when the run has no result. */
   readonly passRate: number | null;
   readonly tokens: number;
+  /** The known costs' sum: partial when `costUnknown` > 0, never the run's cost then. */
   readonly cost: number;
+  /** Cases (of those counted) whose cost is unknown (issue #18). */
+  readonly costUnknown: number;
   /** Seconds per case, first attempt to verdict; null when the run has no result. */
   readonly p50: number | null;
 }
@@ -44,27 +47,31 @@ export async function runFigures(history: RunHistory, run: RunSummary): Promise<
   let passed = 0;
   let tokens = 0;
   let cost = 0;
+  let costUnknown = 0;
   // A cancelled row may be followed by the case's verdict (a resume): held until the end.
-  const cancelled = new Map<string, { ms: number; tokens: number; cost: number }>();
-  const add = (ms: number, t: number, c: number, pass: boolean, ran: boolean) => {
+  const cancelled = new Map<string, { ms: number; tokens: number; cost: number | undefined }>();
+  const add = (ms: number, t: number, c: number | undefined, pass: boolean, ran: boolean) => {
     total++;
     if (pass) passed++;
     tokens += Number.isFinite(t) ? t : 0;
-    cost += Number.isFinite(c) ? c : 0;
+    // Unknown is not free: counted apart, as the run's report does.
+    if (c === undefined) costUnknown++;
+    else cost += Number.isFinite(c) ? c : 0;
     // Microseconds, exactly as the report's summary records a case's executionTime, and over
     // the same cases: those that ran to a verdict.
     if (ran) latency.record(Math.max(0, Number.isFinite(ms) ? ms / 1000 : 0) * 1e6);
   };
   for await (const r of history.store.results(run.id)) {
+    const c = r.usage.costUnknown === true ? undefined : r.usage.cost;
     if (r.status === 'cancelled') {
-      cancelled.set(r.id, { ms: r.executionTimeMs, tokens: r.usage.tokens, cost: r.usage.cost });
+      cancelled.set(r.id, { ms: r.executionTimeMs, tokens: r.usage.tokens, cost: c });
       continue;
     }
     cancelled.delete(r.id);
     add(
       r.executionTimeMs,
       r.usage.tokens,
-      r.usage.cost,
+      c,
       ResultConverter.mapStatus(r.status) === 'success',
       true,
     );
@@ -81,6 +88,7 @@ export async function runFigures(history: RunHistory, run: RunSummary): Promise<
     passRate: total === 0 ? null : passed / total,
     tokens,
     cost,
+    costUnknown,
     p50: lat.count === 0 ? null : lat.p50 / 1e6,
   };
 }

@@ -249,7 +249,10 @@ export class Run<I = unknown, O = unknown> {
     settled: number;
     attempts: number;
     tokens: number;
+    /** The known costs' sum: partial when `costUnknown` > 0. */
     cost: number;
+    /** Tasks whose cost is unknown (usage reported without a price). */
+    costUnknown: number;
   } {
     const c = this.counts;
     return {
@@ -261,6 +264,7 @@ export class Run<I = unknown, O = unknown> {
       attempts: this.tally.attempts,
       tokens: this.meter.tokens,
       cost: this.meter.cost,
+      costUnknown: this.meter.costUnknownTasks,
     };
   }
 
@@ -708,7 +712,12 @@ export class Run<I = unknown, O = unknown> {
   }
 
   private checkStopRules(): void {
-    const info = this.stopRules.check(this.counts, this.meter.tokens, this.meter.cost);
+    const info = this.stopRules.check(
+      this.counts,
+      this.meter.tokens,
+      this.meter.cost,
+      this.meter.costUnknownTasks,
+    );
     if (info !== undefined)
       this.stop({ kind: 'stop_rule', rule: info.rule }, this.stopRules.inFlight, info);
   }

@@ -37,6 +37,7 @@ export class StopRules {
     c: Readonly<Record<TaskStatus, number>>,
     tokens: number,
     cost: number,
+    costUnknown = 0,
   ): StopInfo | undefined {
     const s = this.stop;
     const failures = c.failed + c.timeout + c.error;
@@ -66,7 +67,15 @@ export class StopRules {
     }
     if (info === undefined && s !== undefined) {
       if (s.maxCost !== undefined && cost >= s.maxCost) {
-        info = { rule: 'max_cost', message: `cost ${cost} reached max_cost ${s.maxCost}` };
+        // Known costs only: a case without a price adds nothing, and the message says so.
+        const partial =
+          costUnknown === 0
+            ? ''
+            : ` (known costs only: cost unknown for ${costUnknown} case${costUnknown === 1 ? '' : 's'})`;
+        info = {
+          rule: 'max_cost',
+          message: `cost ${cost}${partial} reached max_cost ${s.maxCost}`,
+        };
       } else if (s.maxTokens !== undefined && tokens >= s.maxTokens) {
         info = {
           rule: 'max_tokens',

@@ -16,6 +16,8 @@ export class TokenMeter {
   /** Tokens and cost reported so far by every attempt. */
   tokens = 0;
   cost = 0;
+  /** Tasks that reported usage without a cost: `cost` is then a partial sum (issue #18). */
+  costUnknownTasks = 0;
   private reportedTokenSum = 0;
   private reportedAttempts = 0;
 
@@ -69,7 +71,13 @@ export class TokenMeter {
     att.rec.usage.tokens += tokens;
     att.rec.usage.cost += cost;
     // Usage without a cost: the price is unknown, and 0 here would read as free.
-    if (usage.cost === undefined || usage.costUnknown === true) att.rec.usage.costUnknown = true;
+    if (
+      (usage.cost === undefined || usage.costUnknown === true) &&
+      att.rec.usage.costUnknown !== true
+    ) {
+      att.rec.usage.costUnknown = true;
+      this.costUnknownTasks++;
+    }
     this.tokens += tokens;
     this.cost += cost;
     return { tokens, cost };

@@ -188,8 +188,18 @@ function header(s: ReportSummary, comparison: HtmlOptions['comparison']): string
     ['Run', m.runId],
     ['Started', when(m.startedAt)],
     ['Finished', m.finishedAt === undefined ? 'not finished' : when(m.finishedAt)],
-    ['Duration', s.durationSeconds === undefined ? '-' : dur(s.durationSeconds)],
+    // Apart (issue #18): a resumed run's wall time holds the hours between its sessions.
+    [
+      'Active time',
+      s.durationSeconds === undefined
+        ? '-'
+        : s.activeSeconds === undefined
+          ? 'unknown'
+          : dur(s.activeSeconds),
+    ],
+    ['Wall time', s.durationSeconds === undefined ? '-' : dur(s.durationSeconds)],
   ];
+  if (s.sessions > 1) facts.push(['Sessions', String(s.sessions)]);
   if (m.stoppedBy !== undefined) facts.push(['Stopped by', m.stoppedBy]);
   if (m.parentId !== undefined) facts.push(['Resumed from', m.parentId]);
   const notPassed = s.total - s.counts.success;
@@ -202,7 +212,9 @@ function header(s: ReportSummary, comparison: HtmlOptions['comparison']): string
   return (
     `<header class="top"><div class="brand">Stride test report</div>` +
     `<h1 data-testid="plan">${h(m.plan)}</h1><dl class="meta">` +
-    facts.map(([k, v]) => `<div><dt>${h(k)}</dt><dd>${h(v)}</dd></div>`).join('') +
+    facts
+      .map(([k, v]) => `<div data-fact="${h(k)}"><dt>${h(k)}</dt><dd>${h(v)}</dd></div>`)
+      .join('') +
     '</dl>' +
     (m.command === undefined
       ? ''

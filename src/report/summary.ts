@@ -20,12 +20,47 @@ export interface ReportMeta {
   readonly startedAt: number;
   /** Epoch milliseconds; undefined while the run has not finished. */
   readonly finishedAt: number | undefined;
+  /**
+   * Milliseconds the run's sessions ran, summed (the store's `RunSummary.activeMs`): a resumed
+   * run's wall time also holds the hours between sessions. Left out: the run is taken as one
+   * session (active = wall) unless `resumes` > 0, when active time is unknown.
+   */
+  readonly activeMs?: number | undefined;
+  /** How many times the run was resumed (its sessions are `resumes + 1`). */
+  readonly resumes?: number | undefined;
   /** The run this one resumed or re-ran. */
   readonly parentId?: string;
   /** Why the run stopped early (a stop rule, a deadline, a signal). */
   readonly stoppedBy?: string;
   /** The command that reproduces the run, shown in the HTML report. */
   readonly command?: string;
+}
+
+function wallSeconds(meta: ReportMeta): number | undefined {
+  return meta.finishedAt === undefined
+    ? undefined
+    : Math.max(0, meta.finishedAt - meta.startedAt) / 1000;
+}
+
+function activeSeconds(meta: ReportMeta): number | undefined {
+  if (meta.finishedAt === undefined) return undefined;
+  if (meta.activeMs !== undefined) return meta.activeMs / 1000;
+  return (meta.resumes ?? 0) === 0 ? wallSeconds(meta) : undefined;
+}
+
+/**
+ * Run time as people read it: active and wall apart when they differ, e.g.
+ * `active 3.0 s · wall 1.0 h (2 sessions)`; `fmt` formats seconds.
+ */
+export function timeText(
+  s: Pick<ReportSummary, 'durationSeconds' | 'activeSeconds' | 'sessions'>,
+  fmt: (seconds: number) => string,
+): string {
+  if (s.durationSeconds === undefined) return 'not finished';
+  const wall = fmt(s.durationSeconds);
+  const sessions = s.sessions > 1 ? ` (${s.sessions} sessions)` : '';
+  if (s.activeSeconds === undefined) return `active unknown · wall ${wall}${sessions}`;
+  return `active ${fmt(s.activeSeconds)} · wall ${wall}${sessions}`;
 }
 
 /**
@@ -120,8 +155,19 @@ export interface ErrorGroup {
 /** Everything the reports print above the per-case detail. */
 export interface ReportSummary {
   readonly meta: ReportMeta;
-  /** Wall-clock seconds from start to finish; undefined if the run has not finished. */
+  /**
+   * Wall-clock seconds from the first start to the last finish; undefined if the run has not
+   * finished. A resumed run's includes the time between its sessions: see `activeSeconds`.
+   */
   readonly durationSeconds: number | undefined;
+  /**
+   * Seconds the run's sessions ran, summed (issue #18): equal to `durationSeconds` for a run of
+   * one session; undefined when unknown (a resumed run whose sessions were not recorded) or the
+   * run has not finished.
+   */
+  readonly activeSeconds: number | undefined;
+  /** The run's sessions: 1 + its resumes. */
+  readonly sessions: number;
   readonly total: number;
   /** Per status, cancelled cases apart: counts and `cancelled` add up to `total`. */
   readonly counts: StatusCounts;
@@ -299,10 +345,9 @@ export class SummaryBuilder {
       .sort((a, b) => b.count - a.count || (a.code < b.code ? -1 : 1));
     return {
       meta,
-      durationSeconds:
-        meta.finishedAt === undefined
-          ? undefined
-          : Math.max(0, meta.finishedAt - meta.startedAt) / 1000,
+      durationSeconds: wallSeconds(meta),
+      activeSeconds: activeSeconds(meta),
+      sessions: 1 + (meta.resumes ?? 0),
       total: this.total,
       counts: { ...this.counts },
       cancelled: this.cancelled,

@@ -61,7 +61,10 @@ export interface SessionCounts {
   /** Times a 429 or Retry-After cooled a bucket. */
   readonly coolDowns: number;
   readonly tokens: number;
+  /** The known costs' sum: partial when `costUnknown` > 0, never the session's cost then. */
   readonly cost: number;
+  /** Cases of this session whose cost is unknown (usage without a price, issue #18). */
+  readonly costUnknown: number;
 }
 
 /** One sample of the throughput history (for a chart). */
@@ -246,6 +249,7 @@ export function attachLive(
         coolDowns,
         tokens: p.tokens,
         cost: p.cost,
+        costUnknown: p.costUnknown,
       },
       inFlight: p.running,
       concurrency,

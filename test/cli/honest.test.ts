@@ -6,22 +6,12 @@
  */
 
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { XMLParser } from 'fast-xml-parser';
 import { describe, expect, it } from 'vitest';
 import { startMock } from '../../src/mock/index.js';
-import { makePlan, spawnStride } from './helpers.js';
-
-/** A local port where nothing listens: bound on port 0, then closed. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+import { closedPort, makePlan, spawnStride } from './helpers.js';
 
 /** A number an HTML report carries as `data-testid="<id>" data-value="<n>"`. */
 function htmlValue(html: string, testid: string): number | undefined {
@@ -254,6 +244,22 @@ describe('unknown cost is not free (issue #18 item 6)', () => {
         });
         expect(await text.exited).toBe(1);
         expect(text.stdout()).toContain('cost unknown (no price known for any of the 2 cases)');
+
+        // the stored run's faces say it too: `stride show` and the plan's trend
+        const show = spawnStride(['show', s.runId as string], { cwd: dir, env: {} });
+        expect(await show.exited).toBe(0);
+        expect(show.stdout()).toMatch(
+          /^usage .* · cost unknown \(no price known for any of the 2 cases\)$/m,
+        );
+        const workflow = plan === 'openai.yaml' ? 'unpriced-openai' : 'unpriced-dify';
+        const runs = spawnStride(['runs', '--plan', workflow], { cwd: dir, env: {} });
+        expect(await runs.exited).toBe(0);
+        const [head, ...rows] = runs.stdout().trim().split('\n\n')[0]!.split('\n');
+        const costCol = head!.split(/\s{2,}/).indexOf('COST');
+        expect(rows.map((r) => r.split(/\s{2,}/)[costCol])).toEqual(['unknown', 'unknown']);
+        const trend = spawnStride(['runs', '--plan', workflow, '--json'], { cwd: dir, env: {} });
+        expect(await trend.exited).toBe(0);
+        expect(JSON.parse(trend.stdout())).toMatchObject([{ costUnknown: 2 }, { costUnknown: 2 }]);
       }
     } finally {
       await mock.close();

@@ -483,6 +483,24 @@ describe('stop rules', () => {
     expect(byTokens.statistics).toMatchObject({ succeededTasks: 3, tokens: 1200 });
   });
 
+  it('max_cost counts known costs only and says so: cost unknown for N tasks (#18 item 6)', async () => {
+    // Odd tasks report tokens without a price: their cost is unknown, not 0.
+    const t = target(async (task, ctx) => {
+      ctx.reportUsage(
+        (task.input as number) % 2 === 1 ? { tokens: 400 } : { tokens: 400, cost: 0.01 },
+      );
+      return 'ok';
+    });
+    const { run } = virtualRun(10, t, { concurrency: 1, stop: { maxCost: 0.03 } });
+    const result = await run.start();
+    expect(result.stoppedBy?.rule).toBe('max_cost');
+    expect(result.statistics.succeededTasks).toBe(5); // t0..t4: three priced, two not
+    expect(result.stoppedBy?.message).toMatch(
+      /^cost 0\.03\d* \(known costs only: cost unknown for 2 cases\) reached max_cost 0\.03$/,
+    );
+    expect(run.progress).toMatchObject({ costUnknown: 2, tokens: 2000 });
+  });
+
   it('stops after three authentication errors in a row by default', async () => {
     const t = target(async () => {
       throw new HttpError(401, 'invalid api key');

@@ -27,7 +27,7 @@ export function registerShow(root: Command, { io }: CommandContext): void {
       if (flags.json === true) {
         const { planJson, optionsJson, ...rest } = run;
         io.stdout.write(
-          `${JSON.stringify({ ...rest, outcome, plan: JSON.parse(planJson), options: JSON.parse(optionsJson) })}\n`,
+          `${JSON.stringify({ ...rest, activeMs: rest.activeMs ?? null, outcome, plan: JSON.parse(planJson), options: JSON.parse(optionsJson) })}\n`,
         );
       } else io.stdout.write(`${formatRun(run, outcome)}\n`);
     } finally {
