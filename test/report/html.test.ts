@@ -105,7 +105,8 @@ describe('HTML report', () => {
     expect(dataValue(html, 'cost')).toBe('0.5');
     expect(html).toContain('33.3%');
     expect(html).toContain('<code>stride run plan.yaml</code>');
-    expect(html).toContain('Duration</dt><dd>1 min 30 s');
+    expect(html).toContain('Wall time</dt><dd>1 min 30 s');
+    expect(html).toContain('Active time</dt><dd>1 min 30 s');
     // the cancelled case is counted but not listed
     expect(dataValue(html, 'failure-count')).toBe('3');
     expect(html.match(/data-testid="failure"/g)).toHaveLength(3);
