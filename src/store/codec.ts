@@ -595,7 +595,7 @@ export function toRunCounts(t: Tally): RunCounts {
 }
 
 /**
- * A run's active time from what a store keeps (see migration 7): the ended sessions' sum, plus
+ * A run's active time from what a store keeps (see migration 8): the ended sessions' sum, plus
  * the open session up to its last journal write. Undefined when unknown.
  */
 export function activeTime(

@@ -59,7 +59,7 @@ interface MemoryRun {
   status: StoredRunStatus;
   end: RunEnd | undefined;
   resumes: number;
-  /** Active time as SqliteStore keeps it (migration 7): ended sessions, open session, last write. */
+  /** Active time as SqliteStore keeps it (migration 8): ended sessions, open session, last write. */
   activeMs: number;
   sessionStartedAt: number | undefined;
   lastAt: number | undefined;

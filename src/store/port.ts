@@ -96,7 +96,7 @@ export interface RunSummary {
   /**
    * Milliseconds the run's sessions ran, summed (wall time, `finishedAt - startedAt`, also holds
    * the gaps between sessions of a resumed run). A session that died without finishing counts up
-   * to its last journal write. Undefined when unknown: a run resumed before schema v7.
+   * to its last journal write. Undefined when unknown: a run resumed before schema v8.
    */
   readonly activeMs: number | undefined;
   readonly counts: RunCounts;

@@ -148,7 +148,7 @@ describe('SqliteStore: migrations', () => {
          VALUES ('old', 'test', 'p', 'h', '{}', '{}', 'completed', 1000, 1)`,
       )
       .run();
-    // v7 derives active time where it is known: one session, finished; a resumed run's is not
+    // v8 derives active time where it is known: one session, finished; a resumed run's is not
     raw
       .prepare(
         `INSERT INTO runs (id, kind, plan, plan_hash, plan_json, options_json, status, started_at, finished_at, resumes)
