@@ -16,6 +16,7 @@ import type { RunHistory } from '../runner/history.js';
 import { RunSession } from '../runner/session.js';
 import type { Io } from './io.js';
 import { EXIT, jsonSummary, writeRunReports } from './session.js';
+import { claimSignals } from './signals.js';
 
 export interface ActionRunOptions {
   readonly history: RunHistory;
@@ -113,10 +114,17 @@ export async function runActionPlan(
       `${options.resume === true ? 'Resuming' : 'Running'} action plan ${plan.name} (${plan.steps.length} steps) as run ${runId}\n`,
     );
   }
+  // Ctrl-C before the graceful stop is installed waits for it (signals.ts).
+  const { gate: signals, interrupted: early } = claimSignals();
+  if (early !== undefined) {
+    err.write(`Interrupted (${early}) before the run started; no run was recorded.\n`);
+    return EXIT.interrupted;
+  }
   // The same run session as a test plan's: signals, holds, who holds it.
   const session = new RunSession(
     actionPlan(executor, plan, options.resume === true ? { resume: true } : {}),
     {
+      signals,
       store: history.store,
       graceMs: options.graceMs ?? 10_000,
       onStop: (info) => {
@@ -126,7 +134,7 @@ export async function runActionPlan(
       },
     },
   );
-  const { result, interrupted } = await session.drive();
+  const { result, interrupted } = await session.drive().finally(() => signals.dispose());
   if (interrupted !== undefined) {
     err.write(`Resume with: ${options.resumeCommand.replace('{id}', runId)}\n`);
     if (options.json) io.stdout.write(`${JSON.stringify({ runId, status: 'interrupted' })}\n`);

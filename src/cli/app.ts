@@ -13,6 +13,7 @@ import { isStrideError } from '../core/errors.js';
 import { COMMANDS } from './commands/index.js';
 import { EXIT } from './exit.js';
 import { type Io, processIo } from './io.js';
+import { releaseEarlySignals } from './signals.js';
 import { UsageError } from './usage.js';
 
 export { UsageError } from './usage.js';
@@ -34,6 +35,9 @@ const BAD_INPUT = new Set([
   'STORE_VERSION',
 ]);
 
+/** The commands whose run session takes the signals the bin kept from its first line. */
+const DRIVES_A_RUN = new Set(['run', 'resume', 'rerun', 'demo', 'worker']);
+
 /** Builds the program; `setCode` receives each action's exit code. */
 function program(io: Io, argv: readonly string[], setCode: (code: number) => void): Command {
   const root = new Command('stride')
@@ -46,6 +50,10 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
     .showHelpAfterError('(add --help for usage and examples)')
     .showSuggestionAfterError(true);
   for (const register of COMMANDS) register(root, { io, argv, setCode });
+  // A command that drives no run gives Ctrl-C back to Node before it starts (signals.ts).
+  root.hook('preAction', (_root, command) => {
+    if (!DRIVES_A_RUN.has(command.name())) releaseEarlySignals();
+  });
   return root;
 }
 
@@ -59,6 +67,7 @@ function program(io: Io, argv: readonly string[], setCode: (code: number) => voi
  */
 export async function main(argv: readonly string[], io: Io = processIo()): Promise<number> {
   if (argv[0] === 'mock') {
+    releaseEarlySignals();
     // Loaded on demand: the mock server costs nothing to the other commands.
     const { mockCommand } = await import('../mock/cli.js');
     return mockCommand(argv.slice(1), { stdout: io.stdout, stderr: io.stderr });

@@ -7,7 +7,11 @@
  * The `stride` bin: runs src/cli/app.ts's `main` and sets the exit code.
  */
 
-import { main } from './app.js';
+import { catchEarlySignals } from './signals.js';
+
+// Before anything else loads: a Ctrl-C from here on is kept for the run session (signals.ts).
+catchEarlySignals();
+const { main } = await import('./app.js');
 
 main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;

@@ -32,6 +32,7 @@ import {
   type SessionPlace,
 } from './output.js';
 import { isLiveTerminal, Progress, type ProgressBefore } from './progress.js';
+import { claimSignals } from './signals.js';
 import { formatRunSummary } from './summary.js';
 
 /** How a session reports. */
@@ -91,6 +92,13 @@ const REPORT_HIGH_WATER = 2_000;
 /** Runs one session and resolves with the process's exit code. */
 export async function runSession(start: SessionStart, options: CliRunOptions): Promise<number> {
   const { io, history } = options;
+  // Ctrl-C is ours from here (or from the bin's first line): a signal before the graceful stop
+  // is installed is delivered to it then, not lost to Node's default kill (signals.ts).
+  const { gate: signals, interrupted } = claimSignals();
+  if (interrupted !== undefined) {
+    io.stderr.write(`Interrupted (${interrupted}) before the run started; no run was recorded.\n`);
+    return EXIT.interrupted;
+  }
   const jsonlPath = join(options.out, REPORT_FILES.jsonl);
   const streamJsonl = options.formats.includes('jsonl');
   // A resume's reports cover the cases of every session, so they are written from the journal
@@ -111,6 +119,7 @@ export async function runSession(start: SessionStart, options: CliRunOptions): P
   const streamed = { verdicts: 0, cancelled: 0 };
 
   const session = new RunSession(testPlan(start), {
+    signals,
     store: history.store,
     graceMs: options.graceMs ?? 10_000,
     highWaterMark: REPORT_HIGH_WATER,
@@ -166,6 +175,7 @@ export async function runSession(start: SessionStart, options: CliRunOptions): P
   } catch (err) {
     failure = err;
   } finally {
+    signals.dispose();
     progress?.stop();
   }
   // The report files could not be opened at all (each format's own failures: fanout.failed).

@@ -1,10 +1,12 @@
 /** `stride worker`: its flags, and an action that parses them and calls the runner. */
 
 import type { Command } from 'commander';
+import { EXIT } from '../exit.js';
 import { durationArg, intArg } from '../flags.js';
 import { type CommandContext, example } from '../options.js';
+import { claimSignals } from '../signals.js';
 
-export function registerWorker(root: Command, { io }: CommandContext): void {
+export function registerWorker(root: Command, { io, setCode }: CommandContext): void {
   example(
     root
       .command('worker')
@@ -29,6 +31,13 @@ export function registerWorker(root: Command, { io }: CommandContext): void {
   ).action(
     async (flags: { redis: string; queue: string; concurrency: number; lockDuration: number }) => {
       const { startWorker } = await import('../../distributed/worker.js');
+      // Ctrl-C while the worker connects is kept and stops it once it is up (signals.ts).
+      const { gate: signals, interrupted } = claimSignals();
+      if (interrupted !== undefined) {
+        io.stderr.write(`stride worker: interrupted (${interrupted}) before it started\n`);
+        setCode(EXIT.interrupted);
+        return;
+      }
       const worker = await startWorker({
         redis: flags.redis,
         queue: flags.queue,
@@ -41,10 +50,10 @@ export function registerWorker(root: Command, { io }: CommandContext): void {
         `stride worker ${worker.name}: ready on queue ${flags.queue} (concurrency ${flags.concurrency}); Ctrl-C stops it\n`,
       );
       await new Promise<void>((resolve) => {
-        const stop = () => resolve();
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
+        signals.on('SIGINT', () => resolve());
+        signals.on('SIGTERM', () => resolve());
       });
+      signals.dispose();
       io.stderr.write(`stride worker ${worker.name}: stopping (in-flight attempts finish first)\n`);
       await worker.close();
       io.stderr.write(
