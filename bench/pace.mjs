@@ -221,6 +221,10 @@ async function orchestrate() {
         `${name} rep ${r + 1}: ${m.succeeded}/${SCENARIOS[name].cases} passed, ${m.requests} requests, ${m.makespanMs.toFixed(0)} ms\n`,
       );
       if (values.trace) process.stderr.write(`  trace: ${sampled(m.trace, m.makespanMs)}\n`);
+      if (values.trace && m.trace.some((t) => t[2] !== null && t[2] !== undefined))
+        process.stderr.write(
+          `  rate: ${m.trace.map(([t, , r]) => `${(t / 1000).toFixed(2)}s:${r === undefined || r === null ? '-' : Math.round(r)}`).join(' ')}\n`,
+        );
     }
   }
   for (const name of names) {
