@@ -8,6 +8,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { passRateTrend } from '../compare/trend.js';
 import { makeDirectory } from '../report/disk.js';
+import { htmlPaceOf } from '../report/html-pace.js';
 import {
   type HtmlOptions,
   REPORT_FILES,
@@ -33,7 +34,7 @@ import {
 } from './output.js';
 import { isLiveTerminal, Progress, type ProgressBefore } from './progress.js';
 import { claimSignals } from './signals.js';
-import { formatRunSummary } from './summary.js';
+import { formatRunSummary, paceLines } from './summary.js';
 
 /** How a session reports. */
 export interface CliRunOptions {
@@ -322,7 +323,15 @@ async function trendOf(
     upTo: record.id,
     upToPassRate: summary.total === 0 ? null : summary.passRate,
   });
-  return { trend };
+  // The pace over the run, from the journal (the last session's statistics give the ceiling).
+  const stats = record.statistics;
+  const pace = htmlPaceOf(
+    record,
+    await history.store.paceChanges(record.id),
+    stats?.pace?.ceiling ?? 0,
+    paceLines(stats),
+  );
+  return pace === undefined ? { trend } : { trend, pace };
 }
 
 /** Writes `formats` of a stored run from ONE read of its journal, building its summary. */

@@ -7,6 +7,7 @@
 import type { AssertionOutcome } from '../plans/index.js';
 import type { TestResult, TestStatus } from './convert.js';
 import { diffText, lineDiff } from './diff.js';
+import { type HtmlPace, paceSection } from './html-pace.js';
 import { copyInto, FileSink, type ResultSource, writeFileStreamed } from './sink.js';
 import type { HistogramBucket, ReportSummary } from './summary.js';
 import { caseName, clip, datasetOf, groupDigits, escapeHtml as h, isCancelled } from './text.js';
@@ -35,6 +36,11 @@ export interface HtmlOptions {
    * chart under the summary (`stride run` and `stride report` give the last 20).
    */
   readonly trend?: readonly HtmlTrendPoint[];
+  /**
+   * The adaptive pace over the run (`htmlPaceOf`: the journaled changes and the summary's pace
+   * line), drawn under the summary.
+   */
+  readonly pace?: HtmlPace;
   /** A comparison made with this run (`stride run --baseline`): linked from the header. */
   readonly comparison?: { readonly href: string; readonly text: string };
 }
@@ -601,13 +607,16 @@ function documentHead(s: ReportSummary, options: HtmlOptions, max: number): stri
     `<title>${h(`${s.meta.plan} · ${s.meta.runId} · Stride report`)}</title>` +
     `<style>${REPORT_CSS}</style></head><body>` +
     header(s, options.comparison) +
-    '<nav><a href="#summary">Summary</a><a href="#latency">Latency</a>' +
+    '<nav><a href="#summary">Summary</a>' +
+    (options.pace === undefined ? '' : '<a href="#pace">Pace</a>') +
+    '<a href="#latency">Latency</a>' +
     (s.datasets.length > 0 ? '<a href="#datasets">Datasets</a>' : '') +
     (s.errors.length > 0 ? '<a href="#errors">Errors</a>' : '') +
     (s.slowest.length > 0 ? '<a href="#slowest">Slowest</a>' : '') +
     `<a href="#failures">Failures (${int(listable)})</a></nav><main>` +
     cards(s) +
     trendSection(options.trend ?? [], s.meta.runId) +
+    paceSection(options.pace) +
     statusBar(s) +
     latency(s) +
     datasets(s) +
