@@ -73,6 +73,8 @@ async function serveFifo(pid: number, path: string, text: string, done: () => bo
   for (;;) {
     const fd = await writerOf(path, done);
     if (fd === undefined) return;
+    // Written once the reader's open() returned, never into an open a signal may restart.
+    await until(() => done() || holds(pid, path), 'the reader to have the FIFO open');
     writeSync(fd, text);
     closeSync(fd);
     await until(() => done() || !holds(pid, path), 'the reader to finish');
@@ -159,6 +161,7 @@ describe('Ctrl-C before the session listens', () => {
     child.kill('SIGINT');
     await until(() => !signalPending(child.pid, 'SIGINT'), 'the SIGINT to be delivered');
     const before = mock.stats().requests;
+    await until(() => exited || holds(child.pid, plan), 'the reader to have the FIFO open');
     writeSync(fd!, text);
     closeSync(fd!);
     await until(() => exited || !holds(child.pid, plan), 'the reader to finish');
