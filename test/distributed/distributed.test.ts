@@ -81,8 +81,10 @@ describe('stride run --dispatch bullmq', () => {
     await watch.stop();
     const [bucket, ...others] = [...watch.buckets.values()];
     expect(others).toHaveLength(0); // one target key, one bucket for all three workers
+    // Takes may exceed requests: the killed worker's held tokens, and the tokens a worker dropped
+    // because it got to send too late (the stale-token rule, docs/distributed.md): each such
+    // take is spent and counted by the window below, which is the limit's own invariant.
     expect(bucket!.takes.length).toBeGreaterThanOrEqual(stats.runs);
-    expect(bucket!.takes.length).toBeLessThanOrEqual(stats.runs + 12);
     for (const w of [1000, 100]) {
       expect(maxInWindow(bucket!.takes, w).count).toBeLessThanOrEqual(windowBound(30_000, 20, w));
     }
@@ -135,13 +137,14 @@ describe('stride run --dispatch bullmq', () => {
     expect(a.filter((r) => r.status === 'success')).toHaveLength(60);
     expect(b.filter((r) => r.status === 'success')).toHaveLength(60);
     expect(f.mock.stats().runs).toBe(120);
-    // Together, not each: one bucket took a token for each of the 120 requests, never more than
+    // Together, not each: one bucket took a token for each of the 120 requests (and for any
+    // token a worker dropped as stale, docs/distributed.md), never more than
     // 20/s with a burst of 5 in a second of Redis's clock (each run alone would allow as much
     // again). Measured at the takes: arrivals at the mock trail them by a load-dependent transit.
     await watch.stop();
     const [bucket, ...others] = [...watch.buckets.values()];
     expect(others).toHaveLength(0);
-    expect(bucket!.takes).toHaveLength(120);
+    expect(bucket!.takes.length).toBeGreaterThanOrEqual(120);
     expect(maxInWindow(bucket!.takes, 1000).count).toBeLessThanOrEqual(windowBound(1200, 5, 1000));
   }, 180_000);
 
