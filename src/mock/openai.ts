@@ -229,26 +229,31 @@ function lastUserText(messages: unknown[]): string {
   return '';
 }
 
+/** The request's JSON object, or undefined after answering OpenAI's 400 for anything else. */
+function jsonBody(ex: Exchange, text: string | undefined): Record<string, unknown> | undefined {
+  let body: unknown;
+  try {
+    body = text === undefined || text === '' ? undefined : JSON.parse(text);
+  } catch {}
+  if (isRecord(body)) return body;
+  error(
+    ex,
+    400,
+    'We could not parse the JSON body of your request.',
+    'invalid_request_error',
+    null,
+  );
+  return undefined;
+}
+
 export function handleOpenAI(core: MockCore, ex: Exchange, text: string | undefined): undefined {
   // A request refused before its model is read counts as an app call.
   const refused = (): undefined => {
     core.count(core.stats.byEndpoint, 'openai');
   };
   if (!openAiAuthorized(core, ex)) return refused();
-  let body: unknown;
-  try {
-    body = text === undefined || text === '' ? undefined : JSON.parse(text);
-  } catch {}
-  if (!isRecord(body)) {
-    error(
-      ex,
-      400,
-      'We could not parse the JSON body of your request.',
-      'invalid_request_error',
-      null,
-    );
-    return refused();
-  }
+  const body = jsonBody(ex, text);
+  if (body === undefined) return refused();
   if (!Array.isArray(body.messages) || body.messages.length === 0) {
     error(
       ex,
@@ -409,20 +414,8 @@ export function handleOpenAI(core: MockCore, ex: Exchange, text: string | undefi
  */
 export function handleEmbeddings(core: MockCore, ex: Exchange, text: string | undefined): void {
   if (!openAiAuthorized(core, ex)) return;
-  let body: unknown;
-  try {
-    body = text === undefined || text === '' ? undefined : JSON.parse(text);
-  } catch {}
-  if (!isRecord(body)) {
-    error(
-      ex,
-      400,
-      'We could not parse the JSON body of your request.',
-      'invalid_request_error',
-      null,
-    );
-    return;
-  }
+  const body = jsonBody(ex, text);
+  if (body === undefined) return;
   if (typeof body.model !== 'string' || body.model === '') {
     error(ex, 400, 'you must provide a model parameter', 'invalid_request_error', null);
     return;
