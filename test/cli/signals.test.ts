@@ -16,7 +16,7 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { SignalGate } from '../../src/cli/signals.js';
 import { type MockServer, startMock } from '../../src/mock/index.js';
 import { signalPending, until } from '../core/harness.js';
@@ -152,6 +152,8 @@ describe('Ctrl-C before the session listens', () => {
       cwd: dir,
       env,
     });
+    // A child left blocked on the FIFO by a failed assertion must not outlive the test.
+    onTestFinished(() => child.kill('SIGKILL'));
     let exited = false;
     const code = child.exited.finally(() => {
       exited = true;
@@ -185,6 +187,7 @@ describe('Ctrl-C before the session listens', () => {
     unlinkSync(plan);
     execFileSync('mkfifo', [plan]);
     const child = spawnStride(['validate', plan], { cwd: dir, env: { MOCK_URL: mock.baseUrl } });
+    onTestFinished(() => child.kill('SIGKILL'));
     let exited = false;
     const code = child.exited.finally(() => {
       exited = true;
