@@ -16,7 +16,7 @@ import type { RunHistory } from '../runner/history.js';
 import { RunSession } from '../runner/session.js';
 import type { Io } from './io.js';
 import { EXIT, jsonSummary, writeRunReports } from './session.js';
-import { claimSignals } from './signals.js';
+import { beforeStartMessage, claimSignals } from './signals.js';
 
 export interface ActionRunOptions {
   readonly history: RunHistory;
@@ -117,7 +117,7 @@ export async function runActionPlan(
   // Ctrl-C before the graceful stop is installed waits for it (signals.ts).
   const { gate: signals, interrupted: early } = claimSignals();
   if (early !== undefined) {
-    err.write(`Interrupted (${early}) before the run started; no run was recorded.\n`);
+    err.write(beforeStartMessage(early));
     return EXIT.interrupted;
   }
   // The same run session as a test plan's: signals, holds, who holds it.

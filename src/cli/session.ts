@@ -33,7 +33,7 @@ import {
   type SessionPlace,
 } from './output.js';
 import { isLiveTerminal, Progress, type ProgressBefore } from './progress.js';
-import { claimSignals } from './signals.js';
+import { beforeStartMessage, claimSignals } from './signals.js';
 import { formatRunSummary, paceLines } from './summary.js';
 
 /** How a session reports. */
@@ -97,7 +97,7 @@ export async function runSession(start: SessionStart, options: CliRunOptions): P
   // is installed is delivered to it then, not lost to Node's default kill (signals.ts).
   const { gate: signals, interrupted } = claimSignals();
   if (interrupted !== undefined) {
-    io.stderr.write(`Interrupted (${interrupted}) before the run started; no run was recorded.\n`);
+    io.stderr.write(beforeStartMessage(interrupted));
     return EXIT.interrupted;
   }
   const jsonlPath = join(options.out, REPORT_FILES.jsonl);

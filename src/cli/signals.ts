@@ -142,6 +142,11 @@ export function claimSignals(): { gate: SignalGate; interrupted?: NodeJS.Signals
   return { gate, interrupted: first };
 }
 
+/** What a run command prints when a signal came before its session claimed the gate. */
+export function beforeStartMessage(signal: NodeJS.Signals): string {
+  return `Interrupted (${signal}) before the run started; no run was recorded.\n`;
+}
+
 /** For a command that drives no run: Node's default again, with any early signal raised. */
 export function releaseEarlySignals(): void {
   early?.release();
