@@ -14,7 +14,6 @@
 import { Admission } from './admission.js';
 import { BatchGate } from './batch-gate.js';
 import { type CancelTimer, type Clock, RealClock } from './clock.js';
-import { DeadlineQueue } from './deadlines.js';
 import {
   CancelledError,
   classifyError,
@@ -26,6 +25,7 @@ import {
 import { RunEmitter, transitionEvent } from './events.js';
 import { DependencyGraph } from './graph.js';
 import { type HoldOptions, Holds } from './holds.js';
+import { InFlight } from './in-flight.js';
 import {
   type CancelReason,
   type Hold,
@@ -51,16 +51,16 @@ import {
   validateRunOptions,
 } from './options.js';
 import type { PaceState } from './pace.js';
-import { Fifo, PriorityFifo } from './queue.js';
 import { RateLimiterRegistry } from './rate.js';
 import { RateGate } from './rate-gate.js';
 import { RetryPolicy } from './retry-policy.js';
 import { RunPace } from './run-pace.js';
-import { type GateCommit, SendGate } from './send-gate.js';
+import type { GateCommit } from './send-gate.js';
 import { type ReaderHost, TaskReader, type TaskSource } from './source.js';
 import { StopRules } from './stop-rules.js';
 import { RunTally } from './tally.js';
-import { type AbortKind, Attempt, type TaskRecord, type UsageSink } from './task.js';
+import { Attempt, type TaskRecord, type UsageSink } from './task.js';
+import { TaskQueues } from './task-queues.js';
 import { applyLimits, TokenMeter } from './token-budget.js';
 import { Waiters } from './waiters.js';
 
@@ -95,7 +95,6 @@ export class Run<I = unknown, O = unknown> {
   private readonly retry: ResolvedRetry;
   private readonly options: RunOptions;
   private readonly limiters: RateLimiterRegistry;
-  private readonly zombieGraceMs: number;
   private readonly retain: boolean;
   private readonly lookahead: number;
   /** The effective concurrency and the adaptive pace. */
@@ -115,22 +114,14 @@ export class Run<I = unknown, O = unknown> {
   private readonly graph: DependencyGraph<I, O> | undefined;
   private readonly admitWhole: boolean;
   private readonly batch: BatchGate | undefined;
-  private readonly sendGate = new SendGate<Attempt<I, O>>(
-    (att, durable) => this.release(att, durable),
-    () => this.afterChange(),
-  );
   private readonly meter: TokenMeter;
   private readonly rateGate: RateGate;
   private readonly stopRules: StopRules;
   private readonly admission: Admission<I, O>;
 
-  // Queues and in-flight work
-  private readonly ready = new PriorityFifo<TaskRecord<I, O>>();
-  private readonly retryQueue = new Fifo<TaskRecord<I, O>>();
-  private readonly backingOff = new Set<TaskRecord<I, O>>();
-  private readonly inFlight = new Set<Attempt<I, O>>();
-  private running = 0;
-  private zombiesRunning = 0;
+  // Waiting tasks and the attempts in flight (the slots)
+  private readonly queues: TaskQueues<I, O>;
+  private readonly slots: InFlight<I, O>;
   private live = 0;
   private pumping = false;
   private deadlineTimer: CancelTimer | undefined;
@@ -147,7 +138,6 @@ export class Run<I = unknown, O = unknown> {
   private readonly tally = new RunTally();
   private readonly counts = this.tally.counts;
   private startedAt = 0;
-  private readonly deadlines: DeadlineQueue<Attempt<I, O>>;
   private readonly results: TaskRecord<I, O>[] = [];
   private resultPromise: Promise<RunExecutionResult<I, O>> | undefined;
   private resolveResult: ((r: RunExecutionResult<I, O>) => void) | undefined;
@@ -160,11 +150,17 @@ export class Run<I = unknown, O = unknown> {
     this.options = options;
     this.target = target;
     this.clock = options.clock ?? new RealClock();
-    this.deadlines = new DeadlineQueue(this.clock, (att) => this.onTimeout(att));
+    this.queues = new TaskQueues(this.clock);
+    this.slots = new InFlight(this.clock, target, options.zombieGraceMs ?? 1000, {
+      settled: (att, ok, value) => this.onSettled(att, ok, value),
+      timedOut: (att) => this.onTimeout(att),
+      zombie: (att) => this.onZombie(att),
+      withdrawn: (att) => this.withdraw(att),
+      changed: () => this.afterChange(),
+    });
     this.retry = resolveRetry(options.retry);
     this.retryPolicy = new RetryPolicy(this.retry, options.random ?? Math.random);
     this.limiters = options.limiters ?? new RateLimiterRegistry(this.clock);
-    this.zombieGraceMs = options.zombieGraceMs ?? 1000;
     this.retain = options.retainResults ?? true;
     this.lookahead = options.lookahead ?? Math.max(256, 4 * (options.concurrency ?? 10));
     this.runId = options.runId ?? generatedRunId();
@@ -212,7 +208,7 @@ export class Run<I = unknown, O = unknown> {
   /** What the source reader sees of the run. */
   private readonly readerHost: ReaderHost<I> = {
     admit: (spec) => this.admit(spec),
-    waiting: () => this.ready.size,
+    waiting: () => this.queues.ready.size,
     stopping: () => this.stopReason !== undefined,
     pump: () => this.pump(),
     changed: () => this.afterChange(),
@@ -258,8 +254,8 @@ export class Run<I = unknown, O = unknown> {
     return {
       total: Math.max(this.tally.total, this.reader.plannedTotal),
       byStatus: { ...c },
-      running: this.running,
-      zombiesRunning: this.zombiesRunning,
+      running: this.slots.running,
+      zombiesRunning: this.slots.zombiesRunning,
       settled: this.tally.settled,
       attempts: this.tally.attempts,
       tokens: this.meter.tokens,
@@ -357,14 +353,10 @@ export class Run<I = unknown, O = unknown> {
       )
         return;
     }
-    this.statusValue = this.running - this.zombiesRunning > 0 ? 'pausing' : 'paused';
+    this.statusValue = this.slots.active > 0 ? 'pausing' : 'paused';
     this.rateGate.clear();
     const abortInFlight = options.abortInFlight ?? false;
-    if (abortInFlight) {
-      for (const att of this.inFlight) {
-        if (!att.decided) this.abortAttempt(att, 'pause', new PausedError());
-      }
-    }
+    if (abortInFlight) this.slots.abortUndecided('pause', new PausedError());
     this.events.emit('paused', { at: this.clock.now(), abortInFlight });
     this.waiters.notify();
   }
@@ -411,7 +403,7 @@ export class Run<I = unknown, O = unknown> {
    * the gate (held attempts are then sent at once).
    */
   gateSends(commit: GateCommit): () => void {
-    return this.sendGate.install(commit);
+    return this.slots.gateSends(commit);
   }
 
   /** Resolves once `predicate` holds, checked after every state change. */
@@ -421,7 +413,7 @@ export class Run<I = unknown, O = unknown> {
 
   /** Resolves when no attempt is in flight (zombies aside). */
   onIdle(): Promise<void> {
-    return this.waitFor(() => this.running - this.zombiesRunning === 0);
+    return this.waitFor(() => this.slots.active === 0);
   }
 
   /** Resolves when the run is paused and its in-flight work has settled. */
@@ -435,18 +427,19 @@ export class Run<I = unknown, O = unknown> {
   private pump(): void {
     if (this.pumping || !this.started || this.finished) return;
     this.pumping = true;
+    const q = this.queues;
     try {
-      while (this.statusValue === 'running' && this.running < this.pacer.limit) {
-        if (this.options.ordered === true && (this.running > 0 || this.backingOff.size > 0)) break;
-        if (this.ready.size + this.retryQueue.size < this.lookahead / 2) this.refill();
-        const fromRetry = this.retryQueue.size > 0;
-        const rec = fromRetry ? this.retryQueue.peek()! : this.ready.peek();
+      while (this.statusValue === 'running' && this.slots.running < this.pacer.limit) {
+        if (this.options.ordered === true && (this.slots.running > 0 || q.backingOffAny)) break;
+        if (q.queued < this.lookahead / 2) this.refill();
+        const fromRetry = q.retry.size > 0;
+        const rec = fromRetry ? q.retry.peek()! : q.ready.peek();
         if (rec === undefined) break;
         if (!fromRetry && this.batch !== undefined && !this.batch.open()) break;
         const reserve = this.rateGate.take(rec);
         if (reserve < 0) break;
-        if (fromRetry) this.retryQueue.shift();
-        else this.ready.shift();
+        if (fromRetry) q.retry.shift();
+        else q.ready.shift();
         this.batch?.admit(rec);
         this.startAttempt(rec, reserve);
       }
@@ -476,89 +469,45 @@ export class Run<I = unknown, O = unknown> {
         this.finish(rec, 'cancelled', undefined, this.stopReason);
         return;
       }
-      this.retryQueue.push(rec);
-      this.transition(rec, 'queued', rec.attempts, true);
+      this.requeue(rec);
       return;
     }
     const att = new Attempt<I, O>(this.sink, rec, rec.attempts, now);
     att.reservedTokens = reservedTokens;
-    this.pacer.started(att, now, this.running);
-    this.inFlight.add(att);
-    this.running++;
-    const timeout = rec.timeoutMs ?? this.options.timeoutMs;
-    if (timeout !== undefined) {
-      att.timeoutMs = timeout;
-      this.deadlines.add(att, timeout);
-    }
-    if (this.sendGate.active) {
-      // Held until the gate ran: the journal commits this start (and every verdict before it,
-      // so the slot's last answer) before the request leaves. One commit per microtask turn.
-      this.sendGate.hold(att);
-      return;
-    }
-    this.send(att);
+    this.pacer.started(att, now, this.slots.running);
+    this.slots.launch(att, rec.timeoutMs ?? this.options.timeoutMs);
   }
 
-  private send(att: Attempt<I, O>): void {
-    let promise: Promise<O>;
-    try {
-      promise = this.target.execute(att.rec, att.context);
-      if (promise === null || typeof (promise as Promise<O>)?.then !== 'function')
-        promise = Promise.resolve(promise);
-    } catch (err) {
-      promise = Promise.reject(err);
-    }
-    promise.then(
-      (value) => this.onSettled(att, true, value),
-      (err: unknown) => this.onSettled(att, false, err),
-    );
+  /** The task waits at the head of the retry queue (its attempt was given back or interrupted). */
+  private requeue(rec: TaskRecord<I, O>): void {
+    this.queues.retry.push(rec);
+    this.transition(rec, 'queued', rec.attempts, true);
   }
 
-  /** A held attempt after the gate ran: sent, settled, or withdrawn (returns true) if aborted. */
-  private release(att: Attempt<I, O>, durable: boolean): boolean {
-    if (att.settled) return false;
-    // Its start could not be made durable (the journal's store failed): never sent, given back.
-    if (!durable && !att.decided && att.abortReason === undefined)
-      att.abort('pause', new CancelledError('its start could not be journaled'));
-    if (att.decided) this.onSettled(att, false, att.abortReason);
-    else if (att.abortReason !== undefined) {
-      this.withdraw(att);
-      return true;
-    } else this.send(att);
-    return false;
+  /** A pausing run whose last live attempt ended is paused. */
+  private checkPaused(): void {
+    if (this.statusValue === 'pausing' && this.slots.active === 0) this.statusValue = 'paused';
   }
+
+  // ---------------------------------------------------------------- settlement
 
   /**
-   * A held attempt aborted before it was sent: like a start a listener withdrew, it is no
-   * attempt (its tokens and its number are given back). A pause re-queues the task; a stop
-   * ends it cancelled.
+   * A held attempt aborted before it was sent (its slot is free already): like a start a
+   * listener withdrew, it is no attempt (its tokens and its number are given back). A pause
+   * re-queues the task; a stop ends it cancelled.
    */
   private withdraw(att: Attempt<I, O>): void {
     const rec = att.rec;
-    att.settled = true;
-    att.decided = true;
-    if (att.timeoutMs !== undefined) this.deadlines.remove(att);
-    att.zombieCancel?.();
-    att.zombieCancel = undefined;
-    this.inFlight.delete(att);
-    this.running--;
     this.rateGate.refund(rec, att.reservedTokens);
     rec.attempts--;
     this.tally.attempts--;
-    if (this.statusValue === 'pausing' && this.running - this.zombiesRunning === 0)
-      this.statusValue = 'paused';
+    this.checkPaused();
     if (isTerminal(rec.status)) return;
-    if (att.abortKind === 'pause' && this.stopReason === undefined) {
-      this.retryQueue.push(rec);
-      this.transition(rec, 'queued', rec.attempts, true);
-    } else {
-      this.finish(rec, 'cancelled', undefined, this.stopReason ?? { kind: 'user' });
-    }
+    if (att.abortKind === 'pause' && this.stopReason === undefined) this.requeue(rec);
+    else this.finish(rec, 'cancelled', undefined, this.stopReason ?? { kind: 'user' });
   }
 
   private onTimeout(att: Attempt<I, O>): void {
-    const timeoutMs = att.timeoutMs;
-    if (att.settled || att.decided) return;
     if (att.abortKind === 'pause') {
       // Aborted by a pause and still running at its timeout: still the pause's interruption,
       // not a failure of the task.
@@ -568,24 +517,18 @@ export class Run<I = unknown, O = unknown> {
       return;
     }
     const err = new TimeoutError(
-      `attempt ${att.attempt} of task ${att.rec.id} timed out after ${timeoutMs} ms`,
+      `attempt ${att.attempt} of task ${att.rec.id} timed out after ${att.timeoutMs} ms`,
     );
-    this.abortAttempt(att, 'timeout', err);
+    this.slots.abort(att, 'timeout', err);
     att.decided = true;
     this.tally.latency.record(this.clock.now() - att.startedAt);
     this.attemptFailed(att.rec, err, att);
     this.afterChange();
   }
 
+  /** The attempt's promise settled (its slot is free): decide its task unless already decided. */
   private onSettled(att: Attempt<I, O>, ok: boolean, value: unknown): void {
-    if (att.settled) return;
-    att.settled = true;
-    if (att.timeoutMs !== undefined) this.deadlines.remove(att);
-    att.zombieCancel?.();
-    this.inFlight.delete(att);
-    this.running--;
     this.meter.reconcile(att);
-    if (att.zombie) this.zombiesRunning--;
     if (!att.decided) {
       att.decided = true;
       this.tally.latency.record(this.clock.now() - att.startedAt);
@@ -603,25 +546,12 @@ export class Run<I = unknown, O = unknown> {
         this.attemptFailed(rec, value, att);
       }
     }
-    if (this.statusValue === 'pausing' && this.running - this.zombiesRunning === 0)
-      this.statusValue = 'paused';
+    this.checkPaused();
     this.afterChange();
   }
 
-  private abortAttempt(att: Attempt<I, O>, kind: AbortKind, reason: unknown): void {
-    const first = att.abortReason === undefined;
-    att.abort(kind, reason);
-    if (first && !att.settled) {
-      att.zombieCancel = this.clock.schedule(this.zombieGraceMs, () => this.onZombie(att));
-    }
-  }
-
   private onZombie(att: Attempt<I, O>): void {
-    att.zombieCancel = undefined;
-    if (att.settled) return;
-    att.zombie = true;
     this.tally.zombies++;
-    this.zombiesRunning++;
     this.events.emit('zombie', { taskId: att.rec.id, attempt: att.attempt, at: this.clock.now() });
     // The work ignores its abort; decide its task now so the run is not held hostage. The slot
     // stays taken until the promise settles (maybe never).
@@ -630,20 +560,15 @@ export class Run<I = unknown, O = unknown> {
       if (att.abortKind === 'pause') this.requeueInterrupted(att.rec);
       else this.finish(att.rec, 'cancelled', undefined, this.stopReason ?? { kind: 'user' });
     }
-    if (this.statusValue === 'pausing' && this.running - this.zombiesRunning === 0)
-      this.statusValue = 'paused';
+    this.checkPaused();
     this.afterChange();
   }
 
   private requeueInterrupted(rec: TaskRecord<I, O>): void {
     rec.interrupted++;
     this.tally.interrupted++;
-    if (this.stopReason !== undefined) {
-      this.finish(rec, 'cancelled', undefined, this.stopReason);
-      return;
-    }
-    this.retryQueue.push(rec);
-    this.transition(rec, 'queued', rec.attempts, true);
+    if (this.stopReason !== undefined) this.finish(rec, 'cancelled', undefined, this.stopReason);
+    else this.requeue(rec);
   }
 
   private attemptFailed(rec: TaskRecord<I, O>, err: unknown, att?: Attempt<I, O>): void {
@@ -675,16 +600,7 @@ export class Run<I = unknown, O = unknown> {
     }
     rec.retrying = true;
     rec.error = info;
-    this.backingOff.add(rec);
-    // A zero delay still goes through a timer: the retry's `pending` and `queued` stay two
-    // transitions, and it waits behind the answers of this turn.
-    rec.backoffCancel = this.clock.schedule(delay, () => {
-      rec.backoffCancel = undefined;
-      this.backingOff.delete(rec);
-      this.retryQueue.push(rec);
-      this.transition(rec, 'queued', rec.attempts, true);
-      this.afterChange();
-    });
+    this.queues.backoff(rec, delay, this.retryDue);
     this.transition(rec, 'pending', rec.attempts, false, delay, info);
   }
 
@@ -740,22 +656,11 @@ export class Run<I = unknown, O = unknown> {
         ? new CancelledError(reason.message ?? 'run cancelled')
         : new CancelledError(info?.message ?? 'run stopped');
     if (mode === 'abort') this.runController.abort(error);
-    for (const rec of this.backingOff) {
-      rec.backoffCancel?.();
-      rec.backoffCancel = undefined;
-      this.finish(rec, 'cancelled', undefined, reason);
-    }
-    this.backingOff.clear();
-    for (const rec of this.retryQueue.drain()) this.finish(rec, 'cancelled', undefined, reason);
-    for (const rec of this.ready.drain()) this.finish(rec, 'cancelled', undefined, reason);
+    for (const rec of this.queues.drain()) this.finish(rec, 'cancelled', undefined, reason);
     if (this.graph !== undefined) {
       for (const rec of this.graph.takeParked()) this.finish(rec, 'cancelled', undefined, reason);
     }
-    if (mode === 'abort') {
-      for (const att of this.inFlight) {
-        if (!att.decided) this.abortAttempt(att, 'cancel', error);
-      }
-    }
+    if (mode === 'abort') this.slots.abortUndecided('cancel', error);
     // Every task of the plan gets its terminal state, also those never pulled from the source.
     this.reader.drain();
     this.afterChange();
@@ -800,7 +705,7 @@ export class Run<I = unknown, O = unknown> {
       if (parked.kind === 'parked') return;
     }
     // State first, event second: a listener that cancels must find the task in its queue.
-    this.ready.push(rec, rec.priority);
+    this.queues.ready.push(rec, rec.priority);
     this.transition(rec, 'queued', rec.attempts, false);
   }
 
@@ -809,7 +714,7 @@ export class Run<I = unknown, O = unknown> {
     if (this.stopReason !== undefined) {
       this.finish(d, 'cancelled', undefined, this.stopReason);
     } else {
-      this.ready.push(d, d.priority);
+      this.queues.ready.push(d, d.priority);
       this.transition(d, 'queued', d.attempts, false);
     }
   };
@@ -832,6 +737,12 @@ export class Run<I = unknown, O = unknown> {
   private readonly sink: UsageSink<I, O> = {
     addUsage: (att, usage) => this.addUsage(att, usage),
     syncLimits: (att, limits) => this.syncLimits(att, limits),
+  };
+
+  /** A retry's backoff ended: it is queued. */
+  private readonly retryDue = (rec: TaskRecord<I, O>): void => {
+    this.transition(rec, 'queued', rec.attempts, true);
+    this.afterChange();
   };
 
   /** Called by an attempt's `reportLimits`. */
@@ -880,10 +791,9 @@ export class Run<I = unknown, O = unknown> {
    */
   private checkZombieStall(): void {
     if (this.stopReason !== undefined || this.finished || !this.started) return;
-    if (this.zombiesRunning < this.pacer.limit || this.running !== this.zombiesRunning) return;
-    const waiting =
-      this.ready.size + this.retryQueue.size + this.backingOff.size > 0 || !this.reader.done;
-    if (!waiting) return;
+    const slots = this.slots;
+    if (slots.zombiesRunning < this.pacer.limit || slots.active !== 0) return;
+    if (this.queues.waiting === 0 && this.reader.done) return;
     this.stop({ kind: 'stop_rule', rule: 'zombies' }, 'abort', {
       rule: 'zombies',
       message: `all ${this.pacer.limit} slots are held by attempts that ignore their abort`,
@@ -892,10 +802,10 @@ export class Run<I = unknown, O = unknown> {
 
   private maybeFinish(): void {
     if (this.finished || !this.started || !this.reader.done || this.live > 0) return;
-    if (this.running - this.zombiesRunning > 0) return;
+    if (this.slots.active > 0) return;
     this.finished = true;
     this.rateGate.clear();
-    this.deadlines.clear();
+    this.slots.clear();
     this.deadlineTimer?.();
     this.batch?.close();
     if (this.options.signal !== undefined)
