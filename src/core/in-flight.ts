@@ -13,7 +13,7 @@ import type { Clock } from './clock.js';
 import { DeadlineQueue } from './deadlines.js';
 import { CancelledError } from './errors.js';
 import type { Target } from './model.js';
-import { type GateCommit, SendGate } from './send-gate.js';
+import { type GateCommit, type GateOptions, SendGate } from './send-gate.js';
 import type { AbortKind, Attempt } from './task.js';
 
 /** What the slots tell the run: each is called once the slot's own bookkeeping is done. */
@@ -61,8 +61,8 @@ export class InFlight<I, O> {
   }
 
   /** Installs the journal's durability point (`Run.gateSends`). */
-  gateSends(commit: GateCommit): () => void {
-    return this.gate.install(commit);
+  gateSends(commit: GateCommit, options?: GateOptions): () => void {
+    return this.gate.install(commit, options);
   }
 
   /**

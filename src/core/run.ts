@@ -55,7 +55,7 @@ import { RateLimiterRegistry } from './rate.js';
 import { RateGate } from './rate-gate.js';
 import { RetryPolicy } from './retry-policy.js';
 import { RunPace } from './run-pace.js';
-import type { GateCommit } from './send-gate.js';
+import type { GateCommit, GateOptions } from './send-gate.js';
 import { type ReaderHost, TaskReader, type TaskSource } from './source.js';
 import { StopRules } from './stop-rules.js';
 import { RunTally } from './tally.js';
@@ -90,7 +90,6 @@ function generatedRunId(): string {
  */
 export class Run<I = unknown, O = unknown> {
   readonly runId: string;
-  private readonly target: Target<I, O>;
   private readonly clock: Clock;
   private readonly retry: ResolvedRetry;
   private readonly options: RunOptions;
@@ -148,7 +147,6 @@ export class Run<I = unknown, O = unknown> {
       throw new InvalidOptionError('target', target, 'an object with an execute(task, ctx) method');
     }
     this.options = options;
-    this.target = target;
     this.clock = options.clock ?? new RealClock();
     this.queues = new TaskQueues(this.clock);
     this.slots = new InFlight(this.clock, target, options.zombieGraceMs ?? 1000, {
@@ -394,7 +392,7 @@ export class Run<I = unknown, O = unknown> {
 
   /**
    * Installs a durability point (the journal's, `attachJournal`): the attempts started in one
-   * microtask turn are held, `commit` is called once, synchronously, and only then are they
+   * microtask turn (one event-loop tick with `{ tick: true }`) are held, `commit` is called once, synchronously, and only then are they
    * sent. What `commit` makes durable thus holds the start of every attempt before its request
    * leaves, and the verdict that freed a slot before the slot is used again. Without a gate an
    * attempt is sent the moment it starts. `commit` returns `false` when it could not make them
@@ -402,8 +400,8 @@ export class Run<I = unknown, O = unknown> {
    * a pause would). One gate per run; `commit` must not throw. Returns a function that removes
    * the gate (held attempts are then sent at once).
    */
-  gateSends(commit: GateCommit): () => void {
-    return this.slots.gateSends(commit);
+  gateSends(commit: GateCommit, options?: GateOptions): () => void {
+    return this.slots.gateSends(commit, options);
   }
 
   /** Resolves once `predicate` holds, checked after every state change. */

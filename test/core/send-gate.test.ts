@@ -67,6 +67,42 @@ describe('send gate', () => {
     expect(committed.length).toBeLessThan(result.statistics.attempts);
   });
 
+  test('a tick gate holds the starts of a whole event-loop tick for one commit', async () => {
+    // Answers settle in separate microtask turns of one tick: a microtask gate commits for each
+    // turn that started attempts, the tick gate once per tick, with the same guarantee.
+    const mk = () =>
+      target(async (task) => {
+        // Each answer takes a different number of microtask turns.
+        for (let i = 0; i < task.input % 4; i++) await Promise.resolve();
+        return 'ok';
+      });
+    const counts: number[] = [];
+    for (const tick of [false, true]) {
+      const t = mk();
+      const { run } = virtualRun(16, t, { concurrency: 4 });
+      let commits = 0;
+      run.gateSends(
+        () => {
+          commits++;
+        },
+        { tick },
+      );
+      const done = run.start();
+      await Promise.resolve();
+      // The microtask gate sent the first four in the start's turn; the tick gate has not yet.
+      expect(t.starts).toHaveLength(tick ? 0 : 4);
+      if (tick) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        expect(commits).toBe(1);
+        expect(t.starts).toHaveLength(4);
+      }
+      const result = await done;
+      expect(result.statistics.succeededTasks).toBe(16);
+      counts.push(commits);
+    }
+    expect(counts[1]).toBeLessThan(counts[0]!);
+  });
+
   test('a start cancelled before its turn committed is withdrawn, never sent', async () => {
     const t = target(async () => 'ok');
     const { run, log } = virtualRun(6, t, { concurrency: 4 });
