@@ -12,6 +12,7 @@ import { ToolRegistry } from '../actions/registry.js';
 import { fileRootWarnings } from '../actions/root-check.js';
 import type { ActionPlan, ExecutionResult } from '../actions/types.js';
 import type { ReportFormat } from '../report/index.js';
+import { openRunFolder } from '../report/run-folder.js';
 import type { RunHistory } from '../runner/history.js';
 import { RunSession } from '../runner/session.js';
 import type { Io } from './io.js';
@@ -140,8 +141,10 @@ export async function runActionPlan(
     if (options.json) io.stdout.write(`${JSON.stringify({ runId, status: 'interrupted' })}\n`);
     return EXIT.interrupted;
   }
+  // The run's own folder under --out, and `latest` pointed at it (issue #18 item 14).
+  const { dir } = await openRunFolder(options.out, runId);
   const { summary, record, paths } = await writeRunReports(history, runId, {
-    out: options.out,
+    out: dir,
     formats: options.formats,
     command: options.command,
   });

@@ -15,7 +15,9 @@ import { comparisonMarkdown, formatComparison } from '../compare/text.js';
 import { type RunFigures, runFigures, runsOfPlan, sparkline } from '../compare/trend.js';
 import type { Comparison } from '../compare/types.js';
 import { isStrideError } from '../core/index.js';
+import { makeDirectory } from '../report/disk.js';
 import type { HtmlOptions } from '../report/index.js';
+import { runFolder } from '../report/run-folder.js';
 import { writeFileStreamed } from '../report/sink.js';
 import { RunHistory } from '../runner/history.js';
 import { SqliteStore } from '../store/sqlite.js';
@@ -192,7 +194,7 @@ export async function resolveBaseline(db: string, spec: string, plan: string): P
 
 /**
  * The session's `afterRun` for `stride run --baseline`: compares the finished run with the
- * baseline runs `ids`, writes compare.json, compare.md and compare.html into `out`, links the
+ * baseline runs `ids`, writes compare.json, compare.md and compare.html into the run's folder `out/<run-id>/`, links the
  * page from report.html and applies the gate.
  */
 export function baselineHook(
@@ -217,10 +219,13 @@ export function baselineHook(
         code: 2,
       };
     }
+    // Beside the run's report.html, which links to compare.html: the run's own folder.
+    const dir = runFolder(options.out, runId);
+    await makeDirectory(dir);
     const paths = {
-      json: join(options.out, COMPARE_FILES.json),
-      md: join(options.out, COMPARE_FILES.md),
-      html: join(options.out, COMPARE_FILES.html),
+      json: join(dir, COMPARE_FILES.json),
+      md: join(dir, COMPARE_FILES.md),
+      html: join(dir, COMPARE_FILES.html),
     };
     await writeComparison(paths.json, 'json', c);
     await writeComparison(paths.md, 'md', c);

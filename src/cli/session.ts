@@ -17,6 +17,7 @@ import {
   type ReportMeta,
   type ReportSummary,
 } from '../report/index.js';
+import { openRunFolder, runFolder } from '../report/run-folder.js';
 import type { DurableRunResult, DurableSession } from '../runner/durable.js';
 import type { RunHistory } from '../runner/history.js';
 import { RunSession, testPlan } from '../runner/session.js';
@@ -40,7 +41,7 @@ import { formatRunSummary, paceLines } from './summary.js';
 export interface CliRunOptions {
   readonly history: RunHistory;
   readonly io: Io;
-  /** Report directory. */
+  /** Report directory: each run writes to its own folder in it, `<out>/<run-id>/`. */
   readonly out: string;
   readonly formats: readonly ReportFormat[];
   /** `--no-progress` / `--quiet`. */
@@ -100,7 +101,10 @@ export async function runSession(start: SessionStart, options: CliRunOptions): P
     io.stderr.write(beforeStartMessage(interrupted));
     return EXIT.interrupted;
   }
-  const jsonlPath = join(options.out, REPORT_FILES.jsonl);
+  // The run's own folder, `<out>/<run-id>/`, known once the session has its run (issue #18
+  // item 14: every run used to overwrite `<out>`); `<out>/latest` then points at it.
+  let dir: string | undefined;
+  const jsonlPathOf = (d: string): string => join(d, REPORT_FILES.jsonl);
   const streamJsonl = options.formats.includes('jsonl');
   // A resume's reports cover the cases of every session, so they are written from the journal
   // at the end (one read); only its live results.jsonl is fed while it goes. A fresh run's
@@ -143,7 +147,8 @@ export async function runSession(start: SessionStart, options: CliRunOptions): P
     // Each settled case is converted once and fanned out to the summary and every report.
     output: async (started) => {
       const record = await history.getRun(started.runId);
-      const opened = await ReportFanout.open(options.out, fedFormats, {
+      dir = (await openRunFolder(options.out, started.runId)).dir;
+      const opened = await ReportFanout.open(dir, fedFormats, {
         plan: record.plan,
         liveJsonl: true,
       });
@@ -191,15 +196,18 @@ export async function runSession(start: SessionStart, options: CliRunOptions): P
     streamJsonl ? (openError ?? fanout?.failed.get('jsonl')) : undefined;
   // A results.jsonl cut short (a full disk) is not left under its name as if it were complete.
   let jsonlFailure: JsonlFailure | undefined;
-  if (!ended && jsonlError() !== undefined) {
-    jsonlFailure = await keepPartialJsonl(jsonlPath, jsonlError());
+  if (!ended && jsonlError() !== undefined && dir !== undefined) {
+    jsonlFailure = await keepPartialJsonl(jsonlPathOf(dir), jsonlError());
   }
   if (failure !== undefined || result === undefined) {
     const written =
-      fanout === undefined || !streamJsonl ? undefined : { path: jsonlPath, ...streamed };
+      fanout === undefined || !streamJsonl || dir === undefined
+        ? undefined
+        : { path: jsonlPathOf(dir), ...streamed };
     throw await journalFailure(failure, place, jsonlFailure ?? written);
   }
   const runId = result.runId;
+  const runDir = dir ?? runFolder(options.out, runId);
 
   if (resumable) {
     const record = await history.getRun(runId);
@@ -234,9 +242,11 @@ export async function runSession(start: SessionStart, options: CliRunOptions): P
     const again = options.formats.filter(
       (f) => paths[f] === undefined || (f === 'jsonl' && options.rewriteJsonl === true),
     );
-    if (jsonlError() !== undefined) jsonlFailure = await keepPartialJsonl(jsonlPath, jsonlError());
+    if (jsonlError() !== undefined)
+      jsonlFailure = await keepPartialJsonl(jsonlPathOf(runDir), jsonlError());
     if (again.length > 0 || summary === undefined) {
-      const rewritten = await fromJournal(history, record, meta, again, { out: options.out, html });
+      if (dir === undefined) await openRunFolder(options.out, runId);
+      const rewritten = await fromJournal(history, record, meta, again, { out: runDir, html });
       summary = rewritten.summary;
       paths = { ...paths, ...rewritten.paths };
     }
@@ -245,7 +255,7 @@ export async function runSession(start: SessionStart, options: CliRunOptions): P
     throw reportFailure(
       err,
       { runId, history, resumeCommand: options.resumeCommand },
-      { out: options.out, formats: options.formats, jsonl: jsonlFailure },
+      { out: runDir, formats: options.formats, jsonl: jsonlFailure },
     );
   });
   const summary = written.summary;

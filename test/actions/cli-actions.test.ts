@@ -71,7 +71,9 @@ describe('stride run with an action plan', () => {
       expect(readFileSync(join(sandbox, 'published.md'), 'utf8')).toBe(notes);
       expect(readFileSync(join(sandbox, 'CHANGELOG.md'), 'utf8')).toBe('## 0.2\nSee draft.md\n');
 
-      expect(readdirSync(join(dir, 'stride-out')).sort()).toEqual([
+      // The run's own folder under stride-out/, where latest points.
+      expect(readdirSync(join(dir, 'stride-out')).sort()).toEqual([runId, 'latest']);
+      expect(readdirSync(join(dir, 'stride-out', runId!)).sort()).toEqual([
         'junit.xml',
         'report.html',
         'results.csv',
@@ -82,7 +84,7 @@ describe('stride run with an action plan', () => {
         ignoreAttributes: false,
         attributeNamePrefix: '',
         isArray: (name) => name === 'testsuite' || name === 'testcase',
-      }).parse(readFileSync(join(dir, 'stride-out', 'junit.xml'), 'utf8')) as {
+      }).parse(readFileSync(join(dir, 'stride-out', 'latest', 'junit.xml'), 'utf8')) as {
         testsuites: {
           tests: string;
           failures: string;

@@ -102,7 +102,7 @@ test('secrets written literally in step arguments (a credential-named key, a URL
     ...readdirSync(dir)
       .filter((f) => f.startsWith('stride.db'))
       .map((f) => join(dir, f)),
-    ...readdirSync(out).map((f) => join(out, f)),
+    ...readdirSync(join(out, 'lit')).map((f) => join(out, 'lit', f)),
   ];
   expect(files.length).toBeGreaterThan(2);
   for (const file of files) {

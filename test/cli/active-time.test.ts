@@ -61,7 +61,7 @@ describe('a resumed run: active time apart from wall time', () => {
       const elapsed = Date.now() - before;
       expect(code, resumed.stderr()).toBe(1); // the two errors of session 1 stay errors
 
-      const doc = JSON.parse(readFileSync(join(dir, 'out', 'results.json'), 'utf8')) as {
+      const doc = JSON.parse(readFileSync(join(dir, 'out', runId, 'results.json'), 'utf8')) as {
         summary: Times & { total: number };
       };
       const s = doc.summary;
@@ -76,7 +76,7 @@ describe('a resumed run: active time apart from wall time', () => {
 
       // the terminal summary, the HTML report and `stride show` say the same
       expect(resumed.stdout()).toMatch(/^ {2}time {7}active \d.* · wall 60m\d\ds \(2 sessions\)$/m);
-      const html = readFileSync(join(dir, 'out', 'report.html'), 'utf8');
+      const html = readFileSync(join(dir, 'out', runId, 'report.html'), 'utf8');
       const fact = (name: string) =>
         new RegExp(`data-fact="${name}"><dt>[^<]*</dt><dd>([^<]*)</dd>`).exec(html)?.[1];
       expect(fact('Wall time')).toMatch(/^(60 min|1 h 0 min)/);

@@ -192,10 +192,12 @@ describe('stride run, runs, show, report, rerun', () => {
       cases: ['ok', 'ok', 'fail', 'ok', 'error', 'ok', 'ok', 'ok'],
     });
     const db = join(dir, 'stride.db');
-    const out = join(dir, 'out');
     const run1 = captureIo(env());
     expect(
-      await main(['run', plan, '--db', db, '--out', out, '--json', '--no-progress'], run1.io),
+      await main(
+        ['run', plan, '--db', db, '--out', join(dir, 'out'), '--json', '--no-progress'],
+        run1.io,
+      ),
     ).toBe(1);
     const summary = JSON.parse(run1.text.out) as Record<string, unknown>;
     expect(summary).toMatchObject({
@@ -208,6 +210,7 @@ describe('stride run, runs, show, report, rerun', () => {
       exitCode: 1,
     });
     const runId = summary.runId as string;
+    const out = join(dir, 'out', runId); // the run's own folder under --out
 
     // JUnit parsed back: one testcase per case, grouped by dataset, failures and errors apart.
     const junit = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '' }).parse(
@@ -310,7 +313,7 @@ describe('stride run, runs, show, report, rerun', () => {
     const lenient = captureIo(env());
     expect(
       await main(
-        ['run', plan, '--db', db, '--out', out, '--fail-under', '70%', '--quiet'],
+        ['run', plan, '--db', db, '--out', join(dir, 'out'), '--fail-under', '70%', '--quiet'],
         lenient.io,
       ),
     ).toBe(0);
@@ -320,7 +323,7 @@ describe('stride run, runs, show, report, rerun', () => {
     const strict = captureIo(env());
     expect(
       await main(
-        ['run', plan, '--db', db, '--out', out, '--fail-under', '0.8', '--quiet'],
+        ['run', plan, '--db', db, '--out', join(dir, 'out'), '--fail-under', '0.8', '--quiet'],
         strict.io,
       ),
     ).toBe(1);
@@ -356,7 +359,7 @@ describe('stride run, runs, show, report, rerun', () => {
     );
     expect(code).toBe(0);
     expect(JSON.parse(text.out)).toMatchObject({ total: 6, passed: 6 });
-    const json = JSON.parse(readFileSync(join(dir, 'out', 'results.json'), 'utf8')) as {
+    const json = JSON.parse(readFileSync(join(dir, 'out', 'latest', 'results.json'), 'utf8')) as {
       results: { executionId: string }[];
     };
     expect(json.results.map((r) => r.executionId).sort()).toEqual([
@@ -367,7 +370,7 @@ describe('stride run, runs, show, report, rerun', () => {
       'c3#1',
       'c3#2',
     ]);
-    expect(existsSync(join(dir, 'out', 'junit.xml'))).toBe(false); // only the asked formats
+    expect(existsSync(join(dir, 'out', 'latest', 'junit.xml'))).toBe(false); // only those asked
   });
 });
 

@@ -247,7 +247,8 @@ describe('stride compare', () => {
     expect(runAt).toBeGreaterThanOrEqual(0);
     expect(cmpAt).toBeGreaterThan(runAt);
     expect(r.out).toContain('--fail-on-regression: 1 regression(s) (e)');
-    const out = join(dir, 'stride-out');
+    // Beside the run's report.html, in the run's own folder (stride-out/latest is that run).
+    const out = join(dir, 'stride-out', 'latest');
     for (const f of ['compare.json', 'compare.md', 'compare.html', 'report.html']) {
       expect(existsSync(join(out, f)), f).toBe(true);
     }
@@ -287,7 +288,7 @@ describe('stride compare', () => {
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
     try {
       const page = await browser.newPage();
-      await page.goto(pathToFileURL(join(dir, 'o3', 'report.html')).href);
+      await page.goto(pathToFileURL(join(dir, 'o3', summary.runId, 'report.html')).href);
       const points = await page.$$eval('[data-testid="trend-point"]', (els) =>
         els.map((e) => [e.getAttribute('data-run-id'), Number(e.getAttribute('data-value'))]),
       );

@@ -148,13 +148,23 @@ describe('report folders and journals that cannot be created: exit 2 before anyt
 describe('report files on a full disk (symbolic links to /dev/full: every write fails with ENOSPC)', () => {
   it('results.jsonl fails while the run goes: named, then written again from the journal', async () => {
     const { dir, plan } = makePlan({ cases: ['ok', 'ok', 'ok'] });
-    const out = join(dir, 'out');
+    const out = join(dir, 'out', 'D1'); // the run's own folder under --out
     const { io, text } = captureIo(env());
     // The folder exists with results.jsonl leading to /dev/full.
-    mkdirSync(out);
+    mkdirSync(out, { recursive: true });
     symlinkSync('/dev/full', join(out, 'results.jsonl'));
     const code = await main(
-      ['run', plan, '--db', join(dir, 'stride.db'), '--out', out, '--quiet'],
+      [
+        'run',
+        plan,
+        '--db',
+        join(dir, 'stride.db'),
+        '--out',
+        join(dir, 'out'),
+        '--run-id',
+        'D1',
+        '--quiet',
+      ],
       io,
     );
     expect(code, text.err).toBe(0);
@@ -169,14 +179,19 @@ describe('report files on a full disk (symbolic links to /dev/full: every write 
 
   it('reports that cannot be written at the end: exit 1 naming the file, and the command that writes them again', async () => {
     const { dir, plan } = makePlan({ cases: ['ok', 'ok'] });
-    const out = join(dir, 'out');
+    const out = join(dir, 'out', 'D2'); // the run's own folder under --out
     const db = join(dir, 'stride.db');
-    mkdirSync(out);
+    mkdirSync(out, { recursive: true });
     symlinkSync('/dev/full', join(out, 'results.jsonl'));
     // The temporary file the report is written to before its rename (this process's pid).
     symlinkSync('/dev/full', join(out, `results.jsonl.${process.pid}.tmp`));
     const { io, text } = captureIo(env());
-    expect(await main(['run', plan, '--db', db, '--out', out, '--quiet'], io)).toBe(1);
+    expect(
+      await main(
+        ['run', plan, '--db', db, '--out', join(dir, 'out'), '--run-id', 'D2', '--quiet'],
+        io,
+      ),
+    ).toBe(1);
     const file = join(out, 'results.jsonl');
     expect(text.err).toContain(
       `stride: cannot write ${file}: no space left on the device (ENOSPC)\n`,
@@ -266,7 +281,9 @@ describe('a full disk under the journal (an injected SQLite page limit)', () => 
       () => undefined,
       (e: unknown) => e as Error & { code?: string },
     );
-    const lines = readFileSync(join(out, 'results.jsonl'), 'utf8').trim().split('\n');
+    const lines = readFileSync(join(out, 'full-1', 'results.jsonl'), 'utf8')
+      .trim()
+      .split('\n');
     const verdicts = lines.filter(
       (l) =>
         (JSON.parse(l) as { metadata: { taskStatus: string } }).metadata.taskStatus !== 'cancelled',
@@ -288,7 +305,7 @@ describe('a full disk under the journal (an injected SQLite page limit)', () => 
     );
     expect(message).not.toContain('while closing');
     expect(message).toContain(
-      `${join(r.out, 'results.jsonl')} has this session's ${r.verdicts.length} verdict(s)`,
+      `${join(r.out, 'full-1', 'results.jsonl')} has this session's ${r.verdicts.length} verdict(s)`,
     );
     expect(message).toContain(`Free space, then resume with: stride resume full-1 --db ${r.db}`);
     expect(message).toMatch(
@@ -315,7 +332,11 @@ describe('a full disk under the journal (an injected SQLite page limit)', () => 
       resumed.io,
     );
     expect(code, resumed.text.err).toBe(0);
-    expect(readFileSync(join(r.out, 'results.jsonl'), 'utf8').trim().split('\n')).toHaveLength(200);
+    expect(
+      readFileSync(join(r.out, 'full-1', 'results.jsonl'), 'utf8')
+        .trim()
+        .split('\n'),
+    ).toHaveLength(200);
   });
 
   it('when the disk has room again once the run stopped, the journal keeps every answer that came back', async () => {

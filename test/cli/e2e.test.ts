@@ -3,7 +3,7 @@
  * `stride resume`, a second Ctrl-C, and the demo. The mock runs in this process on port 0.
  */
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type MockServer, startMock } from '../../src/mock/index.js';
@@ -39,9 +39,12 @@ describe('the stride bin', () => {
     expect(resent.sort()).toEqual(['c3', 'c5']);
     expect(after.c3! - before.c3!).toBe(2); // its two attempts (500 is retried), no more
     expect(JSON.parse(rerun.stdout())).toMatchObject({ parentId: runId, total: 2, error: 2 });
+    // The rerun's own folder under stride-out/, and latest pointing at it.
+    const rerunId = (JSON.parse(rerun.stdout()) as { runId: string }).runId;
     for (const f of ['results.jsonl', 'results.json', 'results.csv', 'junit.xml', 'report.html']) {
-      expect(existsSync(join(dir, 'stride-out', f))).toBe(true);
+      expect(existsSync(join(dir, 'stride-out', rerunId, f))).toBe(true);
     }
+    expect(readlinkSync(join(dir, 'stride-out', 'latest'))).toBe(rerunId);
     const passing = spawnStride(['run', plan, '--range', '1', '--quiet', '--db', 'j.db'], {
       cwd: dir,
       env,
@@ -69,7 +72,7 @@ describe('the stride bin', () => {
       const env = { MOCK_URL: slow.baseUrl, CI: '1' };
       const child = spawnStride(['run', plan, '--db', 'j.db'], { cwd: dir, env });
       // Interrupt once some cases have a verdict (results.jsonl is streamed as they settle).
-      const jsonl = join(dir, 'stride-out', 'results.jsonl');
+      const jsonl = join(dir, 'stride-out', 'latest', 'results.jsonl');
       // The limits of these polls end a hang; they decide nothing: with the load average at 30 a
       // child took over 10 s to start and reach its first answers (a 10 s limit failed there).
       await expect
@@ -151,7 +154,7 @@ describe('the stride bin', () => {
     expect(child.stdout()).toMatch(/60 cases: \d+ passed/);
     expect(child.stdout()).toContain('open the HTML report in a browser: file://');
     for (const f of ['results.jsonl', 'results.json', 'results.csv', 'junit.xml', 'report.html']) {
-      expect(existsSync(join(dir, 'stride-out', f)), f).toBe(true);
+      expect(existsSync(join(dir, 'stride-out', 'latest', f)), f).toBe(true);
     }
     expect(existsSync(join(dir, '.stride', 'stride.db'))).toBe(true);
   });

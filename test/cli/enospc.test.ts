@@ -119,16 +119,19 @@ describe('a real full disk (tmpfs)', () => {
       const out = join(outFs.dir, 'out');
       const db = join(dbFs.dir, 'stride.db');
       const { io, text } = captureIo(env());
-      const code = await main(['run', plan, '--db', db, '--out', out, '--quiet'], io);
+      const code = await main(
+        ['run', plan, '--db', db, '--out', out, '--run-id', 'E1', '--quiet'],
+        io,
+      );
       expect(code, text.err).toBe(1);
-      const file = join(out, 'results.jsonl');
+      const file = join(out, 'E1', 'results.jsonl'); // the run's own folder under --out
       expect(text.err).toContain(
         `stride: cannot write ${file}: no space left on the device (ENOSPC)`,
       );
       // Nothing that looks complete and is not: no report, no temporary file; what the stream
       // wrote is kept as whole lines under a name that says partial.
-      expect(readdirSync(out)).toEqual(['results.partial.jsonl']);
-      const partial = readFileSync(join(out, 'results.partial.jsonl'), 'utf8');
+      expect(readdirSync(join(out, 'E1'))).toEqual(['results.partial.jsonl']);
+      const partial = readFileSync(join(out, 'E1', 'results.partial.jsonl'), 'utf8');
       expect(partial.endsWith('\n')).toBe(true);
       const kept = partial.trim().split('\n');
       for (const line of kept) expect(() => JSON.parse(line)).not.toThrow();
@@ -218,7 +221,11 @@ describe('a real full disk (tmpfs)', () => {
         env: env(),
       });
       expect(await resumed.exited, resumed.stderr()).toBe(0);
-      expect(readFileSync(join(out, 'results.jsonl'), 'utf8').trim().split('\n')).toHaveLength(200);
+      expect(
+        readFileSync(join(out, runId!, 'results.jsonl'), 'utf8')
+          .trim()
+          .split('\n'),
+      ).toHaveLength(200);
       const total = sentSince(before);
       for (const id of kept) expect(total.get(id), id).toBe(1);
       expect(total.size).toBe(200);

@@ -109,9 +109,7 @@ describe('llm_rubric through stride run (issue #20 item 1)', () => {
     ]);
     expect(r.code, r.err).toBe(1);
     expect(JSON.parse(r.out)).toMatchObject({ total: 4, passed: 2, failed: 1, error: 1 });
-    const report = JSON.parse(
-      readFileSync(join(out, readdirSync(out).find((f) => f.endsWith('.json'))!), 'utf8'),
-    ) as {
+    const report = JSON.parse(readFileSync(join(out, 'latest', 'results.json'), 'utf8')) as {
       results: {
         executionId: string;
         status: string;

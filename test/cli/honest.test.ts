@@ -53,7 +53,7 @@ describe('cancelled cases and the numbers every output gives', () => {
     // Latency over the cases that ran to a verdict, not the cancelled ones.
     expect(s.latencySeconds.count).toBe(s.total - s.cancelled);
 
-    const out = join(dir, 'stride-out');
+    const out = join(dir, 'stride-out', s.runId);
     // results.jsonl: status stays the seeds' `error`; `cancelled` and the reason beside it.
     const lines = readFileSync(join(out, 'results.jsonl'), 'utf8')
       .trim()
@@ -198,8 +198,8 @@ describe('unknown cost is not free (issue #18 item 6)', () => {
         ].join('\n'),
       );
       for (const plan of ['openai.yaml', 'dify.yaml']) {
-        const out = `out-${plan}`;
-        const child = spawnStride(['run', plan, '--json', '--no-progress', '--out', out], {
+        const base = `out-${plan}`;
+        const child = spawnStride(['run', plan, '--json', '--no-progress', '--out', base], {
           cwd: dir,
           env: {},
         });
@@ -209,6 +209,7 @@ describe('unknown cost is not free (issue #18 item 6)', () => {
         expect(s, plan).toMatchObject({ total: 2, passed: 1, failed: 1 });
         expect(s.tokens as number).toBeGreaterThan(0);
         expect(s).toMatchObject({ cost: null, costUnknownCases: 2, costPartial: 0 });
+        const out = join(base, s.runId as string);
 
         const lines = readFileSync(join(dir, out, 'results.jsonl'), 'utf8')
           .trim()
@@ -238,7 +239,7 @@ describe('unknown cost is not free (issue #18 item 6)', () => {
         expect(html).toMatch(/data-testid="cost" data-value="">unknown</);
         expect(html).toContain('no price known for 2 of 2 cases');
 
-        const text = spawnStride(['run', plan, '--no-progress', '--out', `${out}-2`], {
+        const text = spawnStride(['run', plan, '--no-progress', '--out', `${base}-2`], {
           cwd: dir,
           env: {},
         });

@@ -84,7 +84,7 @@ describe('one read of the journal per report (issue #15 item 6)', () => {
       'report.html',
     ]) {
       expect(stable(readFileSync(join(dir, 'again', file), 'utf8')), file).toBe(
-        stable(readFileSync(join(dir, 'live', file), 'utf8')),
+        stable(readFileSync(join(dir, 'live', runId, file), 'utf8')),
       );
     }
   });

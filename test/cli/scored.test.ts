@@ -102,9 +102,7 @@ describe('scores in stride run, the reports and compare (issue #20)', () => {
     const summary = JSON.parse(first.out) as Record<string, unknown>;
     expect(summary).toMatchObject({ total: 4, passed: 2, failed: 1, timeout: 1 });
 
-    const report = JSON.parse(
-      readFileSync(join(out, readdirSync(out).find((f) => f.endsWith('.json'))!), 'utf8'),
-    ) as {
+    const report = JSON.parse(readFileSync(join(out, 'latest', 'results.json'), 'utf8')) as {
       summary: {
         meanScore: number;
         scored: number;

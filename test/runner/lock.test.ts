@@ -115,7 +115,7 @@ describe('one process drives a run', () => {
       new RegExp(`run "L" is being driven by process ${run.pid} on \\S+ since \\d{4}-`),
     );
     expect(footprint()).toEqual(before);
-    expect(existsSync(join(dir, 'out-early', 'results.jsonl'))).toBe(false);
+    expect(existsSync(join(dir, 'out-early', 'L'))).toBe(false); // not even the run's folder
 
     // 3. The holder dies without a word; two resumes start together: exactly one drives.
     run.kill('SIGKILL');

@@ -3,6 +3,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { dirname, extname } from 'node:path';
 import type { Command } from 'commander';
+import { runFolder } from '../../report/run-folder.js';
 import { DEFAULT_DB_PATH } from '../../store/db-path.js';
 import { ALL_FORMATS, type CommandContext, example } from '../options.js';
 import { UsageError } from '../usage.js';
@@ -34,7 +35,10 @@ export function registerReport(root: Command, { io }: CommandContext): void {
       .argument('<run-id>')
       .option('--db <path>', 'the run journal (SQLite)', DEFAULT_DB_PATH)
       .option('-f, --format <formats>', `one or more of ${ALL_FORMATS}`, 'html')
-      .option('-o, --output <path>', 'the file (one format), or the directory (several)'),
+      .option(
+        '-o, --output <path>',
+        'the file (one format), or the directory (several); default stride-out/<run-id>/',
+      ),
     'stride report 20261124-213005-ab12 --format junit -o junit.xml',
     'stride report 20261124-213005-ab12 --format html,csv -o reports/',
   ).action(async (runId: string, flags: { db: string; format: string; output?: string }) => {
@@ -46,12 +50,14 @@ export function registerReport(root: Command, { io }: CommandContext): void {
     const formats = formatsOf(flags.format, '--format');
     checkOutput(flags.output, formats);
     const file = formats.length === 1 && flags.output !== undefined && !flags.output.endsWith('/');
-    await prepareOutput('--output', file ? dirname(flags.output!) : (flags.output ?? 'stride-out'));
+    // By default into the run's own folder, where its run wrote them (issue #18 item 14).
+    const out = file ? dirname(flags.output!) : (flags.output ?? runFolder('stride-out', runId));
+    await prepareOutput('--output', out);
     const history = openHistory(flags.db, true);
     try {
       // One read of the journal for the summary and every format (issue #15 item 6).
       const { paths: written } = await writeRunReports(history, runId, {
-        out: file ? dirname(flags.output!) : (flags.output ?? 'stride-out'),
+        out,
         formats,
         ...(file ? { paths: { [formats[0]!]: flags.output! } } : {}),
       });
