@@ -3,7 +3,7 @@
 /** The Compare page: `compareRuns`' view, regressions first, side by side, diff, significance. */
 
 import type { CaseChange, Comparison, SideSummary } from '../../compare/types.js';
-import { card, diffBlock, el, fill, getJson, headRow, money, pct, pill, text } from './dom.js';
+import { card, costOf, diffBlock, el, fill, getJson, headRow, pct, pill, text } from './dom.js';
 
 const LISTS = [
   ['regressions', 'Regressions'],
@@ -20,7 +20,7 @@ function side(label: string, s: SideSummary): HTMLElement {
   const ci = s.ci95 === null ? '' : ` (95 % CI ${pct(s.ci95.low)}–${pct(s.ci95.high)})`;
   return card(
     `${label}: ${s.runs.map((r) => r.id).join(', ')}`,
-    `${pct(s.pass_rate)}${ci} · ${s.passed}/${s.total} · ${money(s.cost)}`,
+    `${pct(s.pass_rate)}${ci} · ${s.passed}/${s.total} · ${costOf({ cost: s.cost, costUnknown: s.cost_unknown, total: s.total })}`,
   );
 }
 

@@ -63,6 +63,20 @@ export function money(x: number | null | undefined): string {
   return x < 1 ? `$${x.toFixed(4)}` : `$${x.toFixed(2)}`;
 }
 
+/**
+ * A run's cost: unknown is said, never shown as $0 (issue #18 item 2). `unknown` when no case's
+ * cost is known (no price), `unknown for N cases (partial $x)` when some are; the dollars only
+ * when every case's cost is known. The same rule as the CLI's `costText` (report/summary.ts).
+ */
+export function costOf(
+  c: { readonly cost: number; readonly costUnknown: number; readonly total: number } | undefined,
+): string {
+  if (c === undefined) return '—';
+  if (c.costUnknown === 0) return money(c.cost);
+  if (c.costUnknown >= c.total) return 'unknown';
+  return `unknown for ${c.costUnknown} case${c.costUnknown === 1 ? '' : 's'} (partial ${money(c.cost)})`;
+}
+
 /** A number with thousands separators. */
 export function num(x: number | null | undefined): string {
   return x === null || x === undefined ? '—' : x.toLocaleString('en-US');

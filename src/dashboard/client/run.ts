@@ -9,7 +9,19 @@
 
 import type { RunView } from '../view.js';
 import { cases } from './cases.js';
-import { card, duration, el, fill, getJson, money, num, pct, pill, postJson, when } from './dom.js';
+import {
+  card,
+  costOf,
+  duration,
+  el,
+  fill,
+  getJson,
+  num,
+  pct,
+  pill,
+  postJson,
+  when,
+} from './dom.js';
 import { steps } from './steps.js';
 import { workers } from './workers.js';
 
@@ -174,7 +186,7 @@ function figures(v: RunView): HTMLElement {
     card('rate-limit waits', num(live?.counts.rateWaits)),
     card('cool-downs (429)', num(live?.counts.coolDowns)),
     card('tokens', num(c.tokens)),
-    card('cost', money(c.cost)),
+    card('cost', costOf(c), 'cost-card'),
     card('duration', duration(v.durationMs)),
   ];
   if (lat !== undefined && lat.count > 0) {

@@ -4,12 +4,12 @@
 
 import type { RunRow } from '../view.js';
 import {
+  costOf,
   duration,
   el,
   fill,
   getJson,
   headRow,
-  money,
   num,
   pct,
   pill,
@@ -48,7 +48,7 @@ function row(r: RunRow, selected: Set<string>, onSelect: () => void): HTMLTableR
     el('td', {}, pill(r.shownStatus, 'run-status')),
     progressCell(r),
     el('td', { class: 'num' }, pct(r.passRate)),
-    el('td', { class: 'num' }, money(r.counts.cost)),
+    el('td', { class: 'num', 'data-testid': 'run-cost' }, costOf(r.counts)),
     el('td', {}, when(r.startedAt)),
     el('td', { class: 'num' }, duration(r.durationMs)),
   );
