@@ -293,7 +293,12 @@ export function distributedFixture(latencyMs: LatencySpec): {
   /** `--dispatch bullmq --redis <this redis> --queue <queue> --db <db>`. */
   dispatchArgs(queue: string, db: string): string[];
   spawnStride(args: readonly string[], cwd?: string): StrideChild;
-  startWorker(queue: string, concurrency: number, cwd?: string): Promise<StrideChild>;
+  startWorker(
+    queue: string,
+    concurrency: number,
+    cwd?: string,
+    lockDuration?: string,
+  ): Promise<StrideChild>;
 } {
   let redis: RedisServer | undefined;
   let mock: MockServer | undefined;
@@ -334,8 +339,20 @@ export function distributedFixture(latencyMs: LatencySpec): {
       const done = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
       return Object.assign(child, { done, out: () => out });
     },
-    /** A `stride worker` process; resolves once it says it is ready. */
-    async startWorker(queue: string, concurrency: number, cwd?: string): Promise<StrideChild> {
+    /**
+     * A `stride worker` process; resolves once it says it is ready. Its job locks last
+     * `lockDuration` (60 s unless given): a lock CPU load cannot let lapse (it is renewed every
+     * 20 s), so a live worker's jobs are never handed to another worker behind its back, which
+     * would send their attempts twice (before, every test worker had 2 s locks, renewed every
+     * 0.67 s: a worker the machine starved for 1.3 s lost its jobs, issue #14). A test that
+     * kills a worker gives that one a short lock, so its jobs come back fast.
+     */
+    async startWorker(
+      queue: string,
+      concurrency: number,
+      cwd?: string,
+      lockDuration = '60s',
+    ): Promise<StrideChild> {
       const w = fixture.spawnStride(
         [
           'worker',
@@ -346,7 +363,7 @@ export function distributedFixture(latencyMs: LatencySpec): {
           '-j',
           String(concurrency),
           '--lock-duration',
-          '2s',
+          lockDuration,
         ],
         cwd,
       );
@@ -359,6 +376,75 @@ export function distributedFixture(latencyMs: LatencySpec): {
     },
   };
   return fixture;
+}
+
+/**
+ * BullMQ's stalled check on `queue` every 500 ms, from this process: what the live workers do
+ * every half lock duration (30 s with the 60 s locks `startWorker` gives them), run often so a
+ * killed worker's jobs come back within its own short lock plus a second. The same BullMQ
+ * script, with the workers' limit of 10 stalls; it takes no job.
+ */
+export async function stalledCheck(url: string, queue: string): Promise<() => Promise<void>> {
+  const { Worker } = await import('bullmq');
+  const { connectionOptions } = await import('../../src/distributed/redis.js');
+  const checker = new Worker(queue, null, {
+    connection: connectionOptions(url),
+    autorun: false,
+    stalledInterval: 500,
+    maxStalledCount: 10,
+  });
+  await checker.waitUntilReady();
+  await checker.startStalledCheckTimer();
+  return () => checker.close();
+}
+
+/** A reply a worker wrote to a run's outcome stream (`src/distributed/protocol.ts`). */
+export interface StreamReply {
+  readonly id: string;
+  readonly returned?: boolean;
+  readonly maybeSent?: boolean;
+  readonly job?: string;
+  readonly outcome?: { readonly takenAt?: number; readonly worker?: string };
+}
+
+/**
+ * Every reply the workers write to run `runId`'s outcome stream, read as they come (the
+ * coordinator trims what it read a minute ago). Start it before the run.
+ */
+export async function watchReplies(
+  url: string,
+  queue: string,
+  runId: string,
+): Promise<{ readonly replies: StreamReply[]; stop(): Promise<void> }> {
+  const { Redis } = await import('ioredis');
+  const reader = new Redis(url);
+  const key = `stride:${queue}:outcomes:${encodeURIComponent(runId)}`;
+  const replies: StreamReply[] = [];
+  let cursor = '0-0';
+  let stopping = false;
+  const read = async (block: boolean): Promise<void> => {
+    const got = block
+      ? await reader.xread('BLOCK', 200, 'STREAMS', key, cursor)
+      : await reader.xread('STREAMS', key, cursor);
+    for (const [, entries] of got ?? []) {
+      for (const [id, fields] of entries) {
+        cursor = id;
+        replies.push(...(JSON.parse(fields[1]!) as StreamReply[]));
+      }
+    }
+  };
+  const loop = (async () => {
+    while (!stopping) await read(true);
+  })();
+  return {
+    replies,
+    stop: async () => {
+      stopping = true;
+      await loop;
+      await read(false); // what came after the last blocking read
+      reader.disconnect();
+    },
+  };
 }
 
 /** A `stride` child process with its exit code and everything it printed. */
