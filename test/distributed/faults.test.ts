@@ -25,26 +25,30 @@ describe('distributed faults', () => {
     const dir = mkdtempSync(join(tmpdir(), 'stride-dist-'));
     const tag = dir.slice(-6);
     const queue = 'q-coord';
-    await startWorkers(queue, 2, dir);
+    // 200 cases, the kill after 60 answered (500 and 150 before, issue #14): a kill with work
+    // in flight on both workers and most of the run still to come, at two fifths of the cost.
     const plan = planFile(
       dir,
-      500,
+      200,
       '{ concurrency: 16, timeout: 30s, retry_policy: { max_attempts: 3, backoff_seconds: 0.1 } }',
     );
     const base = [...f.dispatchArgs(queue, 'j.db'), '--report', 'json'];
+    // The coordinator starts while the workers do (its jobs wait in the queue for them): the
+    // two process start-ups overlap instead of adding up (several seconds each under load).
     const coordinator = f.spawnStride(['run', plan, '--run-id', 'crash-run', ...base], dir);
+    await startWorkers(queue, 2, dir);
     await expect
       .poll(() => Object.keys(f.mock.stats().byCase).filter((k) => k.startsWith(tag)).length, {
         timeout: 60_000,
         interval: 10,
       })
-      .toBeGreaterThan(150);
+      .toBeGreaterThan(60);
     coordinator.kill('SIGKILL');
     await coordinator.done;
     const before = new SqliteStore({ path: join(dir, 'j.db') });
     const stored = (await before.getRun('crash-run'))?.counts.total ?? 0;
     await before.close();
-    expect(stored).toBeLessThan(500);
+    expect(stored).toBeLessThan(200);
 
     const resumed = f.spawnStride(['resume', 'crash-run', ...base, '--json'], dir);
     expect(await resumed.done).toBe(0);
@@ -54,9 +58,9 @@ describe('distributed faults', () => {
         .split('\n')
         .find((l) => l.startsWith('{"runId"'))!,
     ) as Record<string, number>;
-    expect(summary).toMatchObject({ runId: 'crash-run', total: 500, passed: 500 });
+    expect(summary).toMatchObject({ runId: 'crash-run', total: 200, passed: 200 });
     const byCase = f.mock.stats().byCase;
-    const counts = Array.from({ length: 500 }, (_, i) => byCase[`${tag}-c${i}`] ?? 0);
+    const counts = Array.from({ length: 200 }, (_, i) => byCase[`${tag}-c${i}`] ?? 0);
     expect(counts.every((c) => c >= 1)).toBe(true);
     // In-flight attempts kept running on the workers while the coordinator was down; their
     // outcomes waited in the run's outcome stream (their jobs, if still running, were found in
@@ -66,7 +70,7 @@ describe('distributed faults', () => {
     try {
       let results = 0;
       for await (const _ of store.results('crash-run')) results++;
-      expect(results).toBe(500);
+      expect(results).toBe(200);
     } finally {
       await store.close();
     }
@@ -77,9 +81,11 @@ describe('distributed faults', () => {
     const tag = dir.slice(-6);
     const queue = 'q-restart';
     await startWorkers(queue, 2, dir);
+    // 200 cases, the restart after 40 answered (400 and 100 before, issue #14): the restart
+    // still lands with four fifths of the run to come.
     const plan = planFile(
       dir,
-      400,
+      200,
       '{ concurrency: 16, timeout: 60s, retry_policy: { max_attempts: 3, backoff_seconds: 0.1 } }',
     );
     const { io, text } = captureIo({ MOCK_URL: f.mock.baseUrl });
@@ -102,17 +108,17 @@ describe('distributed faults', () => {
         timeout: 60_000,
         interval: 10,
       })
-      .toBeGreaterThan(100);
+      .toBeGreaterThan(40);
     const answeredBefore = Object.keys(f.mock.stats().byCase).filter((k) =>
       k.startsWith(tag),
     ).length;
     await f.redis.restart();
     expect(await run).toBe(0);
-    expect(answeredBefore).toBeLessThan(400); // the restart happened in the middle
-    expect(JSON.parse(text.out)).toMatchObject({ total: 400, passed: 400 });
+    expect(answeredBefore).toBeLessThan(200); // the restart happened in the middle
+    expect(JSON.parse(text.out)).toMatchObject({ total: 200, passed: 200 });
     const byCase = f.mock.stats().byCase;
     expect(
-      Array.from({ length: 400 }, (_, i) => byCase[`${tag}-c${i}`] ?? 0).every((c) => c >= 1),
+      Array.from({ length: 200 }, (_, i) => byCase[`${tag}-c${i}`] ?? 0).every((c) => c >= 1),
     ).toBe(true);
   }, 180_000);
   test('Redis unreachable: a clear error that names it (without its password), and the run waits', async () => {

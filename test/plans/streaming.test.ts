@@ -7,7 +7,9 @@ import { collect, removeTempDirs, tempFiles } from './helpers.js';
 
 afterAll(removeTempDirs);
 
-const COUNT = 200_000;
+// 50,000 cases (200,000 before, issue #14): a file of 5 MB read line by line proves the reader
+// streams, selects, samples and ranges as well as one of 20 MB, at a quarter of the time.
+const COUNT = 50_000;
 
 async function writeCases(path: string, count: number): Promise<void> {
   const out = createWriteStream(path);
