@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { XMLParser } from 'fast-xml-parser';
 import { describe, expect, it } from 'vitest';
-import { spawnStride } from '../cli/helpers.js';
+import { spawnStride, strideHere } from '../cli/helpers.js';
 
 const EXAMPLES = resolve(import.meta.dirname, '../../examples/actions');
 const ENV = { CI: '1' };
@@ -38,6 +38,15 @@ function workspace(plan: { example: 'publish-notes' | 'rollback' } | { text: str
   return dir;
 }
 
+/**
+ * `stride <command> --db <dir's journal> ...` in this process (strideHere): `runs` and `show`
+ * only read the journal a child run wrote; a child each cost ~1 s of CPU and proved nothing more.
+ */
+async function read(dir: string, command: 'runs' | 'show', ...args: string[]) {
+  const r = await strideHere([command, '--db', join(dir, '.stride', 'stride.db'), ...args], ENV);
+  return { code: r.code, stdout: r.out, stderr: r.err };
+}
+
 /** Runs `stride <args>` in `dir` and waits for it. */
 async function stride(dir: string, ...args: string[]) {
   const child = spawnStride(args, { cwd: dir, env: ENV });
@@ -54,7 +63,9 @@ interface RunSummary {
   counts: { total: number; succeeded: number };
 }
 
-describe('stride run with an action plan', () => {
+// The tests are independent (each its own folder, journal and sandbox; no shared mock): they run
+// side by side, so the file waits for its slowest test instead of the sum of all five.
+describe.concurrent('stride run with an action plan', () => {
   it(
     'publish-notes: exit 0, the files in the sandbox, one JUnit testcase per step, listed as an action run',
     async () => {
@@ -99,7 +110,7 @@ describe('stride run with an action plan', () => {
       );
       expect(cases.filter((c) => c.failure !== undefined || c.error !== undefined)).toEqual([]);
 
-      const runs = await stride(dir, 'runs', '--json');
+      const runs = await read(dir, 'runs', '--json');
       expect(runs.code).toBe(0);
       const listed = JSON.parse(runs.stdout) as RunSummary[];
       expect(listed).toHaveLength(1);
@@ -134,12 +145,20 @@ describe('stride run with an action plan', () => {
       expect(readdirSync(sandbox)).toEqual(['tenant.json']);
       expect(readFileSync(join(sandbox, 'tenant.json'), 'utf8')).toBe('{"tenant": "before"}');
 
-      const runs = JSON.parse((await stride(dir, 'runs', '--json')).stdout) as RunSummary[];
+      // The four reads of the finished journal, in this process and side by side (they were four
+      // children in a row); each is judged on its own below.
+      const runId = /^Run (\S+): failed/m.exec(run.stdout)![1]!;
+      const [asJson, asTable, newestJson, show] = await Promise.all([
+        read(dir, 'runs', '--json'),
+        read(dir, 'runs'),
+        read(dir, 'runs', '-n', '1', '--json'),
+        read(dir, 'show', runId),
+      ]);
+      const runs = JSON.parse(asJson.stdout) as RunSummary[];
       expect(runs.every((r) => r.kind === 'action')).toBe(true);
 
       // `stride runs` (issue #18 item 5): the outcome a user cares about, on one row; the
       // rollback run is folded into it (it was a `completed` row plus a `…:rollback` row).
-      const runId = /^Run (\S+): failed/m.exec(run.stdout)![1]!;
       expect(runs).toHaveLength(1);
       expect(runs[0]).toMatchObject({
         id: runId,
@@ -147,32 +166,24 @@ describe('stride run with an action plan', () => {
         outcome: 'failed, rolled back',
         rollback: { id: `${runId}:rollback`, status: 'completed' },
       });
-      const table = (await stride(dir, 'runs')).stdout.trim().split('\n');
+      const table = asTable.stdout.trim().split('\n');
       expect(table).toHaveLength(2);
       expect(table[1]).toContain(' failed, rolled back ');
       expect(table.join('\n')).not.toContain(':rollback');
       // The newest run is the rollback: with -n 1 the plan's row stands for it.
-      const newest = JSON.parse((await stride(dir, 'runs', '-n', '1', '--json')).stdout);
+      const newest = JSON.parse(newestJson.stdout);
       expect(newest).toMatchObject([{ id: runId, outcome: 'failed, rolled back' }]);
-      expect((await stride(dir, 'show', runId)).stdout).toContain(
-        'status     failed, rolled back (run completed)',
-      );
+      expect(show.stdout).toContain('status     failed, rolled back (run completed)');
     },
     SLOW,
   );
 });
 
-describe('stride validate with an action plan', () => {
+describe.concurrent('stride validate with an action plan', () => {
   it(
     'a valid plan: exit 0; a bad one: exit 2 with the positioned message; nothing written',
     async () => {
       const dir = workspace({ example: 'publish-notes' });
-      const ok = await stride(dir, 'validate', 'plan.yaml');
-      expect(ok.code, ok.stderr).toBe(0);
-      expect(ok.stdout).toBe(
-        'plan.yaml: valid. action plan publish-release-notes: 6 step(s), 6 dependencies; tools available: http, sleep, transform, file.read, file.write\n',
-      );
-
       writeFileSync(
         join(dir, 'cycle.yaml'),
         [
@@ -187,13 +198,6 @@ describe('stride validate with an action plan', () => {
           '',
         ].join('\n'),
       );
-      const cycle = await stride(dir, 'validate', 'cycle.yaml');
-      expect(cycle.code).toBe(2);
-      expect(cycle.stdout).toBe('');
-      expect(cycle.stderr).toBe(
-        'stride: cycle.yaml:5:17: steps[0].depends_on: dependency cycle: a -> b -> a\n',
-      );
-
       // The tools are checked against the registry the plan would run with.
       writeFileSync(
         join(dir, 'tool.yaml'),
@@ -201,7 +205,21 @@ describe('stride validate with an action plan', () => {
           '\n',
         ),
       );
-      const tool = await stride(dir, 'validate', 'tool.yaml');
+      // Three validations of three files, side by side (they were three children in a row).
+      const [ok, cycle, tool] = await Promise.all([
+        stride(dir, 'validate', 'plan.yaml'),
+        stride(dir, 'validate', 'cycle.yaml'),
+        stride(dir, 'validate', 'tool.yaml'),
+      ]);
+      expect(ok.code, ok.stderr).toBe(0);
+      expect(ok.stdout).toBe(
+        'plan.yaml: valid. action plan publish-release-notes: 6 step(s), 6 dependencies; tools available: http, sleep, transform, file.read, file.write\n',
+      );
+      expect(cycle.code).toBe(2);
+      expect(cycle.stdout).toBe('');
+      expect(cycle.stderr).toBe(
+        'stride: cycle.yaml:5:17: steps[0].depends_on: dependency cycle: a -> b -> a\n',
+      );
       expect(tool.code).toBe(2);
       expect(tool.stderr).toBe(
         'stride: tool.yaml:4:20: steps[0].tool: unknown tool "file.wirte" (did you mean file.write?); available: http, sleep, transform, file.read, file.write\n',
@@ -228,7 +246,7 @@ describe('stride validate with an action plan', () => {
   );
 });
 
-describe('Ctrl-C and stride resume with an action plan', () => {
+describe.concurrent('Ctrl-C and stride resume with an action plan', () => {
   const STEPS = 6;
   const chain = [
     'kind: action',
@@ -266,7 +284,7 @@ describe('Ctrl-C and stride resume with an action plan', () => {
       expect(before.length).toBeLessThan(STEPS);
       expect(before).toEqual(ids.slice(0, before.length)); // a chain: a prefix of it
 
-      const interrupted = await stride(dir, 'show', runId, '--json');
+      const interrupted = await read(dir, 'show', runId, '--json');
       expect(interrupted.code).toBe(0);
       expect(JSON.parse(interrupted.stdout)).toMatchObject({
         id: runId,
@@ -288,7 +306,7 @@ describe('Ctrl-C and stride resume with an action plan', () => {
       expect(summary.execution.stepResults.map((s) => [s.stepId, s.status])).toEqual(
         ids.map((id) => [id, 'completed']),
       );
-      const shown = JSON.parse((await stride(dir, 'show', runId, '--json')).stdout);
+      const shown = JSON.parse((await read(dir, 'show', runId, '--json')).stdout);
       expect(shown).toMatchObject({
         status: 'completed',
         counts: { total: STEPS, succeeded: STEPS },

@@ -10,18 +10,24 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { chromium } from 'playwright-core';
+import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type MockServer, startMock } from '../../src/mock/index.js';
-import { makePlan, spawnStride } from './helpers.js';
+import { makePlan, spawnStride, strideHere } from './helpers.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 let mock: MockServer;
+/** One Chromium for the file (a launch per test before), started with the mock. */
+let browser: Browser;
 beforeAll(async () => {
-  mock = await startMock({ port: 0, latencyMs: 2 });
+  [mock, browser] = await Promise.all([
+    startMock({ port: 0, latencyMs: 2 }),
+    chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] }),
+  ]);
 });
 afterAll(async () => {
+  await browser?.close();
   await mock.close();
 });
 
@@ -65,10 +71,23 @@ const HEAD: Record<string, Kind> = {
   new: 'ok', // added; `gone` removed
 };
 
-async function run(args: string[], dir: string) {
-  const child = spawnStride(args, { cwd: dir, env: { MOCK_URL: mock.baseUrl } });
+async function run(args: string[], dir: string, target: MockServer = mock) {
+  const child = spawnStride(args, { cwd: dir, env: { MOCK_URL: target.baseUrl } });
   const code = await child.exited;
   return { code, out: child.stdout(), err: child.stderr() };
+}
+
+/** Flags whose value is a path: made absolute for an in-process command (no cwd of its own). */
+const PATH_FLAGS = new Set(['--db', '-o']);
+
+/**
+ * `stride compare ...` in this process (`strideHere`), the paths made absolute. The comparisons
+ * only read a finished journal and write a file; what a process adds (the bin's shebang, its
+ * exit) is covered by the runs here and test/cli/e2e.test.ts, and a child each cost ~1 s of
+ * CPU: most of this file's time.
+ */
+function compare(args: string[], dir: string) {
+  return strideHere(args.map((a, i) => (PATH_FLAGS.has(args[i - 1] ?? '') ? join(dir, a) : a)));
 }
 
 async function twoRuns() {
@@ -98,7 +117,9 @@ async function twoRunsCopy(): Promise<Awaited<ReturnType<typeof twoRuns>>> {
 
 const ids = (list: { id: string }[]) => list.map((c) => c.id);
 
-describe('stride compare', () => {
+// The tests run side by side: each works in its own copy of the two runs' folder; the one that
+// counts requests sends its runs to a mock of its own.
+describe.concurrent('stride compare', () => {
   it('lists exactly the changed cases; the gate exits 1 only when asked; md and HTML read back', {
     timeout: 120_000,
   }, async () => {
@@ -107,13 +128,13 @@ describe('stride compare', () => {
     // The seven comparisons only read the journal: they run side by side (one after another
     // they were most of this test's time), and each is judged on its own below.
     const [json, gate, significant, reverse, plain, md, html] = await Promise.all([
-      run(['compare', 'latest~1', 'latest', '--plan', 'cli-test', ...db, '--json'], dir),
-      run(['compare', base, head, ...db, '--fail-on-regression'], dir),
-      run(['compare', base, head, ...db, '--fail-on-regression=significant'], dir),
-      run(['compare', head, base, ...db, '--fail-on-regression'], dir),
-      run(['compare', base, head, ...db], dir),
-      run(['compare', base, head, ...db, '--format', 'md', '-o', 'cmp/comment.md'], dir),
-      run(['compare', base, head, ...db, '--format', 'html', '-o', 'cmp/compare.html'], dir),
+      compare(['compare', 'latest~1', 'latest', '--plan', 'cli-test', ...db, '--json'], dir),
+      compare(['compare', base, head, ...db, '--fail-on-regression'], dir),
+      compare(['compare', base, head, ...db, '--fail-on-regression=significant'], dir),
+      compare(['compare', head, base, ...db, '--fail-on-regression'], dir),
+      compare(['compare', base, head, ...db], dir),
+      compare(['compare', base, head, ...db, '--format', 'md', '-o', 'cmp/comment.md'], dir),
+      compare(['compare', base, head, ...db, '--format', 'html', '-o', 'cmp/compare.html'], dir),
     ]);
     expect(json.code, json.err).toBe(0);
     const c = JSON.parse(json.out);
@@ -180,9 +201,8 @@ describe('stride compare', () => {
 
     // HTML, in Chromium: regressions first, each list's ids, side-by-side outputs, no script.
     expect(html.code, html.err).toBe(0);
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    const page = await browser.newPage();
     try {
-      const page = await browser.newPage();
       const remote: string[] = [];
       page.on('request', (r) => {
         if (!r.url().startsWith('file:')) remote.push(r.url());
@@ -219,7 +239,7 @@ describe('stride compare', () => {
       expect(await page.locator('script').count()).toBe(0);
       expect(remote).toEqual([]);
     } finally {
-      await browser.close();
+      await page.close();
     }
   });
 
@@ -284,10 +304,15 @@ describe('stride compare', () => {
       gate: 'passed',
     });
 
+    // The two `stride runs` read the journal while the page is checked (they ran after it).
+    const [runs, runsJson] = await Promise.all([
+      run(['runs', '--plan', 'cli-test', '--db', 'j.db'], dir),
+      run(['runs', '--plan', 'cli-test', '--db', 'j.db', '--json'], dir),
+    ]);
+
     // The run's HTML report: the plan's pass-rate trend and the link to the comparison.
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    const page = await browser.newPage();
     try {
-      const page = await browser.newPage();
       await page.goto(pathToFileURL(join(dir, 'o3', summary.runId, 'report.html')).href);
       const points = await page.$$eval('[data-testid="trend-point"]', (els) =>
         els.map((e) => [e.getAttribute('data-run-id'), Number(e.getAttribute('data-value'))]),
@@ -300,20 +325,17 @@ describe('stride compare', () => {
         'compare.html',
       );
     } finally {
-      await browser.close();
+      await page.close();
     }
 
     // stride runs --plan: pass rate, cost, p50 per run and the sparkline, oldest to newest.
-    const runs = await run(['runs', '--plan', 'cli-test', '--db', 'j.db'], dir);
     expect(runs.code).toBe(0);
     const lines = runs.out.split('\n');
     expect(lines[0]).toMatch(/^RUN\s+STATUS\s+CASES\s+PASS RATE\s+COST\s+P50$/);
     expect(lines.filter((l) => l.includes(' completed '))).toHaveLength(4);
     expect(runs.out).toContain(`${base}  completed      8      75.0%`);
     expect(runs.out).toMatch(/pass rate, oldest → newest: █▁\S▁ \(62\.5% to 75\.0%\)/);
-    const asJson = JSON.parse(
-      (await run(['runs', '--plan', 'cli-test', '--db', 'j.db', '--json'], dir)).out,
-    );
+    const asJson = JSON.parse(runsJson.out);
     expect(asJson.map((f: { id: string }) => f.id).slice(2)).toEqual([head, base]);
     expect(asJson[3]).toMatchObject({ passRate: 0.75, total: 8 });
   });
@@ -350,7 +372,7 @@ describe('stride compare', () => {
         /option '--format <format>' argument 'pdf' is invalid/,
       ],
       [['compare', base, head, ...db, '--format', 'html'], /--format html needs -o FILE/],
-      [['compare', base, head, '--db', 'missing.db'], /--db missing.db: no such run journal/],
+      [['compare', base, head, '--db', 'missing.db'], /--db \S*\/missing.db: no such run journal/],
       [['compare', base, `${head},${head}`, ...db], /each run once/],
       [['run', plan, ...db, '--baseline', 'nope', '--out', 'never'], /--baseline: no run "nope"/],
       [
@@ -358,37 +380,41 @@ describe('stride compare', () => {
         /--fail-on-regression needs --baseline/,
       ],
     ];
-    const sent = mock.stats().requests;
-    // The comparisons only read the journal: they run side by side; the two refused runs after
-    // them, one at a time, as before.
-    const compares = cases.filter(([args]) => args[0] === 'compare');
-    const results = await Promise.all(compares.map(([args]) => run(args, dir)));
-    for (const [args] of cases.filter(([a]) => a[0] !== 'compare'))
-      results.push(await run(args, dir));
-    const judged = [...compares, ...cases.filter(([args]) => args[0] !== 'compare')];
-    expect(judged).toHaveLength(cases.length);
-    judged.forEach(([args, message], i) => {
+    // Every command here is refused before it reads or sends anything: all of them side by
+    // side (the refused runs were one at a time), the runs against a mock of their own, which
+    // must see no request at all.
+    const own = await startMock({ port: 0, latencyMs: 2 });
+    let results: Awaited<ReturnType<typeof run>>[];
+    try {
+      results = await Promise.all(
+        cases.map(([args]) => (args[0] === 'compare' ? compare(args, dir) : run(args, dir, own))),
+      );
+      expect(own.stats().requests).toBe(0); // the refused runs sent nothing
+    } finally {
+      await own.close();
+    }
+    cases.forEach(([args, message], i) => {
       const r = results[i]!;
       expect(r.code, `${args.join(' ')}: ${r.err}`).toBe(2);
       expect(r.err, args.join(' ')).toMatch(message);
     });
-    expect(mock.stats().requests).toBe(sent); // the refused runs sent nothing
     expect(readdirSync(dir).sort()).toEqual(before); // no -o file, no report folder
 
-    // Runs that share no case: both named.
+    // Runs that share no case: both named. A damaged journal (a file that is not SQLite) is
+    // refused beside that run.
     writeCases(dir, { z1: 'ok' });
-    const other = await run(['run', plan, ...db, '--quiet', '--out', 'out3'], dir);
+    writeFileSync(join(dir, 'bad.db'), 'this is not a database at all, just text of some length');
+    const [other, damaged] = await Promise.all([
+      run(['run', plan, ...db, '--quiet', '--out', 'out3'], dir),
+      compare(['compare', base, head, '--db', 'bad.db'], dir),
+    ]);
     const third = /^(\S+) completed/.exec(other.out)![1]!;
-    const disjoint = await run(['compare', base, third, ...db, '-o', 'y.json'], dir);
+    const disjoint = await compare(['compare', base, third, ...db, '-o', 'y.json'], dir);
     expect(disjoint.code).toBe(2);
     expect(disjoint.err).toContain(
       `runs ${base} (8 cases) and ${third} (1 cases) share no case id`,
     );
     expect(existsSync(join(dir, 'y.json'))).toBe(false);
-
-    // A damaged journal: a file that is not SQLite.
-    writeFileSync(join(dir, 'bad.db'), 'this is not a database at all, just text of some length');
-    const damaged = await run(['compare', base, head, '--db', 'bad.db'], dir);
     expect(damaged.code).toBe(2);
     expect(damaged.err).toMatch(/bad\.db is not a SQLite database/);
   });

@@ -5,21 +5,30 @@
 
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { type MockServer, startMock } from '../../src/mock/index.js';
 import { signalTwice } from '../core/harness.js';
 import { makePlan, spawnStride } from './helpers.js';
 
-let mock: MockServer;
-beforeAll(async () => {
-  mock = await startMock({ port: 0, latencyMs: 5 });
-});
+/**
+ * Each test has its own mock (in this process, cheap): the tests run side by side, and what one
+ * test counts at its mock (requests per case, requests in flight) is its own children's alone.
+ */
+const mocks: MockServer[] = [];
+async function ownMock(latencyMs: number): Promise<MockServer> {
+  const mock = await startMock({ port: 0, latencyMs });
+  mocks.push(mock);
+  return mock;
+}
 afterAll(async () => {
-  await mock.close();
+  await Promise.all(mocks.map((m) => m.close()));
 });
 
-describe('the stride bin', () => {
+// Independent tests (own folder, journal and mock each; the demo starts its own mock): side by
+// side, the file waits for its slowest test instead of the sum of the four.
+describe.concurrent('the stride bin', () => {
   it('exit codes: 1 with failures, 0 when all pass, 2 for a bad flag or plan; rerun --errors', async () => {
+    const mock = await ownMock(5);
     const { dir, plan } = makePlan({ cases: ['ok', 'fail', 'ok', 'error', 'ok', 'error'] });
     const env = { MOCK_URL: mock.baseUrl };
     const failing = spawnStride(['run', plan, '--no-progress', '--db', 'j.db'], { cwd: dir, env });
@@ -45,19 +54,20 @@ describe('the stride bin', () => {
       expect(existsSync(join(dir, 'stride-out', rerunId, f))).toBe(true);
     }
     expect(readlinkSync(join(dir, 'stride-out', 'latest'))).toBe(rerunId);
+    // Three more children, started together (they were one after another): the two refused
+    // ones exit before any run exists, the passing one adds its own run to the journal.
     const passing = spawnStride(['run', plan, '--range', '1', '--quiet', '--db', 'j.db'], {
       cwd: dir,
       env,
     });
+    const badFlag = spawnStride(['run', plan, '--timeout', 'forever'], { cwd: dir, env });
+    const noEnv = spawnStride(['run', plan, '--db', 'j.db'], { cwd: dir, env: {} });
     expect(await passing.exited).toBe(0);
     expect(passing.stderr()).toBe(''); // --quiet: no progress
-
-    const badFlag = spawnStride(['run', plan, '--timeout', 'forever'], { cwd: dir, env });
     expect(await badFlag.exited).toBe(2);
     expect(badFlag.stderr()).toContain(
       "option '--timeout <duration>' argument 'forever' is invalid",
     );
-    const noEnv = spawnStride(['run', plan, '--db', 'j.db'], { cwd: dir, env: {} });
     expect(await noEnv.exited).toBe(2);
     expect(noEnv.stderr()).toContain('MOCK_URL');
   });
@@ -123,6 +133,7 @@ describe('the stride bin', () => {
   });
 
   it('a second Ctrl-C aborts in-flight work at once and still leaves the run resumable', async () => {
+    const mock = await ownMock(5);
     const { dir, plan } = makePlan({
       cases: Array.from({ length: 30 }, () => 'hang' as const),
       concurrency: 3,

@@ -74,6 +74,23 @@ export function makePlan(options: PlanOptions): { dir: string; plan: string } {
   return { dir, plan };
 }
 
+/**
+ * `stride <args>` in this process: the CLI's own `main` (what the bin runs and exits with), its
+ * output captured. For commands that only read a finished journal (show, runs, compare): a child
+ * each cost ~1 s of CPU and proved nothing more. Paths must be absolute (no cwd of its own); keep
+ * a child where the process matters (a run, signals, exit by crash, the shebang).
+ */
+export async function strideHere(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; out: string; err: string }> {
+  const { main } = await import('../../src/cli/app.js');
+  const { io, text } = captureIo(env);
+  const code = await main(args, io);
+  await new Promise((r) => setImmediate(r)); // the captured streams' last chunks
+  return { code, out: text.out, err: text.err };
+}
+
 /** The built bin (npm ci builds it; `npm test` builds before running). */
 export const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;
 

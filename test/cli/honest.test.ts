@@ -5,13 +5,13 @@
  * file says which cases were cancelled, and the latency is over the cases that ran only.
  */
 
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { XMLParser } from 'fast-xml-parser';
 import { describe, expect, it } from 'vitest';
 import { startMock } from '../../src/mock/index.js';
-import { closedPort, makePlan, spawnStride } from './helpers.js';
+import { closedPort, makePlan, spawnStride, strideHere } from './helpers.js';
 
 /** A number an HTML report carries as `data-testid="<id>" data-value="<n>"`. */
 function htmlValue(html: string, testid: string): number | undefined {
@@ -19,7 +19,8 @@ function htmlValue(html: string, testid: string): number | undefined {
   return m === null ? undefined : Number(m[1]);
 }
 
-describe('cancelled cases and the numbers every output gives', () => {
+// The two tests share nothing (own folder, journal, and address each): side by side.
+describe.concurrent('cancelled cases and the numbers every output gives', () => {
   it('errored and cancelled cases: every output agrees, adds up to the total, and says which were cancelled; latency over the cases that ran', async () => {
     const port = await closedPort();
     const { dir, plan } = makePlan({
@@ -116,24 +117,29 @@ describe('cancelled cases and the numbers every output gives', () => {
     expect(htmlValue(html, 'latency-count')).toBe(s.total - s.cancelled);
 
     // The terminal summary (a second run of the same plan: the same split, as the stop rule
-    // decides it) and `stride show` / `stride runs` for the first run.
-    const show = spawnStride(['show', s.runId, '--db', db], { cwd: dir, env });
-    expect(await show.exited).toBe(0);
-    expect(show.stdout()).toContain(
+    // decides it) and `stride show` / `stride runs` for the first run. The three children start
+    // together (they ran one after another): the second run journals into its own file, so the
+    // two readers see the first run alone whenever they read.
+    // `show` and `runs` only read the journal: in this process (strideHere); the run is a child.
+    const show = strideHere(['show', s.runId, '--db', db]);
+    const runs = strideHere(['runs', '--db', db]);
+    const text = spawnStride(
+      ['run', plan, '--no-progress', '--db', join(dir, 'j2.db'), '--out', 'o2'],
+      { cwd: dir, env },
+    );
+    const shown = await show;
+    expect(shown.code).toBe(0);
+    expect(shown.out).toContain(
       `cases      20: 0 succeeded, 0 failed, 0 timeout, ${s.error} error, ${s.cancelled} cancelled`,
     );
-    const runs = spawnStride(['runs', '--db', db], { cwd: dir, env });
-    expect(await runs.exited).toBe(0);
-    const [head, row] = runs.stdout().trim().split('\n');
+    const listed = await runs;
+    expect(listed.code).toBe(0);
+    const [head, row] = listed.out.trim().split('\n');
     const cells = row!.split(/\s{2,}/);
     const col = (name: string) => head!.split(/\s{2,}/).indexOf(name);
     expect(cells[col('ERROR')]).toBe(String(s.error + s.timeout));
     expect(cells[col('CANCELLED')]).toBe(String(s.cancelled));
 
-    const text = spawnStride(['run', plan, '--no-progress', '--db', db, '--out', 'o2'], {
-      cwd: dir,
-      env,
-    });
     expect(await text.exited).toBe(1);
     const verdict =
       /20 cases: (\d+) passed, (\d+) failed, (\d+) error, (\d+) timeout, (\d+) cancelled/.exec(
@@ -156,11 +162,14 @@ describe('cancelled cases and the numbers every output gives', () => {
   });
 });
 
-describe('unknown cost is not free (issue #18 item 6)', () => {
+describe.concurrent('unknown cost is not free (issue #18 item 6)', () => {
   it('an OpenAI target without prices and a blocking Dify workflow: cost_below fails saying no price is known; every output says cost unknown, never 0', async () => {
     const mock = await startMock({ port: 0, latencyMs: 1 });
     try {
       const dir = mkdtempSync(join(tmpdir(), 'stride-cost-'));
+      // A folder per plan, each with its own journal (.stride/ under it): the two are judged
+      // side by side below and never share a file.
+      for (const sub of ['openai', 'dify']) mkdirSync(join(dir, sub));
       const cases = [
         'cases:',
         '  - id: a',
@@ -171,7 +180,7 @@ describe('unknown cost is not free (issue #18 item 6)', () => {
         '    expected: { field: text, contains: hello }',
       ];
       writeFileSync(
-        join(dir, 'openai.yaml'),
+        join(dir, 'openai', 'openai.yaml'),
         [
           'workflow_id: unpriced-openai',
           'target:',
@@ -184,7 +193,7 @@ describe('unknown cost is not free (issue #18 item 6)', () => {
         ].join('\n'),
       );
       writeFileSync(
-        join(dir, 'dify.yaml'),
+        join(dir, 'dify', 'dify.yaml'),
         [
           'workflow_id: unpriced-dify',
           'target:',
@@ -197,10 +206,11 @@ describe('unknown cost is not free (issue #18 item 6)', () => {
           '',
         ].join('\n'),
       );
-      for (const plan of ['openai.yaml', 'dify.yaml']) {
+      const judge = async (plan: string) => {
         const base = `out-${plan}`;
+        const cwd = join(dir, plan.replace('.yaml', ''));
         const child = spawnStride(['run', plan, '--json', '--no-progress', '--out', base], {
-          cwd: dir,
+          cwd,
           env: {},
         });
         expect(await child.exited, child.stderr()).toBe(1);
@@ -211,7 +221,7 @@ describe('unknown cost is not free (issue #18 item 6)', () => {
         expect(s).toMatchObject({ cost: null, costUnknownCases: 2, costPartial: 0 });
         const out = join(base, s.runId as string);
 
-        const lines = readFileSync(join(dir, out, 'results.jsonl'), 'utf8')
+        const lines = readFileSync(join(cwd, out, 'results.jsonl'), 'utf8')
           .trim()
           .split('\n')
           .map(
@@ -228,40 +238,45 @@ describe('unknown cost is not free (issue #18 item 6)', () => {
         expect(costCheck.passed).toBe(false);
         expect(costCheck.message).toMatch(/^cost unknown: no price is known/);
 
-        const doc = JSON.parse(readFileSync(join(dir, out, 'results.json'), 'utf8'));
+        const doc = JSON.parse(readFileSync(join(cwd, out, 'results.json'), 'utf8'));
         expect(doc.summary).toMatchObject({ costUnknown: 2 });
-        const csv = readFileSync(join(dir, out, 'results.csv'), 'utf8')
+        const csv = readFileSync(join(cwd, out, 'results.csv'), 'utf8')
           .trim()
           .split('\r\n');
         const col = csv[0]!.split(',').indexOf('cost');
         expect(csv.slice(1).map((r) => r.split(',')[col])).toEqual(['', '']);
-        const html = readFileSync(join(dir, out, 'report.html'), 'utf8');
+        const html = readFileSync(join(cwd, out, 'report.html'), 'utf8');
         expect(html).toMatch(/data-testid="cost" data-value="">unknown</);
         expect(html).toContain('no price known for 2 of 2 cases');
 
         const text = spawnStride(['run', plan, '--no-progress', '--out', `${base}-2`], {
-          cwd: dir,
+          cwd,
           env: {},
         });
+        // the stored run's faces say it too: `stride show` (beside the second run) and the
+        // plan's trend (after it: it lists both runs)
+        // (`show` and `runs` in this process, strideHere: they only read the journal)
+        const db = join(cwd, '.stride', 'stride.db');
+        const show = await strideHere(['show', s.runId as string, '--db', db]);
         expect(await text.exited).toBe(1);
         expect(text.stdout()).toContain('cost unknown (no price known for any of the 2 cases)');
-
-        // the stored run's faces say it too: `stride show` and the plan's trend
-        const show = spawnStride(['show', s.runId as string], { cwd: dir, env: {} });
-        expect(await show.exited).toBe(0);
-        expect(show.stdout()).toMatch(
+        expect(show.code).toBe(0);
+        expect(show.out).toMatch(
           /^usage .* · cost unknown \(no price known for any of the 2 cases\)$/m,
         );
         const workflow = plan === 'openai.yaml' ? 'unpriced-openai' : 'unpriced-dify';
-        const runs = spawnStride(['runs', '--plan', workflow], { cwd: dir, env: {} });
-        expect(await runs.exited).toBe(0);
-        const [head, ...rows] = runs.stdout().trim().split('\n\n')[0]!.split('\n');
+        const [runs, trend] = await Promise.all([
+          strideHere(['runs', '--plan', workflow, '--db', db]),
+          strideHere(['runs', '--plan', workflow, '--db', db, '--json']),
+        ]);
+        expect(runs.code).toBe(0);
+        const [head, ...rows] = runs.out.trim().split('\n\n')[0]!.split('\n');
         const costCol = head!.split(/\s{2,}/).indexOf('COST');
         expect(rows.map((r) => r.split(/\s{2,}/)[costCol])).toEqual(['unknown', 'unknown']);
-        const trend = spawnStride(['runs', '--plan', workflow, '--json'], { cwd: dir, env: {} });
-        expect(await trend.exited).toBe(0);
-        expect(JSON.parse(trend.stdout())).toMatchObject([{ costUnknown: 2 }, { costUnknown: 2 }]);
-      }
+        expect(trend.code).toBe(0);
+        expect(JSON.parse(trend.out)).toMatchObject([{ costUnknown: 2 }, { costUnknown: 2 }]);
+      };
+      await Promise.all(['openai.yaml', 'dify.yaml'].map(judge));
     } finally {
       await mock.close();
     }

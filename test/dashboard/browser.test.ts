@@ -30,6 +30,8 @@ const CASES = 2_000;
 const EXAMPLES = fileURLToPath(new URL('../../examples/actions/', import.meta.url));
 
 let mock: MockServer;
+/** Mocks started by a test for itself (closed after the file). */
+const mocks: MockServer[] = [];
 let browser: Browser;
 const children: Child[] = [];
 const served: Served[] = [];
@@ -45,7 +47,7 @@ afterAll(async () => {
   for (const s of served) s.child.kill('SIGINT');
   for (const c of children) c.kill('SIGKILL');
   await Promise.all([...children, ...served.map((s) => s.child)].map((c) => c.exited));
-  await mock.close();
+  await Promise.all([mock, ...mocks].map((m) => m.close()));
 });
 
 function run(plan: string, db: string, id: string, cwd: string): Child {
@@ -66,8 +68,12 @@ async function newPage(): Promise<Page> {
   return page;
 }
 
-describe('the dashboard in Chromium', () => {
+// One Chromium for the file, a page per test. The tests run side by side (own folder, journal
+// and served child each); the live-run test counts requests at its mock, so it has its own.
+describe.concurrent('the dashboard in Chromium', () => {
   test('live run page: counts rise, Pause stops new starts, Resume continues, Cancel exits 130; compare lists regressions; <script> is text', async () => {
+    const mock = await startMock({ apiKeys: [KEY], latencyMs: 10 });
+    mocks.push(mock);
     // Two seeded runs of one plan: the head breaks every third case (its output is XSS).
     const base = planOnMock('seeded', mock.baseUrl, KEY, 30, { expect: 'question' });
     const head = planOnMock('seeded', mock.baseUrl, KEY, 30, {

@@ -41,7 +41,9 @@ function stride(args: string[], cwd: string): Child {
   return child;
 }
 
-describe('stride serve: step graph, dataset and tag filters, workers', () => {
+// The tests share only the mock, which they use as a target and never count at: each has its own
+// folder, journal, served child (and Redis): side by side, the file waits for its slowest test.
+describe.concurrent('stride serve: step graph, dataset and tag filters, workers', () => {
   test('the case table filters by dataset and by tag, with status and pages; total is unknown (null) then', async () => {
     const p = planOnMock('features-filters', mock.baseUrl, KEY, 12, {
       fields: (i) => ({
@@ -118,9 +120,9 @@ describe('stride serve: step graph, dataset and tag filters, workers', () => {
   }, 120_000);
 
   test('--redis: workers alive and jobs of the queue, 404 without it, unreachable named without the password', async () => {
-    const redis = await startRedis();
     const p = planOnMock('features-workers', mock.baseUrl, KEY, 2);
     const seed = stride(['run', p.plan, '--db', p.db, '--run-id', 'W', '--no-progress'], p.dir);
+    const redis = await startRedis(); // while the seed run runs
     expect(await seed.exited).toBe(0);
     try {
       const plain = await serve(p.db);

@@ -20,6 +20,8 @@ import { call, events, planOnMock, rawGet, type Served, serve, stop, tokenOf } f
 const KEY = 'app-dashboard-test';
 const CASES = 2_000; // cancelled long before the end: room for a slow pause under load
 let mock: MockServer;
+/** Mocks started by a test for itself (closed after the file). */
+const mocks: MockServer[] = [];
 const children: Child[] = [];
 const served: Served[] = [];
 
@@ -31,7 +33,7 @@ afterAll(async () => {
   for (const s of served) s.child.kill('SIGINT');
   for (const c of children) c.kill('SIGKILL');
   await Promise.all([...children, ...served.map((s) => s.child)].map((c) => c.exited));
-  await mock.close();
+  await Promise.all([mock, ...mocks].map((m) => m.close()));
 });
 
 async function runChild(p: { dir: string; plan: string; db: string }, id: string): Promise<Child> {
@@ -43,8 +45,12 @@ async function runChild(p: { dir: string; plan: string; db: string }, id: string
   return child;
 }
 
-describe('stride serve: the API over HTTP against a run driven by another process', () => {
+// The tests run side by side (own folder, journal and served child each). The control test
+// counts requests at its mock, so it has a mock of its own; the others only use theirs as a target.
+describe.concurrent('stride serve: the API over HTTP against a run driven by another process', () => {
   test('events push rising counts; pause stops new starts at the mock, resume continues, cancel exits 130', async () => {
+    const mock = await startMock({ apiKeys: [KEY], latencyMs: 10 });
+    mocks.push(mock);
     const p = planOnMock('serve-control', mock.baseUrl, KEY, CASES, { concurrency: 2 });
     const run = await runChild(p, 'C');
     await until(
@@ -258,10 +264,10 @@ describe('stride serve: the API over HTTP against a run driven by another proces
       env: {},
     });
     children.push(missing);
+    const p = planOnMock('serve-flags', mock.baseUrl, KEY, 1);
+    const run = await runChild(p, 'F'); // beside the refused serve: it needs no journal
     expect(await missing.exited).toBe(2);
     expect(missing.stderr()).toContain('invalid option --db: "/nonexistent/stride.db"');
-    const p = planOnMock('serve-flags', mock.baseUrl, KEY, 1);
-    const run = await runChild(p, 'F');
     expect(await run.exited).toBe(0);
     const short = spawnStride(['serve', '--db', p.db, '--token', 'abc'], { cwd: p.dir, env: {} });
     children.push(short);

@@ -50,7 +50,10 @@ steps:
   - { id: nap, tool: sleep, arguments: { ms: 1 } }
 `;
 
-describe('npm run examples', () => {
+// The three runs of the script are independent (the examples run in a copy of examples/, the
+// fixtures in their own folders, each example against its own mock): side by side, the file
+// waits for the examples' run alone.
+describe.concurrent('npm run examples', () => {
   it('every example under examples/ ends with its documented exit code', async () => {
     const plans = (await readdir(join(ROOT, 'examples'), { recursive: true })).filter(
       (f) => f === 'plan.yaml' || f.endsWith('/plan.yaml'),

@@ -6,8 +6,8 @@
 
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { chromium } from 'playwright-core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { type Browser, chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HttpError, VirtualClock } from '../../src/core/index.js';
 import { parsePlan, type TestCase } from '../../src/plans/index.js';
 import { SummaryBuilder, writeReports } from '../../src/report/index.js';
@@ -15,7 +15,16 @@ import { ExecutorService } from '../../src/runner/executor-service.js';
 import { removeTempDirs, tempFiles } from '../plans/helpers.js';
 import { META, result } from './helpers.js';
 
-afterEach(removeTempDirs);
+// One Chromium for the file (a launch per test was a third of its time), a page per test; the
+// tests run side by side and their temporary folders go after both.
+let browser: Browser;
+beforeAll(async () => {
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+});
+afterAll(async () => {
+  await browser?.close();
+  await removeTempDirs();
+});
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
@@ -61,7 +70,7 @@ function bot(clock: VirtualClock) {
   };
 }
 
-describe('HTML report in Chromium', () => {
+describe.concurrent('HTML report in Chromium', () => {
   it('shows the run counts and every failed case', { timeout: 30_000 }, async () => {
     const clock = new VirtualClock();
     const service = new ExecutorService({ clock, functions: { bot: bot(clock) } });
@@ -86,9 +95,8 @@ describe('HTML report in Chromium', () => {
     const dir = await tempFiles();
     const { html } = await writeReports(dir, ['html'], summary, () => results);
 
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     try {
-      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       const remote: string[] = [];
       page.on('request', (req) => {
         if (!req.url().startsWith('file:')) remote.push(req.url());
@@ -156,7 +164,7 @@ describe('HTML report in Chromium', () => {
       await mkdir(ARTIFACTS, { recursive: true });
       await page.screenshot({ path: `${ARTIFACTS}report.png`, fullPage: true });
     } finally {
-      await browser.close();
+      await page.close();
     }
   });
 
@@ -179,9 +187,8 @@ describe('HTML report in Chromium', () => {
     const dir = await tempFiles();
     const { html } = await writeReports(dir, ['html'], summary, () => results);
 
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     try {
-      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       await page.goto(pathToFileURL(html!).href);
       const chart = page.locator('[data-testid="latency-histogram"]');
       // the percentile labels are the chart's red texts (before and after the fix)
@@ -212,7 +219,7 @@ describe('HTML report in Chromium', () => {
       await mkdir(ARTIFACTS, { recursive: true });
       await chart.screenshot({ path: `${ARTIFACTS}report-percentiles.png` });
     } finally {
-      await browser.close();
+      await page.close();
     }
   });
 });
