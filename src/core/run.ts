@@ -11,7 +11,6 @@
  * - every task ends in exactly one terminal state.
  */
 
-import { Admission } from './admission.js';
 import { BatchGate } from './batch-gate.js';
 import { type CancelTimer, type Clock, RealClock } from './clock.js';
 import {
@@ -23,9 +22,9 @@ import {
   TimeoutError,
 } from './errors.js';
 import { RunEmitter, transitionEvent } from './events.js';
-import { DependencyGraph } from './graph.js';
 import { type HoldOptions, Holds } from './holds.js';
 import { InFlight } from './in-flight.js';
+import { Intake, type IntakeHost } from './intake.js';
 import {
   type CancelReason,
   type Hold,
@@ -38,7 +37,6 @@ import {
   type RunStatus,
   type StopInfo,
   type Target,
-  type TaskSpec,
   type TaskStatus,
   type TerminalStatus,
   type Usage,
@@ -56,7 +54,7 @@ import { RateGate } from './rate-gate.js';
 import { RetryPolicy } from './retry-policy.js';
 import { RunPace } from './run-pace.js';
 import type { GateCommit, GateOptions } from './send-gate.js';
-import { type ReaderHost, TaskReader, type TaskSource } from './source.js';
+import type { TaskSource } from './source.js';
 import { StopRules } from './stop-rules.js';
 import { RunTally } from './tally.js';
 import { Attempt, type TaskRecord, type UsageSink } from './task.js';
@@ -108,15 +106,13 @@ export class Run<I = unknown, O = unknown> {
   private readonly events = new RunEmitter();
   private readonly waiters = new Waiters();
 
-  // Collaborators: the source reader, the dependency graph, the gates, the budget, stop rules
-  private readonly reader: TaskReader<I>;
-  private readonly graph: DependencyGraph<I, O> | undefined;
-  private readonly admitWhole: boolean;
+  // Collaborators: the intake (source reader, admission, dependency graph), the gates, the
+  // token budget, the stop rules
+  private readonly intake: Intake<I, O>;
   private readonly batch: BatchGate | undefined;
   private readonly meter: TokenMeter;
   private readonly rateGate: RateGate;
   private readonly stopRules: StopRules;
-  private readonly admission: Admission<I, O>;
 
   // Waiting tasks and the attempts in flight (the slots)
   private readonly queues: TaskQueues<I, O>;
@@ -185,32 +181,24 @@ export class Run<I = unknown, O = unknown> {
       this.statusValue = 'paused';
       this.holdBook.pauseByUser({}, false);
     }
-    this.reader = new TaskReader(source, this.readerHost, this.lookahead);
-    this.graph = DependencyGraph.of(source);
-    this.admission = new Admission(
-      target.key ?? 'default',
-      options.rate,
-      this.limiters,
-      this.meter,
-      this.retry.maxAttempts,
-      this.graph !== undefined,
+    this.intake = new Intake(
+      source,
+      {
+        rateKey: target.key ?? 'default',
+        rate: options.rate,
+        limiters: this.limiters,
+        meter: this.meter,
+        maxAttempts: this.retry.maxAttempts,
+        lookahead: this.lookahead,
+      },
+      this.intakeHost,
     );
-    this.admitWhole = this.reader.hasPriorities || this.graph !== undefined;
     if (options.signal !== undefined) {
       const signal = options.signal;
       this.signalListener = () =>
         this.cancel({ message: String(signal.reason ?? 'aborted by signal') });
     }
   }
-
-  /** What the source reader sees of the run. */
-  private readonly readerHost: ReaderHost<I> = {
-    admit: (spec) => this.admit(spec),
-    waiting: () => this.queues.ready.size,
-    stopping: () => this.stopReason !== undefined,
-    pump: () => this.pump(),
-    changed: () => this.afterChange(),
-  };
 
   // ---------------------------------------------------------------- public surface
 
@@ -250,7 +238,7 @@ export class Run<I = unknown, O = unknown> {
   } {
     const c = this.counts;
     return {
-      total: Math.max(this.tally.total, this.reader.plannedTotal),
+      total: Math.max(this.tally.total, this.intake.plannedTotal),
       byStatus: { ...c },
       running: this.slots.running,
       zombiesRunning: this.slots.zombiesRunning,
@@ -621,8 +609,7 @@ export class Run<I = unknown, O = unknown> {
     if (this.retain) this.results.push(rec);
     this.transition(rec, status, rec.attempts);
     if (this.stopReason === undefined) this.checkStopRules();
-    if (this.graph !== undefined)
-      this.graph.settle(rec, status, this.dependencyReady, this.dependencyFailed);
+    this.intake.ended(rec, status);
   }
 
   private checkStopRules(): void {
@@ -655,12 +642,10 @@ export class Run<I = unknown, O = unknown> {
         : new CancelledError(info?.message ?? 'run stopped');
     if (mode === 'abort') this.runController.abort(error);
     for (const rec of this.queues.drain()) this.finish(rec, 'cancelled', undefined, reason);
-    if (this.graph !== undefined) {
-      for (const rec of this.graph.takeParked()) this.finish(rec, 'cancelled', undefined, reason);
-    }
+    for (const rec of this.intake.takeParked()) this.finish(rec, 'cancelled', undefined, reason);
     if (mode === 'abort') this.slots.abortUndecided('cancel', error);
     // Every task of the plan gets its terminal state, also those never pulled from the source.
-    this.reader.drain();
+    this.intake.drain();
     this.afterChange();
   }
 
@@ -668,66 +653,32 @@ export class Run<I = unknown, O = unknown> {
 
   /** Pulls tasks from the source into the ready queue, up to the lookahead. */
   private refill(): void {
-    if (this.started) this.reader.refill(this.admitWhole);
+    if (this.started) this.intake.refill();
   }
 
   /** The error that ended the task source early, if any. */
   get sourceFailure(): ErrorInfo | undefined {
-    return this.reader.error;
+    return this.intake.error;
   }
 
-  private admit(spec: TaskSpec<I>): void {
-    const rec = this.admission.admit(spec);
-    this.tally.total++;
-    this.live++;
-    this.counts.pending++;
-    if (this.stopReason !== undefined) {
-      this.finish(rec, 'cancelled', undefined, this.stopReason);
-      return;
-    }
-    const rejected = this.admission.rejected;
-    if (rejected !== undefined) {
-      this.finish(rec, 'error', rejected);
-      return;
-    }
-    const deps = spec.dependsOn;
-    if (this.graph !== undefined && deps !== undefined && deps.length > 0) {
-      const parked = this.graph.park(rec, deps);
-      if (parked.kind === 'failed') {
-        this.finish(rec, 'cancelled', undefined, {
-          kind: 'dependency_failed',
-          dependency: parked.dependency,
-        });
-        return;
-      }
-      if (parked.kind === 'parked') return;
-    }
+  /** What the intake sees of the run. */
+  private readonly intakeHost: IntakeHost<I, O> = {
+    stopping: () => this.stopReason,
+    admitted: () => {
+      this.tally.total++;
+      this.live++;
+      this.counts.pending++;
+    },
     // State first, event second: a listener that cancels must find the task in its queue.
-    this.queues.ready.push(rec, rec.priority);
-    this.transition(rec, 'queued', rec.attempts, false);
-  }
-
-  /** Every dependency of `d` succeeded: it is queued (or cancelled, when the run stops). */
-  private readonly dependencyReady = (d: TaskRecord<I, O>): void => {
-    if (this.stopReason !== undefined) {
-      this.finish(d, 'cancelled', undefined, this.stopReason);
-    } else {
-      this.queues.ready.push(d, d.priority);
-      this.transition(d, 'queued', d.attempts, false);
-    }
+    ready: (rec) => {
+      this.queues.ready.push(rec, rec.priority);
+      this.transition(rec, 'queued', rec.attempts, false);
+    },
+    finish: (rec, status, error, reason) => this.finish(rec, status, error, reason),
+    waiting: () => this.queues.ready.size,
+    pump: () => this.pump(),
+    changed: () => this.afterChange(),
   };
-
-  /** A dependency of `d` did not succeed. A stopping run cancels for its own reason. */
-  private readonly dependencyFailed = (d: TaskRecord<I, O>, dependency: string): void => {
-    this.finish(
-      d,
-      'cancelled',
-      undefined,
-      this.stopReason ?? { kind: 'dependency_failed', dependency },
-    );
-  };
-
-  // ---------------------------------------------------------------- waits
 
   // ---------------------------------------------------------------- bookkeeping
 
@@ -791,7 +742,7 @@ export class Run<I = unknown, O = unknown> {
     if (this.stopReason !== undefined || this.finished || !this.started) return;
     const slots = this.slots;
     if (slots.zombiesRunning < this.pacer.limit || slots.active !== 0) return;
-    if (this.queues.waiting === 0 && this.reader.done) return;
+    if (this.queues.waiting === 0 && this.intake.done) return;
     this.stop({ kind: 'stop_rule', rule: 'zombies' }, 'abort', {
       rule: 'zombies',
       message: `all ${this.pacer.limit} slots are held by attempts that ignore their abort`,
@@ -799,7 +750,7 @@ export class Run<I = unknown, O = unknown> {
   }
 
   private maybeFinish(): void {
-    if (this.finished || !this.started || !this.reader.done || this.live > 0) return;
+    if (this.finished || !this.started || !this.intake.done || this.live > 0) return;
     if (this.slots.active > 0) return;
     this.finished = true;
     this.rateGate.clear();
@@ -808,7 +759,7 @@ export class Run<I = unknown, O = unknown> {
     this.batch?.close();
     if (this.options.signal !== undefined)
       this.options.signal.removeEventListener('abort', this.signalListener!);
-    const sourceError = this.reader.error;
+    const sourceError = this.intake.error;
     if (this.stopReason === undefined && sourceError !== undefined) {
       this.stopInfo = {
         rule: 'source_error',

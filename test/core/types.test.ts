@@ -29,6 +29,14 @@ describe('public generics', () => {
     new Run([{ input: 42 }], target);
   });
 
+  it("keeps the engine's bookkeeping off the Run's public type", () => {
+    // Issue #15 item 8: usage and rate-limit reports reach the run through the attempt's
+    // context only; `addUsage` and `syncLimits` are not part of the Run's surface.
+    expectTypeOf<keyof Run>().not.toEqualTypeOf<'addUsage' | keyof Run>();
+    expectTypeOf<keyof Run>().not.toEqualTypeOf<'syncLimits' | keyof Run>();
+    expectTypeOf<Extract<keyof Run, 'addUsage' | 'syncLimits' | 'pump' | 'finish'>>().toBeNever();
+  });
+
   it('narrows transitions by their target state', () => {
     const onTransition = (e: TaskTransition) => {
       if (e.to === 'pending') expectTypeOf(e.retryInMs).toEqualTypeOf<number>();
