@@ -130,10 +130,23 @@ export class InFlight<I, O> {
     return false;
   }
 
+  /**
+   * `AttemptContext.releaseSlot`: the attempt stays in flight (a cancel or stop still aborts it)
+   * but its slot goes to the next one, and its timeout stops (the rest has its own bounds).
+   * Returns false when there was nothing to release.
+   */
+  releaseSlot(att: Attempt<I, O>): boolean {
+    if (att.settled || att.decided || att.slotReleased || att.zombie) return false;
+    att.slotReleased = true;
+    if (att.timeoutMs !== undefined) this.deadlines.remove(att);
+    this.running--;
+    return true;
+  }
+
   private onSettled(att: Attempt<I, O>, ok: boolean, value: unknown): void {
     if (att.settled) return;
     this.free(att);
-    if (att.zombie) this.zombiesRunning--;
+    if (att.zombie && !att.slotReleased) this.zombiesRunning--;
     this.host.settled(att, ok, value);
   }
 
@@ -144,14 +157,15 @@ export class InFlight<I, O> {
     att.zombieCancel?.();
     att.zombieCancel = undefined;
     this.attempts.delete(att);
-    this.running--;
+    if (!att.slotReleased) this.running--;
   }
 
   private onZombie(att: Attempt<I, O>): void {
     att.zombieCancel = undefined;
     if (att.settled) return;
     att.zombie = true;
-    this.zombiesRunning++;
+    // A released slot is no slot the zombie holds: it counts in neither running nor here.
+    if (!att.slotReleased) this.zombiesRunning++;
     this.host.zombie(att);
   }
 }

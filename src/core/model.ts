@@ -149,6 +149,15 @@ export interface AttemptContext {
    * the attempt ended, does nothing. Contexts made by hand may leave it out.
    */
   holdTimeout?(): () => void;
+  /**
+   * The provider answered: the rest of this attempt (grading its answer, issue #20) runs without
+   * one of the run's concurrency slots, so the next attempt can start while this one is graded.
+   * The attempt's timeout stops there (the rest has its own bounds: the grader's timeout); its
+   * task stays `running` until the promise settles, and a cancel or a stop still aborts it.
+   * Calling it twice, or after the attempt was decided, does nothing. Contexts made by hand may
+   * leave it out.
+   */
+  releaseSlot?(): void;
 }
 
 /**

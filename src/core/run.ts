@@ -686,6 +686,12 @@ export class Run<I = unknown, O = unknown> {
   private readonly sink: UsageSink<I, O> = {
     addUsage: (att, usage) => this.addUsage(att, usage),
     syncLimits: (att, limits) => this.syncLimits(att, limits),
+    releaseSlot: (att) => {
+      // The slot goes to the next attempt; the task settles when this one does (issue #20).
+      if (!this.slots.releaseSlot(att)) return;
+      this.checkPaused();
+      this.afterChange();
+    },
   };
 
   /** A retry's backoff ended: it is queued. */

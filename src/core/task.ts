@@ -22,6 +22,7 @@ import type { RateLimiter } from './rate.js';
 export interface UsageSink<I, O> {
   addUsage(att: Attempt<I, O>, usage: Partial<Usage>): void;
   syncLimits(att: Attempt<I, O>, limits: RateLimitSnapshot): void;
+  releaseSlot(att: Attempt<I, O>): void;
 }
 
 /**
@@ -152,6 +153,9 @@ class AttemptContextView<I, O> implements AttemptContext {
   holdTimeout(): () => void {
     return this.#att.holdTimeout();
   }
+  releaseSlot(): void {
+    this.#att.releaseSlot();
+  }
 }
 
 /** One attempt: the state the run loop keeps for it. Targets see only its `context`. */
@@ -166,6 +170,8 @@ export class Attempt<I, O> implements AttemptContext, DeadlineEntry {
   /** The task's outcome for this attempt was applied (possibly before it settled, on timeout). */
   decided = false;
   zombie = false;
+  /** `releaseSlot` gave its concurrency slot back before it settled (it is being graded). */
+  slotReleased = false;
   /** Tokens reserved from the token budget before the start. */
   reservedTokens = 0;
   /** Tokens the target reported for this attempt, or undefined if it reported none. */
@@ -226,6 +232,10 @@ export class Attempt<I, O> implements AttemptContext, DeadlineEntry {
     this.run.syncLimits(this, limits);
   }
 
+  releaseSlot(): void {
+    this.run.releaseSlot(this);
+  }
+
   // The countdown is taken out of the run's deadline queue and put back at its tail with the
   // full timeout: deadlines of one timeout value stay in start order, so the queue's one-timer
   // design holds (core/deadlines.ts).
@@ -238,7 +248,8 @@ export class Attempt<I, O> implements AttemptContext, DeadlineEntry {
     return () => {
       if (!held) return;
       held = false;
-      if (--this.timeoutHolds === 0 && !this.decided && !this.settled) queue.add(this, ms);
+      if (--this.timeoutHolds === 0 && !this.decided && !this.settled && !this.slotReleased)
+        queue.add(this, ms);
     };
   }
 }

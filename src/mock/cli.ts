@@ -26,6 +26,7 @@ export const MOCK_USAGE = `usage: stride mock [--port N] [--host H] [--latency M
                    [--tokens N] [--ping-interval MS] [--chunk-delay MS] [--seed N] [--quiet]
                    [--app KEY=MODE]... [--model ID]... [--responses FILE]
                    [--grader-model ID]... [--grade-pass-when KEYWORD] [--grade-garble-when KEYWORD]
+                   [--grade-hang-when KEYWORD]
                    [--grade-pass-score S] [--grade-fail-score S] [--grade-reason TEXT]
                    [--embedding-dims N]
 
@@ -39,7 +40,8 @@ export const MOCK_USAGE = `usage: stride mock [--port N] [--host H] [--latency M
   Grader: chat completions for --grader-model (default stride-grader) answer a JSON verdict
     {"pass","score","reason"} about the prompt's <output>...</output>: pass when it contains
     --grade-pass-when (every answer passes without it), scores --grade-pass-score (1) and
-    --grade-fail-score (0); an unparsable verdict when it contains --grade-garble-when.
+    --grade-fail-score (0); an unparsable verdict when it contains --grade-garble-when; no
+    answer at all (a hung grader) when it contains --grade-hang-when.
     Per request: header x-mock-grade or metadata.__grade = pass | fail | garbage | SCORE.
   POST /v1/embeddings: vectors from a hash of the words (equal texts cosine 1), length
     --embedding-dims (256) unless the request gives dimensions`;
@@ -177,6 +179,8 @@ function parseGrader(values: Record<string, unknown>): MockGraderRule {
   if (pass !== undefined) rule.passWhenContains = pass;
   const garble = nonEmpty('grade-garble-when', str('grade-garble-when'));
   if (garble !== undefined) rule.garbleWhenContains = garble;
+  const hang = nonEmpty('grade-hang-when', str('grade-hang-when'));
+  if (hang !== undefined) rule.hangWhenContains = hang;
   const ps = score('grade-pass-score', str('grade-pass-score'));
   if (ps !== undefined) rule.passScore = ps;
   const fs = score('grade-fail-score', str('grade-fail-score'));
@@ -213,6 +217,7 @@ export function parseMockArgs(argv: readonly string[]): MockOptions & { quiet: b
       'grader-model': { type: 'string', multiple: true },
       'grade-pass-when': { type: 'string' },
       'grade-garble-when': { type: 'string' },
+      'grade-hang-when': { type: 'string' },
       'grade-pass-score': { type: 'string' },
       'grade-fail-score': { type: 'string' },
       'grade-reason': { type: 'string' },

@@ -23,6 +23,11 @@ export interface MockGraderRule {
   readonly passWhenContains?: string;
   /** Answer an unparsable verdict (prose, no JSON) when the graded output contains this text. */
   readonly garbleWhenContains?: string;
+  /**
+   * Never answer a grading whose graded output contains this text (a hung grader): a test kills
+   * the run while such gradings are in flight, with no timing race.
+   */
+  readonly hangWhenContains?: string;
   /** @default 1 */
   readonly passScore?: number;
   /** @default 0 */
@@ -35,6 +40,7 @@ export interface ResolvedGraderRule {
   readonly models: ReadonlySet<string>;
   readonly passWhenContains: string | undefined;
   readonly garbleWhenContains: string | undefined;
+  readonly hangWhenContains: string | undefined;
   readonly passScore: number;
   readonly failScore: number;
   readonly reason: string | undefined;
@@ -68,10 +74,17 @@ export function resolveGraderRule(rule: MockGraderRule | undefined): ResolvedGra
     models: new Set(models),
     passWhenContains: keyword(r.passWhenContains, 'grader.passWhenContains'),
     garbleWhenContains: keyword(r.garbleWhenContains, 'grader.garbleWhenContains'),
+    hangWhenContains: keyword(r.hangWhenContains, 'grader.hangWhenContains'),
     passScore: score(r.passScore, 'grader.passScore', 1),
     failScore: score(r.failScore, 'grader.failScore', 0),
     reason: r.reason,
   };
+}
+
+/** The rule says this grading never gets an answer (`hangWhenContains`). */
+export function gradingHangs(rule: ResolvedGraderRule, prompt: string): boolean {
+  const kw = rule.hangWhenContains;
+  return kw !== undefined && gradedText(prompt).toLowerCase().includes(kw.toLowerCase());
 }
 
 /** The text a grading prompt asks about: its last `<output>` block, else the whole prompt. */

@@ -5,7 +5,7 @@
  */
 
 import { randomUUID } from 'node:crypto';
-import { embeddingTokens, gradedText, mockEmbedding, mockVerdict } from './grader.js';
+import { embeddingTokens, gradedText, gradingHangs, mockEmbedding, mockVerdict } from './grader.js';
 import { chunk, deriveOutput, tokenSplit } from './options.js';
 import type { Exchange, MockCore } from './server.js';
 
@@ -299,6 +299,7 @@ export function handleOpenAI(core: MockCore, ex: Exchange, text: string | undefi
     return;
   }
   if (fault === 'hang' && !streaming) return;
+  if (grading && override === undefined && gradingHangs(core.options.grader, src)) return;
   const httpFault = (): boolean => openAiFault(core, ex, fault, model, rateHeaders);
   const usage = {
     prompt_tokens: tokens.prompt,

@@ -7,6 +7,7 @@
 
 import type { Target } from '../core/index.js';
 import type { RunManifest, TestCase } from '../plans/index.js';
+import type { AnswerRecord } from '../store/port.js';
 
 /**
  * What a resumed run tells its dispatcher: which attempts an earlier session may have sent
@@ -20,6 +21,11 @@ export interface ResumeContext {
    * next attempt of each case still to run (sent, maybe, before the journal recorded its start).
    */
   takesOver(caseId: string, attempt: number): boolean;
+  /**
+   * What the app answered a graded case whose grading a kill cut (`Store.answers`): the resumed
+   * case is graded from it, and the app is not called again (issue #20).
+   */
+  answered?(caseId: string): AnswerRecord | undefined;
 }
 
 /** An attempt delivered again after its worker was lost. */

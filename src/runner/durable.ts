@@ -129,6 +129,15 @@ async function execute(
       ...(journalOptions.lease === undefined ? {} : { lease: journalOptions.lease }),
     });
     // An attempt a lost worker may have sent goes out again: journaled here, for every face.
+    const answerRunId = journal.runId;
+    prepared.onAnswer((a) => {
+      // Kept so that a kill during the grading costs no second app call (issue #20). A store
+      // that failed here fails the journal's next write too, which stops the run; this answer
+      // is then only lost to a resume, which calls the app again (at least once, as before).
+      try {
+        store.appendAnswer(answerRunId, a);
+      } catch {}
+    });
     const clock = journalOptions.clock;
     const unwatch = journalRedeliveries(prepared.dispatcher, store, journal.runId, () =>
       clock === undefined ? Date.now() : clock.wallTime(),
@@ -272,7 +281,10 @@ async function resumeLocked(
       : { ...task, attemptsBefore: before, interruptedBefore: unspent };
   };
   const inFlight = new Set(maybeSent.map((u) => u.caseId));
+  // Answers of cases a kill cut while they were graded: graded again from them, never re-sent.
+  const answers = await store.answers(runId);
   const takeover: ResumeContext = {
+    answered: (caseId) => (keptIds.has(caseId) ? undefined : answers.get(caseId)),
     takesOver: (caseId, attempt) => {
       if (keptIds.has(caseId)) return false;
       const before = attemptsBefore.get(caseId) ?? 0;

@@ -36,6 +36,7 @@ import {
   type TestCase,
 } from '../plans/index.js';
 import { type CaseOutcome, ResultConverter, type TestResult } from '../report/convert.js';
+import type { AnswerRecord } from '../store/port.js';
 import type { Dispatcher, ResumeContext } from './dispatcher.js';
 
 /** A plain async function that executes one case; the seeds' `task_execution_func`. */
@@ -84,6 +85,11 @@ export interface PreparedTestRun {
   close(): Promise<void>;
   /** Where the attempts run: the service's dispatcher, or undefined in process. */
   readonly dispatcher: Dispatcher | undefined;
+  /**
+   * Listens for the app's answers of graded cases, given before they are graded (the durable
+   * session journals them: `Store.appendAnswer`). One listener; a second replaces the first.
+   */
+  onAnswer(listener: (answer: AnswerRecord) => void): void;
 }
 
 function missing(what: string): StrideError {
@@ -118,6 +124,28 @@ export function taskFor(testCase: TestCase): TaskSpec<TestCase> {
   };
 }
 
+/** What `judgedTarget` needs besides the target (all optional). */
+export interface JudgeOptions {
+  /** The plan's folder: `assert_module` paths are relative to it. */
+  readonly baseDir?: string;
+  /** Grades `llm_rubric` assertions. */
+  readonly grader?: Grader;
+  /**
+   * Pipelining (issue #20): at most this many cases are graded at once after giving their app
+   * slot back (`AttemptContext.releaseSlot`), so grading early cases overlaps the app calls of
+   * later ones; past it a case keeps its slot while graded. @default 0 (never released)
+   */
+  readonly pipeline?: number;
+  /**
+   * The app answered a case that is graded, before its gradings start: the durable session
+   * journals it (`Store.appendAnswer`), so a resume grades it from this answer instead of
+   * calling the app again.
+   */
+  readonly onAnswer?: (answer: AnswerRecord) => void;
+  /** An answer an earlier session journaled for the case: used instead of calling the app. */
+  readonly answered?: (caseId: string) => AnswerRecord | undefined;
+}
+
 /**
  * Wraps a target so each answer is judged: every assertion passes -> the task succeeds with a
  * CaseOutcome; one fails -> TaskFailedError (state `failed`, not retried) carrying the outcome,
@@ -126,8 +154,12 @@ export function taskFor(testCase: TestCase): TaskSpec<TestCase> {
 export function judgedTarget(
   inner: Target<TestCase, unknown>,
   clock: Clock,
-  options: { readonly baseDir?: string; readonly grader?: Grader } = {},
+  options: JudgeOptions = {},
 ): Target<TestCase, CaseOutcome> {
+  // Cases graded off their app slot right now (pipelining, issue #20): bounded, so a grader
+  // slower than the app holds app slots again (back-pressure) instead of queueing without end.
+  let offSlot = 0;
+  const maxOffSlot = options.pipeline ?? 0;
   return {
     ...(inner.key === undefined ? {} : { key: inner.key }),
     async execute(task: TaskView<TestCase>, ctx: AttemptContext): Promise<CaseOutcome> {
@@ -149,62 +181,110 @@ export function judgedTarget(
         reportLimits: (limits) => ctx.reportLimits(limits),
         ...(ctx.holdTimeout === undefined ? {} : { holdTimeout: () => ctx.holdTimeout!() }),
       };
-      const started = clock.now();
-      const output = await inner.execute(task, counted);
-      const latencyMs = clock.now() - started;
       const testCase = task.input;
-      const assertions =
-        testCase.expected.length === 0
-          ? []
-          : await evaluateAssertionsAsync(
-              testCase.expected,
-              {
-                output,
-                latencyMs,
-                ...(tokens === undefined ? {} : { tokens }),
-                ...(cost === undefined ? {} : { cost }),
-                testCase,
-              },
-              // Read only when a regex match goes to the pattern worker: the attempt's timeout
-              // or a cancel ends it there (issue #16). A getter, because reading ctx.signal
-              // creates the attempt's AbortController.
-              {
-                get signal() {
-                  return ctx.signal;
+      const graded = options.grader !== undefined && isGraded(testCase);
+      // An answer an earlier session journaled before the process died while grading it: the
+      // app is not called again; its usage is this attempt's (the earlier one was not ended).
+      const stored = graded ? options.answered?.(task.id) : undefined;
+      let output: unknown;
+      let latencyMs: number;
+      if (stored !== undefined) {
+        output = stored.output;
+        latencyMs = stored.latencyMs;
+        if (stored.tokens !== undefined || stored.cost !== undefined)
+          counted.reportUsage({
+            ...(stored.tokens === undefined ? {} : { tokens: stored.tokens }),
+            ...(stored.cost === undefined ? {} : { cost: stored.cost }),
+          });
+      } else {
+        const started = clock.now();
+        output = await inner.execute(task, counted);
+        latencyMs = clock.now() - started;
+        if (graded)
+          options.onAnswer?.({
+            caseId: task.id,
+            attempt: ctx.attempt,
+            output,
+            latencyMs,
+            ...(tokens === undefined ? {} : { tokens }),
+            ...(cost === undefined ? {} : { cost }),
+          });
+      }
+      let released = false;
+      if (graded && offSlot < maxOffSlot && ctx.releaseSlot !== undefined) {
+        released = true;
+        offSlot++;
+        ctx.releaseSlot();
+      }
+      try {
+        return await judge(output, latencyMs);
+      } finally {
+        if (released) offSlot--;
+      }
+
+      async function judge(output: unknown, latencyMs: number): Promise<CaseOutcome> {
+        const assertions =
+          testCase.expected.length === 0
+            ? []
+            : await evaluateAssertionsAsync(
+                testCase.expected,
+                {
+                  output,
+                  latencyMs,
+                  ...(tokens === undefined ? {} : { tokens }),
+                  ...(cost === undefined ? {} : { cost }),
+                  testCase,
                 },
-                ...(options.baseDir === undefined ? {} : { baseDir: options.baseDir }),
-                ...(options.grader === undefined ? {} : { grader: options.grader }),
-              },
-            );
-      const verdict = caseVerdict(assertions, testCase.threshold);
-      const outcome: CaseOutcome = {
-        output,
-        assertions,
-        latencyMs,
-        ...(verdict.score === undefined ? {} : { score: verdict.score }),
-      };
-      const unjudged = assertions.find((a) => a.errorCode !== undefined);
-      if (unjudged !== undefined) {
-        // The grading failed, not the app: the case ends `error` (never retried, so the app
-        // call is not sent again), its output and the other verdicts kept.
-        throw Object.assign(
-          new StrideError(unjudged.errorCode as ErrorCode, unjudged.message, { retryable: false }),
-          { output: outcome },
-        );
+                // Read only when a regex match goes to the pattern worker: the attempt's timeout
+                // or a cancel ends it there (issue #16). A getter, because reading ctx.signal
+                // creates the attempt's AbortController.
+                {
+                  get signal() {
+                    return ctx.signal;
+                  },
+                  ...(options.baseDir === undefined ? {} : { baseDir: options.baseDir }),
+                  ...(options.grader === undefined ? {} : { grader: options.grader }),
+                },
+              );
+        const verdict = caseVerdict(assertions, testCase.threshold);
+        const outcome: CaseOutcome = {
+          output,
+          assertions,
+          latencyMs,
+          ...(verdict.score === undefined ? {} : { score: verdict.score }),
+        };
+        const unjudged = assertions.find((a) => a.errorCode !== undefined);
+        if (unjudged !== undefined) {
+          // The grading failed, not the app: the case ends `error` (never retried, so the app
+          // call is not sent again), its output and the other verdicts kept.
+          throw Object.assign(
+            new StrideError(unjudged.errorCode as ErrorCode, unjudged.message, {
+              retryable: false,
+            }),
+            { output: outcome },
+          );
+        }
+        if (!verdict.passed) {
+          const failed = assertions.filter((a) => !a.passed).map((a) => a.message);
+          // With a threshold, every assertion may pass but one marked required, or none fail
+          // and the score still falls short (weights): say which.
+          const below =
+            testCase.threshold !== undefined && verdict.score !== undefined
+              ? [
+                  `score ${Math.round(verdict.score * 1000) / 1000} (threshold ${testCase.threshold})`,
+                ]
+              : [];
+          throw new TaskFailedError([...below, ...failed].join('; '), { output: outcome });
+        }
+        return outcome;
       }
-      if (!verdict.passed) {
-        const failed = assertions.filter((a) => !a.passed).map((a) => a.message);
-        // With a threshold, every assertion may pass but one marked required, or none fail
-        // and the score still falls short (weights): say which.
-        const below =
-          testCase.threshold !== undefined && verdict.score !== undefined
-            ? [`score ${Math.round(verdict.score * 1000) / 1000} (threshold ${testCase.threshold})`]
-            : [];
-        throw new TaskFailedError([...below, ...failed].join('; '), { output: outcome });
-      }
-      return outcome;
     },
   };
+}
+
+/** A case with an assertion that asks the grader (its gradings can run off the app slot). */
+function isGraded(testCase: TestCase): boolean {
+  return testCase.expected.some((a) => a.type === 'llm_rubric');
 }
 
 /**
@@ -301,9 +381,15 @@ export class ExecutorService {
             clock: this.clock,
             ...(this.options.limiters === undefined ? {} : { limiters: this.options.limiters }),
           }));
+    let answerListener: ((a: AnswerRecord) => void) | undefined;
     const target = judgedTarget(inner, this.clock, {
       baseDir: manifest.baseDir,
       ...(grader === undefined ? {} : { grader }),
+      // Twice the grader's concurrency: enough queued to keep every grader slot busy while the
+      // app answers on; more would only pile answers up in memory.
+      pipeline: 2 * (manifest.grader?.policy.concurrency ?? 0),
+      onAnswer: (a) => answerListener?.(a),
+      ...(resume?.answered === undefined ? {} : { answered: (id) => resume.answered!(id) }),
     });
     let sourceError: unknown;
     async function* tasks(): AsyncGenerator<TaskSpec<TestCase>> {
@@ -342,6 +428,9 @@ export class ExecutorService {
       toTestResult: (result) => ResultConverter.convert(result, context),
       sourceError: () => sourceError,
       dispatcher,
+      onAnswer: (listener) => {
+        answerListener = listener;
+      },
       close: async () => {
         // Only what this service built: a target the caller passed in is the caller's to close.
         if (inner !== this.options.target && dispatcher === undefined)

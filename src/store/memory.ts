@@ -35,6 +35,7 @@ import { StoreError } from './errors.js';
 import type { ControlAction, ControlRequest, LiveRecord, LiveState } from './live.js';
 import { type LockHolder, type RunLease, runLockedError } from './lock.js';
 import type {
+  AnswerRecord,
   AttemptRecord,
   JournalBatch,
   ListRunsOptions,
@@ -70,6 +71,7 @@ interface MemoryRun {
   readonly attempts: AttemptRow[];
   /** Changes of the adaptive pace, oldest first. */
   readonly pace: PaceRecord[];
+  readonly answers: Map<string, AnswerRecord>;
 }
 
 /**
@@ -112,6 +114,7 @@ export class MemoryStore implements Store {
       results: [],
       attempts: [],
       pace: [],
+      answers: new Map(),
     });
   }
 
@@ -285,6 +288,18 @@ export class MemoryStore implements Store {
   async paceChanges(runId: string): Promise<PaceRecord[]> {
     this.open();
     return this.get(runId).pace.map((c) => ({ ...c }));
+  }
+
+  appendAnswer(runId: string, answer: AnswerRecord): void {
+    this.open();
+    // A copy through JSON, as the SQLite store keeps it.
+    const output: unknown = JSON.parse(JSON.stringify(answer.output ?? null));
+    this.get(runId).answers.set(answer.caseId, { ...answer, output });
+  }
+
+  async answers(runId: string): Promise<Map<string, AnswerRecord>> {
+    this.open();
+    return new Map(this.get(runId).answers);
   }
 
   writeLive(runId: string, state: LiveState): void {

@@ -239,6 +239,26 @@ export const MIGRATIONS: readonly Migration[] = [
         session_started_at = CASE WHEN resumes = 0 AND finished_at IS NULL THEN started_at END;
     `,
   },
+  {
+    version: 9,
+    description: 'the answers of graded cases, kept before they are graded (run_answers)',
+    sql: `
+      -- What the app answered a case that has gradings to run (issue #20), one row per answer,
+      -- written when it answered: a resume after a kill grades the case from it instead of
+      -- calling the app again. output is JSON text. Deleted with its run.
+      CREATE TABLE run_answers (
+        id         INTEGER PRIMARY KEY,
+        run_key    INTEGER NOT NULL,
+        case_id    TEXT    NOT NULL,
+        attempt    INTEGER NOT NULL,
+        output     TEXT    NOT NULL,
+        latency_ms REAL    NOT NULL,
+        tokens     REAL,
+        cost       REAL
+      );
+      CREATE INDEX run_answers_by_run ON run_answers (run_key, id);
+    `,
+  },
 ];
 
 /** The schema version this code writes. */

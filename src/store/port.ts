@@ -171,6 +171,24 @@ export interface PaceRecord {
   readonly message: string;
 }
 
+/**
+ * What the app answered a graded case, journaled before its gradings start (issue #20): a
+ * session killed while grading leaves it, and the resume grades the case from it instead of
+ * calling the app again. The case's result, once judged, holds the same output.
+ */
+export interface AnswerRecord {
+  readonly caseId: string;
+  /** The attempt that got it. */
+  readonly attempt: number;
+  /** The app's output, as the target returned it (JSON-able). */
+  readonly output: unknown;
+  /** The app call's latency (ms), grading excluded. */
+  readonly latencyMs: number;
+  /** The app's usage in that attempt, when reported. */
+  readonly tokens?: number;
+  readonly cost?: number;
+}
+
 /** What one `append` adds to a run's journal. */
 export interface JournalBatch {
   /**
@@ -324,6 +342,16 @@ export interface Store {
 
   /** The run's pace changes, oldest first, every session's (a resume starts at the plan's pace). */
   paceChanges(runId: string): Promise<PaceRecord[]>;
+
+  /**
+   * Records what the app answered a graded case before its gradings start (issue #20), written
+   * at once like `appendPace` (a resume after a kill must find it). Throws if the run does not
+   * exist.
+   */
+  appendAnswer(runId: string, answer: AnswerRecord): void;
+
+  /** The run's journaled answers, the latest per case (for a resume: grade, don't call again). */
+  answers(runId: string): Promise<Map<string, AnswerRecord>>;
 
   /** Deletes runs outside the retention; resolves with how many were deleted. */
   prune(retention: Retention): Promise<number>;

@@ -49,6 +49,7 @@ import type { ControlAction, ControlRequest, LiveRecord, LiveState } from './liv
 import type { LockHolder, RunLease } from './lock.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 import type {
+  AnswerRecord,
   AttemptRecord,
   JournalBatch,
   ListRunsOptions,
@@ -65,6 +66,7 @@ import type {
   StoredRunStatus,
   StoredTransition,
 } from './port.js';
+import { SqliteAnswers } from './sqlite-answers.js';
 import { SqliteLive } from './sqlite-live.js';
 import { SqliteLocks } from './sqlite-locks.js';
 import { SqlitePace } from './sqlite-pace.js';
@@ -278,6 +280,7 @@ export class SqliteStore implements Store {
   private readonly locks: SqliteLocks;
   private readonly live: SqliteLive;
   private readonly pace: SqlitePace;
+  private readonly answerRows: SqliteAnswers;
 
   constructor(options: SqliteStoreOptions = {}) {
     const path = options.path ?? DEFAULT_DB_PATH;
@@ -377,6 +380,7 @@ export class SqliteStore implements Store {
     this.locks = new SqliteLocks(db, (err, doing) => wrap(err, this.file, doing));
     this.live = new SqliteLive(db, (err, doing) => wrap(err, this.file, doing));
     this.pace = new SqlitePace(db);
+    this.answerRows = new SqliteAnswers(db);
   }
 
   /** The schema version of the open database (the latest this code knows). */
@@ -572,6 +576,7 @@ export class SqliteStore implements Store {
         const delRun = this.db.prepare('DELETE FROM runs WHERE key = ?');
         for (const [key, id] of doomed) {
           this.pace.delete(key);
+          this.answerRows.delete(key);
           delRun.run(key);
           this.metas.delete(id);
         }
@@ -640,6 +645,18 @@ export class SqliteStore implements Store {
     this.open();
     const meta = this.meta(runId);
     return this.guard('reading the pace', () => this.pace.read(meta.key));
+  }
+
+  appendAnswer(runId: string, answer: AnswerRecord): void {
+    this.open();
+    const meta = this.meta(runId);
+    this.guard('recording an answer', () => this.answerRows.append(meta.key, answer));
+  }
+
+  async answers(runId: string): Promise<Map<string, AnswerRecord>> {
+    this.open();
+    const meta = this.meta(runId);
+    return this.guard('reading the answers', () => this.answerRows.read(meta.key));
   }
 
   async flush(): Promise<void> {

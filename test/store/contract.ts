@@ -631,6 +631,42 @@ export function storeContract(name: string, open: () => Store | Promise<Store>):
       await other.release();
     });
 
+    test("graded cases' answers (issue #20): the latest per case, per run, as JSON, pruned with their run", async () => {
+      await store.createRun(newRun('a1'));
+      await store.createRun(newRun('a2'));
+      const first = {
+        caseId: 'c1',
+        attempt: 1,
+        output: { text: 'hi', n: [1, 2] },
+        latencyMs: 12.5,
+      };
+      const again = {
+        caseId: 'c1',
+        attempt: 2,
+        output: 'again',
+        latencyMs: 3,
+        tokens: 7,
+        cost: 0.01,
+      };
+      const other = { caseId: 'c2', attempt: 1, output: null, latencyMs: 1 };
+      store.appendAnswer('a1', first);
+      store.appendAnswer('a1', other);
+      store.appendAnswer('a1', again);
+      expect(await store.answers('a1')).toEqual(
+        new Map([
+          ['c1', again],
+          ['c2', other],
+        ]),
+      );
+      expect(await store.answers('a2')).toEqual(new Map());
+      expect(() => store.appendAnswer('nope', first)).toThrow(/nope/);
+      await store.finishRun('a1', { status: 'completed', finishedAt: Date.now() });
+      await store.prune({ maxRuns: 1, now: Date.now() });
+      const left = (await store.listRuns()).map((r) => r.id);
+      for (const id of ['a1', 'a2'].filter((x) => !left.includes(x)))
+        await expect(store.answers(id)).rejects.toThrow(new RegExp(id));
+    });
+
     test('pace changes: kept in order per run, written by the journal on paceChanged, pruned with their run', async () => {
       await store.createRun(newRun('p1'));
       await store.createRun(newRun('p2'));
