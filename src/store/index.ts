@@ -39,6 +39,7 @@ export { MemoryStore } from './memory.js';
 export { SCHEMA_VERSION } from './migrations.js';
 export type { PlanSnapshot } from './plan.js';
 export type {
+  AnswerRecord,
   AttemptRecord,
   AttemptState,
   JournalBatch,

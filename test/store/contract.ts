@@ -6,7 +6,13 @@
 import { hostname } from 'node:os';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { InvalidOptionError, Run, type RunStatistics } from '../../src/core/index.js';
-import { attachJournal, type NewRun, type Store, StoreError } from '../../src/store/index.js';
+import {
+  type AnswerRecord,
+  attachJournal,
+  type NewRun,
+  type Store,
+  StoreError,
+} from '../../src/store/index.js';
 import {
   cancelledQueued,
   collect,
@@ -653,7 +659,7 @@ export function storeContract(name: string, open: () => Store | Promise<Store>):
       store.appendAnswer('a1', other);
       store.appendAnswer('a1', again);
       expect(await store.answers('a1')).toEqual(
-        new Map([
+        new Map<string, AnswerRecord>([
           ['c1', again],
           ['c2', other],
         ]),
