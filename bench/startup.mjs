@@ -4,17 +4,20 @@
  * - `stride --help`;
  * - a one-case run against the mock (`stride mock`, started once beforehand in its own process),
  *   default reports, `-q`;
- * - with --bundle DIR: the same two through an esbuild bundle of the CLI entry (see
- *   docs/architecture.md, "CLI start-up", for why the bin is not bundled).
+ * each as the bin starts after `npm run build` (from its esbuild bundle with V8's code cache,
+ * src/cli/bundle.ts) and, as "unbundled", from dist/'s files (STRIDE_NO_BUNDLE=1), in the same
+ * rounds; with --other PATH, also another build's bin (an A/B against an older commit).
  *
- *   npm run build && node bench/startup.mjs [--rounds 40] [--bundle dist/bundle/main.mjs] [--only help,run]
+ *   npm run build && node bench/startup.mjs [--rounds 40] [--other /tmp/old/dist/cli/main.js] [--only help,run]
  *
  * Each round runs every command once, in a rotating order (so no command always follows the
  * same one); a command's wall time is spawn to exit on this process's clock, its CPU time (user +
  * system) and peak RSS come from GNU time (/usr/bin/time; "unknown" without it). Each ratio to
  * bare node is the median of the per-round ratios: a round's commands ran within a second or two
  * of each other, so a load swing moves both sides. CPU is the steadier figure on a loaded
- * machine (others' work stretches wall time, not the command's own CPU). Module counts come from one run of each under bench/module-count.mjs. Say the
+ * machine (others' work stretches wall time, not the command's own CPU). Module counts come from one
+ * run of each under bench/module-count.mjs (the bundle is one file compiled through vm.Script and
+ * not counted: what it counts there is what stays outside, such as better-sqlite3). Say the
  * load (`uptime`, printed first) next to any figure.
  */
 
@@ -30,7 +33,7 @@ import { CLI_NODE_FLAGS } from './cli-flags.mjs';
 const { values } = parseArgs({
   options: {
     rounds: { type: 'string', default: '40' },
-    bundle: { type: 'string' },
+    other: { type: 'string' },
     only: { type: 'string', default: 'help,run' },
   },
 });
@@ -68,12 +71,9 @@ function time(argv, env = process.env) {
 }
 
 /** The modules `argv` (a node command) loads: ES and CommonJS, each file once. */
-async function moduleCount(argv) {
+async function moduleCount(argv, env) {
   const log = join(work, `modules-${Math.random().toString(36).slice(2)}.txt`);
-  await time([argv[0], '--import', COUNTER, ...argv.slice(1)], {
-    ...process.env,
-    STRIDE_MODULE_LOG: log,
-  });
+  await time([argv[0], '--import', COUNTER, ...argv.slice(1)], { ...env, STRIDE_MODULE_LOG: log });
   const files = new Set(
     readFileSync(log, 'utf8')
       .split('\n')
@@ -129,30 +129,32 @@ try {
   const cli = (entry) => [node, ...CLI_NODE_FLAGS, entry];
   const runArgs = ['run', join(work, 'plan.yaml'), '--db', db, '--out', out, '-q'];
   const only = new Set(values.only.split(','));
+  const unbundled = { ...process.env, STRIDE_NO_BUNDLE: '1' };
   const entries = [
-    ['stride', MAIN],
-    ...(values.bundle === undefined ? [] : [['bundled', values.bundle]]),
+    ['stride', MAIN, process.env],
+    ['unbundled', MAIN, unbundled],
+    ...(values.other === undefined ? [] : [['other', values.other, process.env]]),
   ];
-  const commands = [{ name: "node -e ''", argv: [node, '-e', ''] }];
-  for (const [label, entry] of entries) {
+  const commands = [{ name: "node -e ''", argv: [node, '-e', ''], env: process.env }];
+  for (const [label, entry, env] of entries) {
     if (only.has('help'))
-      commands.push({ name: `${label} --help`, argv: [...cli(entry), '--help'] });
+      commands.push({ name: `${label} --help`, argv: [...cli(entry), '--help'], env });
     if (only.has('run'))
-      commands.push({ name: `${label} run (1 case)`, argv: [...cli(entry), ...runArgs] });
+      commands.push({ name: `${label} run (1 case)`, argv: [...cli(entry), ...runArgs], env });
   }
 
   const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   process.stdout.write(`load average before: ${load}; ${ROUNDS} rounds\n`);
-  for (const c of commands) await time(c.argv); // warm-up: the disk cache, the journal's schema
+  for (const c of commands) await time(c.argv, c.env); // warm-up: the disk cache, the journal's schema
   const times = commands.map(() => []);
   for (let r = 0; r < ROUNDS; r++) {
     for (let k = 0; k < commands.length; k++) {
       const i = (r + k) % commands.length;
-      times[i].push(await time(commands[i].argv));
+      times[i].push(await time(commands[i].argv, commands[i].env));
     }
   }
   const counts = [];
-  for (const c of commands) counts.push(await moduleCount(c.argv));
+  for (const c of commands) counts.push(await moduleCount(c.argv, c.env));
   const loadAfter = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
   const bare = times[0];

@@ -10,11 +10,15 @@ const COUNTER = new URL('../../bench/module-count.mjs', import.meta.url).pathnam
 const work = mkdtempSync(join(tmpdir(), 'stride-lazy-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-/** The files the bin loads for `args` (ES and CommonJS), recorded by bench/module-count.mjs. */
+/**
+ * The files the bin loads for `args` (ES and CommonJS), recorded by bench/module-count.mjs:
+ * from dist/'s own files (STRIDE_NO_BUNDLE), whose laziness the bundle keeps (esbuild leaves an
+ * `import()` lazy); test/cli/bundle.test.ts checks the bundle itself.
+ */
 function modulesOf(args: string[]): string[] {
   const log = join(work, `${args.join('-').replace(/\W/g, '')}.txt`);
   const r = spawnSync(process.execPath, ['--import', COUNTER, BIN, ...args], {
-    env: { ...process.env, STRIDE_MODULE_LOG: log },
+    env: { ...process.env, STRIDE_MODULE_LOG: log, STRIDE_NO_BUNDLE: '1' },
     encoding: 'utf8',
   });
   expect(r.status, r.stderr).toBe(0);
@@ -28,7 +32,7 @@ function modulesOf(args: string[]): string[] {
 async function modulesOfRun(args: string[], env: NodeJS.ProcessEnv): Promise<string[]> {
   const log = join(work, 'run.txt');
   const child = spawn(process.execPath, ['--import', COUNTER, BIN, ...args], {
-    env: { ...process.env, ...env, STRIDE_MODULE_LOG: log },
+    env: { ...process.env, ...env, STRIDE_MODULE_LOG: log, STRIDE_NO_BUNDLE: '1' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let err = '';
