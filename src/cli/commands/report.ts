@@ -3,7 +3,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { dirname, extname } from 'node:path';
 import type { Command } from 'commander';
-import { runFolder } from '../../report/run-folder.js';
 import { DEFAULT_DB_PATH } from '../../store/db-path.js';
 import { ALL_FORMATS, type CommandContext, example } from '../options.js';
 import { UsageError } from '../usage.js';
@@ -42,11 +41,13 @@ export function registerReport(root: Command, { io }: CommandContext): void {
     'stride report 20261124-213005-ab12 --format junit -o junit.xml',
     'stride report 20261124-213005-ab12 --format html,csv -o reports/',
   ).action(async (runId: string, flags: { db: string; format: string; output?: string }) => {
-    const [{ formatsOf, openHistory }, { prepareOutput }, { writeRunReports }] = await Promise.all([
-      import('../journal.js'),
-      import('../output.js'),
-      import('../session.js'),
-    ]);
+    const [{ formatsOf, openHistory }, { prepareOutput }, { writeRunReports }, { runFolder }] =
+      await Promise.all([
+        import('../journal.js'),
+        import('../output.js'),
+        import('../session.js'),
+        import('../../report/run-folder.js'),
+      ]);
     const formats = formatsOf(flags.format, '--format');
     checkOutput(flags.output, formats);
     const file = formats.length === 1 && flags.output !== undefined && !flags.output.endsWith('/');
