@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { staleSource as staleIn } from '../../scripts/dist-state.mjs';
@@ -33,6 +34,10 @@ export function ensureBuilt(root = ROOT): void {
     if (stale === undefined) process.stderr.write('[test set-up] bundling dist/cli/stride.cjs\n');
     run(root, [join(root, 'scripts', 'bundle.mjs')], 'node scripts/bundle.mjs');
   }
+}
+
+function mtime(path: string): number | undefined {
+  return statSync(path, { throwIfNoEntry: false })?.mtimeMs;
 }
 
 function run(root: string, args: string[], what: string): void {
