@@ -1,12 +1,15 @@
 /**
  * The action-plan adapter of a run session (`runner/session.ts`): an `Executor` run of one plan
  * as a `PlanAdapter`, so `RunSession` drives it as it drives a test plan (signals, holds, who
- * holds it). Typed structurally: `actions/` and `runner/` sit side by side above the store, and
- * neither imports the other.
+ * holds it). The session opens the run (`open`: creates or reopens it, loads the one resume
+ * state, attaches the journal); the executor builds the steps from that state. Typed
+ * structurally toward the session: `actions/` imports only the session's run opener
+ * (`runner/run-life.ts`), never the session.
  */
 
 import { StrideError } from '../core/index.js';
 import type { Run } from '../core/run.js';
+import type { RunOpener } from '../runner/run-life.js';
 import type { Journal } from '../store/journal.js';
 import type { Executor } from './executor.js';
 import type { ActionPlan, ActionStep, ExecutionResult } from './types.js';
@@ -35,13 +38,14 @@ export function actionPlan(
   options: { readonly resume?: boolean } = {},
 ): {
   readonly kind: 'action';
-  start(onStart: (started: StartedActionRun) => void): Promise<ExecutionResult>;
+  start(onStart: (started: StartedActionRun) => void, open: RunOpener): Promise<ExecutionResult>;
 } {
   return {
     kind: 'action',
-    start: (onStart) =>
+    start: (onStart, open) =>
       executor.executePlan(plan, {
         ...(options.resume === true ? { resume: true } : {}),
+        open,
         onStart: ({ run, journal }) => {
           if (journal === undefined) {
             throw new StrideError('INVALID_STATE', 'a run session needs an Executor with a store');

@@ -26,10 +26,11 @@ import {
 } from '../core/index.js';
 import { evalJsonPath } from '../core/jsonpath.js';
 import { REDACTED, redactLiterals, setIn } from '../plans/index.js';
+import { openRunLife, type RunLife, type RunOpener } from '../runner/run-life.js';
 import type { Journal } from '../store/journal.js';
 import { attachJournal } from '../store/journal.js';
 import type { Store } from '../store/port.js';
-import { loadProgress } from '../store/resume.js';
+import type { StoredProgress } from '../store/resume.js';
 import { ToolRegistry } from './registry.js';
 import { validateSchema, validateSchemaAsync } from './schema.js';
 import { actionSnapshot } from './snapshot.js';
@@ -105,6 +106,12 @@ export interface ExecutePlanOptions {
    * not run again (their outputs feed later steps); the rest run. Needs `store`.
    */
   readonly resume?: boolean;
+  /**
+   * Opens the plan's run in the store (creates or reopens it, loads the one resume state,
+   * attaches the journal): the run session's (`RunSession`, through `actionPlan`).
+   * @default `openRunLife` on the executor's store
+   */
+  readonly open?: RunOpener;
   /** Called with the engine's run and its journal right before the plan starts (the CLI installs its Ctrl-C handling here). */
   readonly onStart?: (session: {
     run: Run<ActionStep, unknown>;
@@ -113,6 +120,19 @@ export interface ExecutePlanOptions {
 }
 
 type SagaState = 'registered' | 'completed' | 'unknown' | 'failed' | 'compensated';
+
+/** A resumed step's attempts already spent (as a test case's: `TaskSpec.attemptsBefore`). */
+function attemptsSpent(
+  prior: StoredProgress | undefined,
+  stepId: string,
+): { attemptsBefore?: number; interruptedBefore?: number } {
+  const before = prior?.attemptsBefore.get(stepId);
+  if (before === undefined || before === 0) return {};
+  const unspent = prior?.unspent.get(stepId);
+  return unspent === undefined
+    ? { attemptsBefore: before }
+    : { attemptsBefore: before, interruptedBefore: unspent };
+}
 
 /** The saga log entry of one step, registered before the tool is called. */
 interface SagaEntry {
@@ -372,28 +392,41 @@ export class Executor {
       return result;
     }
 
-    const prior = options.resume === true ? await this.loadPrior(exec) : undefined;
-    const tasks = this.tasksOf(exec, prior?.done ?? new Map());
     const limits = this.options.resourceLimits ?? {};
     const concurrency = Math.min(
       this.options.maxConcurrentSteps ?? 4,
       limits.maxConcurrentSteps ?? Number.POSITIVE_INFINITY,
     );
-    const run = new Run<ActionStep, unknown>(
-      tasks,
-      this.targetFor(exec),
-      this.engineOptions({
-        concurrency,
-        runId: plan.id,
-        ...(options.signal === undefined ? {} : { signal: options.signal }),
-        stop: {
-          ...((plan.failFast ?? this.options.failFast) === true ? { failFast: true } : {}),
-          ...(limits.maxExecutionTimeMs === undefined
-            ? {}
-            : { deadlineMs: limits.maxExecutionTimeMs }),
-        },
-      }),
-    );
+    // Without a store nothing is awaited: the plan is running as soon as this call returns.
+    const opening = this.openLife(plan, options, {
+      maxConcurrentSteps: concurrency,
+      resourceLimits: limits,
+      retryPolicy: this.retry,
+    });
+    const life = opening === undefined ? undefined : await opening;
+    let run: Run<ActionStep, unknown>;
+    let prior: { done: Map<string, TaskResult> } | undefined;
+    try {
+      prior = life?.prior === undefined ? undefined : this.loadPrior(exec, life.prior);
+      run = new Run<ActionStep, unknown>(
+        this.tasksOf(exec, prior?.done ?? new Map(), life?.prior),
+        this.targetFor(exec),
+        this.engineOptions({
+          concurrency,
+          runId: plan.id,
+          ...(options.signal === undefined ? {} : { signal: options.signal }),
+          stop: {
+            ...((plan.failFast ?? this.options.failFast) === true ? { failFast: true } : {}),
+            ...(limits.maxExecutionTimeMs === undefined
+              ? {}
+              : { deadlineMs: limits.maxExecutionTimeMs }),
+          },
+        }),
+      );
+    } catch (err) {
+      await life?.release();
+      throw err;
+    }
     exec.run = run;
     run.on('transition', (t) => {
       if (t.to === 'queued' || t.to === 'pending') return;
@@ -407,19 +440,7 @@ export class Executor {
     });
     run.on('paused', () => this.setStatus(exec, 'paused'));
     run.on('resumed', () => this.setStatus(exec, 'running'));
-    if (this.options.store !== undefined) {
-      exec.journal = await attachJournal(run, this.options.store, {
-        runId: plan.id,
-        plan: actionSnapshot(plan),
-        options: {
-          maxConcurrentSteps: concurrency,
-          resourceLimits: limits,
-          retryPolicy: this.retry,
-        },
-        resume: prior !== undefined,
-        clock: this.clock,
-      });
-    }
+    if (life !== undefined) exec.journal = await life.attach(run);
     options.onStart?.({ run, journal: exec.journal });
     const sampler = setInterval(() => this.sampleMemory(exec), this.options.memorySampleMs ?? 100);
     sampler.unref();
@@ -630,7 +651,11 @@ export class Executor {
     return err;
   }
 
-  private tasksOf(exec: Execution, done: ReadonlyMap<string, TaskResult>): TaskSpec<ActionStep>[] {
+  private tasksOf(
+    exec: Execution,
+    done: ReadonlyMap<string, TaskResult>,
+    prior?: StoredProgress,
+  ): TaskSpec<ActionStep>[] {
     const t = this.options.timeoutPolicy ?? {};
     const tasks: TaskSpec<ActionStep>[] = [];
     for (const step of exec.plan.steps) {
@@ -653,6 +678,7 @@ export class Executor {
         ...(step.retryPolicy?.maxAttempts === undefined
           ? {}
           : { maxAttempts: step.retryPolicy.maxAttempts }),
+        ...attemptsSpent(prior, step.id),
       });
     }
     return tasks;
@@ -937,14 +963,34 @@ export class Executor {
   }
 
   /**
-   * The action plan's side of a resume: from the stored run read once, as for a test plan
-   * (`loadProgress`: the record, the plan hash check, each step's latest result chosen in SQL),
+   * Opens the plan's run in the store through the session's opener (or `openRunLife` without a
+   * session): undefined without a store. A resume is locked and its state loaded there, once.
+   */
+  private openLife(
+    plan: ActionPlan,
+    options: ExecutePlanOptions,
+    recorded: unknown,
+  ): Promise<RunLife> | undefined {
+    const store = this.options.store;
+    if (store === undefined) {
+      if (options.resume === true) throw new StrideError('INVALID_STATE', 'resume needs a store');
+      return undefined;
+    }
+    const open = options.open ?? ((o) => openRunLife(store, o));
+    return open({
+      runId: plan.id,
+      plan: actionSnapshot(plan),
+      options: recorded,
+      resume: options.resume === true,
+      clock: this.clock,
+    });
+  }
+
+  /**
+   * The action plan's side of a resume, from the state the session loaded (`RunLife.prior`):
    * the steps with a verdict (their outputs feed later steps) and the saga log rebuilt.
    */
-  private async loadPrior(exec: Execution): Promise<{ done: Map<string, TaskResult> }> {
-    const store = this.options.store;
-    if (store === undefined) throw new StrideError('INVALID_STATE', 'resume needs a store');
-    const state = await loadProgress(store, exec.plan.id, actionSnapshot(exec.plan).hash);
+  private loadPrior(exec: Execution, state: StoredProgress): { done: Map<string, TaskResult> } {
     const done = new Map(state.verdicts);
     this.rebuildSaga(
       exec,
@@ -1010,7 +1056,11 @@ export class Executor {
   private async restore(plan: ActionPlan): Promise<Execution> {
     checkPlan(plan);
     const exec = newExecution(plan, 'failed');
-    await this.loadPrior(exec);
+    // Opened as a resume would (locked: never a plan another process drives; its maybe-sent
+    // steps journaled), read, and let go: the rollback is a run of its own.
+    const life = await this.openLife(plan, { resume: true }, {});
+    await life?.release();
+    if (life?.prior !== undefined) this.loadPrior(exec, life.prior);
     this.executions.set(plan.id, exec);
     return exec;
   }

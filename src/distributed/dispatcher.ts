@@ -150,6 +150,8 @@ export class BullmqDispatcher implements Dispatcher {
   private outage = false;
   /** Called when an outage starts. */
   private readonly onOutage = new Set<() => void>();
+  /** `watchOutages` listeners: told when an outage starts and when Redis is back. */
+  private readonly outageWatchers = new Set<{ down(): void; up(): void }>();
   /**
    * Runs whose start in Redis (target stored, earlier session reconciled) has not finished:
    * their attempts wait for it. Only while Redis is unreachable does a run start before it.
@@ -193,6 +195,7 @@ export class BullmqDispatcher implements Dispatcher {
         `Redis at ${safeUrl(options.redis)} is unreachable (${err.message}); waiting for it to come back`,
       );
       for (const f of this.onOutage) f();
+      for (const w of this.outageWatchers) w.down();
       this.abandonCancelled();
     };
     this.queue.on('error', report);
@@ -200,7 +203,9 @@ export class BullmqDispatcher implements Dispatcher {
     this.publisher.on('error', report);
     this.listener.on('error', report);
     this.publisher.on('ready', () => {
+      const was = this.outage;
       this.outage = false;
+      if (was) for (const w of this.outageWatchers) w.up();
     });
     this.listener.on('ready', () => {
       this.listener.client('ID').then(
@@ -740,6 +745,18 @@ export class BullmqDispatcher implements Dispatcher {
    * resume of an interrupted run reads the outcomes that arrive after this (it expires in a day).
    */
   /** The run session's hook (the Dispatcher port): attempts of `runId` delivered again. */
+  /**
+   * Tells `listener` when Redis becomes unreachable (`down`, at once if it is now) and when it
+   * is back (`up`): the run session holds the run (`redis`) meanwhile. Returns the unsubscribe.
+   */
+  watchOutages(listener: { down(): void; up(): void }): () => void {
+    this.outageWatchers.add(listener);
+    if (this.outage) listener.down();
+    return () => {
+      this.outageWatchers.delete(listener);
+    };
+  }
+
   watchRedeliveries(runId: string, listener: (e: Redelivery) => void): () => void {
     const set = this.redeliveryWatchers.get(runId) ?? new Set<(e: Redelivery) => void>();
     this.redeliveryWatchers.set(runId, set);

@@ -53,5 +53,11 @@ export interface Dispatcher {
    * `maybe_sent` attempt with code `REDELIVERED`. Returns the unsubscribe function.
    */
   watchRedeliveries?(runId: string, listener: (e: Redelivery) => void): () => void;
+  /**
+   * Subscribes to the outages of the dispatcher's queue: `down` when it becomes unreachable (at
+   * once if it is), `up` when it is back. The run session holds the run meanwhile (hold
+   * `redis`: `RunSession.holders()`, the live state). Returns the unsubscribe function.
+   */
+  watchOutages?(listener: { down(): void; up(): void }): () => void;
   close(): Promise<void>;
 }

@@ -15,14 +15,13 @@ import { StrideError } from '../core/index.js';
 import type { Run } from '../core/run.js';
 import type { RunManifest, TestCase } from '../plans/index.js';
 import { type CaseOutcome, ResultConverter, type TestResult } from '../report/convert.js';
-import { attachJournal, type Journal } from '../store/journal.js';
-import { type RunLease, runLockedError } from '../store/lock.js';
-import type { PlanSnapshot } from '../store/plan.js';
-import type { Store, UnfinishedCase } from '../store/port.js';
-import { checkPlanHash, loadProgress, runNotFound } from '../store/resume.js';
+import type { Journal } from '../store/journal.js';
+import { runLockedError } from '../store/lock.js';
+import type { Store } from '../store/port.js';
+import { checkPlanHash, runNotFound, type StoredProgress } from '../store/resume.js';
 import type { ResumeContext } from './dispatcher.js';
 import { type ExecutorService, taskFor } from './executor-service.js';
-import { journalRedeliveries, recordMaybeSent } from './session.js';
+import { openRunLife, type RunOpener, type RunOpening } from './run-life.js';
 import { snapshotPlan } from './snapshot.js';
 
 /** What a durable run, a resume or a re-run resolves with. */
@@ -59,6 +58,11 @@ interface DurableHooks {
    * runs too large to hold: read the results from the store instead. @default true
    */
   readonly retainResults?: boolean;
+  /**
+   * Opens the run in the store (creates or reopens it, loads the resume state, attaches the
+   * journal): the run session's, when a session drives this call. @default `openRunLife`
+   */
+  readonly open?: RunOpener;
 }
 
 /** Options of `runDurable`. */
@@ -96,39 +100,45 @@ async function execute(
   service: ExecutorService,
   manifest: RunManifest,
   store: Store,
-  journalOptions: {
-    runId?: string | undefined;
-    resume: boolean;
-    /** What a dispatcher may take over from an earlier session (a resume). */
-    takeover?: ResumeContext | undefined;
-    /** The plan's snapshot, when the caller has made it already (to check the hash). */
-    plan?: PlanSnapshot | undefined;
-    parentId?: string | undefined;
-    clock?: Clock | undefined;
-    /** The run's lock, when the caller took it already (a resume). */
-    lease?: RunLease | undefined;
-  },
+  opening: RunOpening,
   token: CancellationToken | undefined,
   select: ((testCase: TestCase) => ReturnType<typeof taskFor> | undefined) | undefined,
   session: DurableHooks,
-): Promise<{ runId: string; run: RunExecutionResult<TestCase, CaseOutcome>; fresh: TestResult[] }> {
+  /** What a dispatcher may take over from an earlier session (a resume). */
+  takeover?: (prior: StoredProgress) => Promise<ResumeContext>,
+  /** Turns the resume state into the case selection (a resume). */
+  selectFrom?: (prior: StoredProgress) => typeof select,
+): Promise<{
+  runId: string;
+  run: RunExecutionResult<TestCase, CaseOutcome>;
+  fresh: TestResult[];
+  prior: StoredProgress | undefined;
+}> {
   const retain = session.retainResults ?? true;
+  // The run session opens the run when it drives this one (the same function otherwise).
+  const open = session.open ?? ((o: RunOpening) => openRunLife(store, o));
+  const life = await open({ ...opening, keepResults: retain });
+  const prior = life.prior;
   const extra = {
-    ...(journalOptions.runId === undefined ? {} : { runId: journalOptions.runId }),
+    ...(opening.runId === undefined ? {} : { runId: opening.runId }),
     ...(retain ? {} : { retainResults: false }),
   };
-  const prepared = await service.prepare(manifest, token, extra, select, journalOptions.takeover);
+  let prepared: Awaited<ReturnType<ExecutorService['prepare']>>;
   try {
-    const journal = await attachJournal(prepared.run, store, {
-      runId: prepared.run.runId,
-      plan: journalOptions.plan ?? snapshotPlan(manifest),
-      options: manifest.executionPolicy,
-      resume: journalOptions.resume,
-      ...(journalOptions.parentId === undefined ? {} : { parentId: journalOptions.parentId }),
-      ...(journalOptions.clock === undefined ? {} : { clock: journalOptions.clock }),
-      ...(journalOptions.lease === undefined ? {} : { lease: journalOptions.lease }),
-    });
-    // An attempt a lost worker may have sent goes out again: journaled here, for every face.
+    prepared = await service.prepare(
+      manifest,
+      token,
+      extra,
+      prior === undefined || selectFrom === undefined ? select : selectFrom(prior),
+      prior === undefined || takeover === undefined ? undefined : await takeover(prior),
+    );
+  } catch (err) {
+    await life.release();
+    throw err;
+  }
+  try {
+    // Redeliveries are journaled and a Redis outage holds the run: by the session, for every face.
+    const journal = await life.attach(prepared.run, prepared.dispatcher);
     const answerRunId = journal.runId;
     prepared.onAnswer((a) => {
       // Kept so that a kill during the grading costs no second app call (issue #20). A store
@@ -138,10 +148,6 @@ async function execute(
         store.appendAnswer(answerRunId, a);
       } catch {}
     });
-    const clock = journalOptions.clock;
-    const unwatch = journalRedeliveries(prepared.dispatcher, store, journal.runId, () =>
-      clock === undefined ? Date.now() : clock.wallTime(),
-    );
     session.onStart?.({
       runId: journal.runId,
       run: prepared.run,
@@ -154,18 +160,20 @@ async function execute(
           epochOffsetMs: journal.epochOffset,
         }),
     });
-    const run = await prepared.run.start().finally(unwatch);
+    const run = await prepared.run.start();
     await journal.closed;
     const failure = prepared.sourceError();
-    if (failure !== undefined && run.statistics.totalTasks === 0 && !journalOptions.resume) {
+    if (failure !== undefined && run.statistics.totalTasks === 0 && opening.resume !== true) {
       throw failure;
     }
     return {
       runId: journal.runId,
       run,
       fresh: run.tasks.map((r) => prepared.toTestResult(r)),
+      prior,
     };
   } finally {
+    await life.release();
     await prepared.close();
   }
 }
@@ -192,10 +200,11 @@ export async function runDurable(
     manifest,
     store,
     {
-      runId: options.runId,
-      resume: false,
-      parentId: options.parentId,
-      clock: options.clock,
+      ...(options.runId === undefined ? {} : { runId: options.runId }),
+      plan: snapshotPlan(manifest),
+      options: manifest.executionPolicy,
+      ...(options.parentId === undefined ? {} : { parentId: options.parentId }),
+      ...(options.clock === undefined ? {} : { clock: options.clock }),
     },
     options.token,
     undefined,
@@ -221,7 +230,9 @@ async function recordOrThrow(store: Store, runId: string) {
 /**
  * Resumes a stored run of `manifest` into the same run id: stored verdicts are kept and never
  * executed again; every other case runs, with the attempts it already spent. A run can be
- * resumed more than once. Refuses a plan whose hash changed unless `force`.
+ * resumed more than once. Refuses a plan whose hash changed unless `force`. The run is opened
+ * (locked, its resume state loaded once, its maybe-sent attempts journaled) by `openRunLife`,
+ * or by the run session driving this resume.
  */
 export async function resume(
   service: ExecutorService,
@@ -230,47 +241,43 @@ export async function resume(
   runId: string,
   options: ResumeOptions = {},
 ): Promise<DurableRunResult> {
-  // Locked before the journal is read: what another session is writing is not a resume state.
-  const lease = await lockExisting(store, runId);
-  try {
-    return await resumeLocked(service, manifest, store, runId, lease, options);
-  } finally {
-    // The journal gives it back when the session ends; this covers a refusal before that.
-    await lease.release();
+  const { run, fresh, prior } = await execute(
+    service,
+    manifest,
+    store,
+    {
+      runId,
+      plan: snapshotPlan(manifest),
+      options: manifest.executionPolicy,
+      resume: true,
+      ...(options.force === undefined ? {} : { force: options.force }),
+      ...(options.clock === undefined ? {} : { clock: options.clock }),
+    },
+    options.token,
+    undefined,
+    options,
+    (prior) => takeoverOf(store, runId, prior),
+    selectionOf,
+  );
+  const results: TestResult[] = [];
+  for (const r of prior?.verdicts.values() ?? []) {
+    results.push(
+      ResultConverter.convert(r as TaskResult<TestCase, CaseOutcome>, {
+        workflowId: manifest.workflowId,
+        epochOffsetMs: prior!.run.clockOffsetMs,
+      }),
+    );
   }
+  results.push(...fresh);
+  return { runId, results, run };
 }
 
-/** Locks a stored run: RUN_NOT_FOUND before RUN_LOCKED, and nothing written on either. */
-async function lockExisting(store: Store, runId: string): Promise<RunLease> {
-  await recordOrThrow(store, runId);
-  return store.lockRun(runId);
-}
-
-async function resumeLocked(
-  service: ExecutorService,
-  manifest: RunManifest,
-  store: Store,
-  runId: string,
-  lease: RunLease,
-  options: ResumeOptions,
-): Promise<DurableRunResult> {
-  const plan = snapshotPlan(manifest);
-  // One read of the stored run: its record, each case's latest result, the unfinished cases.
-  // The stored verdicts are only held in memory when asked for (`retainResults`).
-  const state = await loadProgress(store, runId, plan.hash, {
-    force: options.force,
-    keepResults: options.retainResults,
-  });
-  const keptIds = state.done;
-  const attemptsBefore = state.attemptsBefore;
-  const kept = state.verdicts;
-  const maybeSent: UnfinishedCase[] = state.unfinished.filter((u) => u.maybeSent);
-  if (maybeSent.length > 0) await recordMaybeSent(store, runId, maybeSent);
-
-  const select = (testCase: TestCase) => {
-    if (keptIds.has(testCase.id)) return undefined;
+/** A resume's cases: those without a verdict, with the attempts they already spent. */
+function selectionOf(state: StoredProgress) {
+  return (testCase: TestCase) => {
+    if (state.done.has(testCase.id)) return undefined;
     const task = taskFor(testCase);
-    const before = attemptsBefore.get(testCase.id);
+    const before = state.attemptsBefore.get(testCase.id);
     if (before === undefined || before === 0) return task;
     // Attempts a pause interrupted or a cancel aborted do not count against max_attempts; a
     // maybe-sent one does: a case whose last allowed attempt was in flight at the crash is not
@@ -280,38 +287,27 @@ async function resumeLocked(
       ? { ...task, attemptsBefore: before }
       : { ...task, attemptsBefore: before, interruptedBefore: unspent };
   };
-  const inFlight = new Set(maybeSent.map((u) => u.caseId));
-  // Answers of cases a kill cut while they were graded: graded again from them, never re-sent.
+}
+
+/**
+ * What a resumed run's dispatcher may take over from the earlier session, and the answers of
+ * cases a kill cut while they were graded (graded again from them, never re-sent).
+ */
+async function takeoverOf(
+  store: Store,
+  runId: string,
+  state: StoredProgress,
+): Promise<ResumeContext> {
+  const inFlight = new Set(state.unfinished.filter((u) => u.maybeSent).map((u) => u.caseId));
   const answers = await store.answers(runId);
-  const takeover: ResumeContext = {
-    answered: (caseId) => (keptIds.has(caseId) ? undefined : answers.get(caseId)),
+  return {
+    answered: (caseId) => (state.done.has(caseId) ? undefined : answers.get(caseId)),
     takesOver: (caseId, attempt) => {
-      if (keptIds.has(caseId)) return false;
-      const before = attemptsBefore.get(caseId) ?? 0;
+      if (state.done.has(caseId)) return false;
+      const before = state.attemptsBefore.get(caseId) ?? 0;
       return attempt === before + 1 || (attempt === before && inFlight.has(caseId));
     },
   };
-  const { run, fresh } = await execute(
-    service,
-    manifest,
-    store,
-    { runId, resume: true, takeover, plan, clock: options.clock, lease },
-    options.token,
-    select,
-    options,
-  );
-  const offset = state.run.clockOffsetMs;
-  const results: TestResult[] = [];
-  for (const r of kept.values()) {
-    results.push(
-      ResultConverter.convert(r as TaskResult<TestCase, CaseOutcome>, {
-        workflowId: manifest.workflowId,
-        epochOffsetMs: offset,
-      }),
-    );
-  }
-  results.push(...fresh);
-  return { runId, results, run };
 }
 
 /**
@@ -350,7 +346,13 @@ export async function rerun(
     service,
     manifest,
     store,
-    { runId: options.runId, resume: false, parentId: runId, plan, clock: options.clock },
+    {
+      ...(options.runId === undefined ? {} : { runId: options.runId }),
+      plan,
+      options: manifest.executionPolicy,
+      parentId: runId,
+      ...(options.clock === undefined ? {} : { clock: options.clock }),
+    },
     options.token,
     (testCase) => (ids.has(testCase.id) ? taskFor(testCase) : undefined),
     options,

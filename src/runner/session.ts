@@ -3,16 +3,16 @@
  * dashboard's driving process) that owns a run's life for test plans and action plans alike.
  * See docs/architecture.md, "The run session".
  *
- * A plan kind plugs in as a `PlanAdapter`: it creates or reopens the run in the store, attaches
- * the journal (which takes the run's lock, publishes the live state and takes outside control
- * requests) and hands the started run to the session. The session then owns, the same way for
+ * A plan kind plugs in as a `PlanAdapter`: it builds its run and asks the session to open it
+ * (`runner/run-life.ts`: the session creates or reopens the run in the store, loads the one
+ * resume state, journals maybe-sent and redelivered attempts, holds the run while Redis is
+ * unreachable, and attaches the journal, which takes the run's lock, publishes the live state
+ * and takes outside control requests), then hands the started run to the session. The session then owns, the same way for
  * both kinds: the signals (SIGINT/SIGTERM graceful stop, then force), pause as counted holds
- * (who holds the run and why), the output of finished cases to the reports with backpressure,
- * and the records the engine does not journal itself (`maybe_sent` attempts, below).
+ * (who holds the run and why), and the output of finished cases to the reports with backpressure.
  */
 
 import {
-  type ErrorInfo,
   type Hold,
   type HoldInfo,
   isTerminal,
@@ -22,71 +22,10 @@ import {
 import type { Run } from '../core/run.js';
 import type { TestResult } from '../report/convert.js';
 import type { Journal } from '../store/journal.js';
-import type { AttemptRecord, Store, UnfinishedCase } from '../store/port.js';
-import type { Dispatcher, Redelivery } from './dispatcher.js';
+import type { Store } from '../store/port.js';
 import type { DurableRunResult, DurableSession } from './durable.js';
 import { type GracefulStopInfo, gracefulStop, type SignalSource } from './graceful.js';
-
-/** The error of a redelivered attempt's `maybe_sent` record (docs/errors.md). */
-const REDELIVERED: ErrorInfo = {
-  code: 'REDELIVERED',
-  name: 'Redelivered',
-  message: 'its worker was lost: delivered again to another worker',
-};
-
-/** A `maybe_sent` attempt record: attempt `number` of `caseId`, started (and ended) `at`. */
-export function maybeSentAttempt(
-  caseId: string,
-  number: number,
-  at: number,
-  error?: ErrorInfo,
-): AttemptRecord {
-  return {
-    caseId,
-    number,
-    startedAt: at,
-    endedAt: at,
-    state: 'maybe_sent',
-    error: error === undefined ? undefined : { ...error },
-    usage: { tokens: 0, cost: 0 },
-    upstream: undefined,
-  };
-}
-
-/**
- * Records, for each case that was running when the journal ends, a `maybe_sent` attempt: the
- * target may have received it. It started when the case last became `running` (`since`).
- */
-export async function recordMaybeSent(
-  store: Store,
-  runId: string,
-  cases: readonly UnfinishedCase[],
-): Promise<void> {
-  const attempts = cases.map((c) => maybeSentAttempt(c.caseId, c.attempts, c.since));
-  store.append(runId, { transitions: [], attempts });
-  await store.flush();
-}
-
-/**
- * Journals every attempt of run `runId` that `dispatcher` delivers again after its worker was
- * lost, as a `maybe_sent` attempt with code REDELIVERED. `now` dates it (epoch ms). Returns the
- * unsubscribe function (a no-op for a dispatcher without redeliveries).
- */
-export function journalRedeliveries(
-  dispatcher: Dispatcher | undefined,
-  store: Store,
-  runId: string,
-  now: () => number,
-): () => void {
-  const watch = dispatcher?.watchRedeliveries;
-  if (watch === undefined) return () => {};
-  return watch.call(dispatcher, runId, (e: Redelivery) => {
-    store.append(e.runId, {
-      transitions: [],
-      attempts: [maybeSentAttempt(e.taskId, e.attempt, now(), REDELIVERED)],
-    });
-  });
-}
+import { openRunLife, type RunLife, type RunOpener, type RunOpening } from './run-life.js';
 
 /** A run as a plan adapter hands it to the session: journaled, not started yet. */
 export interface StartedRun {
@@ -105,16 +44,19 @@ export interface StartedRun {
 }
 
 /**
- * One plan kind's way to run under a session: create or reopen its run in the store, attach
- * the journal, call `onStart` once right before the run starts, and resolve when it ended.
- * `runner/durable.ts` (test plans: run, resume, rerun) and the action `Executor` are the two.
+ * One plan kind's way to run under a session: build its run, have the session open it in the
+ * store with `open` (create or reopen it, load the one resume state, journal the maybe-sent
+ * attempts; `RunLife.attach` attaches the journal), call `onStart` once right before the run
+ * starts, and resolve when it ended. `runner/durable.ts` (test plans: run, resume, rerun) and
+ * the action `Executor` (`actions/adapter.ts`) are the two.
  *
  * @example
  * ```ts
  * const adapter: PlanAdapter<ExecutionResult> = {
  *   kind: 'action',
- *   start: (onStart) =>
+ *   start: (onStart, open) =>
  *     executor.executePlan(plan, {
+ *       open,
  *       onStart: ({ run, journal }) => journal && onStart({ runId: plan.id, run, journal }),
  *     }),
  * };
@@ -122,7 +64,7 @@ export interface StartedRun {
  */
 export interface PlanAdapter<R> {
   readonly kind: 'test' | 'action';
-  start(onStart: (started: StartedRun) => void): Promise<R>;
+  start(onStart: (started: StartedRun) => void, open: RunOpener): Promise<R>;
 }
 
 /** Where the session sends each finished case (a `ReportFanout`, or anything with `add`). */
@@ -195,6 +137,7 @@ export class RunSession<R> {
   #waiting = 0;
   #outputError: unknown;
   #driven = false;
+  #life: RunLife | undefined;
 
   constructor(
     private readonly adapter: PlanAdapter<R>,
@@ -209,6 +152,14 @@ export class RunSession<R> {
   /** The run once it is journaled (undefined before, or if it was refused). */
   get started(): StartedRun | undefined {
     return this.#started;
+  }
+
+  /**
+   * The run as the session opened it in the store (undefined before): its resume state
+   * (`prior`, a resume only), loaded once for either plan kind.
+   */
+  get life(): RunLife | undefined {
+    return this.#life;
   }
 
   /** Why the output could not be opened, if it could not (each format's own: the sink's). */
@@ -276,8 +227,14 @@ export class RunSession<R> {
         },
       });
     };
+    // The session creates or reopens the run, for both plan kinds (one resume path).
+    const open: RunOpener = async (opening: RunOpening) => {
+      if (this.#life !== undefined) throw new Error('a RunSession opens its run once');
+      this.#life = await openRunLife(this.options.store, opening);
+      return this.#life;
+    };
     try {
-      const result = await this.adapter.start(onStart);
+      const result = await this.adapter.start(onStart, open);
       return interrupted === undefined ? { result } : { result, interrupted };
     } finally {
       dispose();
@@ -337,13 +294,15 @@ export function testPlan(
   start: (hooks: {
     onStart: (session: DurableSession) => void;
     retainResults: false;
+    open: RunOpener;
   }) => Promise<DurableRunResult>,
 ): PlanAdapter<DurableRunResult> {
   return {
     kind: 'test',
-    start: (onStart) =>
+    start: (onStart, open) =>
       start({
         retainResults: false,
+        open,
         onStart: (s) =>
           onStart({
             runId: s.runId,
