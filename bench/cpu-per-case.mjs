@@ -6,10 +6,13 @@
  * `contains`. Budget: stride's CPU <= 2x the loop's.
  *
  *   npm run build && node bench/cpu-per-case.mjs [--cases 20000] [--concurrency 128] [--reps 2] [--prof DIR]
+ *     [--baseline OLD/dist/cli/main.js]
  *
  * Both sides are whole child processes under GNU time (user + system CPU of the process, not of
  * the mock, which runs in its own process); they alternate, `--reps` of each, in one run, and the
- * ratio is of the medians. `--prof DIR` adds `--cpu-prof` to the stride runs. Say the load
+ * ratio is of the medians. `--prof DIR` adds `--cpu-prof` to the stride runs. `--baseline` adds a
+ * third side, an older build's bin (a worktree at the commit before a change, built), in the same
+ * interleaved rounds: before and after in one run, each against the same loop. Say the load
  * (printed before and after) next to the figures: the machine is shared.
  */
 
@@ -30,6 +33,7 @@ const { values } = parseArgs({
     prof: { type: 'string' },
     loop: { type: 'string' }, // internal: run the plain loop against this base URL
     file: { type: 'string' },
+    baseline: { type: 'string' },
   },
 });
 
@@ -155,10 +159,11 @@ const median = (xs) => {
 };
 const self = fileURLToPath(import.meta.url);
 const loadBefore = loadavg().map((l) => l.toFixed(1));
-const got = { stride: [], loop: [] };
+const got = { stride: [], loop: [], baseline: [] };
+const sides = values.baseline === undefined ? ['loop', 'stride'] : ['loop', 'stride', 'baseline'];
 try {
   for (let r = 0; r < Number(values.reps); r++) {
-    const order = r % 2 === 0 ? ['loop', 'stride'] : ['stride', 'loop'];
+    const order = r % 2 === 0 ? sides : [...sides].reverse();
     for (const side of order) {
       if (side === 'loop') {
         const t = await timed([
@@ -182,27 +187,35 @@ try {
           process.execPath,
           ...CLI_NODE_FLAGS,
           ...prof,
-          BIN,
+          side === 'baseline' ? values.baseline : BIN,
           'run',
           join(dir, 'plan.yaml'),
           '--db',
-          join(dir, `stride-${r}.db`),
+          join(dir, `${side}-${r}.db`),
           '--out',
-          join(dir, `out-${r}`),
+          join(dir, `out-${side}-${r}`),
           '--json',
           '--no-progress',
         ]);
-        if (t.code !== 0) throw new Error(`stride run exited ${t.code}: ${t.err}`);
+        if (t.code !== 0) throw new Error(`${side} run exited ${t.code}: ${t.err}`);
         const summary = JSON.parse(t.out);
         if (summary.passed !== cases)
-          throw new Error(`stride: ${summary.passed} of ${cases} passed`);
-        got.stride.push(t);
+          throw new Error(`${side}: ${summary.passed} of ${cases} passed`);
+        got[side].push(t);
       }
     }
   }
   const row = (name, ts) =>
     `| ${name} | ${median(ts.map((t) => t.cpu)).toFixed(0)} | ${((median(ts.map((t) => t.cpu)) * 1000) / cases).toFixed(1)} | ${median(ts.map((t) => t.wall)).toFixed(0)} | ${Math.max(...ts.map((t) => t.rss)).toFixed(1)} |`;
-  const ratio = median(got.stride.map((t) => t.cpu)) / median(got.loop.map((t) => t.cpu));
+  const cpu = (ts) => median(ts.map((t) => t.cpu));
+  const ratio = cpu(got.stride) / cpu(got.loop);
+  const before =
+    got.baseline.length === 0
+      ? []
+      : [
+          row('baseline stride run (--baseline)', got.baseline),
+          `CPU ratio baseline / loop: ${(cpu(got.baseline) / cpu(got.loop)).toFixed(2)}x; stride / baseline: ${(cpu(got.stride) / cpu(got.baseline)).toFixed(2)}x`,
+        ];
   process.stdout.write(
     [
       `load before: ${loadBefore.join(' ')}; ${cases} cases, concurrency ${values.concurrency}, ${values.reps} reps each, interleaved`,
@@ -211,6 +224,7 @@ try {
       row('stride run (default reports)', got.stride),
       row('plain loop (limiter + undici)', got.loop),
       `CPU ratio stride / loop: ${ratio.toFixed(2)}x (budget <= 2x)`,
+      ...before,
       `load after: ${loadavg()
         .map((l) => l.toFixed(1))
         .join(' ')}`,

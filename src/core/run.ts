@@ -380,7 +380,7 @@ export class Run<I = unknown, O = unknown> {
 
   /**
    * Installs a durability point (the journal's, `attachJournal`): the attempts started in one
-   * microtask turn (one event-loop tick with `{ tick: true }`) are held, `commit` is called once, synchronously, and only then are they
+   * microtask turn (one event-loop tick with `{ tick: true }` on the RealClock) are held, `commit` is called once, synchronously, and only then are they
    * sent. What `commit` makes durable thus holds the start of every attempt before its request
    * leaves, and the verdict that freed a slot before the slot is used again. Without a gate an
    * attempt is sent the moment it starts. `commit` returns `false` when it could not make them
@@ -388,8 +388,12 @@ export class Run<I = unknown, O = unknown> {
    * a pause would). One gate per run; `commit` must not throw. Returns a function that removes
    * the gate (held attempts are then sent at once).
    */
-  gateSends(commit: GateCommit, options?: GateOptions): () => void {
-    return this.slots.gateSends(commit, options);
+  gateSends(commit: GateCommit, options: GateOptions = {}): () => void {
+    // A tick's wait only on the real clock: a VirtualClock advances itself from `setImmediate`
+    // once the microtasks drained, so a send held for the tick would find its time moved on
+    // (timeouts fired before the request left). There the microtask turn stays the group.
+    const tick = options.tick === true && this.clock instanceof RealClock;
+    return this.slots.gateSends(commit, { tick });
   }
 
   /** Resolves once `predicate` holds, checked after every state change. */

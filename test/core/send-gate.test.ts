@@ -4,7 +4,7 @@
  */
 
 import { describe, expect, test } from 'vitest';
-import { Run, type TaskTransition, VirtualClock } from '../../src/core/index.js';
+import { RealClock, Run, type TaskTransition, VirtualClock } from '../../src/core/index.js';
 import { target, untilAborted, virtualRun } from './helpers.js';
 
 describe('send gate', () => {
@@ -79,7 +79,9 @@ describe('send gate', () => {
     const counts: number[] = [];
     for (const tick of [false, true]) {
       const t = mk();
-      const { run } = virtualRun(16, t, { concurrency: 4 });
+      // The real clock: on a VirtualClock the gate keeps the microtask turn (it advances itself
+      // from setImmediate, so a tick's wait would let its time move before the send).
+      const { run } = virtualRun(16, t, { concurrency: 4, clock: new RealClock() });
       let commits = 0;
       run.gateSends(
         () => {
