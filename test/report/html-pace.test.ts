@@ -5,8 +5,8 @@
  */
 
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { chromium } from 'playwright-core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { type Browser, chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HttpError, Run, VirtualClock } from '../../src/core/index.js';
 import { htmlPaceOf } from '../../src/report/html-pace.js';
 import { SummaryBuilder, writeReports } from '../../src/report/index.js';
@@ -14,9 +14,18 @@ import type { PaceRecord } from '../../src/store/port.js';
 import { removeTempDirs, tempFiles } from '../plans/helpers.js';
 import { META, result } from './helpers.js';
 
-afterEach(removeTempDirs);
-
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+// One Chromium for the file (a launch per test before), a page per test; the tests run side by
+// side and their temporary folders go after both.
+let browser: Browser;
+beforeAll(async () => {
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+});
+afterAll(async () => {
+  await browser?.close();
+  await removeTempDirs();
+});
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
 
 /** 200 cases at plan concurrency 20 against a target admitting 4 at a time, 50 ms each. */
@@ -54,7 +63,7 @@ async function limitedRun() {
   return { res, changes, clock };
 }
 
-describe('HTML report: the pace over the run', () => {
+describe.concurrent('HTML report: the pace over the run', () => {
   it('draws the effective concurrency from the journaled changes, with the pace line', {
     timeout: 60_000,
   }, async () => {
@@ -79,9 +88,8 @@ describe('HTML report: the pace over the run', () => {
     const dir = await tempFiles();
     const { html } = await writeReports(dir, ['html'], summary, () => [], { html: { pace } });
 
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     try {
-      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       await page.goto(pathToFileURL(html!).href);
       const svg = page.locator('[data-testid="pace"]');
       expect(await svg.getAttribute('data-ceiling')).toBe('20');
@@ -114,7 +122,7 @@ describe('HTML report: the pace over the run', () => {
       expect(await page.locator('nav a[href="#pace"]').count()).toBe(1);
       await page.locator('#pace').screenshot({ path: `${ARTIFACTS}report-pace.png` });
     } finally {
-      await browser.close();
+      await page.close();
     }
   });
 
@@ -151,9 +159,8 @@ describe('HTML report: the pace over the run', () => {
     const dir = await tempFiles();
     const { html } = await writeReports(dir, ['html'], summary, () => [], { html: { pace } });
     const plain = await writeReports(await tempFiles(), ['html'], summary, () => []);
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    const page = await browser.newPage();
     try {
-      const page = await browser.newPage();
       await page.goto(pathToFileURL(html!).href);
       const d = (await page.getAttribute('[data-testid="pace-rate"]', 'd'))!;
       // No rate before the pace limited it: the line starts at the second change (900 ms).
@@ -164,7 +171,7 @@ describe('HTML report: the pace over the run', () => {
       await page.goto(pathToFileURL(plain.html!).href);
       expect(await page.locator('#pace').count()).toBe(0);
     } finally {
-      await browser.close();
+      await page.close();
     }
   });
 });
