@@ -40,7 +40,7 @@ function workspace(plan: { example: 'publish-notes' | 'rollback' } | { text: str
 
 /**
  * `stride <command> --db <dir's journal> ...` in this process (strideHere): `runs` and `show`
- * only read the journal a child run wrote; a child each cost ~1 s of CPU and proved nothing more.
+ * only read the journal a child run wrote; a child each cost 0.3-0.5 s of CPU and proved nothing more.
  */
 async function read(dir: string, command: 'runs' | 'show', ...args: string[]) {
   const r = await strideHere([command, '--db', join(dir, '.stride', 'stride.db'), ...args], ENV);

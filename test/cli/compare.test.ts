@@ -83,8 +83,8 @@ const PATH_FLAGS = new Set(['--db', '-o']);
 /**
  * `stride compare ...` in this process (`strideHere`), the paths made absolute. The comparisons
  * only read a finished journal and write a file; what a process adds (the bin's shebang, its
- * exit) is covered by the runs here and test/cli/e2e.test.ts, and a child each cost ~1 s of
- * CPU: most of this file's time.
+ * exit) is covered by the runs here and test/cli/e2e.test.ts, and the 18 children they were
+ * cost 5.3 s of CPU (17.0 -> 11.8 s for the file, load 21-26).
  */
 function compare(args: string[], dir: string) {
   return strideHere(args.map((a, i) => (PATH_FLAGS.has(args[i - 1] ?? '') ? join(dir, a) : a)));
