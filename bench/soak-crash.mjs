@@ -122,6 +122,14 @@ function reportView(r) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * A trial that could not be judged (the child did not start or did not reach the kill, or the
+ * judging threw): a failure with its reason, its figures unknown (null), never 0.
+ */
+function notJudged(killAt, reason) {
+  return { killAt, judged: false, problems: [reason] };
+}
+
 async function trial(n, random, mock, planPath, manifest, dir, baseline) {
   mock.reset();
   const db = join(dir, `soak-${n}.db`);
@@ -134,16 +142,40 @@ async function trial(n, random, mock, planPath, manifest, dir, baseline) {
   child.stderr.on('data', (d) => {
     stderr += String(d);
   });
-  const exited = new Promise((resolve) => child.once('exit', resolve));
+  let spawnError;
+  const exited = new Promise((resolve) => {
+    child.once('close', resolve);
+    child.once('error', (e) => {
+      spawnError = e;
+      resolve();
+    });
+  });
   const deadline = Date.now() + 60_000;
-  while (storedTotal(db, runId) < killAt && child.exitCode === null) {
-    if (Date.now() > deadline) throw new Error(`trial ${n}: the child made no progress: ${stderr}`);
+  let progress = storedTotal(db, runId);
+  while (progress < killAt && child.exitCode === null && spawnError === undefined) {
+    if (Date.now() > deadline) break;
     await sleep(2);
+    progress = storedTotal(db, runId);
   }
-  const problems = [];
-  if (child.exitCode !== null) problems.push(`the child ended before the kill: ${stderr.trim()}`);
+  const ended = child.exitCode !== null || child.signalCode !== null || spawnError !== undefined;
   child.kill('SIGKILL');
   await exited;
+  // A child that could not start, or stopped before the kill (a broken install, a crash), or
+  // stalled for a minute is a failed trial with its reason: nothing was killed mid-run, so the
+  // trial proves nothing and must not be skipped or counted as a pass.
+  if (ended || progress < killAt) {
+    const why = spawnError
+      ? `could not be spawned: ${spawnError.message}`
+      : ended
+        ? `ended by itself (exit ${child.exitCode ?? child.signalCode}) with ${progress} of ${killAt} cases stored`
+        : `stored ${progress} of ${killAt} cases in 60 s`;
+    // Node's crash output: the error line (e.g. `Error [ERR_MODULE_NOT_FOUND]: ...`) says why.
+    const lines = stderr.split('\n').filter((l) => l.trim() !== '');
+    const tail = lines.find((l) => /^\w*Error\b|\bError \[/.test(l)) ?? lines.at(-1) ?? '';
+    removeDb(db);
+    return notJudged(killAt, `the child ${why}${tail ? `: ${tail}` : ''}`);
+  }
+  const problems = [];
   const before = { ...mock.stats().byCase };
 
   const store = new SqliteStore({ path: db });
@@ -237,6 +269,7 @@ async function trial(n, random, mock, planPath, manifest, dir, baseline) {
     for (let i = 0; i < CASES; i++) if (!perCase.has(`k${i}`)) lost++;
     return {
       killAt,
+      judged: true,
       stored: stored.size,
       maybeSent,
       resent: resent.length,
@@ -252,10 +285,12 @@ async function trial(n, random, mock, planPath, manifest, dir, baseline) {
     };
   } finally {
     await store.close();
-    rmSync(db, { force: true });
-    rmSync(`${db}-wal`, { force: true });
-    rmSync(`${db}-shm`, { force: true });
+    removeDb(db);
   }
+}
+
+function removeDb(db) {
+  for (const f of [db, `${db}-wal`, `${db}-shm`]) rmSync(f, { force: true });
 }
 
 const dir = mkdtempSync(join(os.tmpdir(), 'stride-soak-'));
@@ -304,8 +339,19 @@ try {
   const all = [];
   const t0 = performance.now();
   for (let n = 0; n < TRIALS; n++) {
-    const f = await trial(n, random, mock, planPath, manifest, dir, baseline);
+    let f;
+    try {
+      f = await trial(n, random, mock, planPath, manifest, dir, baseline);
+    } catch (e) {
+      f = notJudged(null, `the trial threw: ${e instanceof Error ? e.message : String(e)}`);
+    }
     all.push(f);
+    if (!f.judged) {
+      console.log(
+        `trial ${String(n + 1).padStart(3)}: FAILED, not judged: ${f.problems.join('; ')}`,
+      );
+      continue;
+    }
     console.log(
       `trial ${String(n + 1).padStart(3)}: killed at ${f.stored}/${CASES} stored; in flight (maybe-sent) ${f.maybeSent}; ` +
         `re-sent ${f.resent}; stored verdicts re-sent ${f.verdictsResent}; requests without a record ${f.unrecorded}; ` +
@@ -313,24 +359,31 @@ try {
         (f.problems.length === 0 ? 'ok' : `FAILED: ${f.problems.join('; ')}`),
     );
   }
-  const sum = (k) => all.reduce((s, f) => s + f[k], 0);
+  // Figures are summed over the judged trials only; the table says how many those were.
+  const judged = all.filter((f) => f.judged);
+  const sum = (k) => judged.reduce((s, f) => s + f[k], 0);
   const failures = all.filter((f) => f.problems.length > 0).length;
   console.log('');
-  console.log(
-    '| trials | cases per trial | stored at the kill (min-max) | lost | stored verdicts re-sent | in flight at the kill (sum; max) | re-sent (sum; max per trial) | re-sent not in flight | requests without an attempt record | requests / attempt records | failures | wall s |',
-  );
-  console.log(
-    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-  );
-  const storedAt = all.map((f) => f.stored);
-  const max = (k) => Math.max(...all.map((f) => f[k]));
-  console.log(
-    `| ${TRIALS} | ${CASES} | ${Math.min(...storedAt)}-${Math.max(...storedAt)} | ${sum('lost')} | ${sum('verdictsResent')} | ` +
-      `${sum('maybeSent')}; ${max('maybeSent')} | ${sum('resent')}; ${max('resent')} | ` +
-      `${sum('resentOutside')} | ${sum('unrecorded')} | ` +
-      `${sum('requests')} / ${sum('records')} | ${failures} | ${((performance.now() - t0) / 1000).toFixed(0)} |`,
-  );
-  process.exitCode = failures > 0 ? 1 : 0;
+  if (judged.length === 0) {
+    console.log(`no trial could be judged (${TRIALS} failed)`);
+    process.exitCode = 1;
+  } else {
+    console.log(
+      '| trials (judged) | cases per trial | stored at the kill (min-max) | lost | stored verdicts re-sent | in flight at the kill (sum; max) | re-sent (sum; max per trial) | re-sent not in flight | requests without an attempt record | requests / attempt records | failures | wall s |',
+    );
+    console.log(
+      '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    );
+    const storedAt = judged.map((f) => f.stored);
+    const max = (k) => Math.max(...judged.map((f) => f[k]));
+    console.log(
+      `| ${TRIALS} (${judged.length}) | ${CASES} | ${Math.min(...storedAt)}-${Math.max(...storedAt)} | ${sum('lost')} | ${sum('verdictsResent')} | ` +
+        `${sum('maybeSent')}; ${max('maybeSent')} | ${sum('resent')}; ${max('resent')} | ` +
+        `${sum('resentOutside')} | ${sum('unrecorded')} | ` +
+        `${sum('requests')} / ${sum('records')} | ${failures} | ${((performance.now() - t0) / 1000).toFixed(0)} |`,
+    );
+    process.exitCode = failures > 0 ? 1 : 0;
+  }
 } finally {
   await mock.close();
   rmSync(dir, { recursive: true, force: true });
