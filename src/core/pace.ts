@@ -413,6 +413,15 @@ export class PaceController {
     // Every refusal is evidence that the target admitted fewer than we had in flight.
     this.refusedInFlight = Math.min(this.refusedInFlight, inFlight);
     if (fresh && !this.congested(seq)) return undefined;
+    // Once the target was found to limit the rate (the rate is adapted), a bare 429 is the
+    // rate's, at any concurrency: blaming the concurrency pinned it at the floor (a refused
+    // probe to 2 doubles the next probe's wait), and at concurrency 1 a target slower than a
+    // token period caps the run below its rate (1.47 x the ideal at 600/min on the VirtualClock
+    // with latencies of 30-230 ms, as a loaded machine sees them; 4 x in bench/pace.mjs at a
+    // load of 22). The concurrency still rises over clean windows the rate did not hold back.
+    // One sent before the last decrease is news that decrease already took.
+    if (signal === 'rate_limited' && this.rateValue !== undefined)
+      return fresh ? this.lowerRate(seq, now) : undefined;
     if (this.limitValue > this.floor || !fresh) {
       return this.lowerConcurrency(seq, inFlight, fresh, signal, now);
     }
@@ -447,7 +456,9 @@ export class PaceController {
     if (this.probing) return true;
     // At the floor the refusals say the rate is too high: by how much is their share, so a
     // smaller one counts (else the run would stay a quarter above the target's rate).
-    const share = this.limitValue > this.floor ? CONCURRENCY_SHARE : RATE_SHARE;
+    // Once the rate is adapted, refusals are the rate's at any concurrency (see `refused`).
+    const share =
+      this.limitValue > this.floor && this.rateValue === undefined ? CONCURRENCY_SHARE : RATE_SHARE;
     return this.outcomes.refusals * share >= Math.max(this.outcomes.answers, MIN_OUTCOMES);
   }
 
