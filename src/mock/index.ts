@@ -1,5 +1,6 @@
 /** The mock server: a Dify- and OpenAI-compatible HTTP server with fault injection. */
 
+export { type ArrivalWindow, arrivalWindow } from './arrivals.js';
 export {
   MOCK_USAGE,
   type MockCommandIo,

@@ -17,6 +17,7 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { type ArrivalWindow, arrivalWindow, HEARTBEAT_MS } from './arrivals.js';
 import {
   applyMockLimits,
   MOCK_FAULTS,
@@ -106,6 +107,12 @@ export interface MockServer {
    * what a provider's per-minute limit would have counted.
    */
   maxInWindow(windowMs: number, what: 'tokens' | 'requests'): number;
+  /**
+   * The requests of `maxInWindow(windowMs, 'requests')` with the mock's own stalls accounted
+   * for: the most stamped in a window, the least that window can have held given how long the
+   * mock's event loop was away before each stamp, and that stall (src/mock/arrivals.ts).
+   */
+  arrivals(windowMs: number): ArrivalWindow;
   /** Recorded requests (with `recordRequests`), oldest first. */
   requests(): RecordedRequest[];
   /**
@@ -295,6 +302,10 @@ export class MockCore {
   private readonly logT: number[] = [];
   private readonly logTokens: number[] = [];
   private readonly logReqT: number[] = [];
+  /** Per stamped request: the heartbeat before it, the earliest it can have arrived. */
+  private readonly logReqE: number[] = [];
+  /** The event loop's last heartbeat (`beat`): it was running then. */
+  private lastBeat = performance.now();
   private readonly recorded: RecordedRequest[] = [];
   private active = 0;
   private bucket: number;
@@ -308,7 +319,20 @@ export class MockCore {
     const s = this.stats;
     s.inFlight++;
     if (s.inFlight > s.peakInFlight) s.peakInFlight = s.inFlight;
-    this.push(this.logReqT, performance.now());
+    const now = performance.now();
+    if (this.logReqT.length < this.options.logLimit) {
+      this.logReqT.push(now);
+      this.logReqE.push(Math.min(this.lastBeat, now));
+    }
+  }
+
+  /** The heartbeat: the event loop ran its timers now. */
+  beat(): void {
+    this.lastBeat = performance.now();
+  }
+
+  arrivals(windowMs: number): ArrivalWindow {
+    return arrivalWindow(this.logReqT, this.logReqE, windowMs);
   }
 
   leave(aborted: boolean): void {
@@ -483,6 +507,7 @@ export class MockCore {
     this.logT.length = 0;
     this.logTokens.length = 0;
     this.logReqT.length = 0;
+    this.logReqE.length = 0;
     this.recorded.length = 0;
   }
 }
@@ -621,6 +646,9 @@ export function difyAuthorized(core: MockCore, ex: Exchange): boolean {
 export async function startMock(options: MockOptions = {}): Promise<MockServer> {
   const resolved = resolveMockOptions(options);
   const core = new MockCore(resolved);
+  // How long the loop is away between ticks says when the requests it stamps can have arrived.
+  const heartbeat = setInterval(() => core.beat(), HEARTBEAT_MS);
+  heartbeat.unref();
   const server: Server = createServer({ keepAliveTimeout: 5_000 }, (req, res) => {
     route(core, req, res).catch((err: unknown) => {
       if (!res.headersSent) {
@@ -654,9 +682,11 @@ export async function startMock(options: MockOptions = {}): Promise<MockServer> 
     },
     reset: () => core.reset(),
     maxInWindow: (windowMs, what) => core.maxInWindow(windowMs, what),
+    arrivals: (windowMs) => core.arrivals(windowMs),
     requests: () => core.recordedRequests(),
     setLimits: (limits) => core.setLimits(limits),
     close: () => {
+      clearInterval(heartbeat);
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
         for (const ex of [...core.live]) ex.finish(!ex.res.writableEnded);
