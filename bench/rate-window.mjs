@@ -192,7 +192,7 @@ const mock = await startMock({ port: 0, latencyMs: { min: 20, max: 60 } });
 const bound = WINDOWS.map((w) => BURST + (PER_MINUTE / 60_000) * w);
 const rows = [];
 console.log(
-  '| run | server 1 s / 500 ms / 100 ms (stamps; least possible given the mock's stalls) | token takes | sends | largest take-to-send gap | mock event-loop stall | wall | cases | ended timeout |',
+  '| run | server 1 s / 500 ms / 100 ms (stamps; least possible given the mock stalls) | token takes | sends | largest take-to-send gap | mock event-loop stall | wall | cases | ended timeout |',
 );
 console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
 try {
