@@ -85,11 +85,10 @@ describe('mock: arrivals during its own stall', () => {
     mock = await startMock({});
     const conns = await sockets4(mock.port);
     const got = conns.map(() => '');
-    conns.forEach((s, i) =>
+    for (const [i, s] of conns.entries())
       s.on('data', (d) => {
         got[i] += String(d);
-      }),
-    );
+      });
     // A first request on each connection: the mock has accepted all four and reads them, so
     // what is written below is read in one turn of its loop (no heartbeat between the stamps).
     for (const s of conns)
