@@ -155,6 +155,12 @@ export const scoredShape = {
       { error: 'a rubric text, or a mapping {rubric, threshold, provider}' },
     )
     .optional(),
+  similar: z
+    .union(
+      [nonEmpty(), z.strictObject({ value: nonEmpty(), threshold: unitInterval.optional() })],
+      { error: 'the expected text, or a mapping {value, threshold}' },
+    )
+    .optional(),
   weight: numberLike('a number >= 0', (n) => n >= 0).optional(),
   required: z.boolean({ error: 'true or false' }).optional(),
 };
@@ -168,4 +174,5 @@ export const SCORED_KEYS = [
   'json_schema',
   'assert_module',
   'llm_rubric',
+  'similar',
 ] as const;

@@ -8,7 +8,7 @@ import { compileJsonSchema, editDistance, schemaErrors } from './assertion-kinds
 import { matchInWorker } from './match-worker.js';
 import { callModule, ModuleCallError, modulePath } from './module-worker.js';
 import { type CompiledPattern, compilePattern, fitsInThread, PatternError } from './pattern.js';
-import type { Grader, GradeUsage } from './rubric.js';
+import { cosineSimilarity, type Grader, type GradeUsage } from './rubric.js';
 import type {
   Assertion,
   AssertionContext,
@@ -218,6 +218,8 @@ function evaluateKind(a: Assertion, ctx: AssertionInput): AssertionOutcome {
   switch (a.type) {
     case 'llm_rubric':
       return noGrader(a);
+    case 'similar':
+      return noEmbeddings(a);
     case 'starts_with':
     case 'contains_all':
     case 'contains_any':
@@ -612,6 +614,86 @@ async function evaluateRubric(
   }
 }
 
+type SimilarAssertion = Extract<Assertion, { type: 'similar' }>;
+
+function noEmbeddings(a: SimilarAssertion): AssertionOutcome {
+  return {
+    type: a.type,
+    passed: false,
+    message:
+      "similar needs a grader with embeddings (the plan's grader:, or EvaluateOptions.grader)",
+    expected: a.value,
+    errorCode: 'INVALID_OPTION',
+  };
+}
+
+/** Adds two calls' usage: the output's embedding and the expected value's. */
+function addUsage(x: GradeUsage, y: GradeUsage): GradeUsage {
+  const tokens = (x.tokens ?? 0) + (y.tokens ?? 0);
+  const cost = (x.cost ?? 0) + (y.cost ?? 0);
+  return {
+    attempts: x.attempts + y.attempts,
+    ...(tokens > 0 ? { tokens } : {}),
+    ...(cost > 0 ? { cost } : {}),
+  };
+}
+
+/**
+ * `similar` (issue #20 item 2): the cosine of the output's and the expected value's embeddings,
+ * both through the grader (which embeds each distinct text once per run). A failed embeddings
+ * call, after the grader's retries, is an error of the judging (`errorCode`), not a failure.
+ */
+async function evaluateSimilar(
+  a: SimilarAssertion,
+  ctx: AssertionInput,
+  options: EvaluateOptions,
+): Promise<AssertionOutcome> {
+  const embed = options.grader?.embed?.bind(options.grader);
+  if (embed === undefined) return noEmbeddings(a);
+  const s = subject(ctx.output, a.field);
+  if (!s.found) return missingField(a.type, a.field!);
+  const text = textOf(s.value);
+  if (text === '') {
+    return {
+      type: a.type,
+      passed: false,
+      message: `similarity 0 (threshold ${a.threshold}): the output is empty`,
+      score: 0,
+      expected: a.value,
+      actual: text,
+    };
+  }
+  try {
+    const [want, got] = await Promise.all([
+      embed(a.value, options.signal),
+      embed(text, options.signal),
+    ]);
+    // A cosine below 0 (opposed meanings) scores 0: a score is 0..1. Rounded to 1e-9 so that
+    // equal texts score exactly 1 (the float sum can land an ulp below it) and reach 1.
+    const score = Math.round(Math.max(0, cosineSimilarity(got.vector, want.vector)) * 1e9) / 1e9;
+    const passed = score >= a.threshold;
+    return {
+      type: a.type,
+      passed,
+      message: `similarity ${round(score)} ${passed ? '>=' : '<'} threshold ${a.threshold}`,
+      score,
+      expected: a.value,
+      actual: text,
+      grading: addUsage(want.usage, got.usage),
+    };
+  } catch (e) {
+    if (options.signal?.aborted === true) throw e;
+    const code = (e as { code?: unknown }).code;
+    return {
+      type: a.type,
+      passed: false,
+      message: `the embeddings call failed: ${e instanceof Error ? e.message : String(e)}`,
+      expected: a.value,
+      errorCode: typeof code === 'string' ? code : 'UNKNOWN_ERROR',
+    };
+  }
+}
+
 /** A case's verdict from its assertions' outcomes. */
 export interface CaseVerdict {
   readonly passed: boolean;
@@ -708,6 +790,7 @@ export async function evaluateAssertionsAsync(
       if (a.type === 'regex') return scored(a, await evaluateRegexAsync(a, input, options));
       if (a.type === 'assert_module') return scored(a, await evaluateModule(a, input, options));
       if (a.type === 'llm_rubric') return scored(a, await evaluateRubric(a, input, options));
+      if (a.type === 'similar') return scored(a, await evaluateSimilar(a, input, options));
       if (a.type !== 'custom') return evaluateOne(a, input);
       try {
         return scored(a, settleCustom(a.name, await a.fn(input)));

@@ -1008,8 +1008,8 @@ export async function checkCases(
   let kept = 0;
   // Each `assert_module` (module, export) once, where it was first written.
   const modules = new Map<string, { module: string; name: string; where: Location }>();
-  // The first `llm_rubric` of a plan without a `grader:`: nothing could grade it.
-  let noGrader: { where: Location; rubric: string } | undefined;
+  // The first `llm_rubric` or `similar` of a plan without a `grader:`: nothing could grade it.
+  let noGrader: { where: Location; kind: 'llm_rubric' | 'similar'; value: string } | undefined;
   for await (const item of allItems(manifest)) {
     if (isProblem(item)) {
       issues.push(...item.issues);
@@ -1020,8 +1020,16 @@ export async function checkCases(
     }
     total++;
     for (const a of item.testCase.expected) {
-      if (a.type === 'llm_rubric' && manifest.grader === undefined && noGrader === undefined)
-        noGrader = { where: item.where, rubric: a.rubric };
+      if (
+        (a.type === 'llm_rubric' || a.type === 'similar') &&
+        manifest.grader === undefined &&
+        noGrader === undefined
+      )
+        noGrader = {
+          where: item.where,
+          kind: a.type,
+          value: a.type === 'llm_rubric' ? a.rubric : a.value,
+        };
       if (a.type !== 'assert_module') continue;
       const key = `${a.module}#${a.export}`;
       if (!modules.has(key))
@@ -1046,9 +1054,12 @@ export async function checkCases(
     const w = noGrader.where;
     issues.push(
       issueAt(
-        { ...w, path: w.path === '' ? 'expected.llm_rubric' : `${w.path}.expected.llm_rubric` },
-        'needs a grader: add grader: {base_url, model, ...} to the plan (see docs/plans.md)',
-        noGrader.rubric,
+        {
+          ...w,
+          path: w.path === '' ? `expected.${noGrader.kind}` : `${w.path}.expected.${noGrader.kind}`,
+        },
+        `needs a grader: add grader: {base_url, model, ...} to the plan (see docs/plans.md); its value: ${JSON.stringify(noGrader.value)}`,
+        noGrader.value,
       ),
     );
     code = w.file === (manifest.file ?? '<plan>') ? 'PLAN_INVALID' : (code ?? 'CASES_INVALID');

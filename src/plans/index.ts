@@ -55,6 +55,8 @@ export { type LoadPlanOptions, loadPlan, type ParsePlanOptions, parsePlan } from
 export { type CompiledPattern, compilePattern, PatternError, patternProblem } from './pattern.js';
 export { type PrintPlanOptions, printPlan } from './print.js';
 export {
+  cosineSimilarity,
+  type Embedding,
   GRADER_SYSTEM,
   type Grade,
   type GradeRequest,

@@ -22,6 +22,7 @@ import type {
   TargetConfig,
   TestCase,
 } from './schema.js';
+import { SIMILAR_THRESHOLD } from './schema.js';
 
 type Obj = Record<string, unknown>;
 
@@ -68,6 +69,14 @@ function printExpected(list: readonly Assertion[]): unknown {
                   ...(a.threshold === undefined ? {} : { threshold: a.threshold }),
                   ...(a.model === undefined ? {} : { provider: a.model }),
                 },
+          ...field,
+        };
+      case 'similar':
+        return {
+          similar:
+            a.threshold === SIMILAR_THRESHOLD
+              ? a.value
+              : { value: a.value, threshold: a.threshold },
           ...field,
         };
       case 'assert_module':

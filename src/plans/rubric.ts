@@ -44,6 +44,45 @@ export interface Grade extends Verdict {
  */
 export interface Grader {
   grade(request: GradeRequest, signal?: AbortSignal): Promise<Grade>;
+  /**
+   * The embedding of `text` (`similar`, issue #20 item 2), from the grader's `/v1/embeddings`.
+   * A grader computes each distinct text once per run: `usage` is the call's for the first
+   * asker and `{ attempts: 0 }` for the ones that shared it. Absent: `similar` cannot be judged.
+   */
+  embed?(text: string, signal?: AbortSignal): Promise<Embedding>;
+}
+
+/** An embedding and what it took (nothing when it was computed for an earlier case). */
+export interface Embedding {
+  readonly vector: readonly number[];
+  readonly usage: GradeUsage;
+}
+
+/**
+ * The cosine similarity of two vectors, -1..1 (0 when either is all zeros).
+ *
+ * @example
+ * ```ts
+ * cosineSimilarity([1, 0], [1, 0]); // 1
+ * cosineSimilarity([1, 0], [0, 1]); // 0
+ * ```
+ */
+export function cosineSimilarity(a: readonly number[], b: readonly number[]): number {
+  if (a.length !== b.length)
+    throw new Error(`embeddings of different lengths (${a.length} and ${b.length})`);
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    dot += x * y;
+    na += x * x;
+    nb += y * y;
+  }
+  if (na === 0 || nb === 0) return 0;
+  // Clamped: rounding can put equal vectors a hair above 1.
+  return Math.max(-1, Math.min(1, dot / Math.sqrt(na * nb)));
 }
 
 /** The system message of a grading: the grader answers with JSON only. */

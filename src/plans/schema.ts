@@ -148,6 +148,11 @@ export interface AssertionWeight {
   readonly required?: true;
 }
 
+/** `similar`'s threshold when the plan gives none (issue #20 item 2). */
+export const SIMILAR_THRESHOLD = 0.8;
+/** The grader's embeddings model when `grader.embedding_model` is not given. */
+export const DEFAULT_EMBEDDING_MODEL = 'text-embedding-3-small';
+
 /** The assertion kinds, without the weight and required flag every one may carry. */
 export type AssertionKind =
   | { readonly type: 'equals'; readonly value: unknown; readonly field?: string }
@@ -179,6 +184,18 @@ export type AssertionKind =
       readonly threshold?: number;
       /** Another model of the plan's grader, for this assertion. */
       readonly model?: string;
+      readonly field?: string;
+    }
+  | {
+      /**
+       * Cosine similarity of the embeddings of the output and `value`, from the grader's
+       * `/v1/embeddings` (issue #20 item 2). The score is the cosine; it passes when the score
+       * reaches `threshold`.
+       */
+      readonly type: 'similar';
+      readonly value: string;
+      /** 0..1. @default 0.8 */
+      readonly threshold: number;
       readonly field?: string;
     }
   | {
@@ -318,6 +335,8 @@ export interface GraderConfig {
   readonly target: OpenAiTargetConfig;
   /** The rate bucket key of grader calls. @default 'grader' */
   readonly key: string;
+  /** The model of `similar`'s `/v1/embeddings` calls. @default 'text-embedding-3-small' */
+  readonly embeddingModel: string;
   /** Concurrency, rate limit, retry policy and timeout of grader calls (defaults as a run's). */
   readonly policy: ExecutionPolicy;
 }
@@ -686,6 +705,7 @@ const graderShape = {
   max_tokens: openaiShape.max_tokens,
   price_per_million: openaiShape.price_per_million,
   headers: openaiShape.headers,
+  embedding_model: openaiShape.model.optional(),
   key: text().optional(),
   concurrency: policyShape.concurrency,
   timeout: policyShape.timeout,
@@ -902,6 +922,16 @@ export function normaliseExpected(input: unknown): Assertion[] {
             rubric: r.rubric as string,
             ...(r.threshold === undefined ? {} : { threshold: toNumber(r.threshold) }),
             ...(r.provider === undefined ? {} : { model: r.provider as string }),
+            ...field,
+          });
+          break;
+        }
+        case 'similar': {
+          const m = (typeof v === 'string' ? { value: v } : v) as Obj;
+          out.push({
+            type: 'similar',
+            value: m.value as string,
+            threshold: m.threshold === undefined ? SIMILAR_THRESHOLD : toNumber(m.threshold),
             ...field,
           });
           break;
@@ -1198,10 +1228,11 @@ export function normalisePlan(
 }
 
 function normaliseGrader(g: Obj): GraderConfig {
-  const { key, concurrency, timeout, rate_control, retry_policy, ...target } = g;
+  const { key, concurrency, timeout, rate_control, retry_policy, embedding_model, ...target } = g;
   return {
     target: normaliseTarget({ ...target, type: 'openai' }) as OpenAiTargetConfig,
     key: (key as string | undefined) ?? 'grader',
+    embeddingModel: (embedding_model as string | undefined) ?? DEFAULT_EMBEDDING_MODEL,
     policy: normalisePolicy({ concurrency, timeout, rate_control, retry_policy }),
   };
 }

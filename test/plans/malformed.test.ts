@@ -448,7 +448,7 @@ const MALFORMED: readonly Malformed[] = [
     ),
     code: 'PLAN_INVALID',
     message: [
-      '@/plan.yaml:3:24: cases[0].expected: {} is invalid, expected at least one assertion (equals, contains, not_contains, regex, is_json, json_path, latency_below, cost_below, tokens_below, starts_with, contains_all, contains_any, levenshtein_below, json_schema, assert_module, llm_rubric)',
+      '@/plan.yaml:3:24: cases[0].expected: {} is invalid, expected at least one assertion (equals, contains, not_contains, regex, is_json, json_path, latency_below, cost_below, tokens_below, starts_with, contains_all, contains_any, levenshtein_below, json_schema, assert_module, llm_rubric, similar)',
       '@/plan.yaml:4:35: cases[1].expected.is_json: false is invalid, expected true',
     ].join('\n'),
   },
