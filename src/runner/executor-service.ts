@@ -284,7 +284,8 @@ export function judgedTarget(
 
 /** A case with an assertion that asks the grader (its gradings can run off the app slot). */
 function isGraded(testCase: TestCase): boolean {
-  return testCase.expected.some((a) => a.type === 'llm_rubric');
+  // `similar` asks the grader too (its embeddings calls), so it is pipelined and durable alike.
+  return testCase.expected.some((a) => a.type === 'llm_rubric' || a.type === 'similar');
 }
 
 /**
