@@ -5,8 +5,10 @@
  * machine did not run this process, or something blocked it), requests that reached the socket
  * apart are stamped together, and a window of the stamps holds more than arrived in it. Nothing
  * in the process can say when, inside the stall, each one arrived; what it can say is the
- * interval: after the loop's last timer tick before the stamp (a heartbeat every few ms), and
- * at the stamp at the latest. So a window is reported at the stamps, with the least any window
+ * interval: after the loop's last poll for I/O before the one that read it (bounded below by the
+ * heartbeat before the last one: a heartbeat every few ms, in the timers phase, which may fire
+ * after a stall and before the poll that reads what arrived during it), and at the stamp at
+ * the latest. So a window is reported at the stamps, with the least any window
  * could hold for arrivals inside those intervals: a window over a bound at the stamps whose
  * least is within it was bunched by the mock's own stall, and is reported as such, not dropped.
  */
@@ -22,7 +24,7 @@ export interface ArrivalWindow {
   /**
    * The least the fullest window can have held: the smallest most-in-a-window over every
    * arrival time consistent with the stamps and the mock's own stalls (each request arrived
-   * between the loop's last heartbeat before its stamp and its stamp). Equal to `stamped` when
+   * between the heartbeat before the loop's last one and its stamp). Equal to `stamped` when
    * the loop never stalled long enough to move a request across a window's edge.
    */
   readonly leastPossible: number;

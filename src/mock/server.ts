@@ -304,8 +304,14 @@ export class MockCore {
   private readonly logReqT: number[] = [];
   /** Per stamped request: the heartbeat before it, the earliest it can have arrived. */
   private readonly logReqE: number[] = [];
-  /** The event loop's last heartbeat (`beat`): it was running then. */
+  /**
+   * The event loop's last two heartbeats (`beat`, in its timers phase). A request read now
+   * arrived after the loop's previous poll for I/O, which came after the beat before the last:
+   * the last one may have fired in this very turn, after a stall, before the poll that reads
+   * what arrived during it.
+   */
   private lastBeat = performance.now();
+  private beatBefore = this.lastBeat;
   private readonly recorded: RecordedRequest[] = [];
   private active = 0;
   private bucket: number;
@@ -322,12 +328,13 @@ export class MockCore {
     const now = performance.now();
     if (this.logReqT.length < this.options.logLimit) {
       this.logReqT.push(now);
-      this.logReqE.push(Math.min(this.lastBeat, now));
+      this.logReqE.push(Math.min(this.beatBefore, now));
     }
   }
 
   /** The heartbeat: the event loop ran its timers now. */
   beat(): void {
+    this.beatBefore = this.lastBeat;
     this.lastBeat = performance.now();
   }
 
