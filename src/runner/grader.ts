@@ -264,7 +264,7 @@ export class EngineGrader implements Grader {
       else
         w.reject(
           Object.assign(new Error('the embeddings answer has no data[0].embedding of numbers'), {
-            code: 'TARGET_PROTOCOL',
+            code: 'GRADE_UNPARSABLE',
             usage,
           }),
         );
