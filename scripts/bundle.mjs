@@ -47,8 +47,10 @@ const importMeta = {
         .replace(/^const require = createRequire\(import\.meta\.url\);$/m, '')
         .replaceAll('createRequire(import.meta.url)', 'require')
         .replaceAll('import.meta.url', url);
-      if (out.includes('import.meta')) {
-        throw new Error(`${args.path}: an import.meta use scripts/bundle.mjs does not rewrite`);
+      if (out.includes('import.meta') || /\brequire = require\b/.test(out)) {
+        throw new Error(
+          `${args.path}: an import.meta use scripts/bundle.mjs does not rewrite (or a local named require)`,
+        );
       }
       return { contents: out, loader: 'js' };
     });

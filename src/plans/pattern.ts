@@ -13,7 +13,15 @@
  * The remaining differences are listed in docs/plans.md ("Regular expressions").
  */
 
-import { RE2JS } from 're2js';
+import { createRequire } from 'node:module';
+import type { RE2JS } from 're2js';
+
+const require = createRequire(import.meta.url);
+/**
+ * re2js, loaded when the first pattern is compiled: a plan without patterns never pays for its
+ * 260 kB (CommonJS build, the one match-worker.ts's worker loads too; outside the CLI's bundle).
+ */
+const re2js = (): typeof import('re2js') => require('re2js') as typeof import('re2js');
 
 /**
  * Compiled programs above this many instructions are refused: compiling one costs up to a
@@ -215,10 +223,11 @@ function jsAccepts(src: string): boolean {
 
 function compileUncached(source: string, ignoreCase: boolean): CompiledPattern {
   const engineSource = translatePattern(source);
-  const flags = ignoreCase ? RE2JS.CASE_INSENSITIVE : 0;
+  const { RE2JS: engine } = re2js();
+  const flags = ignoreCase ? engine.CASE_INSENSITIVE : 0;
   let re: RE2JS;
   try {
-    re = RE2JS.compile(engineSource, flags);
+    re = engine.compile(engineSource, flags);
   } catch (e) {
     const reason = (e instanceof Error ? e.message : String(e)).replace(
       /^error parsing regexp: /,

@@ -128,6 +128,12 @@ const ATTEMPT_COLUMNS = `case_id, number, started_at, ended_at, state, error_cod
   error_message, error_status, tokens, cost, upstream`;
 
 let driver: typeof Database | undefined;
+/**
+ * The addon's file where better-sqlite3's own build puts it, given to each connection as
+ * `nativeBinding`: without it better-sqlite3 asks the `bindings` package, which reads a stack
+ * trace and tries several paths first. Undefined (bindings' search) when it is elsewhere.
+ */
+let addonFile: string | undefined;
 
 /**
  * better-sqlite3 is a native addon: it is loaded when the first SqliteStore opens, so that
@@ -136,7 +142,13 @@ let driver: typeof Database | undefined;
 function loadDriver(file: string): typeof Database {
   if (driver !== undefined) return driver;
   try {
-    driver = createRequire(import.meta.url)('better-sqlite3') as typeof Database;
+    const load = createRequire(import.meta.url);
+    driver = load('better-sqlite3') as typeof Database;
+    try {
+      addonFile = load.resolve('better-sqlite3/build/Release/better_sqlite3.node');
+    } catch {
+      addonFile = undefined;
+    }
     return driver;
   } catch (err) {
     throw new StoreError(
@@ -147,6 +159,10 @@ function loadDriver(file: string): typeof Database {
     );
   }
 }
+
+/** The connection option that names the addon's file, when it was found (loadDriver). */
+const binding = (): { nativeBinding?: string } =>
+  addonFile === undefined ? {} : { nativeBinding: addonFile };
 
 /** The SQLite error codes (better-sqlite3's `SqliteError.code`) and what they mean to a user. */
 function failureOf(code: string): 'locked' | 'corrupt' | 'io' {
@@ -307,7 +323,7 @@ export class SqliteStore implements Store {
     const Sqlite = loadDriver(this.file);
     let db: Database.Database;
     try {
-      db = new Sqlite(this.file, { timeout: busy });
+      db = new Sqlite(this.file, { timeout: busy, ...binding() });
     } catch (err) {
       throw wrap(openError(err, this.file), this.file, 'opening it');
     }
@@ -942,6 +958,7 @@ export class SqliteStore implements Store {
         readonly: true,
         fileMustExist: true,
         timeout: this.busyTimeoutMs,
+        ...binding(),
       });
     } catch (err) {
       throw wrap(err, this.file, 'opening a reader');
