@@ -92,6 +92,33 @@ export async function startRedis(): Promise<RedisServer> {
   };
 }
 
+/**
+ * A MONITOR connection that survives traffic already flowing. ioredis sets a connection's
+ * `monitoring` status one microtask after MONITOR's `OK`; another client's command that Redis
+ * echoes in the same TCP read as that `OK` reaches the reply queue first and is emitted as
+ * "Command queue state error", which makes `redis.monitor()` reject (the workers of the
+ * shared-rate test poll Redis before the watch starts: it failed so once in an idle suite, and
+ * 200 monitors opened under a PING loop fail at once without this). Such lines come before the
+ * watch begins, so they are dropped; any other error fails the open.
+ */
+async function openMonitor(base: import('ioredis').Redis): Promise<import('ioredis').Redis> {
+  const monitor = base.duplicate({ monitor: true });
+  return new Promise((resolve, reject) => {
+    const early = (err: Error) => {
+      if (!err.message.startsWith('Command queue state error')) {
+        monitor.off('error', early);
+        monitor.disconnect();
+        reject(err);
+      }
+    };
+    monitor.on('error', early);
+    monitor.once('monitoring', () => {
+      monitor.off('error', early);
+      resolve(monitor);
+    });
+  });
+}
+
 /** What `watchBucketTakes` saw of one bucket. */
 export interface BucketTakes {
   /** Redis clock time (ms, as the bucket script reads `TIME`) of each token taken. */
@@ -119,7 +146,7 @@ export async function watchBucketTakes(url: string): Promise<{
   const { Redis } = await import('ioredis');
   const { RedisBuckets } = await import('../../src/distributed/index.js');
   const base = new Redis(url);
-  const monitor = await base.monitor();
+  const monitor = await openMonitor(base);
   const client = new Redis(url);
   const buckets = new Map<string, BucketTakes>();
   const state = new Map<string, { tokens: number; at: number }>();
@@ -394,8 +421,24 @@ export async function stalledCheck(url: string, queue: string): Promise<() => Pr
     maxStalledCount: 10,
   });
   await checker.waitUntilReady();
+  // The stalled-check script throttles itself queue-wide: each run sets `stalled-check` for the
+  // caller's own interval, so a live worker's check (every 30 s) would silence this one for 30 s,
+  // and the killed worker's attempts would come back by their 30 s timeout instead of as
+  // redelivered (seen at idle: 0 maybe-sent for 5-10 cases sent twice). The key is only a
+  // throttle, so it is cleared before this checker's turns; the check itself is BullMQ's.
+  const { Redis } = await import('ioredis');
+  const client = new Redis(url);
+  const throttle = `bull:${queue}:stalled-check`;
+  const clear = setInterval(() => {
+    client.del(throttle).catch(() => {});
+  }, 100);
+  await client.del(throttle);
   await checker.startStalledCheckTimer();
-  return () => checker.close();
+  return async () => {
+    clearInterval(clear);
+    await checker.close();
+    client.disconnect();
+  };
 }
 
 /** A reply a worker wrote to a run's outcome stream (`src/distributed/protocol.ts`). */
