@@ -18,6 +18,7 @@ import type { RunLease } from '../store/lock.js';
 import type { PlanSnapshot } from '../store/plan.js';
 import type { AttemptRecord, Store, UnfinishedCase } from '../store/port.js';
 import { loadProgress, runNotFound, type StoredProgress } from '../store/resume.js';
+import type { Dispatcher } from './dispatcher.js';
 
 /** The error of a redelivered attempt's `maybe_sent` record (docs/errors.md). */
 const REDELIVERED: ErrorInfo = {
@@ -61,21 +62,10 @@ async function recordMaybeSent(
 }
 
 /**
- * What a run's driver may tell the session about the attempts it dispatches elsewhere (the
- * `Dispatcher` port's optional parts): redeliveries are journaled, an outage holds the run.
+ * What the session uses of a run's dispatcher (the `Dispatcher` port's optional parts):
+ * redeliveries are journaled, an outage holds the run.
  */
-export interface DispatchEvents {
-  /** Attempts of `runId` delivered again after their worker was lost (`Dispatcher`). */
-  watchRedeliveries?(
-    runId: string,
-    listener: (e: { runId: string; taskId: string; attempt: number }) => void,
-  ): () => void;
-  /**
-   * Calls `down` when the dispatcher loses its queue (Redis unreachable) and `up` when it is
-   * back. Returns the unsubscribe function.
-   */
-  watchOutages?(listener: { down(): void; up(): void }): () => void;
-}
+export type DispatchEvents = Pick<Dispatcher, 'watchRedeliveries' | 'watchOutages'>;
 
 /** How a plan opens its run: what the session needs to create or reopen it. */
 export interface RunOpening {

@@ -28,7 +28,8 @@ export class SqliteAnswers {
       'INSERT INTO run_answers (run_key, case_id, attempt, output, latency_ms, tokens, cost) VALUES (?, ?, ?, ?, ?, ?, ?)',
     );
     this.all = db.prepare(
-      'SELECT case_id, attempt, output, latency_ms, tokens, cost FROM run_answers WHERE run_key = ? ORDER BY id',
+      // The latest answer of each case, chosen in SQL (as the resume state's latest results are).
+      'SELECT case_id, attempt, output, latency_ms, tokens, cost FROM run_answers WHERE id IN (SELECT MAX(id) FROM run_answers WHERE run_key = ? GROUP BY case_id) ORDER BY id',
     );
     this.remove = db.prepare('DELETE FROM run_answers WHERE run_key = ?');
   }
@@ -45,7 +46,7 @@ export class SqliteAnswers {
     );
   }
 
-  /** The latest answer of each case (rows in id order: a later one replaces an earlier one). */
+  /** The latest answer of each case. */
   read(runKey: number): Map<string, AnswerRecord> {
     const out = new Map<string, AnswerRecord>();
     for (const r of this.all.iterate(runKey) as IterableIterator<AnswerRow>) {
